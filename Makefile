@@ -1,0 +1,33 @@
+# Two commands for a newcomer: `make demo` and `make test`.
+PY ?= python3
+VENV ?= .venv
+BIN = $(VENV)/bin
+HOME_DIR ?= shopsense_home
+PORT ?= 8000
+
+.PHONY: demo test test-all bench lint clean
+
+$(BIN)/activate:
+	$(PY) -m venv $(VENV)
+
+# torch first, pinned: the CPU build on this disk; a bare `torch` would pull CUDA.
+$(VENV)/.installed: pyproject.toml | $(BIN)/activate
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q torch==2.13.0
+	$(BIN)/pip install -q -e '.[all,dev]'
+	touch $@
+
+demo: $(VENV)/.installed
+	$(BIN)/shopsense demo --home $(HOME_DIR) --port $(PORT)
+
+test: $(VENV)/.installed
+	$(BIN)/pytest -q
+
+test-all: $(VENV)/.installed
+	$(BIN)/pytest -q -m "slow or not slow"
+
+lint: $(VENV)/.installed
+	$(BIN)/ruff check src tests bench
+
+clean:
+	rm -rf $(VENV) $(HOME_DIR) .pytest_cache

@@ -1,0 +1,13 @@
+"""The ``shopsense`` command line (Typer). Each capability registers its own
+commands from a module of this package; this file only wires them."""
+
+from __future__ import annotations
+
+from shopsense.cli._app import app, console
+from shopsense.cli import _catalog  # noqa: F401  (registers ingest, stats, demo)
+
+__all__ = ["app", "console", "main"]
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,253 @@
+"""The Engine: one home directory, one store, every capability.
+
+Each capability lives in its own subpackage as a *service* that the engine creates
+lazily and hands the data it needs; the methods here only delegate, so the public
+surface is in one place while the work stays in small libraries.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from shopsense.catalog import Catalog, Event, IngestReport, Product, ingest
+from shopsense.config import Settings
+from shopsense.errors import NotFoundError, ValidationError, check_param
+from shopsense.store import SQLiteStore, Store
+
+if TYPE_CHECKING:  # heavy modules load only when a capability is first used
+    from shopsense.bundles import BundleService
+    from shopsense.recommend import RecommendService
+    from shopsense.search import SearchService
+    from shopsense.text import TextEncoder
+
+log = logging.getLogger(__name__)
+
+
+class Engine:
+    """Search and recommendation engine rooted at a home directory.
+
+    Example
+    -------
+    >>> eng = Engine("shopsense_home")                       # doctest: +SKIP
+    >>> eng.ingest_products("products.csv", mapping={"product_uid": "id"})  # doctest: +SKIP
+    >>> eng.search("cordless drill under 100")               # doctest: +SKIP
+    """
+
+    def __init__(self, home: str | Path | None = None, settings: Settings | None = None, **overrides: Any) -> None:
+        self.settings = settings or Settings.load(home, **overrides)
+        self.home = Path(self.settings.home)
+        self.home.mkdir(parents=True, exist_ok=True)
+        self.store: Store = SQLiteStore(self.home / "store.sqlite3")
+        self._lock = threading.RLock()
+        self._catalog: Catalog | None = None
+        self._encoder: TextEncoder | None = None
+        self._search: SearchService | None = None
+        self._recommend: RecommendService | None = None
+        self._bundles: BundleService | None = None
+
+    # -- lifecycle -------------------------------------------------------------
+    def close(self) -> None:
+        self.store.close()
+
+    def __enter__(self) -> "Engine":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- catalogue and events --------------------------------------------------
+    def _rejects_path(self, kind: str, source: Path) -> Path:
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        return self.home / "rejects" / f"{stamp}-{kind}-{source.stem}.jsonl"
+
+    def ingest_products(
+        self, path: str | Path, *, mapping: dict[str, str] | None = None, format: str | None = None,
+        rejects_path: str | Path | None = None, progress: bool = False,
+    ) -> IngestReport:
+        """Stream products from CSV/JSONL/Parquet into the store (upsert by id)."""
+        path = Path(path)
+        report = ingest(
+            path, "products", self.store.upsert_products, mapping=mapping, fmt=format,
+            batch_size=self.settings.ingest_batch_size,
+            rejects_path=rejects_path or self._rejects_path("products", path), progress=progress,
+        )
+        self._products_changed()
+        return report
+
+    def ingest_events(
+        self, path: str | Path, *, mapping: dict[str, str] | None = None, format: str | None = None,
+        rejects_path: str | Path | None = None, progress: bool = False,
+    ) -> IngestReport:
+        """Stream events from CSV/JSONL/Parquet into the store (identical events skipped)."""
+        path = Path(path)
+        return ingest(
+            path, "events", self.store.add_events, mapping=mapping, fmt=format,
+            batch_size=self.settings.ingest_batch_size,
+            rejects_path=rejects_path or self._rejects_path("events", path), progress=progress,
+        )
+
+    def add_products(self, products: Iterable[Product | dict[str, Any]]) -> int:
+        """Upsert products given as objects or dicts; all or nothing."""
+        items = [_validate(Product, p, i) for i, p in enumerate(products)]
+        n = self.store.upsert_products(items)
+        self._products_changed()
+        return n
+
+    def add_events(self, events: Iterable[Event | dict[str, Any]]) -> int:
+        """Append events (all or nothing) and update online models; returns how many were new."""
+        items = [_validate(Event, e, i) for i, e in enumerate(events)]
+        n = self.store.add_events(items)
+        for service in (self._recommend, self._search):
+            if service is not None and hasattr(service, "on_events"):
+                service.on_events(items)
+        return n
+
+    def _products_changed(self) -> None:
+        with self._lock:
+            self._catalog = None
+            for service in (self._search, self._recommend, self._bundles):
+                if service is not None and hasattr(service, "on_products_changed"):
+                    service.on_products_changed()
+
+    def catalog(self) -> Catalog:
+        """The current product snapshot with its id <-> index mapping (cached)."""
+        with self._lock:
+            if self._catalog is None:
+                products = [p for batch in self.store.iter_products(5000) for p in batch]
+                self._catalog = Catalog(products)
+            return self._catalog
+
+    def product(self, product_id: str) -> Product:
+        p = self.store.get_product(product_id)
+        if p is None:
+            raise NotFoundError("product", product_id)
+        return p
+
+    def stats(self) -> dict[str, Any]:
+        """Counts of products and events, and what has been built."""
+        manifests = {}
+        for mf in sorted(self.home.glob("*/manifest.json")):
+            try:
+                manifests[mf.parent.name] = json.loads(mf.read_text())
+            except (OSError, json.JSONDecodeError):
+                manifests[mf.parent.name] = {"error": "unreadable manifest"}
+        return {
+            "home": str(self.home),
+            "products": self.store.count_products(),
+            "events": self.store.count_events(),
+            "events_by_type": self.store.event_type_counts(),
+            "built": manifests,
+        }
+
+    # -- language model ----------------------------------------------------------
+    @property
+    def encoder(self) -> "TextEncoder":
+        """The sentence encoder named in the settings (loaded on first use)."""
+        with self._lock:
+            if self._encoder is None:
+                from shopsense.text import TextEncoder
+
+                self._encoder = TextEncoder.from_settings(self.settings)
+            return self._encoder
+
+    # -- search ------------------------------------------------------------------
+    @property
+    def searcher(self) -> "SearchService":
+        with self._lock:
+            if self._search is None:
+                from shopsense.search import SearchService
+
+                self._search = SearchService(self)
+            return self._search
+
+    def build_index(self, progress: bool = False) -> dict[str, Any]:
+        """Build (or refresh) the lexical and dense indexes under ``home/index``."""
+        return self.searcher.build(progress=progress)
+
+    def search(
+        self, query: str, filters: dict[str, Any] | None = None, user_id: str | None = None, k: int = 20,
+        **options: Any,
+    ) -> Any:
+        """Hybrid product search; see :class:`shopsense.search.SearchService`."""
+        check_param("k", k, isinstance(k, int) and 1 <= k <= 1000, "an int in [1, 1000]", "search")
+        return self.searcher.search(query, filters=filters, user_id=user_id, k=k, **options)
+
+    # -- recommendations ---------------------------------------------------------
+    @property
+    def recommender(self) -> "RecommendService":
+        with self._lock:
+            if self._recommend is None:
+                from shopsense.recommend import RecommendService
+
+                self._recommend = RecommendService(self)
+            return self._recommend
+
+    def train(self, progress: bool = False, **options: Any) -> dict[str, Any]:
+        """Retrain the recommendation models from the stored events; saves a new version."""
+        return self.recommender.train(progress=progress, **options)
+
+    def recommend(self, user_id: str, k: int = 10, filters: dict[str, Any] | None = None, **options: Any) -> Any:
+        check_param("k", k, isinstance(k, int) and 1 <= k <= 1000, "an int in [1, 1000]", "recommend")
+        return self.recommender.recommend(user_id, k=k, filters=filters, **options)
+
+    def similar(self, item_id: str, k: int = 10, filters: dict[str, Any] | None = None, **options: Any) -> Any:
+        check_param("k", k, isinstance(k, int) and 1 <= k <= 1000, "an int in [1, 1000]", "similar")
+        return self.recommender.similar(item_id, k=k, filters=filters, **options)
+
+    def next_items(
+        self, session_events: Sequence[str | Event | dict[str, Any]], k: int = 10,
+        filters: dict[str, Any] | None = None, **options: Any,
+    ) -> Any:
+        check_param("k", k, isinstance(k, int) and 1 <= k <= 1000, "an int in [1, 1000]", "next_items")
+        return self.recommender.next_items(session_events, k=k, filters=filters, **options)
+
+    # -- combinations --------------------------------------------------------------
+    @property
+    def bundler(self) -> "BundleService":
+        with self._lock:
+            if self._bundles is None:
+                from shopsense.bundles import BundleService
+
+                self._bundles = BundleService(self)
+            return self._bundles
+
+    def complements(self, item_id: str, k: int = 10, **options: Any) -> Any:
+        check_param("k", k, isinstance(k, int) and 1 <= k <= 1000, "an int in [1, 1000]", "complements")
+        return self.bundler.complements(item_id, k=k, **options)
+
+    def complete_cart(self, item_ids: Sequence[str], k: int = 10, **options: Any) -> Any:
+        check_param("k", k, isinstance(k, int) and 1 <= k <= 1000, "an int in [1, 1000]", "complete_cart")
+        return self.bundler.complete_cart(list(item_ids), k=k, **options)
+
+    def bundle(self, items: str | Sequence[str], size: int = 3, budget: float | None = None, **options: Any) -> Any:
+        ids = [items] if isinstance(items, str) else list(items)
+        return self.bundler.bundle(ids, size=size, budget=budget, **options)
+
+    # -- privacy -------------------------------------------------------------------
+    def delete_user(self, user_id: str) -> dict[str, Any]:
+        """Remove every event and profile of a user from the store, indexes and models."""
+        removed: dict[str, Any] = {"events": self.store.delete_user(user_id)}
+        for name, service in (("search", self._search), ("recommend", self._recommend),
+                              ("bundles", self._bundles)):
+            if service is not None and hasattr(service, "forget_user"):
+                removed[name] = service.forget_user(user_id)
+        return removed
+
+
+def _validate(model: Any, obj: Any, i: int) -> Any:
+    import pydantic
+
+    if isinstance(obj, model):
+        return obj
+    try:
+        return model.model_validate(obj)
+    except pydantic.ValidationError as exc:
+        err = exc.errors()[0]
+        loc = ".".join(str(x) for x in err["loc"]) or "(row)"
+        raise ValidationError(f"item {i}, field {loc!r}: {err['msg']}", field=loc) from exc
