@@ -1,0 +1,110 @@
+from __future__ import annotations
+
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, HTTPServer
+
+import pytest
+
+from shopsense.catalog import Catalog, Product
+from shopsense.rerank import FALLBACK_REASONS, OpenAIRephraser, explain
+from shopsense.results import Hit
+
+
+@pytest.fixture()
+def catalog() -> Catalog:
+    return Catalog([
+        Product(id="a", title="Leather Chesterfield Sofa", category=["Furniture", "Sofas"], price=900),
+        Product(id="b", title="Walnut Coffee Table with a very long descriptive title indeed", price=200),
+        Product(id="c", title="Throw Pillow", category=["Decor", "Pillows"], price=20),
+    ])
+
+
+def test_reasons_match_sources(catalog: Catalog) -> None:
+    hits = [
+        Hit("c", 1.0, "copurchase", evidence={"because_item": "a", "lift": 3.2}),
+        Hit("c", 1.0, "cf", evidence={"because_item": "a"}),
+        Hit("c", 1.0, "content", evidence={"because_item": "a"}),
+        Hit("c", 1.0, "sequential", evidence={"because_item": "a"}),
+        Hit("c", 1.0, "complement", evidence={"because_item": "a"}),
+        Hit("c", 1.0, "new_item", evidence={"similar_to": "a"}),
+        Hit("a", 1.0, "bm25", evidence={"matched_terms": ["leather"], "constraints": {"price_max": 1000}}),
+        Hit("a", 1.0, "trending", evidence={"category": "Sofas"}),
+        Hit("a", 1.0, "popular", evidence={"category": None}),
+        Hit("a", 1.0, "personal", evidence={"affinity": 0.3}),
+    ]
+    r = [h.reason for h in explain(hits, catalog)]
+    assert r[0] == "Often bought with Leather Chesterfield Sofa"
+    assert r[1] == "Because you viewed Leather Chesterfield Sofa"
+    assert r[2].startswith("Similar to Leather")
+    assert "after" in r[3]
+    assert r[4].startswith("Goes well with")
+    assert r[5] == "New arrival similar to Leather Chesterfield Sofa"
+    assert r[6] == "Matches 'leather' and your price limit"
+    assert r[7] == "Popular in Sofas this week"
+    assert r[8] == FALLBACK_REASONS["popular"]
+    assert r[9]
+
+
+def test_titles_shortened_and_unknown_falls_back(catalog: Catalog) -> None:
+    h = explain([Hit("a", 1.0, "copurchase", evidence={"because_item": "b"})], catalog)[0]
+    assert h.reason.startswith("Often bought with Walnut") and h.reason.endswith("…")
+    assert len(h.reason) < 70
+    # an unknown id is never shown: the generic but true fallback is used instead
+    h = explain([Hit("a", 1.0, "copurchase", evidence={"because_item": "zzz"})], catalog)[0]
+    assert h.reason == "Often bought together"
+    assert "bought" in h.reason
+
+
+def test_never_empty_and_inputs_unchanged(catalog: Catalog) -> None:
+    hits = [Hit("a", 1.0, s) for s in [*FALLBACK_REASONS, "mystery", ""]]
+    out = explain(hits, catalog)
+    assert all(h.reason for h in out)
+    assert all(h.reason == "" for h in hits)
+    assert all(o is not h for o, h in zip(out, hits))
+
+
+class _Fake(BaseHTTPRequestHandler):
+    calls: list[dict] = []
+
+    def do_POST(self) -> None:  # noqa: N802
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        _Fake.calls.append(body)
+        reasons = json.loads(body["messages"][0]["content"].split("\n", 1)[1])
+        answer = json.dumps([f"You'll like this: {r.lower()}" for r in reasons])
+        data = json.dumps({"choices": [{"message": {"content": answer}}]}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *a: object) -> None:
+        pass
+
+
+def test_openai_rephraser_with_local_fake_server(catalog: Catalog) -> None:
+    srv = HTTPServer(("127.0.0.1", 0), _Fake)
+    t = threading.Thread(target=srv.serve_forever, daemon=True)
+    t.start()
+    try:
+        reph = OpenAIRephraser(f"http://127.0.0.1:{srv.server_port}/v1")
+        hits = [Hit("c", 1.0, "copurchase", evidence={"because_item": "a"})]
+        out = explain(hits, catalog, rephraser=reph)
+        assert out[0].reason == "You'll like this: often bought with leather chesterfield sofa"
+        assert _Fake.calls and _Fake.calls[-1]["model"]
+    finally:
+        srv.shutdown()
+
+
+def test_rephraser_failure_keeps_templates(catalog: Catalog) -> None:
+    reph = OpenAIRephraser("http://127.0.0.1:9/v1", timeout=0.5)  # nothing listens there
+    out = explain([Hit("c", 1.0, "copurchase", evidence={"because_item": "a"})], catalog, rephraser=reph)
+    assert out[0].reason == "Often bought with Leather Chesterfield Sofa"
+
+
+def test_rephraser_off_by_default() -> None:
+    from shopsense.config import Settings
+
+    assert OpenAIRephraser.from_settings(Settings()) is None
+    assert OpenAIRephraser.from_settings(Settings(llm_url="http://x/v1")) is not None
