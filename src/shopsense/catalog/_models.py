@@ -67,6 +67,11 @@ class Product(BaseModel):
     def _split_category(cls, v: Any) -> Any:
         if v is None:
             return []
+        if isinstance(v, str) and v.strip().startswith("["):
+            # a JSON list (CSV export): names such as "Tape, Adhesives & Fasteners" keep their comma
+            import json
+
+            return json.loads(v)
         if isinstance(v, str):
             sep = ">" if ">" in v else ("/" if "/" in v else ",")
             return [p.strip() for p in v.split(sep) if p.strip()]

@@ -1,0 +1,90 @@
+"""Array shapes of the datasets that benchmarks want as arrays, not objects."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = ["Baskets", "Judgments", "Sequences"]
+
+
+@dataclass(frozen=True)
+class Judgments:
+    """Graded relevance judgments: one row per (query, product) pair.
+
+    ``query`` and ``product_id`` are object arrays of strings, ``relevance`` float32
+    (the dataset's own scale, see ``scale``).
+    """
+
+    query: np.ndarray
+    product_id: np.ndarray
+    relevance: np.ndarray
+    scale: tuple[float, float]
+
+    def __len__(self) -> int:
+        return len(self.query)
+
+    def queries(self) -> list[str]:
+        """Distinct queries in first-seen order."""
+        return list(dict.fromkeys(self.query.tolist()))
+
+    def by_query(self) -> dict[str, dict[str, float]]:
+        """``{query: {product_id: relevance}}`` (a later duplicate pair keeps its mean)."""
+        out: dict[str, dict[str, list[float]]] = {}
+        for q, p, r in zip(self.query.tolist(), self.product_id.tolist(), self.relevance.tolist()):
+            out.setdefault(q, {}).setdefault(p, []).append(r)
+        return {q: {p: float(np.mean(v)) for p, v in d.items()} for q, d in out.items()}
+
+
+@dataclass(frozen=True)
+class _Ragged:
+    """``keys[i]`` owns ``items[indptr[i]:indptr[i+1]]`` (CSR layout, no copies per row)."""
+
+    keys: np.ndarray
+    indptr: np.ndarray
+    items: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+    def __getitem__(self, i: int) -> np.ndarray:
+        return self.items[self.indptr[i] : self.indptr[i + 1]]
+
+    def __iter__(self) -> Iterator[tuple[str, np.ndarray]]:
+        for i in range(len(self.keys)):
+            yield self.keys[i], self[i]
+
+    @property
+    def n_interactions(self) -> int:
+        return int(self.indptr[-1])
+
+    def lengths(self) -> np.ndarray:
+        return np.diff(self.indptr)
+
+    def as_lists(self) -> list[list[str]]:
+        return [self[i].tolist() for i in range(len(self.keys))]
+
+    def item_ids(self) -> list[str]:
+        """Distinct items in first-seen order."""
+        return list(dict.fromkeys(self.items.tolist()))
+
+    @classmethod
+    def from_lists(cls, keys: Sequence[str], rows: Sequence[Sequence[str]]):  # type: ignore[no-untyped-def]
+        lengths = np.fromiter((len(r) for r in rows), dtype=np.int64, count=len(rows))
+        indptr = np.zeros(len(rows) + 1, dtype=np.int64)
+        np.cumsum(lengths, out=indptr[1:])
+        items = np.empty(int(indptr[-1]), dtype=object)
+        items[:] = [x for r in rows for x in r]
+        return cls(np.asarray(list(keys), dtype=object), indptr, items)
+
+
+@dataclass(frozen=True)
+class Sequences(_Ragged):
+    """Per-user item sequences in time order: ``keys`` are user ids."""
+
+
+@dataclass(frozen=True)
+class Baskets(_Ragged):
+    """Market baskets: ``keys`` are basket (invoice) ids, items unordered within a basket."""

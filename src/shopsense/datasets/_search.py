@@ -1,0 +1,102 @@
+"""Search-relevance datasets: Home Depot and Crowdflower (Kaggle)."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import html
+import re
+
+import numpy as np
+
+from shopsense.catalog import Product
+from shopsense.datasets._arrays import Judgments
+from shopsense.datasets._paths import dataset_file
+
+__all__ = [
+    "load_crowdflower_judgments", "load_crowdflower_products", "load_homedepot_judgments",
+    "load_homedepot_products",
+]
+
+_TAG = re.compile(r"<[^>]+>")
+_SPACE = re.compile(r"\s+")
+
+
+def load_homedepot_products(limit: int | None = None) -> list[Product]:
+    """Home Depot products (54,667): ``id`` = product_uid, ``title`` = product_title.
+
+    The public file has titles only (no descriptions, brands or prices).
+    """
+    path = dataset_file("search", "homedepot", "products.csv")
+    out = []
+    with path.open(newline="", encoding="utf-8") as fh:
+        for row in csv.DictReader(fh):
+            if limit is not None and len(out) >= limit:
+                break
+            out.append(Product(id=row["product_uid"], title=row["product_title"]))
+    return out
+
+
+def load_homedepot_judgments(limit: int | None = None) -> Judgments:
+    """Home Depot (query, product_uid, relevance) pairs; relevance is a rater mean in [1, 3]."""
+    path = dataset_file("search", "homedepot", "judgments.csv")
+    q, p, r = [], [], []
+    with path.open(newline="", encoding="utf-8") as fh:
+        for row in csv.DictReader(fh):
+            if limit is not None and len(q) >= limit:
+                break
+            q.append(row["search_term"].strip())
+            p.append(row["product_uid"])
+            r.append(float(row["relevance"]))
+    return Judgments(np.array(q, dtype=object), np.array(p, dtype=object),
+                     np.array(r, dtype=np.float32), scale=(1.0, 3.0))
+
+
+def _clean_html(text: str) -> str:
+    # The descriptions are small HTML fragments; a regex strip is enough for search text
+    # and avoids an HTML-parser dependency.
+    return _SPACE.sub(" ", html.unescape(_TAG.sub(" ", text))).strip()
+
+
+def crowdflower_id(title: str, description: str) -> str:
+    """Stable product id for Crowdflower: the file has none, and one product appears
+    under several queries, so the id is a hash of its (cleaned) title and description."""
+    digest = hashlib.blake2b(f"{title}\x1f{description}".encode(), digest_size=6).hexdigest()
+    return f"cf-{digest}"
+
+
+def _crowdflower_rows(limit: int | None):  # type: ignore[no-untyped-def]
+    path = dataset_file("search", "crowdflower", "train.csv")
+    csv.field_size_limit(1 << 24)
+    with path.open(newline="", encoding="utf-8") as fh:
+        for i, row in enumerate(csv.DictReader(fh)):
+            if limit is not None and i >= limit:
+                return
+            title = _clean_html(row["product_title"])
+            desc = _clean_html(row["product_description"])
+            yield row, title, desc, crowdflower_id(title, desc)
+
+
+def load_crowdflower_products(limit: int | None = None) -> list[Product]:
+    """Distinct Crowdflower products (title + HTML-stripped description) with stable ids.
+
+    ``limit`` bounds the rows of ``train.csv`` read, not the products returned.
+    """
+    out: dict[str, Product] = {}
+    for _, title, desc, pid in _crowdflower_rows(limit):
+        if pid not in out:
+            # A handful of rows have an empty title: the description's start stands in.
+            out[pid] = Product(id=pid, title=title or desc[:120] or pid, description=desc)
+    return list(out.values())
+
+
+def load_crowdflower_judgments(limit: int | None = None) -> Judgments:
+    """Crowdflower (query, product id, median relevance in [1, 4]) rows; ids match
+    :func:`load_crowdflower_products`."""
+    q, p, r = [], [], []
+    for row, _, _, pid in _crowdflower_rows(limit):
+        q.append(row["query"].strip())
+        p.append(pid)
+        r.append(float(row["median_relevance"]))
+    return Judgments(np.array(q, dtype=object), np.array(p, dtype=object),
+                     np.array(r, dtype=np.float32), scale=(1.0, 4.0))
