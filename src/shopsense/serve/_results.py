@@ -1,0 +1,73 @@
+"""Turn an engine ``ResultList`` into the JSON every list endpoint returns."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+
+__all__ = ["HitOut", "ResultsOut", "render"]
+
+
+class HitOut(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    id: str
+    score: float
+    source: str
+    sources: dict[str, float] = {}
+    reason: str = ""
+    evidence: dict[str, Any] = {}
+    product: dict[str, Any] | None = None
+
+
+class ResultsOut(BaseModel):
+    """Hits plus what the engine understood (parsed query, facets, re-ranking report)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    hits: list[HitOut]
+
+
+def _clean(x: Any) -> Any:
+    """JSON cannot carry NaN/inf or numpy scalars; models sometimes produce them."""
+    if isinstance(x, dict):
+        return {str(k): _clean(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_clean(v) for v in x]
+    if hasattr(x, "item") and not isinstance(x, (str, bytes)):
+        try:
+            x = x.item()
+        except (TypeError, ValueError):
+            return str(x)
+    if isinstance(x, float) and not math.isfinite(x):
+        return None
+    return x
+
+
+def render(result: Any, engine: Any, surface: str) -> dict[str, Any]:
+    """Fill missing products and reasons, then serialise.
+
+    Capabilities normally return explained hits; the serve layer only fills the
+    gaps so every surface shows a product title and a reason a shopper can read.
+    """
+    hits = list(result.hits)
+    if any(h.product is None for h in hits):
+        cat = engine.catalog()
+        found = {h.id: cat.products[cat.index[h.id]] for h in hits if h.id in cat.index}
+        hits = [h if h.product is not None else h.with_(product=found.get(h.id)) for h in hits]
+    if any(not h.reason for h in hits):
+        try:
+            from shopsense.rerank import explain
+        except ImportError:  # reasons stay empty; the page falls back to the source name
+            pass
+        else:
+            explained = explain(hits, engine.catalog(), {"surface": surface})
+            hits = [h if h.reason else e for h, e in zip(hits, explained)]
+    out = {"hits": [h.as_dict(include_product=True) for h in hits], **result.info}
+    # scores without a finite value stay in the list, as null -> 0 for the schema
+    for h in out["hits"]:
+        if not math.isfinite(h["score"]):
+            h["score"] = 0.0
+    return _clean(out)

@@ -1,0 +1,113 @@
+"""What one running app holds, and the dependencies routers use to reach it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from fastapi import Depends, Request, Security
+from fastapi.security import APIKeyHeader
+
+from shopsense.config import Settings
+from shopsense.errors import AuthError
+from shopsense.serve._auth import ApiKey, KeyStore
+from shopsense.serve._cache import ResponseCache
+from shopsense.serve._errors import ApiError
+from shopsense.serve._limits import RateLimiter
+from shopsense.serve._metrics import Metrics
+from shopsense.serve._privacy import Pseudonymizer
+
+if TYPE_CHECKING:
+    from shopsense.engine import Engine
+
+__all__ = ["ServeState", "get_state", "get_engine", "get_settings", "reader", "writer", "Principal"]
+
+
+@dataclass
+class ServeState:
+    settings: Settings
+    keys: KeyStore
+    limiter: RateLimiter
+    metrics: Metrics
+    cache: ResponseCache
+    pseudo: Pseudonymizer
+    bench_dir: Path
+    require_read_key: bool = False
+    demo_key: str | None = None
+    demo_users: list[str] = field(default_factory=list)
+    engine: Any = None  # set in the lifespan
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling: a key, or an anonymous reader known by address."""
+
+    role: str  # "anonymous" | "read" | "write"
+    bucket: str  # rate-limit bucket and log label; never the secret
+    key: ApiKey | None = None
+
+
+def get_state(request: Request) -> ServeState:
+    return request.app.state.shopsense
+
+
+def get_engine(state: ServeState = Depends(get_state)) -> "Engine":
+    return state.engine
+
+
+def get_settings(state: ServeState = Depends(get_state)) -> Settings:
+    return state.settings
+
+
+_key_header = APIKeyHeader(name="X-API-Key", auto_error=False,
+                           description="API key `ss_<id>_<secret>`; role read or write")
+
+
+def _principal(request: Request, state: ServeState, token: str | None) -> Principal:
+    if token:
+        try:
+            key = state.keys.verify(token)
+        except AuthError as exc:
+            raise ApiError(401, "Unauthorized", str(exc), "X-API-Key") from None
+        p = Principal(key.role, f"key:{key.id}", key)
+    else:
+        host = request.client.host if request.client else "unknown"
+        p = Principal("anonymous", f"ip:{host}")
+    request.state.principal = p
+    return p
+
+
+def _limit(state: ServeState, p: Principal) -> None:
+    wait = state.limiter.hit(p.bucket)
+    if wait > 0:
+        state.metrics.rate_limited.inc()
+        raise ApiError(429, "RateLimited",
+                       f"Rate limit of {state.limiter.per_minute} requests per minute exceeded "
+                       f"for {p.bucket}; retry in {wait:.1f} s.", "X-API-Key",
+                       headers={"Retry-After": str(max(1, round(wait)))})
+
+
+def reader(request: Request, state: ServeState = Depends(get_state),
+           token: str | None = Security(_key_header)) -> Principal:
+    """Reads are open unless the app was started with ``require_read_key``."""
+    p = _principal(request, state, token)
+    if state.require_read_key and p.role == "anonymous":
+        raise ApiError(401, "Unauthorized", "This server requires an API key for reads: "
+                       "send it in the X-API-Key header.", "X-API-Key")
+    _limit(state, p)
+    return p
+
+
+def writer(request: Request, state: ServeState = Depends(get_state),
+           token: str | None = Security(_key_header)) -> Principal:
+    """Writes and admin calls need a key with the ``write`` role."""
+    p = _principal(request, state, token)
+    if p.role == "anonymous":
+        raise ApiError(401, "Unauthorized", "This call needs an API key with the 'write' role "
+                       "in the X-API-Key header.", "X-API-Key")
+    if p.role != "write":
+        raise ApiError(403, "Forbidden", f"The key {p.bucket} has role {p.role!r}; this call "
+                       "needs 'write'.", "X-API-Key")
+    _limit(state, p)
+    return p
