@@ -106,13 +106,24 @@ def load_online_retail_baskets(limit: int | None = None) -> Baskets:
 
 
 def load_groceries_baskets(limit: int | None = None) -> Baskets:
-    """The 9,835 point-of-sale baskets over 169 categories (keys ``g-<line>``)."""
+    """The 9,835 point-of-sale baskets over 169 categories (keys ``g-<line>``).
+
+    A few lines of ``groceries.csv`` write the label "long life bakery product" as
+    "long life, bakery product"; such split labels are re-joined against the itemInfo
+    label list, so every item is one of the 169 products.
+    """
+    labels = {p.id for p in load_groceries_products()}
     keys, rows = [], []
     with dataset_file("baskets", "groceries", "groceries.csv").open(encoding="utf-8") as fh:
         for n, line in enumerate(fh, start=1):
             if limit is not None and len(keys) >= limit:
                 break
-            items = [x.strip() for x in line.strip().split(",") if x.strip()]
+            items: list[str] = []
+            for x in (x.strip() for x in line.strip().split(",")):
+                if items and items[-1] not in labels and f"{items[-1]} {x}" in labels:
+                    items[-1] = f"{items[-1]} {x}"
+                elif x:
+                    items.append(x)
             if items:
                 keys.append(f"g-{n}")
                 rows.append(items)

@@ -113,10 +113,10 @@ def load_icecat_products(
     >>> products[0].brand, products[0].price           # doctest: +SKIP
     ('Xerox', 49.95)
     """
-    records = icecat_raw(limit)
-    # Coverage and vocabulary come from the full file when a limit is given, so a slice
-    # keeps the same attribute and category choices as the whole catalogue.
-    basis = records if limit is None else icecat_raw()
+    # Coverage and vocabulary come from the full file even when a limit is given, so a
+    # slice keeps the same attribute and category choices as the whole catalogue.
+    basis = icecat_raw()
+    records = basis if limit is None else basis[:limit]
     coverage = Counter(k for r in basis for k, v in r.items()
                        if k.startswith("attr_") and _attr_value(v) is not None)
     useful = [k for k, n in coverage.most_common() if n >= min_attribute_count and not _SKIP_ATTR.search(k)]
