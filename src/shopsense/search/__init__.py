@@ -1,0 +1,19 @@
+"""Hybrid product search: field-weighted BM25, dense ANN, fusion, query
+understanding, facets and filters."""
+
+from __future__ import annotations
+
+from shopsense.search._analysis import Analyzer
+from shopsense.search._dense import DenseIndex
+from shopsense.search._facets import facet_counts, filter_mask
+from shopsense.search._fusion import normalise, rrf, weighted_fusion
+from shopsense.search._hybrid import HybridSearcher, SearchOptions
+from shopsense.search._lexical import LexicalIndex, product_fields
+from shopsense.search._query import ParsedQuery, QueryParser, load_synonyms
+from shopsense.search._service import SearchService, catalog_fingerprint, user_profile
+
+__all__ = [
+    "Analyzer", "DenseIndex", "HybridSearcher", "LexicalIndex", "ParsedQuery", "QueryParser", "SearchOptions",
+    "SearchService", "catalog_fingerprint", "facet_counts", "filter_mask", "load_synonyms", "normalise",
+    "product_fields", "rrf", "user_profile", "weighted_fusion",
+]

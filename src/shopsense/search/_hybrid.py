@@ -1,0 +1,254 @@
+"""The hybrid retriever: query understanding, field-weighted BM25, dense ANN,
+fusion, constraint boosts and an optional personal re-score, over one catalogue.
+
+Kept apart from :class:`SearchService` (which owns building, saving and the
+engine) so the benchmark can score its variants without an engine.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import numpy as np
+
+from shopsense.errors import ValidationError, check_param
+from shopsense.search._dense import DenseIndex
+from shopsense.search._facets import filter_mask
+from shopsense.search._fusion import normalise, rrf
+from shopsense.search._lexical import LexicalIndex
+from shopsense.search._query import ParsedQuery, QueryParser
+
+__all__ = ["HybridSearcher", "SearchOptions", "Retrieved"]
+
+log = logging.getLogger(__name__)
+
+MODES = ("hybrid", "bm25", "dense")
+FUSIONS = ("weighted", "rrf")
+
+
+@dataclass(frozen=True)
+class SearchOptions:
+    """Knobs of one search. The fusion defaults were tuned on the *dev* half of the
+    Home Depot queries (``bench/search.py --tune``); the test half was never used."""
+
+    mode: str = "hybrid"
+    fusion: str = "weighted"
+    understand: bool = True  # spelling, synonyms, constraint extraction
+    lexical_weight: float = 1.0
+    dense_weight: float = 0.6
+    dense_norm: str = "minmax"  # how dense cosines are scaled over the candidates
+    synonym_weight: float = 0.3  # weight of expansion terms relative to the query's own
+    rrf_k: float = 60.0
+    boost: float = 0.1  # added per satisfied soft constraint (brand, colour, size, attribute)
+    lexical_candidates: int = 200
+    dense_candidates: int = 100
+    personal_weight: float = 0.15
+
+    def validated(self) -> "SearchOptions":
+        check_param("mode", self.mode, self.mode in MODES, f"one of {MODES}", "search")
+        check_param("fusion", self.fusion, self.fusion in FUSIONS, f"one of {FUSIONS}", "search")
+        for name in ("lexical_weight", "dense_weight", "synonym_weight", "boost", "personal_weight"):
+            v = getattr(self, name)
+            check_param(name, v, isinstance(v, (int, float)) and v >= 0, "a number >= 0", "search")
+        return self
+
+    @classmethod
+    def from_kwargs(cls, base: "SearchOptions", options: Mapping[str, Any]) -> "SearchOptions":
+        known = set(cls.__dataclass_fields__)
+        bad = sorted(set(options) - known)
+        if bad:
+            raise ValidationError(f"Unknown search option {bad[0]!r}; allowed: {', '.join(sorted(known))}.", field=bad[0])
+        return replace(base, **options).validated()
+
+
+@dataclass
+class Retrieved:
+    """Ranked candidate rows with each source's score, before ids and products."""
+
+    rows: np.ndarray  # int64, best first
+    scores: np.ndarray  # fused (final) scores
+    lexical: np.ndarray  # raw BM25 score per row (0 when no term matched)
+    dense: np.ndarray  # cosine per row (NaN when dense was not used)
+    in_dense_top: np.ndarray  # bool: row was among the dense candidates
+    personal: np.ndarray | None
+    satisfied: list[dict[str, Any]]  # per row: the soft constraints it meets
+    parsed: ParsedQuery
+    pool: np.ndarray  # every matching row (for facets and the total)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class HybridSearcher:
+    """Lexical + dense retrieval with fusion over one catalogue snapshot."""
+
+    def __init__(self, catalog: Any, lexical: LexicalIndex, dense: DenseIndex | None, parser: QueryParser,
+                 encoder: Any = None, options: SearchOptions | None = None) -> None:
+        self.catalog = catalog
+        self.lexical = lexical
+        self.dense = dense
+        self.parser = parser
+        self.encoder = encoder
+        self.options = (options or SearchOptions()).validated()
+        self._words_cache: dict[int, str] = {}
+
+    # -- parts -----------------------------------------------------------------
+    def parse(self, query: str, understand: bool = True) -> ParsedQuery:
+        if understand:
+            return self.parser.parse(query)
+        return ParsedQuery(original=query, text=" ".join(query.split()))
+
+    def lexical_scores(self, parsed: ParsedQuery, opts: SearchOptions) -> np.ndarray:
+        an = self.lexical.analyzer
+        s = self.lexical.scores(an.analyze(parsed.text))
+        if parsed.synonyms and opts.synonym_weight > 0:
+            extra = an.analyze(" ".join(t for ts in parsed.synonyms.values() for t in ts))
+            if extra:
+                s = s + opts.synonym_weight * self.lexical.scores(extra)
+        return s
+
+    def query_vector(self, parsed: ParsedQuery) -> np.ndarray:
+        return self.encoder.encode_queries([parsed.text or parsed.original])[0]
+
+    def _product_words(self, row: int) -> str:
+        w = self._words_cache.get(row)
+        if w is None:
+            p = self.catalog.products[row]
+            w = " " + " ".join(self.lexical.analyzer.words(
+                " ".join([p.title, p.brand, " ".join(p.category), " ".join(p.attributes.values())]))) + " "
+            if len(self._words_cache) < 200_000:
+                self._words_cache[row] = w
+        return w
+
+    def satisfied(self, row: int, parsed: ParsedQuery) -> dict[str, Any]:
+        """The extracted constraints product ``row`` meets (its evidence)."""
+        c = parsed.constraints
+        if not c:
+            return {}
+        p = self.catalog.products[row]
+        out: dict[str, Any] = {}
+        if "price" in parsed.filters:
+            out["price"] = parsed.filters["price"]
+        words = None
+        if "brand" in c:
+            b = c["brand"].lower()
+            if p.brand.lower() == b:
+                out["brand"] = c["brand"]
+            elif not p.brand:
+                words = words or self._product_words(row)
+                if f" {b} " in words:
+                    out["brand"] = c["brand"]
+        if "color" in c:
+            col = c["color"]
+            attr = self.parser.colour_attr_
+            if attr and col in p.attributes.get(attr, "").lower():
+                out["color"] = col
+            else:
+                words = words or self._product_words(row)
+                if f" {col} " in words:
+                    out["color"] = col
+        if "size" in c:
+            words = words or self._product_words(row)
+            if f" {c['size']} " in words:
+                out["size"] = c["size"]
+        for k, v in c.get("attributes", {}).items():
+            if p.attributes.get(k, "").lower() == v.lower():
+                out.setdefault("attributes", {})[k] = v
+        return out
+
+    def score_rows(self, parsed: ParsedQuery, rows: np.ndarray, lex_all: np.ndarray, qvec: np.ndarray | None,
+                   opts: SearchOptions, dense_ranked: np.ndarray | None = None,
+                   lex_ranked: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, list[dict[str, Any]]]:
+        """Fused scores of candidate ``rows``; returns (scores, dense cosines, satisfied constraints)."""
+        lex = lex_all[rows].astype(np.float64)
+        dense = (self.dense.scores_for(qvec, rows).astype(np.float64) if (qvec is not None and self.dense is not None)
+                 else np.full(len(rows), np.nan))
+        if opts.mode == "bm25" or qvec is None:
+            fused = lex.copy()
+        elif opts.mode == "dense":
+            fused = dense.copy()
+        elif opts.fusion == "rrf":
+            lr = lex_ranked if lex_ranked is not None else rows[np.argsort(-lex, kind="stable")][lex[np.argsort(-lex, kind="stable")] > 0]
+            dr = dense_ranked if dense_ranked is not None else rows[np.argsort(-dense, kind="stable")]
+            fz = rrf([lr, dr], k=opts.rrf_k, weights=[opts.lexical_weight, opts.dense_weight])
+            fused = np.array([fz.get(int(r), 0.0) for r in rows]) * opts.rrf_k  # ~[0, 2]: boosts stay comparable
+        else:
+            fused = opts.lexical_weight * normalise(lex, "max") + opts.dense_weight * normalise(dense, opts.dense_norm)
+        sat: list[dict[str, Any]] = [{} for _ in rows]
+        if parsed.boosts and opts.boost > 0 and len(rows):
+            # fused hybrid scores are ~[0, 1+w]; single-source scores are raw, so scale the boost
+            scale = 1.0 if opts.mode == "hybrid" else float(max(np.nanmax(fused), 1e-9))
+            for j, r in enumerate(rows):
+                sat[j] = self.satisfied(int(r), parsed)
+                n = sum(1 for key in ("brand", "color", "size") if key in sat[j]) + len(sat[j].get("attributes", {}))
+                fused[j] += opts.boost * n * scale
+        elif parsed.constraints:
+            sat = [self.satisfied(int(r), parsed) for r in rows]
+        return fused, dense, sat
+
+    # -- the whole query ---------------------------------------------------------
+    def retrieve(self, query: str, k: int = 20, filters: Mapping[str, Any] | None = None,
+                 profile: np.ndarray | None = None, options: SearchOptions | None = None) -> Retrieved:
+        opts = options or self.options
+        parsed = self.parse(query, opts.understand)
+        merged = {**parsed.filters, **(filters or {})}
+        mask = filter_mask(self.catalog, merged)
+        n = len(self.catalog)
+        use_dense = opts.mode != "bm25" and self.dense is not None and self.encoder is not None
+        lex_all = (self.lexical_scores(parsed, opts) if opts.mode != "dense" or use_dense
+                   else np.zeros(n, dtype=np.float32))
+        if mask is not None:
+            lex_all = np.where(mask, lex_all, 0.0).astype(np.float32)
+        matched = np.flatnonzero(lex_all > 0)
+        nl = min(max(opts.lexical_candidates, k), len(matched))
+        if nl:
+            part = matched[np.argpartition(-lex_all[matched], nl - 1)[:nl]] if nl < len(matched) else matched
+            lex_top = part[np.argsort(-lex_all[part], kind="stable")]
+        else:
+            lex_top = np.zeros(0, dtype=np.int64)
+        qvec = None
+        dense_top = np.zeros(0, dtype=np.int64)
+        if use_dense:
+            qvec = self.query_vector(parsed)
+            dense_top, _ = self.dense.search(qvec, max(opts.dense_candidates, k if opts.mode == "dense" else 0),  # type: ignore[union-attr]
+                                             allowed=mask)
+        if opts.mode == "bm25":
+            cand = lex_top
+        elif opts.mode == "dense":
+            cand = dense_top
+        else:
+            cand = np.unique(np.concatenate([lex_top, dense_top])).astype(np.int64)
+        fused, dense, sat = self.score_rows(parsed, cand, lex_all, qvec, opts, dense_ranked=dense_top,
+                                            lex_ranked=lex_top)
+        personal = None
+        if profile is not None and self.dense is not None and len(cand):
+            personal = np.clip(self.dense.scores_for(profile, cand).astype(np.float64), 0.0, None)
+            fused = fused + opts.personal_weight * personal * (max(fused.max(), 1e-9) if opts.mode != "hybrid" else 1.0)
+        order = np.argsort(-fused, kind="stable")
+        in_dense = np.isin(cand, dense_top)
+        pool = np.union1d(matched, dense_top) if opts.mode == "hybrid" else (matched if opts.mode == "bm25" else dense_top)
+        return Retrieved(rows=cand[order], scores=fused[order], lexical=lex_all[cand][order], dense=dense[order],
+                         in_dense_top=in_dense[order], personal=None if personal is None else personal[order],
+                         satisfied=[sat[i] for i in order], parsed=parsed, pool=pool)
+
+    def rank(self, query: str, k: int = 100, options: SearchOptions | None = None) -> np.ndarray:
+        """Just the top-``k`` rows (what the benchmark scores)."""
+        return self.retrieve(query, k=k, options=options).rows[:k]
+
+    def score_candidates(self, query: str, rows: np.ndarray, options: SearchOptions | None = None) -> np.ndarray:
+        """Fused scores of the given rows only (for re-ranking judged products)."""
+        opts = options or self.options
+        parsed = self.parse(query, opts.understand)
+        rows = np.asarray(rows, dtype=np.int64)
+        lex_all = self.lexical_scores(parsed, opts) if opts.mode != "dense" else np.zeros(len(self.catalog), np.float32)
+        qvec = self.query_vector(parsed) if opts.mode != "bm25" and self.dense is not None and self.encoder is not None else None
+        fused, _, _ = self.score_rows(parsed, rows, lex_all, qvec, opts)
+        return fused
+
+    def matched_terms(self, row: int, parsed: ParsedQuery) -> list[str]:
+        """Query words (after correction) whose stems occur in the product's text."""
+        an = self.lexical.analyzer
+        words = an.words(parsed.text)
+        prod_terms = set(an.terms(self._product_words(row).split()))
+        return [w for w, t in zip(words, an.terms(words)) if t in prod_terms]

@@ -1,0 +1,316 @@
+"""The search service the engine delegates to: builds, saves and loads the
+indexes under ``home/index`` and answers queries with hits, the parsed query and
+facets."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+import threading
+import time
+from collections.abc import Iterable, Mapping
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from shopsense.catalog import EVENT_WEIGHTS
+from shopsense.errors import ValidationError
+from shopsense.results import Hit, ResultList
+from shopsense.search._analysis import Analyzer
+from shopsense.search._dense import DenseIndex
+from shopsense.search._facets import facet_counts
+from shopsense.search._hybrid import HybridSearcher, Retrieved, SearchOptions
+from shopsense.search._lexical import LexicalIndex, product_fields
+from shopsense.search._query import QueryParser
+
+__all__ = ["SearchService", "catalog_fingerprint", "user_profile"]
+
+log = logging.getLogger(__name__)
+
+FORMAT = "shopsense.search/1"
+PROFILE_HALF_LIFE_DAYS = 30.0
+
+
+def catalog_fingerprint(catalog: Any) -> str:
+    """Hash of ids and searchable texts in order: equal fingerprints mean the saved
+    index still matches the catalogue row for row."""
+    h = hashlib.blake2b(digest_size=16)
+    for p in catalog.products:
+        h.update(p.id.encode())
+        h.update(b"\x00")
+        h.update(p.model_dump_json(include={"title", "description", "brand", "category", "attributes",
+                                            "price", "in_stock", "rating"}).encode())
+        h.update(b"\x01")
+    return h.hexdigest()
+
+
+def _version(pkg: str) -> str | None:
+    try:
+        return metadata.version(pkg)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def user_profile(events: Any, catalog: Any, vectors: np.ndarray, now: float | None = None) -> np.ndarray | None:
+    """Unit vector of a user's taste: the event-weighted, recency-decayed mean of the
+    embeddings of the items they interacted with (None without usable events)."""
+    if events is None or len(events) == 0:
+        return None
+    now = now or time.time()
+    acc = np.zeros(vectors.shape[1], dtype=np.float64)
+    total = 0.0
+    for item, typ, ts in zip(events.item_id, events.type, events.timestamp):
+        row = catalog.index.get(item) if item else None
+        w = EVENT_WEIGHTS.get(str(typ), 0.0)
+        if row is None or w <= 0:
+            continue
+        age_days = max(0.0, (now - float(ts)) / 86400.0)
+        w *= 0.5 ** (age_days / PROFILE_HALF_LIFE_DAYS)
+        acc += w * vectors[row]
+        total += w
+    norm = np.linalg.norm(acc)
+    if total <= 0 or norm <= 0:
+        return None
+    return (acc / norm).astype(np.float32)
+
+
+class SearchService:
+    """Hybrid product search over an :class:`~shopsense.engine.Engine`'s catalogue.
+
+    Example
+    -------
+    >>> svc = SearchService(engine)                          # doctest: +SKIP
+    >>> res = svc.search("cordless drll under 100", k=10)    # doctest: +SKIP
+    >>> res.info["query"]["corrections"], res.hits[0].source  # doctest: +SKIP
+    ({'drll': 'drill'}, 'hybrid')
+    """
+
+    def __init__(self, engine: Any, options: SearchOptions | None = None, synonyms_path: str | Path | None = None,
+                 dense: bool = True) -> None:
+        self.engine = engine
+        self.options = (options or SearchOptions()).validated()
+        self.synonyms_path = Path(synonyms_path) if synonyms_path else self._default_synonyms()
+        self.use_dense = dense
+        self.dir = Path(engine.home) / "index"
+        self._lock = threading.RLock()
+        self._searcher: HybridSearcher | None = None
+        self._stale = False
+        self._profiles: dict[str, np.ndarray | None] = {}
+
+    def _default_synonyms(self) -> Path | None:
+        home_file = Path(self.engine.home) / "synonyms.txt"
+        if home_file.exists():
+            return home_file
+        repo_file = Path(__file__).resolve().parents[3] / "data" / "synonyms.txt"
+        return repo_file if repo_file.exists() else None
+
+    # -- building --------------------------------------------------------------
+    def build(self, progress: bool = False) -> dict[str, Any]:
+        """Build the lexical and dense indexes and the query parser; saves them to
+        ``home/index`` atomically (a temp folder renamed into place) and returns the manifest."""
+        from shopsense.text import item_embeddings
+
+        t0 = time.time()
+        with self._lock:
+            catalog = self.engine.catalog()
+            if len(catalog) == 0:
+                raise ValidationError("Cannot build a search index over an empty catalogue; ingest products first.",
+                                      field="products")
+            analyzer = Analyzer()
+            lexical = LexicalIndex(analyzer=analyzer, k1=1.2, b=0.5).fit(product_fields(catalog.products), progress)
+            t_lex = time.time() - t0
+            dense = None
+            encoder = None
+            if self.use_dense:
+                encoder = self.engine.encoder
+                vectors = item_embeddings(self.engine, progress=progress)
+                dense = DenseIndex().fit(vectors)
+            t_dense = time.time() - t0 - t_lex
+            parser = QueryParser(analyzer=analyzer, synonyms_path=self.synonyms_path,
+                                 protected_words=_whole_words(encoder)).fit(catalog.products)
+            manifest = {
+                "format": FORMAT, "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                "products": len(catalog), "fingerprint": catalog_fingerprint(catalog),
+                "encoder_model": encoder.model_name if encoder else None, "dense": dense is not None,
+                "synonyms": str(self.synonyms_path) if self.synonyms_path else None,
+                "versions": {p: _version(p) for p in ("shopsense", "bm25s", "hnswlib", "symspellpy",
+                                                       "sentence-transformers")},
+                "seconds": {"lexical": round(t_lex, 2), "dense": round(t_dense, 2)},
+            }
+            tmp = self.dir.parent / f".index.tmp-{os.getpid()}-{threading.get_ident()}"
+            if tmp.exists():
+                shutil.rmtree(tmp)
+            tmp.mkdir(parents=True)
+            lexical.save(tmp / "lexical")
+            if dense is not None:
+                dense.save(tmp / "dense")
+            parser.save(tmp / "query.json")
+            (tmp / "ids.json").write_text(json.dumps(catalog.ids))
+            manifest["seconds"]["total"] = round(time.time() - t0, 2)
+            (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2))
+            old = self.dir.parent / f".index.old-{os.getpid()}"
+            if self.dir.exists():
+                os.replace(self.dir, old)
+            os.replace(tmp, self.dir)
+            shutil.rmtree(old, ignore_errors=True)
+            self._searcher = HybridSearcher(catalog, lexical, dense, parser, encoder, self.options)
+            self._stale = False
+            self._profiles.clear()
+            log.info("search index built: %d products in %.1fs", len(catalog), time.time() - t0)
+            return manifest
+
+    def load(self) -> bool:
+        """Load the saved index when it matches the current catalogue; True on success."""
+        mf = self.dir / "manifest.json"
+        if not mf.exists():
+            return False
+        manifest = json.loads(mf.read_text())
+        catalog = self.engine.catalog()
+        if manifest.get("format") != FORMAT or manifest.get("fingerprint") != catalog_fingerprint(catalog):
+            log.info("saved search index does not match the catalogue; rebuilding")
+            return False
+        if manifest.get("dense") and manifest.get("encoder_model") != self.engine.encoder.model_name:
+            return False
+        analyzer = Analyzer()
+        lexical = LexicalIndex.load(self.dir / "lexical")
+        lexical.analyzer = analyzer
+        dense = DenseIndex.load(self.dir / "dense") if manifest.get("dense") and self.use_dense else None
+        encoder = self.engine.encoder if dense is not None else None
+        parser = QueryParser.load(self.dir / "query.json", analyzer=analyzer, protected_words=_whole_words(encoder))
+        self._searcher = HybridSearcher(catalog, lexical, dense, parser, encoder, self.options)
+        self._stale = False
+        return True
+
+    @property
+    def searcher(self) -> HybridSearcher:
+        """The loaded searcher: loaded from disk, or built when missing or stale."""
+        with self._lock:
+            if self._searcher is None or self._stale:
+                if self._stale or not self.load():
+                    self.build()
+            assert self._searcher is not None
+            return self._searcher
+
+    def manifest(self) -> dict[str, Any] | None:
+        mf = self.dir / "manifest.json"
+        return json.loads(mf.read_text()) if mf.exists() else None
+
+    # -- engine hooks ------------------------------------------------------------
+    def on_products_changed(self) -> None:
+        """The catalogue changed: the next search rebuilds (re-encoding only changed texts)."""
+        with self._lock:
+            self._stale = True
+
+    def on_events(self, events: Iterable[Any]) -> None:
+        for e in events:
+            self._profiles.pop(getattr(e, "user_id", None), None)  # type: ignore[arg-type]
+
+    def forget_user(self, user_id: str) -> int:
+        """Drop any cached profile of ``user_id``; returns how many were dropped."""
+        return int(self._profiles.pop(user_id, None) is not None)
+
+    def profile(self, user_id: str) -> np.ndarray | None:
+        if user_id not in self._profiles:
+            s = self.searcher
+            vecs = s.dense.vectors_ if s.dense is not None else None
+            events = self.engine.store.events(user_id=user_id)
+            self._profiles[user_id] = user_profile(events, s.catalog, vecs) if vecs is not None else None
+        return self._profiles[user_id]
+
+    # -- querying ----------------------------------------------------------------
+    def search(self, query: str, filters: Mapping[str, Any] | None = None, user_id: str | None = None, k: int = 20,
+               **options: Any) -> ResultList:
+        """Search the catalogue.
+
+        ``options`` override :class:`SearchOptions` for this call (e.g. ``mode="bm25"``,
+        ``fusion="rrf"``, ``understand=False``). With ``user_id`` the results are
+        re-scored by affinity with that user's profile (off otherwise).
+        ``info`` holds ``query`` (what was understood), ``facets`` and ``total``.
+        """
+        if not isinstance(query, str) or not query.strip():
+            raise ValidationError(f"The 'query' parameter of search must be a non-empty string. Got {query!r} instead.",
+                                  field="query")
+        opts = SearchOptions.from_kwargs(self.options, options) if options else self.options
+        t0 = time.perf_counter()
+        s = self.searcher
+        profile = self.profile(user_id) if user_id else None
+        r = s.retrieve(query, k=k, filters=filters, profile=profile, options=opts)
+        hits = self._hits(s, r, k)
+        parsed = r.parsed
+        parsed.category, parsed.category_confidence = _predict_category(s.catalog, r.rows[:20], r.scores[:20])
+        info = {
+            "query": parsed.as_dict(), "facets": facet_counts(s.catalog, r.pool), "total": int(len(r.pool)),
+            "filters": dict(filters or {}), "personalized": profile is not None,
+            "took_ms": round((time.perf_counter() - t0) * 1000.0, 2),
+        }
+        return ResultList(_explain(hits, s.catalog), info)
+
+    def _hits(self, s: HybridSearcher, r: Retrieved, k: int) -> list[Hit]:
+        hits = []
+        for j in range(min(k, len(r.rows))):
+            row = int(r.rows[j])
+            lex = float(r.lexical[j])
+            dense = float(r.dense[j])
+            if lex > 0 and r.in_dense_top[j]:
+                source = "hybrid"
+            elif lex > 0:
+                source = "bm25"
+            else:
+                source = "dense"
+            sources = {"bm25": lex}
+            if not np.isnan(dense):
+                sources["dense"] = dense
+            evidence: dict[str, Any] = {"matched_terms": s.matched_terms(row, r.parsed),
+                                        "constraints": r.satisfied[j]}
+            if r.personal is not None:
+                sources["personal"] = float(r.personal[j])
+                evidence["affinity"] = round(float(r.personal[j]), 4)
+            hits.append(Hit(id=s.catalog.ids[row], score=float(r.scores[j]), source=source, sources=sources,
+                            evidence=evidence, product=s.catalog.products[row]))
+        return hits
+
+
+def _predict_category(catalog: Any, rows: np.ndarray, scores: np.ndarray) -> tuple[str | None, float]:
+    """The leaf category holding most of the top results' score mass, if any."""
+    if len(rows) == 0:
+        return None, 0.0
+    cats = catalog.category_leaf[rows]
+    w = np.clip(np.asarray(scores, dtype=np.float64), 0, None) + 1e-9
+    mass: dict[str, float] = {}
+    for c, x in zip(cats, w):
+        if c:
+            mass[c] = mass.get(c, 0.0) + float(x)
+    if not mass:
+        return None, 0.0
+    best = max(mass, key=mass.__getitem__)
+    return best, round(mass[best] / float(w.sum()), 3)
+
+
+def _whole_words(encoder: Any) -> set[str]:
+    """Whole words of a WordPiece encoder's vocabulary (common English words), which
+    spelling correction must leave alone even if the catalogue lacks them."""
+    if encoder is None:
+        return set()
+    try:
+        vocab = encoder.model.tokenizer.get_vocab()
+    except Exception:  # noqa: BLE001 - any tokenizer without a plain vocabulary
+        return set()
+    return {w for w in vocab if w.isalpha() and len(w) >= 4}
+
+
+def _explain(hits: list[Hit], catalog: Any) -> list[Hit]:
+    """Fill ``reason`` with the shared explainer when it is available."""
+    try:
+        from shopsense.rerank import explain
+    except ImportError:
+        return hits
+    try:
+        return list(explain(hits, catalog))
+    except Exception:  # noqa: BLE001 - explanations must never fail a search
+        log.exception("explain() failed; returning hits without reasons")
+        return hits
