@@ -13,7 +13,11 @@ import hashlib
 from pathlib import Path
 
 from shopsense.datasets import (
-    export_events, export_products, load_icecat_products, load_office_events, load_office_products,
+    export_events,
+    export_products,
+    load_icecat_products,
+    load_office_events,
+    load_office_products,
 )
 
 OUT = Path(__file__).resolve().parent

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import numpy as np
 import pytest
@@ -91,8 +92,8 @@ def test_online_retail():
     events = ds.load_online_retail_events()
     assert 38000 < len(events) < 40000
     assert all(e.quantity >= 1 and e.price and e.price > 0 for e in events)
-    assert events[0].timestamp >= datetime(2010, 12, 1, tzinfo=timezone.utc)
-    assert all(a.timestamp <= b.timestamp for a, b in zip(events, events[1:]))
+    assert events[0].timestamp >= datetime(2010, 12, 1, tzinfo=UTC)
+    assert all(a.timestamp <= b.timestamp for a, b in itertools.pairwise(events))
     assert all(not e.session_id.startswith("C") for e in events)
     baskets = ds.load_online_retail_baskets(limit=3)
     assert baskets[0].tolist() == ["85123A", "71053", "84406B", "84029G", "84029E", "22752", "21730"]
@@ -115,7 +116,7 @@ def test_icecat_slice():
     p = products[0]
     assert p.id == "3920564" and p.brand == "Xerox" and math.isclose(p.price, 49.95)
     assert p.category == ["toner cartridge"] and p.attributes["model"] == "006R90321"
-    assert p.created_at == datetime(2009, 12, 10, tzinfo=timezone.utc)
+    assert p.created_at == datetime(2009, 12, 10, tzinfo=UTC)
     assert p.image_url and p.image_url.startswith("http")
     assert all(isinstance(v, str) for q in products for v in q.attributes.values())
     assert not any(k.startswith("package") or "pallet" in k for q in products for k in q.attributes)
@@ -144,16 +145,25 @@ def test_export_roundtrip_every_format(tmp_path, engine):
 
 def test_demo_paths_ingest_cleanly(engine):
     paths = ds.demo_paths()
-    assert set(paths) == {"office_products", "office_events", "icecat_products"}
+    assert [p.name for p in paths["products"]] == ["office_products.jsonl", "icecat_products.jsonl"]
+    assert [p.name for p in paths["events"]] == ["office_events.parquet"]
     assert sum(p.stat().st_size for p in ds.demo_dir().iterdir()) < 3_000_000
-    first = json.loads(paths["icecat_products"].open().readline())
+    office, icecat = paths["products"]
+    first = json.loads(icecat.open().readline())
     assert first["price"] > 0 and first["in_stock"] is True and first["attributes"]
-    assert engine.ingest_products(paths["office_products"]).rejected == 0
-    r = engine.ingest_products(paths["icecat_products"])
+    assert "price" not in json.loads(office.open().readline())  # Office has no prices: none invented
+    assert engine.ingest_products(office).rejected == 0
+    r = engine.ingest_products(icecat)
     assert (r.read, r.stored, r.rejected) == (2000, 2000, 0)
-    e = engine.ingest_events(paths["office_events"])
+    e = engine.ingest_events(paths["events"][0])
     assert (e.read, e.stored, e.rejected) == (53258, 53258, 0)
     cat = engine.catalog()
     assert len(cat.ids) == 4420
     ev = engine.store.events(user_id="office-u0")
     assert ev.item_id.tolist() == ["office-0", "office-1", "office-2", "office-3", "office-4"]
+
+
+def test_demo_paths_error_names_the_folder(monkeypatch, tmp_path):
+    monkeypatch.setenv("SHOPSENSE_DEMO_DATA", str(tmp_path / "nodemo"))
+    with pytest.raises(ds.DatasetNotFoundError, match="nodemo"):
+        ds.demo_paths()

@@ -14,7 +14,7 @@ from __future__ import annotations
 import html
 import json
 from collections.abc import Iterator
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Literal
 
 from shopsense.catalog import Event, Product
@@ -96,7 +96,7 @@ def _events(seqs: Sequences, type: str) -> Iterator[Event]:
     n = 0
     for uid, items in seqs:
         for item in items:
-            ts = datetime.fromtimestamp(SEQUENCE_EPOCH + n, tz=timezone.utc)
+            ts = datetime.fromtimestamp(SEQUENCE_EPOCH + n, tz=UTC)
             yield Event(user_id=uid, item_id=item, type=type, timestamp=ts)
             n += 1
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import csv
 import statistics
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from shopsense.catalog import Event, Product
 from shopsense.datasets._arrays import Baskets
@@ -82,7 +82,7 @@ def load_online_retail_events() -> list[Event]:
             continue
         cust = row["CustomerID"].strip()
         user = str(int(float(cust))) if cust else f"guest-{row['InvoiceNo']}"
-        ts = datetime.strptime(row["InvoiceDate"], "%Y-%m-%d %H:%M:%S").replace(tzinfo=timezone.utc)
+        ts = datetime.strptime(row["InvoiceDate"], "%Y-%m-%d %H:%M:%S").replace(tzinfo=UTC)
         out.append(Event(user_id=user, item_id=row["StockCode"].strip(), type="purchase", timestamp=ts,
                          session_id=row["InvoiceNo"], quantity=int(float(row["Quantity"])),
                          price=float(row["UnitPrice"])))

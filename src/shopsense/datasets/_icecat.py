@@ -143,6 +143,6 @@ def load_icecat_products(
             brand=r.get("supplier") or "", category=[cat] if cat else [], attributes=attrs,
             price=price / 100.0 if isinstance(price, (int, float)) else None,
             image_url=r.get("img_500x500") or r.get("img_high") or None,
-            **({"created_at": datetime.fromisoformat(released.replace("Z", "+00:00"))} if released else {}),
+            **({"created_at": datetime.fromisoformat(released)} if released else {}),
         ))
     return out

@@ -15,8 +15,8 @@ _ENV_DEMO = "SHOPSENSE_DEMO_DATA"
 #: the bundled demo files, by role (see data/demo/ATTRIBUTION.md)
 _DEMO_FILES = {
     "office_products": "office_products.jsonl",
-    "office_events": "office_events.parquet",
     "icecat_products": "icecat_products.jsonl",
+    "office_events": "office_events.parquet",
 }
 
 
@@ -66,23 +66,23 @@ def demo_dir() -> Path:
     return path
 
 
-def demo_paths() -> dict[str, Path]:
+def demo_paths() -> dict[str, list[Path]]:
     """The bundled demo files, ready for ``Engine.ingest_products`` / ``ingest_events``.
 
-    Keys: ``office_products`` (JSONL), ``office_events`` (Parquet: user_id, item_id, type,
-    timestamp), ``icecat_products`` (JSONL). Products go in before events.
+    ``{"products": [office_products.jsonl, icecat_products.jsonl], "events":
+    [office_events.parquet]}``: ingest every products file before the events.
 
     Example
     -------
     >>> from shopsense.datasets import demo_paths
-    >>> sorted(demo_paths())                           # doctest: +SKIP
-    ['icecat_products', 'office_events', 'office_products']
+    >>> [p.name for p in demo_paths()["products"]]          # doctest: +SKIP
+    ['office_products.jsonl', 'icecat_products.jsonl']
     """
     folder = demo_dir()
-    out = {}
+    out: dict[str, list[Path]] = {"products": [], "events": []}
     for key, name in _DEMO_FILES.items():
         path = folder / name
         if not path.exists():
             raise DatasetNotFoundError(f"Demo file {str(path)!r} is missing.")
-        out[key] = path
+        out["events" if key.endswith("_events") else "products"].append(path)
     return out
