@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import itertools
-import json
 import math
 from datetime import UTC, datetime
 
@@ -141,29 +140,3 @@ def test_export_roundtrip_every_format(tmp_path, engine):
     # a category name with a comma or slash survives CSV as one level
     office = next(p for p in products if p.id.startswith("office-"))
     assert engine.product(office.id).category == office.category
-
-
-def test_demo_paths_ingest_cleanly(engine):
-    paths = ds.demo_paths()
-    assert [p.name for p in paths["products"]] == ["office_products.jsonl", "icecat_products.jsonl"]
-    assert [p.name for p in paths["events"]] == ["office_events.parquet"]
-    assert sum(p.stat().st_size for p in ds.demo_dir().iterdir()) < 3_000_000
-    office, icecat = paths["products"]
-    first = json.loads(icecat.open().readline())
-    assert first["price"] > 0 and first["in_stock"] is True and first["attributes"]
-    assert "price" not in json.loads(office.open().readline())  # Office has no prices: none invented
-    assert engine.ingest_products(office).rejected == 0
-    r = engine.ingest_products(icecat)
-    assert (r.read, r.stored, r.rejected) == (2000, 2000, 0)
-    e = engine.ingest_events(paths["events"][0])
-    assert (e.read, e.stored, e.rejected) == (53258, 53258, 0)
-    cat = engine.catalog()
-    assert len(cat.ids) == 4420
-    ev = engine.store.events(user_id="office-u0")
-    assert ev.item_id.tolist() == ["office-0", "office-1", "office-2", "office-3", "office-4"]
-
-
-def test_demo_paths_error_names_the_folder(monkeypatch, tmp_path):
-    monkeypatch.setenv("SHOPSENSE_DEMO_DATA", str(tmp_path / "nodemo"))
-    with pytest.raises(ds.DatasetNotFoundError, match="nodemo"):
-        ds.demo_paths()
