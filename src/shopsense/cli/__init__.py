@@ -6,6 +6,7 @@ from __future__ import annotations
 from shopsense.cli._app import app, console
 from shopsense.cli import _catalog  # noqa: F401  (registers ingest, stats, demo)
 from shopsense.cli import _serve  # noqa: F401  (registers serve, keys)
+from shopsense.cli import _search  # noqa: F401  (registers index, search)
 
 __all__ = ["app", "console", "main"]
 

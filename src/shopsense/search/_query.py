@@ -28,7 +28,8 @@ COLOURS = frozenset({
     "almond", "bisque", "biscuit", "clear", "transparent", "multicolor", "multicolour",
 })
 
-_NUM = r"\$?\s*(\d+(?:[.,]\d+)?)\s*(?:\$|dollars?|usd|eur|euros?|€|£)?"
+# possessive quantifiers: "30 inch" must not backtrack into "3" + "0 inch"
+_NUM = r"\$?\s*(\d++(?:[.,]\d+)?+)\s*(?:\$|dollars?|usd|eur|euros?|€|£)?"
 _NOT_UNIT = r"(?!\s*(?:in\b|inch|inches|ft\b|feet|foot|gal|lb|oz|mm|cm|v\b|volt|w\b|watt|amp|\"|'|x\b|%|btu|gb|tb))"
 _PRICE_PATTERNS: list[tuple[re.Pattern[str], str]] = [
     (re.compile(r"\bbetween\s+" + _NUM + r"\s*(?:and|-|to)\s*" + _NUM + _NOT_UNIT, re.I), "range"),
