@@ -14,7 +14,7 @@ pytest.importorskip("prometheus_client")
 DATASETS = Path(__file__).resolve().parents[2].parent / "shared" / "datasets"
 OFFICE = DATASETS / "rec" / "amazon-office"
 
-N_USERS = 150
+N_USERS = 40  # ~330 products, ~400 events: builds in seconds on a quiet machine
 
 
 SERVICES = {"search": ("shopsense.search", "SearchService"),

@@ -17,7 +17,8 @@ class BundleIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     items: list[str] = Field(..., min_length=1, max_length=50, description="anchor product ids")
-    size: int = Field(3, ge=2, le=10, description="items in the bundle, anchors included")
+    size: int = Field(3, ge=1, le=20, description="items in the bundle, anchors included "
+                      "(must exceed the number of anchors)")
     budget: float | None = Field(None, gt=0, le=1e12, description="maximum total price")
 
 

@@ -177,14 +177,20 @@ function renderFacets(groups) {
 }
 
 function renderUnderstood(q, info) {
-  const parsed = info.parsed || info.query_info || info.understood || {};
-  const corrected = info.corrected || parsed.corrected || parsed.corrected_query || parsed.text;
-  const cons = parsed.constraints || parsed.filters || info.constraints || {};
+  // the search service returns what it understood in info.query (corrections, constraints)
+  const parsed = info.query || {};
   const parts = [];
-  if (corrected && corrected.toLowerCase() !== q.toLowerCase()) parts.push(h("span", {}, "Showing results for ", h("b", { id: "corrected" }, corrected)));
-  const consText = Object.entries(cons).filter(([, v]) => v !== null && v !== undefined && v !== "")
-    .map(([k, v]) => `${k}: ${typeof v === "object" ? JSON.stringify(v) : v}`);
-  if (consText.length) parts.push(h("span", {}, " · understood ", h("b", {}, consText.join(", "))));
+  const fixes = Object.entries(parsed.corrections || {});
+  if (fixes.length) {
+    let corrected = q;
+    for (const [a, b] of fixes) corrected = corrected.replace(new RegExp(`\\b${a.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}\\b`, "i"), b);
+    parts.push(h("span", {}, "Showing results for ", h("b", { id: "corrected" }, corrected), " "));
+  }
+  const cons = Object.entries(parsed.constraints || {}).filter(([, v]) => v !== null && v !== "" && !(typeof v === "object" && !Object.keys(v).length))
+    .map(([k, v]) => `${k}: ${typeof v === "object" ? Object.entries(v).map(([a, b]) => `${a} ${b}`).join(", ") : v}`);
+  if (cons.length) parts.push(h("span", {}, "· understood ", h("b", {}, cons.join("; ")), " "));
+  if (parsed.category) parts.push(h("span", {}, "· category ", h("b", {}, parsed.category), " "));
+  if (typeof info.total === "number") parts.push(h("span", {}, `· ${info.total} matches`));
   $("#understood").replaceChildren(...parts);
 }
 
@@ -231,8 +237,11 @@ async function showItem(id) {
   try {
     const b = await api("/bundles", { method: "POST", body: JSON.stringify({ items: [id], size: 3 }) });
     const box = $("#bundle");
-    const cards = b.hits.map((x) => card(x, "bundle"));
-    const total = b.hits.reduce((s, x) => s + ((x.product && x.product.price) || 0), 0);
+    // the engine returns the items added to the anchor; show the whole bundle
+    const anchor = { id, score: 1, source: "anchor", reason: "This item", product: p };
+    const all = b.hits.length ? [anchor, ...b.hits] : [];
+    const cards = all.map((x) => card(x, "bundle"));
+    const total = all.reduce((s, x) => s + ((x.product && x.product.price) || 0), 0);
     const parts = [];
     cards.forEach((c, i) => { if (i) parts.push(h("span", { class: "plus" }, "+")); parts.push(c); });
     box.replaceChildren(...(cards.length ? parts : [h("div", { class: "empty" }, "No bundle for this item.")]),
