@@ -1,8 +1,17 @@
 """Re-ranking: explanations, diversity, exposure fairness and business rules.
 
-Every function returns new objects and never changes its inputs.
+Every function returns new objects and never changes its inputs; the pipeline
+entry point :func:`apply` (or :class:`Reranker`) also returns a
+:class:`RerankReport` saying what moved and what was removed.
 """
 
+from shopsense.rerank._diversity import (
+    category_cap,
+    dpp_rerank,
+    item_features,
+    mmr_rerank,
+    similarity_matrix,
+)
 from shopsense.rerank._explain import (
     FALLBACK_REASONS,
     OpenAIRephraser,
@@ -10,5 +19,29 @@ from shopsense.rerank._explain import (
     explain,
     reason_for,
 )
+from shopsense.rerank._fairness import (
+    ExposureBounds,
+    FairResult,
+    exposure_fair_rerank,
+    exposure_shares,
+    position_weights,
+)
+from shopsense.rerank._pipeline import DEFAULT_LAMBDA, Reranker, apply
+from shopsense.rerank._report import RerankReport
+from shopsense.rerank._rules import (
+    RULES_FILE,
+    Match,
+    Rule,
+    RuleSet,
+    load_rules,
+    save_rules,
+    validate_rules,
+)
 
-__all__ = ["FALLBACK_REASONS", "OpenAIRephraser", "Rephraser", "explain", "reason_for"]
+__all__ = [
+    "DEFAULT_LAMBDA", "ExposureBounds", "FALLBACK_REASONS", "FairResult", "Match", "OpenAIRephraser",
+    "RULES_FILE", "Rephraser", "RerankReport", "Reranker", "Rule", "RuleSet", "apply",
+    "category_cap", "dpp_rerank", "explain", "exposure_fair_rerank", "exposure_shares",
+    "item_features", "load_rules", "mmr_rerank", "position_weights", "reason_for",
+    "save_rules", "similarity_matrix", "validate_rules",
+]
