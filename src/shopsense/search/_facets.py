@@ -126,7 +126,7 @@ def facet_counts(catalog: Any, rows: np.ndarray, max_values: int = 20, max_attri
     if (~np.isnan(rating)).any():
         out["rating"] = {f"{t}+": int((rating >= t).sum()) for t in (4, 3, 2, 1)}
     attr_counts: dict[str, Counter[str]] = {}
-    for i in rows:
+    for i in rows if max_attributes > 0 else ():
         for k, v in catalog.products[int(i)].attributes.items():
             attr_counts.setdefault(k, Counter())[v] += 1
     if attr_counts:

@@ -77,6 +77,7 @@ class Retrieved:
     satisfied: list[dict[str, Any]]  # per row: the soft constraints it meets
     parsed: ParsedQuery
     pool: np.ndarray  # every matching row (for facets and the total)
+    mode: str = "hybrid"
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -92,6 +93,7 @@ class HybridSearcher:
         self.encoder = encoder
         self.options = (options or SearchOptions()).validated()
         self._words_cache: dict[int, str] = {}
+        self.has_attributes = any(p.attributes for p in catalog.products)
 
     # -- parts -----------------------------------------------------------------
     def parse(self, query: str, understand: bool = True) -> ParsedQuery:
@@ -230,7 +232,7 @@ class HybridSearcher:
         pool = np.union1d(matched, dense_top) if opts.mode == "hybrid" else (matched if opts.mode == "bm25" else dense_top)
         return Retrieved(rows=cand[order], scores=fused[order], lexical=lex_all[cand][order], dense=dense[order],
                          in_dense_top=in_dense[order], personal=None if personal is None else personal[order],
-                         satisfied=[sat[i] for i in order], parsed=parsed, pool=pool)
+                         satisfied=[sat[i] for i in order], parsed=parsed, pool=pool, mode=opts.mode)
 
     def rank(self, query: str, k: int = 100, options: SearchOptions | None = None) -> np.ndarray:
         """Just the top-``k`` rows (what the benchmark scores)."""

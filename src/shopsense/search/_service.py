@@ -244,7 +244,9 @@ class SearchService:
         parsed = r.parsed
         parsed.category, parsed.category_confidence = _predict_category(s.catalog, r.rows[:20], r.scores[:20])
         info = {
-            "query": parsed.as_dict(), "facets": facet_counts(s.catalog, r.pool), "total": int(len(r.pool)),
+            "query": parsed.as_dict(),
+            "facets": facet_counts(s.catalog, r.pool, max_attributes=10 if s.has_attributes else 0),
+            "total": int(len(r.pool)),
             "filters": dict(filters or {}), "personalized": profile is not None,
             "took_ms": round((time.perf_counter() - t0) * 1000.0, 2),
         }
@@ -256,7 +258,9 @@ class SearchService:
             row = int(r.rows[j])
             lex = float(r.lexical[j])
             dense = float(r.dense[j])
-            if lex > 0 and r.in_dense_top[j]:
+            if r.mode != "hybrid":
+                source = r.mode
+            elif lex > 0 and r.in_dense_top[j]:
                 source = "hybrid"
             elif lex > 0:
                 source = "bm25"
