@@ -101,3 +101,18 @@ def test_real_lists_every_hit_has_a_source_matching_reason(office) -> None:
             assert h.reason.startswith("Often bought with ")
             anchor = cat.products[cat.index[h.evidence["because_item"]]].title
             assert h.reason[len("Often bought with "):].rstrip("…") in anchor
+
+
+def test_similarity_matrix_and_pool(big) -> None:
+    """Items without text or categories (e.g. Beauty) diversify with a given similarity."""
+    cat, _, hits = big
+    n = len(hits)
+    S = np.zeros((n, n))
+    S[:10, :10] = 1.0  # the ten best are near duplicates
+    np.fill_diagonal(S, 1.0)
+    bare = Catalog([Product(id=h.id, title="x") for h in hits])
+    out, rep = apply(hits, bare, similarity=S, diversity=0.5, k=10, pool=20)
+    top = [int(h.id[1:]) for h in out[:10]]
+    assert top[0] == 0 and sum(i < 10 for i in top) == 1
+    assert set(top) - {0} <= set(range(10, 20))  # nothing from beyond the pool
+    assert [h.id for h in out[20:]] == [h.id for h in hits[20:]]

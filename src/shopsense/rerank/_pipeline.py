@@ -57,7 +57,7 @@ def apply(
     method: Literal["mmr", "dpp"] = "mmr", category_weight: float = 0.5,
     category_cap: int | None = None, rules: RuleSet | Sequence[Rule] | None = None,
     fairness: ExposureBounds | None = None, fairness_by: str = "brand", k: int = 10,
-    context: Mapping[str, Any] | None = None, explain_reasons: bool = True,
+    pool: int | None = None, context: Mapping[str, Any] | None = None, explain_reasons: bool = True,
 ) -> tuple[list[Hit], RerankReport]:
     """Re-rank ``hits`` (best first) and say what changed; inputs are never modified.
 
@@ -71,6 +71,9 @@ def apply(
     category_cap: at most this many items of one leaf category in the top ``k``.
     fairness: exposure-share bounds per group (``fairness_by``: 'brand' or an attribute).
     k: the window (list size shown) that diversity, caps and fairness act on.
+    pool: diversity picks the top ``k`` from the best ``pool`` candidates only (default
+        ``3 * k``): swapping in items from deep in the list costs accuracy for little
+        extra variety (bench/rerank.py measures both).
 
     Example
     -------
@@ -132,22 +135,25 @@ def apply(
 
     # 3. diversity
     if diversity > 0 and len(work) > 1:
-        cats = _group_of_category(catalog, idx)
+        m = min(len(work), max(k, pool if pool is not None else 3 * k))
+        cats = _group_of_category(catalog, idx[:m])
         feats = None
         if similarity is not None:
-            feats = similarity
+            sim = np.asarray(similarity)
+            feats = sim[:m, :m] if sim.shape == (len(work), len(work)) else sim[:m]
         else:
             emb = None
             if embeddings is not None:
-                emb = np.zeros((len(idx), embeddings.shape[1]), dtype=np.float64)
-                emb[idx >= 0] = embeddings[idx[idx >= 0]]
+                sub = idx[:m]
+                emb = np.zeros((m, embeddings.shape[1]), dtype=np.float32)
+                emb[sub >= 0] = embeddings[sub[sub >= 0]]
             has_cat = bool((cats != "").any())
             feats = item_features(emb, cats if has_cat else None, category_weight)
         if feats is None:
             report.stats["diversity"] = "skipped: no embeddings, similarity or categories"
         else:
             fn = mmr_rerank if method == "mmr" else dpp_rerank
-            order = fn(rel, feats, k, diversity)
+            order = np.concatenate([fn(rel[:m], feats, k, diversity), np.arange(m, len(work))])
             report.steps.append(f"diversity_{method}")
 
     # 4. category caps
@@ -228,6 +234,7 @@ class Reranker:
     category_cap: int | None = None
     fairness: ExposureBounds | None = None
     fairness_by: str = "brand"
+    pool: int | None = None
     rules: RuleSet = field(default_factory=RuleSet)
 
     @classmethod
@@ -243,4 +250,4 @@ class Reranker:
         return apply(hits, catalog, embeddings=embeddings, similarity=similarity, diversity=lam,
                      method=self.method, category_weight=self.category_weight,
                      category_cap=self.category_cap, rules=self.rules, fairness=self.fairness,
-                     fairness_by=self.fairness_by, k=k, context=context)
+                     fairness_by=self.fairness_by, k=k, pool=self.pool, context=context)
