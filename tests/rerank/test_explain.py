@@ -108,3 +108,16 @@ def test_rephraser_off_by_default() -> None:
 
     assert OpenAIRephraser.from_settings(Settings()) is None
     assert OpenAIRephraser.from_settings(Settings(llm_url="http://x/v1")) is not None
+
+
+def test_search_parser_constraints(catalog: Catalog) -> None:
+    """The search service's evidence shape: price {"max": x} / {"min", "max"}, brand, color."""
+    def r(cons: dict) -> str:
+        return explain([Hit("a", 1.0, "hybrid", evidence={"matched_terms": ["sofa"], "constraints": cons})],
+                       catalog)[0].reason
+    assert r({"price": {"max": 500.0}}) == "Matches 'sofa' and your price limit"
+    assert r({"price": {"min": 100.0, "max": 500.0}}) == "Matches 'sofa' and your price range"
+    assert r({"brand": "Acme", "color": "red"}) == "Matches 'sofa' and brand Acme and color red" or \
+        r({"brand": "Acme", "color": "red"}) == "Matches 'sofa' and brand Acme, color red"
+    assert explain([Hit("a", 1.0, "dense", evidence={"matched_terms": [], "constraints": {}})],
+                   catalog)[0].reason == "Related to your search"

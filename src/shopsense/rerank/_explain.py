@@ -75,6 +75,10 @@ def _terms(ev: Mapping[str, Any]) -> list[str]:
 def _constraint_phrases(cons: Mapping[str, Any]) -> list[str]:
     out: list[str] = []
     keys = set(cons)
+    price = cons.get("price")
+    if isinstance(price, Mapping):  # the search parser's {"min": x, "max": y}
+        keys |= {"price_max"} if "max" in price and "min" not in price else set()
+        keys |= {"price_min"} if "min" in price else set()
     if keys & {"price_max", "max_price", "price_lte", "price_lt"}:
         out.append("your price limit")
     elif keys & {"price_min", "min_price", "price_gte", "price_gt", "price"}:
