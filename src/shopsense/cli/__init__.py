@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from shopsense.cli._app import app, console
 from shopsense.cli import _catalog  # noqa: F401  (registers ingest, stats, demo)
+from shopsense.cli import _tune  # noqa: F401  (registers tune, export-onnx)
 from shopsense.cli import _rules  # noqa: F401  (registers rules)
 from shopsense.cli import _serve  # noqa: F401  (registers serve, keys)
 from shopsense.cli import _search  # noqa: F401  (registers index, search)

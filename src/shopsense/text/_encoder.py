@@ -81,6 +81,11 @@ class TextEncoder:
 
     @classmethod
     def from_settings(cls, settings: Any) -> "TextEncoder":
+        # issue 8: a tuned model active in the engine home, or the ONNX back-end
+        from shopsense.text._onnx import encoder_for_settings
+
+        if cls is TextEncoder and (special := encoder_for_settings(settings)) is not None:
+            return special
         return cls(model_name=settings.encoder_model, batch_size=settings.encoder_batch_size)
 
     # -- model -------------------------------------------------------------------

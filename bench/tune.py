@@ -1,0 +1,386 @@
+"""Benchmark: adapting the sentence encoder to the shop (issue 8).
+
+Protocol (shared with bench/search.py through ``shopsense.eval._search``): queries are
+split dev/test by a stable hash of the query string (``query_split``, 50/50); tuning
+and every choice (early stopping, fusion weight) use dev queries only (dev is split
+again by query into train / val); figures are on test queries, never seen in tuning.
+NDCG@10 with gains = relevance - 1, unjudged = 0, retrieval over every product.
+
+Systems: bm25s (the peer, default parameters, English stopwords + stemmer), the
+off-the-shelf encoder, full fine-tune, LoRA, the full fine-tune in ONNX int8, and a
+hybrid of bm25s with each (weighted fusion of min-max scores, weight picked on val).
+Speed: query latency (batch 1, cache off) and documents/second for the tuned model in
+PyTorch fp32, ONNX fp32 and ONNX int8, in the same run; wall and CPU seconds are both
+recorded because the 2 cores are shared with other jobs (wall times are inflated).
+
+Run:  python bench/tune.py [--datasets homedepot,crowdflower] [--tune-seconds 600]
+Writes bench/results/tune.json and bench/results/tune.png; caches under bench/.cache/.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import platform
+import resource
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+HERE = Path(__file__).resolve().parent
+CACHE = HERE / ".cache" / "tune"
+RESULTS = HERE / "results"
+log = logging.getLogger("bench.tune")
+
+
+def cpu_s() -> float:
+    ru = resource.getrusage(resource.RUSAGE_SELF)
+    return ru.ru_utime + ru.ru_stime
+
+
+class Timer:
+    def __enter__(self) -> Timer:
+        self.w, self.c = time.perf_counter(), cpu_s()
+        return self
+
+    def __exit__(self, *a: object) -> None:
+        self.wall, self.cpu = time.perf_counter() - self.w, cpu_s() - self.c
+
+
+def encode_docs(enc, texts: list[str], path: Path) -> np.ndarray:
+    """Document vectors, cached as .npy (the corpus encode is the slow part)."""
+    if path.exists():
+        return np.load(path)
+    with Timer() as t:
+        v = enc.encode_documents(texts, progress=False)
+    log.info("encoded %d docs with %s in %.0f s wall / %.0f s CPU", len(texts), enc.model_name, t.wall, t.cpu)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.save(path, v)
+    return v
+
+
+def topk(qv: np.ndarray, dv: np.ndarray, k: int = 100) -> tuple[np.ndarray, np.ndarray]:
+    idx = np.zeros((len(qv), k), dtype=np.int64)
+    sc = np.zeros((len(qv), k), dtype=np.float32)
+    for s in range(0, len(qv), 256):
+        sims = qv[s : s + 256] @ dv.T
+        part = np.argpartition(-sims, k - 1, axis=1)[:, :k]
+        ps = np.take_along_axis(sims, part, 1)
+        o = np.argsort(-ps, axis=1)
+        idx[s : s + 256] = np.take_along_axis(part, o, 1)
+        sc[s : s + 256] = np.take_along_axis(ps, o, 1)
+    return idx, sc
+
+
+def fuse(a_idx, a_sc, b_idx, b_sc, w: float, k: int = 100) -> np.ndarray:
+    """Weighted fusion of per-query min-max normalised scores over the union of both lists
+    (a product missing from one list scores 0 there). Returns new arrays."""
+    out = np.full((len(a_idx), k), -1, dtype=np.int64)
+    for i in range(len(a_idx)):
+        s: dict[int, float] = {}
+        for idx, sc, wt in ((a_idx[i], a_sc[i], 1 - w), (b_idx[i], b_sc[i], w)):
+            ok = idx >= 0
+            if not ok.any():
+                continue
+            x = sc[ok].astype(np.float64)
+            x = (x - x.min()) / (x.max() - x.min() + 1e-9)
+            for j, v in zip(idx[ok].tolist(), x.tolist()):
+                s[j] = s.get(j, 0.0) + wt * v
+        best = sorted(s.items(), key=lambda t: -t[1])[:k]
+        out[i, : len(best)] = [j for j, _ in best]
+    return out
+
+
+def run_dataset(name: str, args, report: dict, meta: dict) -> None:
+    import torch
+
+    torch.set_num_threads(2)
+    from shopsense.eval._search import (
+        evaluate_rerank,
+        evaluate_retrieval,
+        load_crowdflower,
+        load_homedepot,
+        query_split,
+    )
+    from shopsense.text import TextEncoder
+    from shopsense.text._onnx import OnnxTextEncoder, export_onnx
+    from shopsense.tune import (
+        EncoderTuner,
+        mine_hard_negatives,
+        pairs_from_judgments,
+        split_pairs_by_query,
+    )
+
+    bench = load_homedepot() if name == "homedepot" else load_crowdflower()
+    cache = CACHE / name
+    cache.mkdir(parents=True, exist_ok=True)
+    docs = [p.text() for p in bench.products]
+    dev, test = query_split(bench.queries)
+    pairs = pairs_from_judgments([bench.queries[i] for i in dev], [bench.gains[i] for i in dev],
+                                 min_gain=args.min_gain, negative_max_gain=args.neg_max_gain)
+    train, val = split_pairs_by_query(pairs, 0.1)
+    valq = sorted(set(val.anchors))
+    qpos = {q: i for i, q in enumerate(bench.queries)}
+    val_gains = [bench.gains[qpos[q]] for q in valq]
+    test_q = [bench.queries[i] for i in test]
+    test_g = [bench.gains[i] for i in test]
+    assert not set(test_q) & set(pairs.anchors), "a test query leaked into tuning"
+    res: dict = report.setdefault(name, {})
+    info = meta.setdefault(name, {})
+    info.update({"products": len(docs), "queries": len(bench.queries), "dev_queries": len(dev),
+                 "test_queries": len(test), "train_pairs": len(train), "val_queries": len(valq)})
+    log.info("%s: %s", name, info)
+
+    # -- bm25s peer ----------------------------------------------------------------
+    import bm25s
+    import Stemmer
+
+    stem = Stemmer.Stemmer("english")
+    with Timer() as t:
+        retr = bm25s.BM25()
+        retr.index(bm25s.tokenize(docs, stopwords="en", stemmer=stem, show_progress=False), show_progress=False)
+
+    def bm25(qs: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        r, s = retr.retrieve(bm25s.tokenize(qs, stopwords="en", stemmer=stem, show_progress=False), k=100,
+                             show_progress=False, n_threads=1)
+        r = np.asarray(r, dtype=np.int64)
+        s = np.asarray(s, dtype=np.float32)
+        r[s <= 0] = -1  # bm25s pads with zero-score rows when few documents match
+        return r, s
+
+    b_test, b_val = bm25(test_q), bm25(valq)
+    res["bm25s"] = evaluate_retrieval(b_test[0], test_g)
+
+    def bm25_score(q: str, rows: np.ndarray) -> np.ndarray:
+        toks = bm25s.tokenize([q], stopwords="en", stemmer=stem, show_progress=False, return_ids=False)[0]
+        if not toks:
+            return np.zeros(len(rows))
+        try:
+            return retr.get_scores(toks)[rows]
+        except (KeyError, ValueError):  # no query term in the vocabulary
+            return np.zeros(len(rows))
+
+    res["bm25s"].update(evaluate_rerank(bm25_score, test_q, test_g))
+    log.info("bm25s: %s", res["bm25s"])
+
+    def evaluate(system: str, enc, dv: np.ndarray, tuning: dict | None = None) -> None:
+        qv_test = enc.encode_queries(test_q)
+        qv_val = enc.encode_queries(valq)
+        pos = {q: i for i, q in enumerate(test_q)}
+        d_test, d_val = topk(qv_test, dv), topk(qv_val, dv)
+        r = evaluate_retrieval(d_test[0], test_g)
+        r.update(evaluate_rerank(lambda q, rows: dv[rows] @ qv_test[pos[q]], test_q, test_g))
+        if tuning:
+            r.update(tuning)
+        res[system] = r
+        # fusion weight chosen on val queries (dev side), then applied to test
+        grid = [round(x, 2) for x in np.linspace(0.1, 0.9, 9)]
+        val_nd = {w: evaluate_retrieval(fuse(b_val[0], b_val[1], d_val[0], d_val[1], w), val_gains)["ndcg@10"]
+                  for w in grid}
+        w = max(val_nd, key=lambda x: val_nd[x])
+        h = evaluate_retrieval(fuse(b_test[0], b_test[1], d_test[0], d_test[1], w), test_g)
+        h["dense_weight"] = w
+        res[f"hybrid({system})"] = h
+        log.info("%s: %s | hybrid %s", system, {k: round(v, 4) for k, v in r.items() if isinstance(v, float)},
+                 round(h["ndcg@10"], 4))
+        save(report, meta, args)
+
+    # -- off-the-shelf ---------------------------------------------------------------
+    base = TextEncoder(args.model, batch_size=64, threads=2, query_cache_size=0)
+    dv_base = encode_docs(base, docs, cache / "base_docs.npy")
+    evaluate("off-the-shelf", base, dv_base)
+
+    # hard negatives mined with the off-the-shelf encoder for pairs with no judged negative
+    qv_tr = base.encode_queries(train.queries())
+    train_m = mine_hard_negatives(train, qv_tr, dv_base, rank_range=(10, 50))
+    info["pairs_with_judged_negative"] = float((train.negatives >= 0).mean())
+    info["pairs_with_negative_after_mining"] = float((train_m.negatives >= 0).mean())
+
+    models: dict[str, Path] = {}
+    for method in args.methods:
+        mdir = cache / "models" / method
+        mf = mdir / "shopsense_manifest.json"
+        if not mf.exists() or args.retune:
+            tuner = EncoderTuner(args.model, method=method, epochs=args.epochs, batch_size=args.batch_size,
+                                 max_seconds=args.tune_seconds, eval_every=args.eval_every,
+                                 patience=args.patience, threads=2)
+            last = [0.0]
+
+            def prog(d: dict, last=last) -> None:
+                if time.time() - last[0] > 30 or "val_mrr@10" in d:
+                    last[0] = time.time()
+                    log.info("%s step %d/%d loss %.3f %s", method, d["step"], d["total"], d["loss"],
+                             f"val {d['val_mrr@10']:.4f}" if "val_mrr@10" in d else "")
+
+            tuner.fit(train_m, docs, val, progress=prog)
+            tuner.save(mdir)
+        man = json.loads(mf.read_text())
+        tuning = {"tune_wall_s": man["wall_seconds"], "tune_cpu_s": man["cpu_seconds"], "tune_steps": man["steps"],
+                  "tune_epochs_done": man["steps"] * args.batch_size / max(1, len(train_m)),
+                  "stop_reason": man["stop_reason"], "best_val_mrr@10": man["best_val_mrr@10"]}
+        models[method] = mdir
+        enc = TextEncoder(str(mdir), batch_size=64, threads=2, query_cache_size=0)
+        dv = encode_docs(enc, docs, cache / f"{method}_docs.npy")
+        evaluate(f"tuned-{method}", enc, dv, tuning)
+
+    # -- ONNX int8 of the full fine-tune (or the base model if not tuned) -------------------
+    src = str(models.get("full", models.get("lora", args.model)))
+    odir = cache / "onnx" / Path(src).name
+    if not (odir / "model_int8.onnx").exists():
+        export_onnx(src, odir, quantize=True)
+    label = "full" if "full" in models else ("lora" if "lora" in models else "base")
+    int8 = OnnxTextEncoder(src, odir, int8=True, batch_size=64, threads=2, query_cache_size=0)
+    dv8 = encode_docs(int8, docs, cache / f"{label}_int8_docs.npy")
+    evaluate(f"tuned-{label}-onnx-int8" if label != "base" else "onnx-int8", int8, dv8)
+
+    # -- speed: same model, three back-ends, same run ------------------------------------
+    if name == "homedepot":
+        speed: dict = {}
+        sample_docs = docs[: args.speed_docs]
+        sample_q = test_q[: args.speed_queries]
+        encs = {"torch-fp32": TextEncoder(src, batch_size=64, threads=2, query_cache_size=0),
+                "onnx-fp32": OnnxTextEncoder(src, odir, int8=False, batch_size=64, threads=2, query_cache_size=0),
+                "onnx-int8": int8}
+        for k, e in encs.items():
+            e.encode_documents(sample_docs[:64])
+            for q in sample_q[:10]:
+                e.encode_queries([q])
+            with Timer() as t:
+                e.encode_documents(sample_docs)
+            lat = []
+            with Timer() as tq:
+                for q in sample_q:
+                    t0 = time.perf_counter()
+                    e.encode_queries([q])
+                    lat.append((time.perf_counter() - t0) * 1000)
+            speed[k] = {"docs_per_s_wall": len(sample_docs) / t.wall, "docs_per_cpu_s": len(sample_docs) / t.cpu,
+                        "query_p50_ms": float(np.percentile(lat, 50)), "query_p95_ms": float(np.percentile(lat, 95)),
+                        "query_cpu_ms": tq.cpu * 1000 / len(sample_q)}
+            log.info("speed %s: %s", k, speed[k])
+        for k in ("onnx-fp32", "onnx-int8"):
+            speed[k]["docs_speedup_vs_torch_wall"] = speed[k]["docs_per_s_wall"] / speed["torch-fp32"]["docs_per_s_wall"]
+            speed[k]["docs_speedup_vs_torch_cpu"] = speed[k]["docs_per_cpu_s"] / speed["torch-fp32"]["docs_per_cpu_s"]
+            speed[k]["query_speedup_vs_torch_p50"] = speed["torch-fp32"]["query_p50_ms"] / speed[k]["query_p50_ms"]
+            speed[k]["query_speedup_vs_torch_cpu"] = speed["torch-fp32"]["query_cpu_ms"] / speed[k]["query_cpu_ms"]
+        res["_speed"] = speed
+        v = dv_base  # parity check on real titles: torch vs ONNX fp32 of the same model
+        a = encs["torch-fp32"].encode_documents(docs[:500])
+        b = encs["onnx-fp32"].encode_documents(docs[:500])
+        c = int8.encode_documents(docs[:500])
+        info["cosine_torch_vs_onnx_fp32_min"] = float((a * b).sum(1).min())
+        info["cosine_torch_vs_onnx_int8_mean"] = float((a * c).sum(1).mean())
+        del v
+    bm = res["bm25s"]["ndcg@10"]
+    for k, r in res.items():
+        if not k.startswith("_") and "ndcg@10" in r:
+            r["ndcg@10_vs_bm25s"] = r["ndcg@10"] / bm
+    save(report, meta, args)
+
+
+def save(report: dict, meta: dict, args) -> None:
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    out = dict(report)
+    out["_meta"] = {
+        "command": "python " + " ".join(sys.argv), "machine": f"{platform.machine()} {os.cpu_count()} cores (shared "
+        "with other jobs: wall times inflated; CPU seconds from getrusage also given)",
+        "python": platform.python_version(), "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "protocol": "query-level hash split (shopsense.eval._search.query_split, 50/50 dev/test); tuning on dev "
+        "(train + 10% val by query for early stopping and fusion weight); NDCG@10 gains = relevance - 1, unjudged 0; "
+        "retrieval over all products; re-ranking of judged products; speed on the tuned model",
+        "tune_seconds_budget": args.tune_seconds, "batch_size": args.batch_size, **meta,
+    }
+    (RESULTS / "tune.json").write_text(json.dumps(out, indent=2))
+
+
+def plot(report: dict) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = [d for d in report if not d.startswith("_")]
+    fig, axes = plt.subplots(1, len(names) + 1, figsize=(6 * (len(names) + 1), 4.5))
+    axes = np.atleast_1d(axes)
+    for ax, d in zip(axes, names):
+        systems = [s for s in report[d] if not s.startswith("_")]
+        vals = [report[d][s]["ndcg@10"] for s in systems]
+        ax.barh(systems, vals, color=["grey" if s == "bm25s" else "tab:blue" if "hybrid" not in s else "tab:green"
+                                      for s in systems])
+        ax.axvline(report[d]["bm25s"]["ndcg@10"], color="k", ls="--", lw=1)
+        ax.set_title(f"{d}: retrieval NDCG@10 (test queries)")
+        ax.invert_yaxis()
+    sp = report.get("homedepot", {}).get("_speed")
+    if sp:
+        ax = axes[-1]
+        ks = list(sp)
+        ax.bar(ks, [sp[k]["docs_per_cpu_s"] for k in ks], color="tab:orange")
+        ax.set_title("documents per CPU-second (tuned model)")
+    fig.tight_layout()
+    fig.savefig(RESULTS / "tune.png", dpi=110)
+
+
+def table(report: dict) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    for d in (k for k in report if not k.startswith("_")):
+        t = Table(title=f"{d}: held-out queries")
+        for c in ("system", "NDCG@10", "x bm25s", "Recall@100", "rerank NDCG@10", "tune wall/CPU s"):
+            t.add_column(c)
+        for s, r in report[d].items():
+            if s.startswith("_"):
+                continue
+            tw = f"{r['tune_wall_s']:.0f}/{r['tune_cpu_s']:.0f}" if "tune_wall_s" in r else ""
+            t.add_row(s, f"{r['ndcg@10']:.4f}", f"{r.get('ndcg@10_vs_bm25s', 0):.2f}", f"{r['recall@100']:.4f}",
+                      f"{r['rerank_ndcg@10']:.4f}" if "rerank_ndcg@10" in r else "", tw)
+        Console().print(t)
+        if "_speed" in report[d]:
+            t = Table(title="encoding speed (same tuned model)")
+            for c in ("backend", "docs/s wall", "docs/CPU-s", "query p50 ms", "query CPU ms", "x torch (CPU)"):
+                t.add_column(c)
+            for k, v in report[d]["_speed"].items():
+                t.add_row(k, f"{v['docs_per_s_wall']:.0f}", f"{v['docs_per_cpu_s']:.0f}", f"{v['query_p50_ms']:.1f}",
+                          f"{v['query_cpu_ms']:.1f}", f"{v.get('docs_speedup_vs_torch_cpu', 1):.2f}")
+            Console().print(t)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--datasets", default="homedepot,crowdflower")
+    p.add_argument("--model", default="all-MiniLM-L6-v2")
+    p.add_argument("--methods", default="full,lora")
+    p.add_argument("--tune-seconds", type=float, default=600)
+    p.add_argument("--epochs", type=int, default=1)
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--eval-every", type=int, default=50)
+    p.add_argument("--patience", type=int, default=3)
+    p.add_argument("--min-gain", type=float, default=1.0, help="judged gain (relevance - 1) that makes a positive")
+    p.add_argument("--neg-max-gain", type=float, default=0.34, help="judged gain at or below which a row is a negative")
+    p.add_argument("--speed-docs", type=int, default=2000)
+    p.add_argument("--speed-queries", type=int, default=200)
+    p.add_argument("--retune", action="store_true")
+    args = p.parse_args()
+    args.methods = [m for m in args.methods.split(",") if m]
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    for n in ("httpx", "sentence_transformers", "transformers"):
+        logging.getLogger(n).setLevel(logging.WARNING)
+    report: dict = {}
+    prev = RESULTS / "tune.json"
+    if prev.exists():  # keep finished datasets when re-running only one
+        report = {k: v for k, v in json.loads(prev.read_text()).items() if not k.startswith("_")}
+    meta: dict = {}
+    for d in args.datasets.split(","):
+        report.pop(d, None)
+        run_dataset(d, args, report, meta)
+    save(report, meta, args)
+    table(report)
+    plot(report)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,130 @@
+"""``shopsense tune`` (adapt the encoder to the shop) and ``shopsense export-onnx``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from shopsense.cli._app import HomeOpt, app, console, handle_errors, open_engine
+from shopsense.errors import ValidationError
+
+
+def _judgment_pairs(path: Path, index: dict[str, int], query_col: str, id_col: str, rel_col: str,
+                    min_relevance: float, max_negative: float | None) -> Any:
+    import pandas as pd
+
+    from shopsense.tune import pairs_from_judgments
+
+    df = pd.read_csv(path, dtype={id_col: str})
+    for c in (query_col, id_col, rel_col):
+        if c not in df.columns:
+            raise ValidationError(f"The judgments file {str(path)!r} has no column {c!r}; columns: {list(df.columns)}.")
+    grouped: dict[str, dict[int, float]] = {}
+    for q, pid, r in zip(df[query_col].astype(str).str.strip(), df[id_col], df[rel_col].astype(float)):
+        row = index.get(str(pid))
+        if row is not None:
+            grouped.setdefault(q, {})[row] = float(r)
+    return pairs_from_judgments(list(grouped), list(grouped.values()), min_gain=min_relevance,
+                                negative_max_gain=max_negative)
+
+
+@app.command()
+@handle_errors
+def tune(
+    home: Path = HomeOpt,
+    judgments: Path | None = typer.Option(None, help="CSV of (query, product id, relevance); default: "
+                                          "search-then-click/cart/purchase events in the store"),
+    query_col: str = typer.Option("search_term", help="judgments: query column"),
+    id_col: str = typer.Option("product_uid", help="judgments: product id column"),
+    rel_col: str = typer.Option("relevance", help="judgments: relevance column"),
+    min_relevance: float = typer.Option(2.0, help="judgments: relevance that makes a positive"),
+    max_negative: float = typer.Option(1.34, help="judgments: relevance at or below which a row is a hard negative"),
+    item_pairs: bool = typer.Option(False, "--item-pairs", help="also tune on co-viewed/co-purchased products"),
+    method: str = typer.Option("full", help="full | lora"),
+    epochs: int = typer.Option(1, min=1),
+    batch_size: int = typer.Option(64, min=2),
+    lr: float | None = typer.Option(None, help="learning rate (default 5e-5 full, 5e-4 LoRA)"),
+    max_minutes: float = typer.Option(25.0, min=0.1, help="wall-clock budget; the best checkpoint is kept"),
+    patience: int = typer.Option(3, min=1, help="validations without improvement before stopping"),
+    eval_every: int = typer.Option(50, min=1, help="steps between validations"),
+    val_fraction: float = typer.Option(0.1, help="share of queries held out for early stopping"),
+    hard_negatives: bool = typer.Option(True, help="mine hard negatives with the current encoder"),
+    version: str | None = typer.Option(None, help="folder name under home/models/encoder (default: a timestamp)"),
+    activate: bool = typer.Option(True, help="make search and recommendations use the tuned model"),
+) -> None:
+    """Fine-tune the sentence encoder on the shop's own (query, product) pairs."""
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from shopsense.text import item_embeddings
+    from shopsense.tune import (EncoderTuner, item_pairs_from_events, mine_hard_negatives, pairs_from_events,
+                                save_tuned_encoder, split_pairs_by_query)
+
+    eng = open_engine(home)
+    cat = eng.catalog()
+    docs = list(cat.texts())
+    if judgments is not None:
+        pairs = _judgment_pairs(judgments, cat.index, query_col, id_col, rel_col, min_relevance, max_negative)
+        source = f"judgments:{judgments.name}"
+    else:
+        pairs = pairs_from_events(eng.store.events(), cat.index)
+        source = "events:search-then-action"
+    if item_pairs:
+        ip = item_pairs_from_events(eng.store.events(), cat.index, docs)
+        from shopsense.tune import PairSet
+        import numpy as np
+
+        pairs = PairSet(pairs.anchors + ip.anchors, np.concatenate([pairs.positives, ip.positives]),
+                        np.concatenate([pairs.negatives, ip.negatives]), np.concatenate([pairs.weights, ip.weights]),
+                        {**ip.known, **pairs.known})
+        source += "+item-pairs"
+    if len(pairs) < 2:
+        raise ValidationError(f"Found {len(pairs)} training pairs in {source}; need at least 2 "
+                              "(search events followed by clicks, carts or purchases, or a judgments file).")
+    train, val = split_pairs_by_query(pairs, val_fraction)
+    console.print(f"{len(pairs)} pairs from {source}: {len(train)} train, {len(val)} validation "
+                  f"({len(set(val.anchors))} queries)")
+    if hard_negatives:
+        dv = item_embeddings(eng, progress=True)
+        qv = eng.encoder.encode_queries(train.queries())
+        train = mine_hard_negatives(train, qv, dv)
+    tuner = EncoderTuner(eng.settings.encoder_model, method=method, epochs=epochs, batch_size=batch_size, lr=lr,
+                         max_seconds=max_minutes * 60, eval_every=eval_every, patience=patience)
+    with Progress(TextColumn("[bold]tuning"), BarColumn(), TextColumn("{task.completed}/{task.total} steps"),
+                  TextColumn("{task.fields[status]}"), TimeElapsedColumn(), console=console) as bar:
+        task = bar.add_task("tune", total=None, status="")
+        val_txt = [""]
+
+        def progress(d: dict[str, Any]) -> None:
+            if "val_mrr@10" in d:
+                val_txt[0] = f"val MRR@10 {d['val_mrr@10']:.3f}"
+            bar.update(task, completed=d["step"], total=d["total"], status=f"loss {d['loss']:.3f} {val_txt[0]}")
+
+        tuner.fit(train, docs, val if len(val) else None, progress=progress)
+    path = save_tuned_encoder(tuner, home, version=version, activate=activate, extra={"source": source})
+    m = tuner.manifest()
+    console.print(f"saved {path} ({m['steps']} steps, {m['stop_reason']}, best val MRR@10 {m['best_val_mrr@10']}, "
+                  f"{m['wall_seconds']:.0f} s wall / {m['cpu_seconds']:.0f} s CPU)"
+                  + (" — now active" if activate else ""))
+
+
+@app.command("export-onnx")
+@handle_errors
+def export_onnx_cmd(
+    home: Path = HomeOpt,
+    int8: bool = typer.Option(True, help="also write the int8 (dynamically quantised) graph"),
+) -> None:
+    """Export the engine's encoder (the tuned one when active) to ONNX for
+    ``encoder_backend = "onnx"`` or ``"onnx-int8"``."""
+    from shopsense.config import DEFAULT_MODEL
+    from shopsense.text._onnx import export_onnx, onnx_dir_for
+    from shopsense.tune import active_encoder_path
+
+    eng = open_engine(home)
+    name = eng.settings.encoder_model
+    if name == DEFAULT_MODEL and (tuned := active_encoder_path(home)) is not None:
+        name = str(tuned)
+    out = export_onnx(name, onnx_dir_for(name, home), quantize=int8)
+    console.print(json.dumps({"model": name, "onnx_dir": str(out)}))

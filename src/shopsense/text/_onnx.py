@@ -1,0 +1,219 @@
+"""ONNX Runtime back-end for the sentence encoder, fp32 or dynamically quantised int8.
+
+The transformer is exported with ``torch.onnx.export``; tokenisation (the model's
+own fast tokenizer), mean pooling over the attention mask and L2 normalisation are
+done here in NumPy, exactly as sentence-transformers' ``Pooling(mean)`` +
+``Normalize`` modules do, so vectors agree with the PyTorch encoder (cosine > 0.99
+for fp32). Settings pick it with ``encoder_backend = "onnx" | "onnx-int8"``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import shutil
+import tempfile
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from shopsense.errors import require
+from shopsense.text._encoder import TextEncoder, _resolve_model
+
+__all__ = ["OnnxTextEncoder", "encoder_for_settings", "export_onnx", "onnx_dir_for"]
+
+log = logging.getLogger(__name__)
+
+FP32 = "model.onnx"
+INT8 = "model_int8.onnx"
+
+
+def _slug(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", name.strip("/"))[-120:] or "model"
+
+
+def onnx_dir_for(model_path: str | Path, home: str | Path | None = None) -> Path:
+    """Where the ONNX files of a model live: ``<model>/onnx`` for a model folder we
+    own (a tuned model in the engine home), else ``home/models/onnx/<slug>``."""
+    p = Path(model_path)
+    if home is not None and p.is_dir() and Path(home).resolve() in p.resolve().parents:
+        return p / "onnx"
+    return Path(home or ".") / "models" / "onnx" / _slug(str(model_path))
+
+
+def export_onnx(model_name: str, out_dir: str | Path, quantize: bool = True, opset: int = 17) -> Path:
+    """Export ``model_name`` (name or folder) to ``out_dir/model.onnx`` (+ ``model_int8.onnx``).
+
+    Written to a temp folder and renamed, so a reader never sees half an export.
+    Returns ``out_dir``.
+    """
+    torch = require("torch", "embed")
+    st = require("sentence_transformers", "embed")
+    require("onnx", "onnx")
+    path = _resolve_model(model_name)
+    if os.path.isdir(path):
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    model = st.SentenceTransformer(path, device="cpu")
+    modes = [type(m).__name__ for m in model]
+    pooling = model[1] if len(model) > 1 else None
+    mode = getattr(pooling, "pooling_mode", None) or (
+        "mean" if getattr(pooling, "pooling_mode_mean_tokens", False) else None)
+    if modes[:1] != ["Transformer"] or type(pooling).__name__ != "Pooling" or mode not in ("mean", None):
+        raise ValueError(f"export_onnx supports Transformer + mean Pooling (+ Normalize) models; got {modes}")
+    auto = model[0].auto_model.eval()
+    tok = model.tokenizer
+    out_dir = Path(out_dir)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}.tmp"))
+    try:
+        enc = tok(["a cordless drill", "deck screws"], padding=True, return_tensors="pt")
+        names = [n for n in ("input_ids", "attention_mask", "token_type_ids") if n in enc]
+
+        class _Wrap(torch.nn.Module):
+            def __init__(self, m: Any) -> None:
+                super().__init__()
+                self.m = m
+
+            def forward(self, *args: Any) -> Any:
+                return self.m(**dict(zip(names, args))).last_hidden_state
+
+        dyn = {n: {0: "batch", 1: "seq"} for n in names}
+        dyn["last_hidden_state"] = {0: "batch", 1: "seq"}
+        with torch.inference_mode():
+            torch.onnx.export(_Wrap(auto), tuple(enc[n] for n in names), str(tmp / FP32), input_names=names,
+                              output_names=["last_hidden_state"], dynamic_axes=dyn, opset_version=opset,
+                              dynamo=False)
+        tok.save_pretrained(str(tmp / "tokenizer"))
+        if quantize:
+            from onnxruntime.quantization import QuantType, quantize_dynamic
+
+            quantize_dynamic(str(tmp / FP32), str(tmp / INT8), weight_type=QuantType.QInt8, per_channel=True)
+        normalize = any(type(m).__name__ == "Normalize" for m in model)
+        (tmp / "manifest.json").write_text(json.dumps({
+            "format": "shopsense.onnx-encoder/1", "model": model_name, "inputs": names,
+            "max_seq_length": int(model.max_seq_length), "pooling": "mean", "normalize": normalize,
+            "dim": int(auto.config.hidden_size), "int8": bool(quantize), "opset": opset,
+        }, indent=2))
+        if out_dir.exists():
+            shutil.rmtree(out_dir)
+        os.replace(tmp, out_dir)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    log.info("exported %s to %s", model_name, out_dir)
+    return out_dir
+
+
+class _OnnxModel:
+    """What callers of ``TextEncoder.model`` may touch, shaped like a SentenceTransformer
+    (``.tokenizer``, ``.max_seq_length``), plus the ONNX Runtime session."""
+
+    def __init__(self, session: Any, tokenizer: Any, max_seq_length: int) -> None:
+        self.session = session
+        self.tokenizer = tokenizer
+        self.max_seq_length = max_seq_length
+
+
+class OnnxTextEncoder(TextEncoder):
+    """The :class:`TextEncoder` interface on ONNX Runtime (same query cache).
+
+    ``onnx_dir`` holds the export; when it is missing the model is exported there on
+    first use. ``int8`` picks the quantised graph.
+    """
+
+    def __init__(self, model_name: str, onnx_dir: str | Path, int8: bool = True, batch_size: int = 64,
+                 threads: int | None = None, query_cache_size: int = 1024) -> None:
+        super().__init__(model_name=model_name, batch_size=batch_size, threads=threads,
+                         query_cache_size=query_cache_size)
+        self.onnx_dir = Path(onnx_dir)
+        self.int8 = int8
+        # a distinct name keeps the embedding cache of each back-end apart
+        self.model_name = f"{model_name}+onnx{'-int8' if int8 else ''}"
+        self.base_model_name = model_name
+        self._session: Any = None
+        self._tok: Any = None
+        self._meta: dict[str, Any] = {}
+        self._olock = threading.Lock()
+
+    def _ensure(self) -> None:
+        with self._olock:
+            if self._session is not None:
+                return
+            ort = require("onnxruntime", "onnx")
+            graph = self.onnx_dir / (INT8 if self.int8 else FP32)
+            if not graph.exists():
+                log.info("no ONNX export at %s; exporting %s now", self.onnx_dir, self.base_model_name)
+                export_onnx(self.base_model_name, self.onnx_dir, quantize=True)
+            from transformers import AutoTokenizer
+
+            self._meta = json.loads((self.onnx_dir / "manifest.json").read_text())
+            self._tok = AutoTokenizer.from_pretrained(str(self.onnx_dir / "tokenizer"))
+            so = ort.SessionOptions()
+            # same rule as the torch back-end: never more than 2 threads on a shared CPU
+            so.intra_op_num_threads = self.threads or min(2, os.cpu_count() or 1)
+            so.inter_op_num_threads = 1
+            self._session = ort.InferenceSession(str(graph), so, providers=["CPUExecutionProvider"])
+            self._dim = int(self._meta["dim"])
+
+    @property
+    def model(self) -> Any:
+        self._ensure()
+        return _OnnxModel(self._session, self._tok, int(self._meta["max_seq_length"]))
+
+    @property
+    def dim(self) -> int:
+        self._ensure()
+        assert self._dim is not None
+        return self._dim
+
+    def _encode(self, texts: Sequence[str], progress: bool) -> np.ndarray:
+        self._ensure()
+        if len(texts) == 0:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        names = self._meta["inputs"]
+        max_len = int(self._meta["max_seq_length"])
+        # sort by length so each batch pads little (sentence-transformers does the same)
+        order = np.argsort([-len(t) for t in texts], kind="stable")
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        for start in range(0, len(texts), self.batch_size):
+            idx = order[start : start + self.batch_size]
+            enc = self._tok([texts[i] for i in idx], padding=True, truncation=True, max_length=max_len,
+                            return_tensors="np")
+            feed = {n: enc[n].astype(np.int64) for n in names}
+            hidden = self._session.run(None, feed)[0]
+            mask = feed["attention_mask"][..., None].astype(np.float32)
+            # sentence-transformers Pooling(mean): sum over unmasked tokens / clamp(count, 1e-9)
+            vec = (hidden * mask).sum(1) / np.clip(mask.sum(1), 1e-9, None)
+            if self._meta.get("normalize", True):
+                # torch.nn.functional.normalize: x / max(||x||, 1e-12)
+                vec = vec / np.clip(np.linalg.norm(vec, axis=1, keepdims=True), 1e-12, None)
+            out[idx] = vec
+        return out
+
+
+def encoder_for_settings(settings: Any) -> TextEncoder | None:
+    """The encoder that ``settings`` ask for when it is not the plain configured model:
+    the active tuned model of the engine home (when ``encoder_model`` is left at its
+    default) and/or the ONNX back-end. ``None`` means "use the plain TextEncoder"."""
+    from shopsense.config import DEFAULT_MODEL
+
+    home = Path(settings.home)
+    name = settings.encoder_model
+    if name == DEFAULT_MODEL:
+        from shopsense.tune._train import active_encoder_path
+
+        tuned = active_encoder_path(home)
+        if tuned is not None:
+            log.info("using the tuned encoder %s", tuned)
+            name = str(tuned)
+    backend = getattr(settings, "encoder_backend", "torch")
+    if backend == "torch":
+        return None if name == settings.encoder_model else TextEncoder(
+            model_name=name, batch_size=settings.encoder_batch_size)
+    return OnnxTextEncoder(name, onnx_dir_for(name, home), int8=backend == "onnx-int8",
+                           batch_size=settings.encoder_batch_size)

@@ -1,0 +1,25 @@
+"""Adapting the sentence encoder to the shop: pair mining, contrastive tuning, saving
+into the engine home (the engine's encoder then picks the tuned model up)."""
+
+from __future__ import annotations
+
+from shopsense.tune._pairs import (
+    PairSet,
+    item_pairs_from_events,
+    mine_hard_negatives,
+    pairs_from_events,
+    pairs_from_judgments,
+    split_pairs_by_query,
+)
+from shopsense.tune._train import (
+    EncoderTuner,
+    activate_encoder,
+    active_encoder_path,
+    save_tuned_encoder,
+)
+
+__all__ = [
+    "EncoderTuner", "PairSet", "activate_encoder", "active_encoder_path", "item_pairs_from_events",
+    "mine_hard_negatives", "pairs_from_events", "pairs_from_judgments", "save_tuned_encoder",
+    "split_pairs_by_query",
+]
