@@ -9,38 +9,70 @@ from __future__ import annotations
 import pytest
 
 schemathesis = pytest.importorskip("schemathesis")
-from hypothesis import HealthCheck, settings  # noqa: E402
+from hypothesis import HealthCheck, given, settings  # noqa: E402
 
 from .conftest import has_capability  # noqa: E402
 
 NEEDS = {"/users/{user_id}/recommendations": "recommend", "/items/{item_id}/similar": "recommend",
          "/items/{item_id}/complements": "bundles", "/carts/complete": "bundles",
          "/bundles": "bundles", "/search": "search"}
+EXAMPLES = 8
 
 
-@pytest.fixture()
-def fuzz_app(home, make_client):  # type: ignore[no-untyped-def]
+@pytest.fixture(scope="module")
+def fuzz_app(built_home, tmp_path_factory):  # type: ignore[no-untyped-def]
+    import shutil
+
+    from fastapi.testclient import TestClient
+
+    from shopsense.config import Settings
+    from shopsense.serve import create_app
+
+    home = tmp_path_factory.mktemp("fuzz") / "home"
+    shutil.copytree(built_home, home)
     # a generous rate limit: the fuzz is about input handling, limits have their own test
-    with make_client(home, warm=False, settings={"rate_limit_per_minute": 100_000}) as c:
-        c.app.state.fuzz_key = c.app.state.shopsense.keys.create("write", name="fuzz")
-        yield c.app
+    app = create_app(Settings.load(home, rate_limit_per_minute=1_000_000), warm=False)
+    with TestClient(app):
+        app.state.fuzz_key = app.state.shopsense.keys.create("write", name="fuzz")
+        yield app
 
 
-schema = schemathesis.pytest.from_fixture("fuzz_app")
+@pytest.fixture(scope="module")
+def api_schema(fuzz_app):  # type: ignore[no-untyped-def]
+    return schemathesis.openapi.from_asgi("/openapi.json", fuzz_app)
 
 
-@schema.parametrize()
-@settings(max_examples=6, deadline=None, derandomize=True,
-          suppress_health_check=list(HealthCheck))
-def test_no_server_errors(case, fuzz_app):  # type: ignore[no-untyped-def]
-    cap = NEEDS.get(case.operation.path)
+def test_every_route_is_fuzzed(api_schema):
+    """The list below covers every operation in the schema (a new route must be added)."""
+    ops = {(r.ok().method.upper(), r.ok().path) for r in api_schema.get_all_operations()}
+    assert ops == set(OPERATIONS)
+
+
+OPERATIONS = [
+    ("GET", "/search"), ("GET", "/users/{user_id}/recommendations"), ("DELETE", "/users/{user_id}"),
+    ("GET", "/items/{item_id}"), ("GET", "/items/{item_id}/similar"),
+    ("GET", "/items/{item_id}/complements"), ("POST", "/carts/complete"), ("POST", "/bundles"),
+    ("POST", "/events"), ("POST", "/products"), ("GET", "/health"), ("GET", "/metrics"),
+    ("GET", "/stats"), ("GET", "/bench/results"), ("GET", "/storefront/config"),
+]
+
+
+@pytest.mark.parametrize("method,path", OPERATIONS)
+def test_no_server_errors(api_schema, fuzz_app, method, path):  # type: ignore[no-untyped-def]
+    cap = NEEDS.get(path)
     if cap and not has_capability(cap):
         pytest.skip(f"shopsense.{cap} service is not in the tree yet")
-    headers = {"X-API-Key": fuzz_app.state.fuzz_key}
-    response = case.call(headers=headers)
-    assert response.status_code < 500, (case.operation.path, response.status_code, response.text)
-    # bad input must come back as our error shape, naming what was wrong
-    if 400 <= response.status_code < 500 and response.headers.get("content-type", "").startswith(
-            "application/json"):
-        body = response.json()
-        assert "message" in body and "error" in body
+    op = api_schema[path][method]
+    key = fuzz_app.state.fuzz_key
+
+    @given(case=op.as_strategy())
+    @settings(max_examples=EXAMPLES, deadline=None, derandomize=True, database=None,
+              suppress_health_check=list(HealthCheck))
+    def check(case):  # type: ignore[no-untyped-def]
+        response = case.call(headers={"X-API-Key": key}, timeout=120)
+        assert response.status_code < 500, (case.as_curl_command(), response.text[:500])
+        if 400 <= response.status_code < 500:
+            body = response.json()  # bad input comes back in our error shape
+            assert body["message"] and body["error"]
+
+    check()
