@@ -30,13 +30,18 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "src"))
 
-from shopsense.engine import Engine  # noqa: E402
-from shopsense.eval._search import (  # noqa: E402
-    SearchBenchmark, evaluate_rerank, evaluate_retrieval, latency_percentiles, load_crowdflower, load_homedepot,
+from shopsense.engine import Engine
+from shopsense.eval._search import (
+    SearchBenchmark,
+    evaluate_rerank,
+    evaluate_retrieval,
+    latency_percentiles,
+    load_crowdflower,
+    load_homedepot,
     query_split,
 )
-from shopsense.search import SearchOptions, SearchService  # noqa: E402
-from shopsense.search._fusion import normalise  # noqa: E402
+from shopsense.search import SearchOptions, SearchService
+from shopsense.search._fusion import normalise
 
 log = logging.getLogger("bench.search")
 
@@ -67,20 +72,26 @@ class Peer:
         return self.r.get_scores(self._tokens(q))[rows]
 
 
-def open_service(bench: SearchBenchmark) -> tuple[Engine, SearchService]:
+def open_service(bench: SearchBenchmark, dense: bool = True) -> tuple[Engine, SearchService]:
     eng = Engine(HERE / ".cache" / f"{bench.name}_home")
     if eng.store.count_products() != len(bench.products):
         eng.add_products(bench.products)
-    svc = SearchService(eng)
+    svc = SearchService(eng, dense=dense)
     t0 = time.time()
     _ = svc.searcher  # loads the saved index or builds it (embeddings cached on disk)
     log.info("%s: index ready in %.1fs", bench.name, time.time() - t0)
     return eng, svc
 
 
-def systems(base: SearchOptions) -> dict[str, SearchOptions]:
-    return {
+def systems(base: SearchOptions, dense: bool = True) -> dict[str, SearchOptions]:
+    lexical = {
         "bm25 (ours)": replace(base, mode="bm25", understand=False),
+        "bm25 + query understanding": replace(base, mode="bm25", understand=True),
+    }
+    if not dense:
+        return lexical
+    return {
+        **lexical,
         "dense (MiniLM)": replace(base, mode="dense", understand=False),
         "hybrid rrf": replace(base, mode="hybrid", fusion="rrf", understand=False),
         "hybrid weighted": replace(base, mode="hybrid", fusion="weighted", understand=False),
@@ -134,14 +145,15 @@ def tune(svc: SearchService, bench: SearchBenchmark, base: SearchOptions) -> tup
     return best[1], grid
 
 
-def evaluate(svc: SearchService, peer: Peer, bench: SearchBenchmark, base: SearchOptions) -> dict[str, dict]:
+def evaluate(svc: SearchService, peer: Peer, bench: SearchBenchmark, base: SearchOptions,
+             dense: bool = True) -> dict[str, dict]:
     s = svc.searcher
     out: dict[str, dict] = {}
     t0 = time.time()
     runs = [peer.rank(q) for q in bench.queries]
     out[PEER] = {**evaluate_retrieval(runs, bench.gains), **evaluate_rerank(peer.score, bench.queries, bench.gains)}
     log.info("%s %s %.1fs", bench.name, PEER, time.time() - t0)
-    for name, opts in systems(base).items():
+    for name, opts in systems(base, dense).items():
         t0 = time.time()
         runs = [s.rank(q, k=100, options=opts) for q in bench.queries]
         res = evaluate_retrieval(runs, bench.gains)
@@ -198,20 +210,55 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="600 test queries and a 1,000-query dev sample")
     ap.add_argument("--out", type=Path, default=HERE / "results" / "search.json")
     ap.add_argument("--latency-queries", type=int, default=1000)
+    ap.add_argument("--test-queries", type=int, default=0, help="score only this many Home Depot test queries (0: all)")
+    ap.add_argument("--datasets", nargs="+", default=["homedepot", "crowdflower"],
+                    help="which datasets to run; results of the others already in --out are kept")
+    ap.add_argument("--no-cf-dense", action="store_true",
+                    help="Crowdflower without the dense systems (when its embeddings are not cached yet)")
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     logging.getLogger("sentence_transformers").setLevel(logging.WARNING)
     import torch
 
     torch.set_num_threads(min(2, os.cpu_count() or 1))
-    results: dict = {}
-    t_start = time.time()
+    results: dict = json.loads(args.out.read_text()) if args.out.exists() else {}
+    meta = results.pop("_meta", {})
 
+    if "homedepot" in args.datasets:
+        meta["homedepot"] = run_homedepot(args, results)
+    if "crowdflower" in args.datasets:
+        meta["crowdflower"] = run_crowdflower(args, results, meta)
+    meta.update({
+        "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores shared with other jobs "
+                   f"(load average {os.getloadavg()[0]:.1f} at the end), torch threads {torch.get_num_threads()}, "
+                   "encoder on CPU",
+        "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "protocol": PROTOCOL,
+    })
+    results["_meta"] = meta
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(results, indent=2))
+    plot(results, args.out.with_suffix(".png"))
+    print_table(results)
+
+
+PROTOCOL = ("NDCG@10 with gains relevance-1; retrieval over all products (unjudged = 0, ideal DCG from all "
+            "judged gains), Recall@100, MRR (gain > 0 relevant); re-rank NDCG@10 over each query's judged "
+            "products; Home Depot queries split 50/50 by a hash of the query string, fusion weights tuned "
+            "on dev only, figures on test; Crowdflower: all queries, weights from Home Depot dev. Latency: "
+            "full search() incl. query encoding (query cache off), after 20 warm-up queries, over the 54,667 "
+            "Home Depot products; wall ms and process CPU ms.")
+
+
+def run_homedepot(args: argparse.Namespace, results: dict) -> dict:
+    t_start = time.time()
     hd = load_homedepot()
     dev_idx, test_idx = query_split(hd.queries, test_fraction=0.5, seed=0)
     dev, test = hd.subset(dev_idx), hd.subset(test_idx)
     if args.quick:
         dev, test = dev.subset(range(1000)), test.subset(range(600))
+    elif args.test_queries:
+        test = test.subset(range(min(args.test_queries, len(test.queries))))
     eng, svc = open_service(hd)
     peer = Peer(hd.products)
     warm_queries(svc, dev.queries + test.queries)
@@ -229,36 +276,33 @@ def main() -> None:
     for name, m in lat.items():
         results["homedepot"].setdefault(name, {}).update({f"latency_{k}": v for k, v in m.items()})
     eng.close()
-
-    cf = load_crowdflower()
-    eng, svc = open_service(cf)
-    peer_cf = Peer(cf.products)
-    warm_queries(svc, cf.queries)
-    results["crowdflower"] = evaluate(svc, peer_cf, cf, tuned)
-    eng.close()
-
-    results["_meta"] = {
-        "command": "python bench/search.py" + (" --quick" if args.quick else ""),
-        "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores (shared), torch threads "
-                   f"{torch.get_num_threads()}, encoder on CPU",
-        "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "protocol": "NDCG@10 with gains relevance-1; retrieval over all products (unjudged = 0, ideal DCG from all "
-                    "judged gains), Recall@100, MRR (gain > 0 relevant); re-rank NDCG@10 over each query's judged "
-                    "products; Home Depot queries split 50/50 by a hash of the query string, fusion weights tuned "
-                    "on dev only, figures on test; Crowdflower: all queries, weights from Home Depot dev. Latency: "
-                    "full search() incl. query encoding, query cache off, after 20 warm-up queries, "
-                    f"{len(lat_q)} test queries, 54,667 products.",
-        "homedepot_queries": {"dev": len(dev.queries), "test": len(test.queries)},
-        "homedepot_peer_on_dev": peer_dev,
+    return {
+        "command": "python " + " ".join(sys.argv),
+        "queries": {"dev": len(dev.queries), "test": len(test.queries), "latency": len(lat_q)},
+        "peer_on_dev": peer_dev,
         "tuned": {"dense_weight": tuned.dense_weight, "dense_norm": tuned.dense_norm, "boost": tuned.boost,
-                  "synonym_weight": tuned.synonym_weight},
+                  "lexical_weight": tuned.lexical_weight, "synonym_weight": tuned.synonym_weight},
         "tuning_grid_dev": grid,
         "seconds": round(time.time() - t_start, 1),
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(results, indent=2))
-    plot(results, args.out.with_suffix(".png"))
-    print_table(results)
+
+
+def run_crowdflower(args: argparse.Namespace, results: dict, meta: dict) -> dict:
+    t_start = time.time()
+    tuned_values = meta.get("homedepot", {}).get("tuned")
+    if tuned_values is None:
+        raise SystemExit("run the homedepot part first: Crowdflower uses the weights tuned on Home Depot dev")
+    tuned = replace(SearchOptions(), **tuned_values)
+    cf = load_crowdflower()
+    cf_dense = not args.no_cf_dense
+    eng, svc = open_service(cf, dense=cf_dense)
+    peer_cf = Peer(cf.products)
+    if cf_dense:
+        warm_queries(svc, cf.queries)
+    results["crowdflower"] = evaluate(svc, peer_cf, cf, tuned, dense=cf_dense)
+    eng.close()
+    return {"command": "python " + " ".join(sys.argv), "queries": len(cf.queries), "products": len(cf.products),
+            "dense_systems": cf_dense, "weights_from": "homedepot dev", "seconds": round(time.time() - t_start, 1)}
 
 
 def print_table(results: dict) -> None:

@@ -7,7 +7,15 @@ import pytest
 
 from shopsense.catalog import Catalog
 from shopsense.errors import ValidationError
-from shopsense.search import Analyzer, DenseIndex, LexicalIndex, facet_counts, filter_mask, product_fields, rrf
+from shopsense.search import (
+    Analyzer,
+    DenseIndex,
+    LexicalIndex,
+    facet_counts,
+    filter_mask,
+    product_fields,
+    rrf,
+)
 from shopsense.search._fusion import normalise, weighted_fusion
 
 

@@ -7,7 +7,7 @@ import pytest
 
 pytest.importorskip("sentence_transformers")
 
-from shopsense.text import EmbeddingCache, TextEncoder, encode_cached, item_embeddings  # noqa: E402
+from shopsense.text import EmbeddingCache, TextEncoder, encode_cached, item_embeddings
 
 
 @pytest.fixture(scope="session")

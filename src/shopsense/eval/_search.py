@@ -44,7 +44,7 @@ class SearchBenchmark:
     gains: list[dict[int, float]]  # per query: product row -> gain (>= 0)
     meta: dict[str, Any] = field(default_factory=dict)
 
-    def subset(self, query_idx: Sequence[int]) -> "SearchBenchmark":
+    def subset(self, query_idx: Sequence[int]) -> SearchBenchmark:
         return SearchBenchmark(self.name, self.products, [self.queries[i] for i in query_idx],
                                [self.gains[i] for i in query_idx], dict(self.meta))
 
@@ -167,14 +167,19 @@ def evaluate_rerank(score: Callable[[str, np.ndarray], np.ndarray], queries: Seq
 
 
 def latency_percentiles(fn: Callable[[str], Any], queries: Sequence[str], warmup: int = 20) -> dict[str, float]:
-    """p50/p95/p99 wall milliseconds of ``fn(query)`` after ``warmup`` calls."""
+    """p50/p95/p99 wall milliseconds of ``fn(query)`` after ``warmup`` calls, plus the
+    same percentiles of the process CPU time (what the query costs when the machine is
+    shared with other work; with several threads CPU time can exceed wall time)."""
     for q in queries[:warmup]:
         fn(q)
-    times = []
+    wall, cpu = [], []
     for q in queries:
-        t0 = time.perf_counter()
+        c0, t0 = time.process_time(), time.perf_counter()
         fn(q)
-        times.append((time.perf_counter() - t0) * 1000.0)
-    t = np.array(times)
+        wall.append((time.perf_counter() - t0) * 1000.0)
+        cpu.append((time.process_time() - c0) * 1000.0)
+    t, c = np.array(wall), np.array(cpu)
     return {"p50_ms": float(np.percentile(t, 50)), "p95_ms": float(np.percentile(t, 95)),
-            "p99_ms": float(np.percentile(t, 99)), "mean_ms": float(t.mean()), "n": len(t)}
+            "p99_ms": float(np.percentile(t, 99)), "mean_ms": float(t.mean()),
+            "cpu_p50_ms": float(np.percentile(c, 50)), "cpu_p95_ms": float(np.percentile(c, 95)),
+            "cpu_p99_ms": float(np.percentile(c, 99)), "n": len(t)}

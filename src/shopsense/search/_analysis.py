@@ -12,7 +12,7 @@ import re
 import unicodedata
 from typing import Any
 
-__all__ = ["Analyzer", "STOPWORDS", "UNITS"]
+__all__ = ["STOPWORDS", "UNITS", "Analyzer"]
 
 #: a short English stop list (bm25s's list, minus words that carry meaning in product
 #: queries: "no", "not" and "in"/"on"/"off" are not dropped because they may be units

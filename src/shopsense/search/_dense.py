@@ -24,8 +24,8 @@ class DenseIndex:
         nothing there and exact is the reference).
     """
 
-    def __init__(self, M: int = 32, ef_construction: int = 200, ef: int = 200, exact_below: int = 5000,
-                 threads: int = 1) -> None:
+    def __init__(self, M: int = 16, ef_construction: int = 100, ef: int = 100, exact_below: int = 5000,
+                 threads: int = 2) -> None:
         self.M = M
         self.ef_construction = ef_construction
         self.ef = ef
@@ -34,7 +34,7 @@ class DenseIndex:
         self.vectors_: np.ndarray | None = None
         self.hnsw_: object | None = None
 
-    def fit(self, vectors: np.ndarray) -> "DenseIndex":
+    def fit(self, vectors: np.ndarray) -> DenseIndex:
         self.vectors_ = np.ascontiguousarray(vectors, dtype=np.float32)
         self.hnsw_ = None
         n, d = self.vectors_.shape
@@ -42,8 +42,9 @@ class DenseIndex:
             hnswlib = require("hnswlib", "search")
             idx = hnswlib.Index(space="ip", dim=d)
             idx.init_index(max_elements=n, ef_construction=self.ef_construction, M=self.M, random_seed=0)
-            idx.set_num_threads(self.threads)
+            idx.set_num_threads(self.threads)  # building may use both cores; queries use one
             idx.add_items(self.vectors_, np.arange(n))
+            idx.set_num_threads(1)
             idx.set_ef(self.ef)
             self.hnsw_ = idx
         return self
@@ -97,7 +98,7 @@ class DenseIndex:
         }))
 
     @classmethod
-    def load(cls, path: str | Path) -> "DenseIndex":
+    def load(cls, path: str | Path) -> DenseIndex:
         path = Path(path)
         meta = json.loads((path / "dense.json").read_text())
         self = cls(M=meta["M"], ef_construction=meta["ef_construction"], ef=meta["ef"], exact_below=meta["exact_below"])

@@ -11,7 +11,7 @@ import numpy as np
 
 from shopsense.errors import ValidationError
 
-__all__ = ["FILTER_KEYS", "filter_mask", "facet_counts", "PRICE_BUCKETS"]
+__all__ = ["FILTER_KEYS", "PRICE_BUCKETS", "facet_counts", "filter_mask"]
 
 FILTER_KEYS = ("category", "brand", "price", "price_min", "price_max", "in_stock", "rating_min", "attributes")
 #: upper bounds of the price facet buckets

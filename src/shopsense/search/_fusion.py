@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-__all__ = ["rrf", "normalise", "weighted_fusion"]
+__all__ = ["normalise", "rrf", "weighted_fusion"]
 
 
 def rrf(ranked: Sequence[Sequence[int]], k: float = 60.0, weights: Sequence[float] | None = None) -> dict[int, float]:

@@ -21,7 +21,7 @@ from shopsense.search._fusion import normalise, rrf
 from shopsense.search._lexical import LexicalIndex
 from shopsense.search._query import ParsedQuery, QueryParser
 
-__all__ = ["HybridSearcher", "SearchOptions", "Retrieved"]
+__all__ = ["HybridSearcher", "Retrieved", "SearchOptions"]
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +47,7 @@ class SearchOptions:
     dense_candidates: int = 100
     personal_weight: float = 0.15
 
-    def validated(self) -> "SearchOptions":
+    def validated(self) -> SearchOptions:
         check_param("mode", self.mode, self.mode in MODES, f"one of {MODES}", "search")
         check_param("fusion", self.fusion, self.fusion in FUSIONS, f"one of {FUSIONS}", "search")
         for name in ("lexical_weight", "dense_weight", "synonym_weight", "boost", "personal_weight"):
@@ -56,7 +56,7 @@ class SearchOptions:
         return self
 
     @classmethod
-    def from_kwargs(cls, base: "SearchOptions", options: Mapping[str, Any]) -> "SearchOptions":
+    def from_kwargs(cls, base: SearchOptions, options: Mapping[str, Any]) -> SearchOptions:
         known = set(cls.__dataclass_fields__)
         bad = sorted(set(options) - known)
         if bad:

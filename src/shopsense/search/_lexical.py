@@ -18,7 +18,7 @@ import numpy as np
 from shopsense.errors import NotFittedError, require
 from shopsense.search._analysis import Analyzer
 
-__all__ = ["LexicalIndex", "DEFAULT_FIELD_WEIGHTS", "product_fields"]
+__all__ = ["DEFAULT_FIELD_WEIGHTS", "LexicalIndex", "product_fields"]
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +59,7 @@ class LexicalIndex:
         self.n_docs_: int = 0
         self.doc_freq_: dict[str, int] = {}
 
-    def fit(self, fields: dict[str, list[str]], progress: bool = False) -> "LexicalIndex":
+    def fit(self, fields: dict[str, list[str]], progress: bool = False) -> LexicalIndex:
         bm25s = require("bm25s", "search")
         self.fields_ = {}
         self.doc_freq_ = {}
@@ -119,7 +119,7 @@ class LexicalIndex:
                  counts=np.array(list(self.doc_freq_.values()), dtype=np.int64))
 
     @classmethod
-    def load(cls, path: str | Path, mmap: bool = True) -> "LexicalIndex":
+    def load(cls, path: str | Path, mmap: bool = True) -> LexicalIndex:
         bm25s = require("bm25s", "search")
         path = Path(path)
         meta = json.loads((path / "lexical.json").read_text())

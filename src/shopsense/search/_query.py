@@ -32,12 +32,12 @@ COLOURS = frozenset({
 _NUM = r"\$?\s*(\d++(?:[.,]\d+)?+)\s*(?:\$|dollars?|usd|eur|euros?|€|£)?"
 _NOT_UNIT = r"(?!\s*(?:in\b|inch|inches|ft\b|feet|foot|gal|lb|oz|mm|cm|v\b|volt|w\b|watt|amp|\"|'|x\b|%|btu|gb|tb))"
 _PRICE_PATTERNS: list[tuple[re.Pattern[str], str]] = [
-    (re.compile(r"\bbetween\s+" + _NUM + r"\s*(?:and|-|to)\s*" + _NUM + _NOT_UNIT, re.I), "range"),
-    (re.compile(r"\$\s*(\d+(?:\.\d+)?)\s*(?:-|to)\s*\$?\s*(\d+(?:\.\d+)?)", re.I), "range"),
-    (re.compile(r"\b(\d+(?:\.\d+)?)\s*(?:-|to)\s*(\d+(?:\.\d+)?)\s*(?:\$|dollars?|usd|eur|euros?)", re.I), "range"),
+    (re.compile(r"\bbetween\s+" + _NUM + r"\s*(?:and|-|to)\s*" + _NUM + _NOT_UNIT, re.IGNORECASE), "range"),
+    (re.compile(r"\$\s*(\d+(?:\.\d+)?)\s*(?:-|to)\s*\$?\s*(\d+(?:\.\d+)?)", re.IGNORECASE), "range"),
+    (re.compile(r"\b(\d+(?:\.\d+)?)\s*(?:-|to)\s*(\d+(?:\.\d+)?)\s*(?:\$|dollars?|usd|eur|euros?)", re.IGNORECASE), "range"),
     (re.compile(r"(?:\b(?:under|below|less\s+than|cheaper\s+than|max(?:imum)?|up\s+to|at\s+most|no\s+more\s+than)|<=?)\s*"
-                + _NUM + _NOT_UNIT, re.I), "max"),
-    (re.compile(r"(?:\b(?:over|above|more\s+than|at\s+least|min(?:imum)?|from)|>=?)\s*" + _NUM + _NOT_UNIT, re.I), "min"),
+                + _NUM + _NOT_UNIT, re.IGNORECASE), "max"),
+    (re.compile(r"(?:\b(?:over|above|more\s+than|at\s+least|min(?:imum)?|from)|>=?)\s*" + _NUM + _NOT_UNIT, re.IGNORECASE), "min"),
 ]
 _SIZE = re.compile(r"(?<![\w/.])(\d+(?:\.\d+)?|\d+/\d+)\s+(inch|foot|gallon|pound|ounce|quart|yard|mm|cm|meter|volt|watt|amp|gb|tb)\b")
 _SIZE_UNITS = {"inch", "foot", "gallon", "pound", "ounce", "quart", "yard", "mm", "cm", "meter", "volt", "watt",
@@ -115,7 +115,7 @@ class QueryParser:
         self._oneway: dict[str, set[str]] = {}
 
     # -- fitting ---------------------------------------------------------------
-    def fit(self, products: Sequence[Any]) -> "QueryParser":
+    def fit(self, products: Sequence[Any]) -> QueryParser:
         counts: Counter[str] = Counter()
         brands: dict[str, str] = {}
         attrs: Counter[tuple[str, str, str]] = Counter()
@@ -290,7 +290,7 @@ class QueryParser:
 
     @classmethod
     def load(cls, path: str | Path, analyzer: Analyzer | None = None,
-             protected_words: Iterable[str] = ()) -> "QueryParser":
+             protected_words: Iterable[str] = ()) -> QueryParser:
         s = json.loads(Path(path).read_text())
         self = cls(analyzer=analyzer, synonyms_path=s["synonyms_path"], protected_words=protected_words,
                    max_edit=s["max_edit"])

@@ -190,9 +190,9 @@ class SearchService:
     def searcher(self) -> HybridSearcher:
         """The loaded searcher: loaded from disk, or built when missing or stale."""
         with self._lock:
-            if self._searcher is None or self._stale:
-                if self._stale or not self.load():
-                    self.build()
+            # a stale index is rebuilt; a missing one is loaded from disk, else built
+            if self._stale or (self._searcher is None and not self.load()):
+                self.build()
             assert self._searcher is not None
             return self._searcher
 
@@ -246,7 +246,7 @@ class SearchService:
         info = {
             "query": parsed.as_dict(),
             "facets": facet_counts(s.catalog, r.pool, max_attributes=10 if s.has_attributes else 0),
-            "total": int(len(r.pool)),
+            "total": len(r.pool),
             "filters": dict(filters or {}), "personalized": profile is not None,
             "took_ms": round((time.perf_counter() - t0) * 1000.0, 2),
         }
@@ -315,6 +315,6 @@ def _explain(hits: list[Hit], catalog: Any) -> list[Hit]:
         return hits
     try:
         return list(explain(hits, catalog))
-    except Exception:  # noqa: BLE001 - explanations must never fail a search
+    except Exception:
         log.exception("explain() failed; returning hits without reasons")
         return hits

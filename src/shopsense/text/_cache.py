@@ -90,7 +90,7 @@ class EmbeddingCache:
                 np.save(fh, arr)
             os.replace(tmp, self.dir / name)
         (self.dir / "manifest.json").write_text(json.dumps(
-            {"format": "shopsense.embeddings/1", "model": self.model_name, "count": int(len(all_keys)),
+            {"format": "shopsense.embeddings/1", "model": self.model_name, "count": len(all_keys),
              "dim": int(all_vecs.shape[1]) if all_vecs.ndim == 2 else 0}))
         self._keys, self._vecs = all_keys, all_vecs
         self._pos = {str(k): i for i, k in enumerate(all_keys)}
@@ -120,7 +120,7 @@ def encode_cached(encoder: TextEncoder, texts: Sequence[str], cache_root: str | 
     assert vecs is not None or len(texts) == 0
     if vecs is None:
         vecs = np.zeros((0, encoder.dim), dtype=np.float32)
-    return vecs, int(len(missing))
+    return vecs, len(missing)
 
 
 def item_texts(catalog: Any) -> list[str]:

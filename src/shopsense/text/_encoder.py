@@ -80,7 +80,7 @@ class TextEncoder:
         self._qcache: OrderedDict[str, np.ndarray] = OrderedDict()
 
     @classmethod
-    def from_settings(cls, settings: Any) -> "TextEncoder":
+    def from_settings(cls, settings: Any) -> TextEncoder:
         # issue 8: a tuned model active in the engine home, or the ONNX back-end
         from shopsense.text._onnx import encoder_for_settings
 
