@@ -103,7 +103,7 @@ class Engine:
         """Append events (all or nothing) and update online models; returns how many were new."""
         items = [_validate(Event, e, i) for i, e in enumerate(events)]
         n = self.store.add_events(items)
-        for service in (self._recommend, self._search):
+        for service in (self._recommend, self._search, self._bundles):
             if service is not None and hasattr(service, "on_events"):
                 service.on_events(items)
         return n

@@ -9,6 +9,7 @@ from shopsense.cli import _tune  # noqa: F401  (registers tune, export-onnx)
 from shopsense.cli import _rules  # noqa: F401  (registers rules)
 from shopsense.cli import _serve  # noqa: F401  (registers serve, keys)
 from shopsense.cli import _search  # noqa: F401  (registers index, search)
+from shopsense.cli import _bundles  # noqa: F401  (registers complements, complete-cart, substitutes, bundle)
 
 __all__ = ["app", "console", "main"]
 

@@ -1,0 +1,441 @@
+"""The complement model: what goes with a cart, generalising beyond observed pairs.
+
+Three signals, all sparse and vectorised over a batch of carts:
+
+1. **co-purchase**: the shrunk conditional probability ``P(j | i)`` from pair
+   counts, optionally damped by the popularity of ``j``;
+2. **text neighbours** (cold start): an item with few baskets borrows the
+   co-purchase rows of its nearest items in embedding space, and a candidate
+   with few baskets borrows the score of its nearest items, both in proportion
+   to how little evidence the item has (``shrink / (count + shrink)``);
+3. **category affinity**: which categories are bought together, spread over the
+   items of a category by their share of its purchases. Catalogues without
+   categories get pseudo-categories by k-means over the item embeddings.
+
+Substitutes are the items close in text and in the same category that are
+*rarely* bought together (lift below ``substitute_max_lift``).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import numpy as np
+from scipy import sparse
+
+from shopsense.bundles._mining import CoPurchase, decay_weights
+from shopsense.errors import NotFittedError, check_param
+from shopsense.results import Ranked
+
+log = logging.getLogger(__name__)
+
+__all__ = ["ComplementModel", "text_knn", "top_k_per_row"]
+
+_FORMAT = "shopsense.complement/1"
+
+
+def top_k_per_row(m: sparse.spmatrix, k: int) -> sparse.csr_matrix:
+    """Keep the ``k`` largest entries of every row of a sparse matrix."""
+    m = sparse.csr_matrix(m)
+    counts = np.diff(m.indptr)
+    if counts.max(initial=0) <= k:
+        return m
+    rows, cols, vals = [], [], []
+    # rows are handled one by one only when they are longer than k (few of them)
+    for r in np.flatnonzero(counts > k):
+        s, e = m.indptr[r], m.indptr[r + 1]
+        part = np.argpartition(-m.data[s:e], k - 1)[:k]
+        rows.append(np.full(k, r))
+        cols.append(m.indices[s:e][part])
+        vals.append(m.data[s:e][part])
+    short = counts <= k
+    coo = m.tocoo()
+    sel = short[coo.row]
+    rows.append(coo.row[sel])
+    cols.append(coo.col[sel])
+    vals.append(coo.data[sel])
+    return sparse.csr_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
+                             shape=m.shape)
+
+
+def text_knn(emb: np.ndarray, k: int, chunk: int = 2048) -> sparse.csr_matrix:
+    """Cosine k-nearest-neighbour graph of unit vectors (self excluded), exact.
+
+    Brute force in chunks: for the catalogue sizes one CPU serves (tens of
+    thousands of items) it is a few matrix products, and exact.
+    """
+    emb = np.ascontiguousarray(emb, dtype=np.float32)
+    n = emb.shape[0]
+    k = min(k, n - 1)
+    if k <= 0:
+        return sparse.csr_matrix((n, n), dtype=np.float32)
+    rows, cols, vals = [], [], []
+    for s in range(0, n, chunk):
+        sims = emb[s:s + chunk] @ emb.T
+        idx = np.arange(s, min(s + chunk, n))
+        sims[idx - s, idx] = -np.inf
+        part = np.argpartition(-sims, k - 1, axis=1)[:, :k]
+        rows.append(np.repeat(idx, k))
+        cols.append(part.ravel())
+        vals.append(np.take_along_axis(sims, part, axis=1).ravel())
+    return sparse.csr_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
+                             shape=(n, n), dtype=np.float32)
+
+
+def _kmeans_codes(emb: np.ndarray, n_clusters: int, seed: int = 0) -> np.ndarray:
+    from scipy.cluster.vq import kmeans2
+
+    rng = np.random.default_rng(seed)
+    _, labels = kmeans2(emb.astype(np.float64), n_clusters, minit="++", seed=rng)
+    return labels.astype(np.int64)
+
+
+class ComplementModel:
+    """Scores candidate additions for carts (see the module docstring).
+
+    Parameters
+    ----------
+    min_support:
+        baskets a pair needs before its count is used.
+    shrink:
+        pseudo-count of the conditional probability and of the cold-start blend.
+    pop_exponent:
+        damping of popular candidates, ``P(j|i) / (n_j + 1) ** pop_exponent``.
+    text_weight, category_weight:
+        weights of the text-neighbour and category-affinity signals.
+    text_neighbors:
+        size of the embedding neighbourhood.
+    max_partners:
+        co-purchase partners kept per item (bounds memory and query time).
+    prior_weight:
+        weight of the item popularity prior (0 = only a tie-breaker).
+    half_life_days:
+        time decay of baskets (``None``: no decay).
+    n_clusters:
+        pseudo-categories from k-means when no categories are given
+        (``0``: none; ``None``: about ``sqrt(n_items / 2)``).
+    substitute_min_sim, substitute_max_lift:
+        a substitute is at least this similar in text and bought together with
+        at most this lift.
+
+    Example
+    -------
+    >>> from shopsense.bundles import basket_matrix
+    >>> X = basket_matrix([[0, 1], [0, 1], [0, 2], [3]], n_items=4)
+    >>> m = ComplementModel(min_support=1, shrink=1.0).fit(X)
+    >>> m.rank([[0]], k=2).indices.tolist()
+    [[1, 2]]
+    """
+
+    def __init__(self, item_model: str = "ease", l2: float = 20.0, ease_max_items: int = 15_000,
+                 min_support: int = 2, shrink: float = 5.0, pop_exponent: float = 0.0,
+                 text_weight: float = 0.3, category_weight: float = 0.05, text_neighbors: int = 20,
+                 max_partners: int = 300, half_life_days: float | None = None,
+                 n_clusters: int | None = None, substitute_min_sim: float = 0.6,
+                 substitute_max_lift: float = 1.0, prior_weight: float = 0.0, seed: int = 0) -> None:
+        check_param("item_model", item_model, item_model in ("ease", "conditional"),
+                    "'ease' or 'conditional'", "ComplementModel")
+        check_param("l2", l2, l2 > 0, "a float > 0", "ComplementModel")
+        check_param("shrink", shrink, shrink >= 0, "a float >= 0", "ComplementModel")
+        check_param("text_neighbors", text_neighbors, isinstance(text_neighbors, int) and text_neighbors >= 1,
+                    "an int >= 1", "ComplementModel")
+        check_param("max_partners", max_partners, isinstance(max_partners, int) and max_partners >= 1,
+                    "an int >= 1", "ComplementModel")
+        self.item_model = item_model
+        self.l2 = l2
+        self.ease_max_items = ease_max_items
+        self.min_support = min_support
+        self.shrink = shrink
+        self.pop_exponent = pop_exponent
+        self.text_weight = text_weight
+        self.category_weight = category_weight
+        self.text_neighbors = text_neighbors
+        self.max_partners = max_partners
+        self.half_life_days = half_life_days
+        self.n_clusters = n_clusters
+        self.substitute_min_sim = substitute_min_sim
+        self.substitute_max_lift = substitute_max_lift
+        self.prior_weight = prior_weight
+        self.seed = seed
+
+    def get_params(self) -> dict[str, object]:
+        return {k: getattr(self, k) for k in (
+            "item_model", "l2", "ease_max_items", "min_support", "shrink", "pop_exponent", "text_weight", "category_weight", "text_neighbors",
+            "max_partners", "half_life_days", "n_clusters", "substitute_min_sim", "substitute_max_lift",
+            "prior_weight", "seed")}
+
+    # -- fit -----------------------------------------------------------------------
+    def fit(self, X: sparse.spmatrix, categories: np.ndarray | None = None,
+            embeddings: np.ndarray | None = None, times: np.ndarray | None = None) -> ComplementModel:
+        """Learn from a binary (baskets x items) matrix.
+
+        ``categories``: (n_items,) int codes, -1 for none; ``embeddings``:
+        (n_items, dim) unit vectors; ``times``: (n_baskets,) epoch seconds for
+        the time decay.
+        """
+        X = sparse.csr_matrix(X, dtype=np.float32)
+        n = X.shape[1]
+        if embeddings is not None and embeddings.shape[0] != n:
+            raise ValueError(f"embeddings has {embeddings.shape[0]} rows for {n} items")
+        if categories is not None and len(categories) != n:
+            raise ValueError(f"categories has {len(categories)} entries for {n} items")
+        w = decay_weights(times, self.half_life_days) if times is not None else None
+        self.copurchase_ = cp = CoPurchase(self.min_support).fit(X, w)
+        c = cp.item_weights_
+        self.item_counts_ = c
+        self.popularity_ = c / max(c.max(initial=0.0), 1e-12)
+        if self.item_model == "ease":
+            self.pair_scores_ = self._ease(X, cp)
+        else:
+            # shrunk P(j|i), damped by the candidate's popularity
+            left = sparse.diags(1.0 / (c + self.shrink + 1e-12))
+            right = sparse.diags(np.power(c + 1.0, -self.pop_exponent))
+            self.pair_scores_ = top_k_per_row(left @ cp.pair_counts_ @ right, self.max_partners).astype(np.float32)
+        self.coldness_ = (self.shrink / (c + self.shrink)) if self.shrink > 0 else np.zeros(n)
+
+        # text neighbourhood for cold start and substitutes
+        self.neighbors_ = None
+        self.neighbor_idx_ = self.neighbor_sim_ = None
+        self.substitutes_ = sparse.csr_matrix((n, n), dtype=np.float32)
+        if embeddings is not None and n > 1:
+            emb = np.asarray(embeddings, dtype=np.float32)
+            knn = text_knn(emb, self.text_neighbors)
+            pos = knn.copy()
+            pos.data = np.maximum(pos.data, 0.0)
+            pos.eliminate_zeros()
+            rs = np.asarray(pos.sum(axis=1)).ravel()
+            self.neighbors_ = (sparse.diags(1.0 / np.maximum(rs, 1e-12)) @ pos).tocsr().astype(np.float32)
+            kk = np.diff(knn.indptr)
+            width = int(kk.max(initial=0))
+            self.neighbor_idx_ = np.zeros((n, width), dtype=np.int64)
+            self.neighbor_sim_ = np.zeros((n, width), dtype=np.float32)
+            for s_ in range(width):  # text_knn gives every row the same number of neighbours
+                has = kk > s_
+                self.neighbor_idx_[has, s_] = knn.indices[knn.indptr[:-1][has] + s_]
+                self.neighbor_sim_[has, s_] = np.maximum(knn.data[knn.indptr[:-1][has] + s_], 0.0)
+        else:
+            knn = None
+
+        # categories (real, or pseudo from the embeddings)
+        codes = None
+        if categories is not None and (np.asarray(categories) >= 0).any():
+            codes = np.asarray(categories, dtype=np.int64)
+        elif embeddings is not None and self.n_clusters != 0 and n >= 4:
+            kc = self.n_clusters or int(max(2, round(np.sqrt(n / 2))))
+            codes = _kmeans_codes(np.asarray(embeddings), min(kc, n - 1), self.seed)
+        self._set_category_stats(codes)
+
+        if knn is not None:
+            self.substitutes_ = self._substitute_matrix(knn, codes)
+        return self
+
+    def _ease(self, X: sparse.csr_matrix, cp: CoPurchase) -> sparse.csr_matrix:
+        """Pair weights learned by ridge regression of each item on the rest of its
+        basket (EASE, Steck 2019), closed form. Unlike summed conditional
+        probabilities it discounts partners that only repeat what other cart items
+        already say, which matters for large baskets. Restricted to the
+        ``ease_max_items`` most bought items (an O(n^3) inverse); the positive
+        weights are the complements, kept ``max_partners`` per item.
+        """
+        n = X.shape[1]
+        counts = cp.item_counts_
+        active = np.flatnonzero(counts >= 1)
+        if len(active) > self.ease_max_items:
+            active = active[np.argsort(-counts[active], kind="stable")[: self.ease_max_items]]
+            active.sort()
+        if len(active) < 2:
+            return sparse.csr_matrix((n, n), dtype=np.float32)
+        Xa = X[:, active]
+        G = (Xa.T @ Xa).toarray().astype(np.float64)
+        # no min-support mask here: zeroing entries of the Gram matrix breaks its
+        # positive definiteness; the ridge penalty is what tames rare pairs
+        G[np.diag_indices_from(G)] += self.l2
+        P = np.linalg.inv(G)
+        B = -P / np.diag(P)[None, :]
+        np.fill_diagonal(B, 0.0)
+        B = np.maximum(B, 0.0)
+        Bs = top_k_per_row(sparse.csr_matrix(B.astype(np.float32)), self.max_partners).tocoo()
+        return sparse.csr_matrix((Bs.data, (active[Bs.row], active[Bs.col])), shape=(n, n), dtype=np.float32)
+
+    def _set_category_stats(self, codes: np.ndarray | None) -> None:
+        """Category co-purchase affinity and each item's share of its category."""
+        self.categories_ = codes
+        self.category_affinity_ = self.category_share_ = self._G = None
+        if codes is None:
+            return
+        cp = self.copurchase_
+        c = cp.item_weights_
+        n = len(codes)
+        m = int(codes.max()) + 1
+        valid = codes >= 0
+        G = sparse.csr_matrix((np.ones(valid.sum()), (np.flatnonzero(valid), codes[valid])), shape=(n, m))
+        cat_pairs = (G.T @ cp.pair_counts_ @ G).toarray()
+        cat_n = G.T @ c
+        self.category_affinity_ = (cat_pairs / (cat_n[:, None] + self.shrink + 1e-12)).astype(np.float32)
+        tot = np.asarray(G @ (G.T @ (c + 1.0))).ravel()
+        self.category_share_ = np.where(valid, (c + 1.0) / np.maximum(tot, 1e-12), 0.0).astype(np.float32)
+        self._G = G.tocsr()
+
+    def _substitute_matrix(self, knn: sparse.csr_matrix, codes: np.ndarray | None) -> sparse.csr_matrix:
+        """Similar in text (and category when known), rarely bought together."""
+        coo = knn.tocoo()
+        i, j, sim = coo.row, coo.col, coo.data
+        keep = sim >= self.substitute_min_sim
+        if codes is not None:
+            keep &= (codes[i] == codes[j]) | (codes[i] < 0) | (codes[j] < 0)
+        i, j, sim = i[keep], j[keep], sim[keep]
+        lift = np.asarray(self.copurchase_.lift_matrix()[i, j]).ravel() if len(i) else np.zeros(0)
+        ok = lift < self.substitute_max_lift
+        # the more often they are bought together, the less they replace each other
+        score = sim[ok] * (1.0 - lift[ok] / max(self.substitute_max_lift, 1e-12))
+        n = knn.shape[0]
+        return sparse.csr_matrix((score.astype(np.float32), (i[ok], j[ok])), shape=(n, n))
+
+    def _check(self) -> None:
+        if not hasattr(self, "pair_scores_"):
+            raise NotFittedError("ComplementModel is not fitted; call fit(baskets) first.")
+
+    @property
+    def n_items(self) -> int:
+        self._check()
+        return int(self.pair_scores_.shape[0])
+
+    # -- scoring -------------------------------------------------------------------
+    def _carts(self, carts: sparse.spmatrix | list) -> sparse.csr_matrix:
+        if sparse.issparse(carts):
+            return sparse.csr_matrix(carts, dtype=np.float32)
+        n = self.n_items
+        rows = np.repeat(np.arange(len(carts)), [len(c) for c in carts])
+        cols = np.concatenate([np.asarray(c, dtype=np.int64) for c in carts]) if len(carts) else np.zeros(0, int)
+        m = sparse.csr_matrix((np.ones(len(cols), dtype=np.float32), (rows, cols)), shape=(len(carts), n))
+        m.sum_duplicates()
+        m.data[:] = 1.0
+        return m
+
+    def score(self, carts: sparse.spmatrix | list) -> np.ndarray:
+        """Dense (n_carts, n_items) complement scores; cart items are not masked."""
+        self._check()
+        Q = self._carts(carts)
+        R = np.asarray((Q @ self.pair_scores_).todense(), dtype=np.float32)
+        if self.neighbors_ is not None and self.text_weight > 0:
+            # cold cart items borrow their text neighbours' co-purchase rows
+            borrow = (Q @ sparse.diags(self.coldness_.astype(np.float32)) @ self.neighbors_).tocsr()
+            R += np.asarray((borrow @ self.pair_scores_).todense(), dtype=np.float32)
+            # cold candidates borrow the score of their best text neighbour, weighted by
+            # similarity: a near-twin of a strong complement is a strong complement
+            # (a mean over the neighbourhood would dilute the twin away)
+            best = np.zeros_like(R)
+            for s_ in range(self.neighbor_idx_.shape[1]):
+                np.maximum(best, R[:, self.neighbor_idx_[:, s_]] * self.neighbor_sim_[None, :, s_], out=best)
+            R += self.text_weight * best * self.coldness_[None, :].astype(np.float32)
+        if self.category_affinity_ is not None and self.category_weight > 0:
+            cat_q = np.asarray((Q @ self._G).todense(), dtype=np.float32) @ self.category_affinity_
+            codes = np.maximum(self.categories_, 0)
+            R += self.category_weight * cat_q[:, codes] * self.category_share_[None, :]
+        # a popularity prior (vanishing by default: it only orders items the other
+        # signals cannot tell apart)
+        R += (self.prior_weight + 1e-6) * self.popularity_[None, :].astype(np.float32)
+        return R
+
+    def substitute_mask(self, carts: sparse.spmatrix | list) -> np.ndarray:
+        """(n_carts, n_items) bool: substitutes of any cart item."""
+        self._check()
+        Q = self._carts(carts)
+        return np.asarray((Q @ self.substitutes_).todense()) > 0
+
+    def rank(self, carts: sparse.spmatrix | list, k: int = 10, exclude_substitutes: bool = True,
+             allowed: np.ndarray | None = None) -> Ranked:
+        """Top-``k`` additions per cart, never the cart items (nor their substitutes)."""
+        check_param("k", k, isinstance(k, int) and k >= 1, "an int >= 1", "ComplementModel.rank")
+        Q = self._carts(carts)
+        R = self.score(Q)
+        R[Q.nonzero()] = -np.inf
+        if exclude_substitutes:
+            R[self.substitute_mask(Q)] = -np.inf
+        if allowed is not None:
+            R[:, ~np.asarray(allowed, dtype=bool)] = -np.inf
+        return _top_k(R, k)
+
+    def substitutes(self, item: int, k: int = 10) -> tuple[np.ndarray, np.ndarray]:
+        """Up to ``k`` substitutes of one item, best first."""
+        self._check()
+        row = self.substitutes_.getrow(int(item))
+        order = np.argsort(-row.data, kind="stable")[:k]
+        return row.indices[order].astype(np.int64), row.data[order]
+
+    # -- persistence -----------------------------------------------------------------
+    def save(self, path: str | Path) -> Path:
+        """A folder with ``arrays.npz`` and ``manifest.json`` (no pickle)."""
+        self._check()
+        path = Path(path)
+        path.mkdir(parents=True, exist_ok=True)
+        cp = self.copurchase_
+        arrays: dict[str, np.ndarray] = {"item_counts": cp.item_counts_, "item_weights": cp.item_weights_,
+                                         "coldness": self.coldness_}
+        mats = {"pair_counts": cp.pair_counts_, "pair_scores": self.pair_scores_,
+                "substitutes": self.substitutes_}
+        if self.neighbors_ is not None:
+            mats["neighbors"] = self.neighbors_
+        for name, m in mats.items():
+            m = sparse.csr_matrix(m)
+            arrays[f"{name}_data"], arrays[f"{name}_indices"], arrays[f"{name}_indptr"] = m.data, m.indices, m.indptr
+        if self.categories_ is not None:
+            arrays["categories"] = self.categories_
+        if self.neighbor_idx_ is not None:
+            arrays["neighbor_idx"], arrays["neighbor_sim"] = self.neighbor_idx_, self.neighbor_sim_
+        np.savez(path / "arrays.npz", **arrays)
+        manifest = {"format": _FORMAT, "params": self.get_params(), "n_items": self.n_items,
+                    "n_baskets": cp.n_baskets_, "total_weight": cp.total_weight_}
+        (path / "manifest.json").write_text(json.dumps(manifest, indent=2))
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path) -> ComplementModel:
+        path = Path(path)
+        manifest = json.loads((path / "manifest.json").read_text())
+        if manifest.get("format") != _FORMAT:
+            raise ValueError(f"{path} is not a {_FORMAT} folder (format {manifest.get('format')!r})")
+        model = cls(**manifest["params"])
+        n = int(manifest["n_items"])
+        with np.load(path / "arrays.npz") as z:
+            a = {k: z[k] for k in z.files}
+
+        def mat(name: str) -> sparse.csr_matrix | None:
+            if f"{name}_data" not in a:
+                return None
+            return sparse.csr_matrix((a[f"{name}_data"], a[f"{name}_indices"], a[f"{name}_indptr"]), shape=(n, n))
+
+        cp = CoPurchase(model.min_support)
+        cp.item_counts_, cp.item_weights_ = a["item_counts"], a["item_weights"]
+        cp.pair_counts_ = mat("pair_counts")
+        cp.n_baskets_, cp.total_weight_, cp.n_items_ = manifest["n_baskets"], manifest["total_weight"], n
+        model.copurchase_ = cp
+        model.item_counts_ = cp.item_weights_
+        model.popularity_ = cp.item_weights_ / max(cp.item_weights_.max(initial=0.0), 1e-12)
+        model.pair_scores_ = mat("pair_scores")
+        model.substitutes_ = mat("substitutes")
+        model.neighbors_ = mat("neighbors")
+        model.neighbor_idx_, model.neighbor_sim_ = a.get("neighbor_idx"), a.get("neighbor_sim")
+        model.coldness_ = a["coldness"]
+        codes = a.get("categories")
+        model._set_category_stats(codes)
+        return model
+
+
+def _top_k(R: np.ndarray, k: int) -> Ranked:
+    n = R.shape[1]
+    kk = min(k, n)
+    part = np.argpartition(-R, kk - 1, axis=1)[:, :kk]
+    vals = np.take_along_axis(R, part, axis=1)
+    order = np.argsort(-vals, axis=1, kind="stable")
+    idx = np.take_along_axis(part, order, axis=1).astype(np.int64)
+    sc = np.take_along_axis(vals, order, axis=1)
+    bad = ~np.isfinite(sc)
+    idx[bad] = -1
+    sc = np.where(bad, 0.0, sc).astype(np.float32)
+    if kk < k:
+        idx = np.pad(idx, ((0, 0), (0, k - kk)), constant_values=-1)
+        sc = np.pad(sc, ((0, 0), (0, k - kk)))
+    return Ranked(idx, sc)

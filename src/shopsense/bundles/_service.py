@@ -1,0 +1,276 @@
+"""``BundleService``: the engine's complements, cart completion, substitutes and bundles."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from shopsense.bundles._complement import ComplementModel
+from shopsense.bundles._mining import BASKET_EVENT_TYPES, Baskets, baskets_from_events
+from shopsense.bundles._optimize import solve_bundle
+from shopsense.errors import MissingDependencyError, NotFoundError, ValidationError, check_param
+from shopsense.results import Hit, ResultList
+
+if TYPE_CHECKING:
+    from shopsense.catalog import Catalog
+    from shopsense.engine import Engine
+
+log = logging.getLogger(__name__)
+
+__all__ = ["BundleService"]
+
+
+class BundleService:
+    """Complements, cart completion, substitutes and budgeted bundles for an engine.
+
+    The model is (re)fitted lazily from the stored add-to-cart and purchase events
+    the first time it is needed and again after new basket events or product
+    changes; a deleted user's baskets leave the counts at once.
+
+    Example
+    -------
+    >>> svc = BundleService(engine)                                   # doctest: +SKIP
+    >>> svc.complete_cart(["sku-1", "sku-7"], k=5).ids                # doctest: +SKIP
+    >>> svc.bundle(["sku-1"], size=3, budget=40.0).info["total_price"]  # doctest: +SKIP
+    """
+
+    def __init__(self, engine: Engine, model: ComplementModel | None = None, *, use_text: bool = True,
+                 candidates: int = 30, explain: bool = True) -> None:
+        self.engine = engine
+        self.model_template = model or ComplementModel()
+        self.use_text = use_text
+        self.candidates = candidates
+        self.explain = explain
+        self._lock = threading.RLock()
+        self.model_: ComplementModel | None = None
+        self.baskets_: Baskets | None = None
+        self._catalog: Catalog | None = None
+        self._embeddings: np.ndarray | None = None
+        self._stale = True
+
+    # -- fitting -----------------------------------------------------------------------
+    def fit(self) -> BundleService:
+        """Mine the stored baskets and fit the complement model."""
+        with self._lock:
+            catalog = self.engine.catalog()
+            ev = self.engine.store.events()
+            baskets = baskets_from_events(ev.user_id, ev.item_id, ev.type, ev.timestamp, ev.session_id,
+                                          catalog.index)
+            self._catalog = catalog
+            self._embeddings = self._item_embeddings() if self.use_text else None
+            self._fit_model(baskets)
+            self._stale = False
+        return self
+
+    def _item_embeddings(self) -> np.ndarray | None:
+        if len(self.engine.catalog()) < 2:
+            return None
+        try:
+            from shopsense.text import item_embeddings
+
+            return item_embeddings(self.engine)
+        except (MissingDependencyError, ImportError) as exc:  # text is an extra: co-purchase still works
+            log.warning("no item embeddings (%s); complements use co-purchase and categories only", exc)
+            return None
+
+    def _fit_model(self, baskets: Baskets) -> None:
+        assert self._catalog is not None
+        leaf = self._catalog.category_leaf
+        names = sorted({c for c in leaf if c})
+        pos = {c: i for i, c in enumerate(names)}
+        codes = np.array([pos.get(c, -1) for c in leaf], dtype=np.int64) if names else None
+        params = self.model_template.get_params()
+        model = ComplementModel(**params)  # type: ignore[arg-type]
+        model.fit(baskets.matrix, categories=codes, embeddings=self._embeddings, times=baskets.time)
+        self.model_ = model
+        self.baskets_ = baskets
+
+    def _ready(self) -> tuple[ComplementModel, Catalog]:
+        with self._lock:
+            if self._stale or self.model_ is None or self._catalog is None:
+                self.fit()
+            assert self.model_ is not None and self._catalog is not None
+            return self.model_, self._catalog
+
+    # -- engine hooks ------------------------------------------------------------------
+    def on_events(self, events: Sequence[Any]) -> None:
+        """New add-to-cart / purchase events change the counts: refit on next use."""
+        if any(str(getattr(getattr(e, "type", ""), "value", getattr(e, "type", ""))) in BASKET_EVENT_TYPES
+               for e in events):
+            self._stale = True
+
+    def on_products_changed(self) -> None:
+        self._stale = True
+
+    def forget_user(self, user_id: str) -> int:
+        """Drop the user's baskets from the mined counts now; returns how many."""
+        with self._lock:
+            if self.baskets_ is None or self._catalog is None:
+                return 0
+            mine = self.baskets_.user == user_id
+            n = int(mine.sum())
+            if n:
+                self._fit_model(self.baskets_.drop(~mine))
+            return n
+
+    # -- helpers -----------------------------------------------------------------------
+    def _indices(self, catalog: Catalog, item_ids: Sequence[str]) -> list[int]:
+        out = []
+        for i in item_ids:
+            j = catalog.index.get(i)
+            if j is None:
+                raise NotFoundError("product", i)
+            if j not in out:
+                out.append(j)
+        return out
+
+    def _because(self, model: ComplementModel, catalog: Catalog, sources: list[int], j: int,
+                 ) -> dict[str, Any]:
+        """The source item that explains ``j`` best, with the lift of the pair."""
+        S = model.pair_scores_
+        contrib = np.array([S[i, j] + S[j, i] for i in sources], dtype=np.float64)
+        if contrib.max(initial=0.0) > 0:
+            i = sources[int(contrib.argmax())]
+            cp = model.copurchase_
+            return {"because_item": catalog.ids[i], "lift": round(cp.lift(i, j), 4),
+                    "support": int(round(cp.pair_counts_[i, j])), "observed": True}
+        # generalised: the source closest in category affinity or in text
+        aff = np.zeros(len(sources))
+        if model.category_affinity_ is not None:
+            cj = model.categories_[j]
+            aff = np.array([model.category_affinity_[model.categories_[i], cj]
+                            if model.categories_[i] >= 0 and cj >= 0 else 0.0 for i in sources])
+        if model.neighbors_ is not None:
+            aff = aff + np.array([model.neighbors_[i, j] + model.neighbors_[j, i] for i in sources])
+        i = sources[int(aff.argmax())] if len(sources) else sources[0]
+        return {"because_item": catalog.ids[i], "lift": 0.0, "observed": False}
+
+    def _finish(self, hits: list[Hit], catalog: Catalog, info: dict[str, Any]) -> ResultList:
+        if self.explain and hits:
+            try:
+                from shopsense.rerank import explain
+
+                hits = explain(hits, catalog)
+            except ImportError:  # explanations are optional; evidence stays on the hits
+                pass
+        return ResultList(hits, info)
+
+    def _allowed(self, catalog: Catalog, in_stock_only: bool) -> np.ndarray:
+        return catalog.in_stock.copy() if in_stock_only else np.ones(len(catalog), dtype=bool)
+
+    # -- public API --------------------------------------------------------------------
+    def complete_cart(self, item_ids: Sequence[str], k: int = 10, in_stock_only: bool = True,
+                      exclude_substitutes: bool = True) -> ResultList:
+        """Rank additions for a whole cart: never the cart items nor their substitutes."""
+        check_param("k", k, isinstance(k, int) and 1 <= k <= 1000, "an int in [1, 1000]", "complete_cart")
+        check_param("item_ids", item_ids, len(item_ids) > 0, "a non-empty list of product ids", "complete_cart")
+        t0 = time.perf_counter()
+        model, catalog = self._ready()
+        cart = self._indices(catalog, item_ids)
+        ranked = model.rank([cart], k=k, exclude_substitutes=exclude_substitutes,
+                            allowed=self._allowed(catalog, in_stock_only))
+        hits = []
+        for j, s in zip(ranked.indices[0], ranked.scores[0]):
+            if j < 0:
+                continue
+            ev = self._because(model, catalog, cart, int(j))
+            src = "copurchase" if ev.pop("observed") else "complement"
+            hits.append(Hit(catalog.ids[j], float(s), src, {src: float(s)}, evidence=ev,
+                            product=catalog.products[j]))
+        return self._finish(hits, catalog, {"cart": list(item_ids),
+                                            "took_ms": round(1000 * (time.perf_counter() - t0), 2)})
+
+    def complements(self, item_id: str, k: int = 10, in_stock_only: bool = True) -> ResultList:
+        """What goes with one item (complete_cart of a one-item cart)."""
+        return self.complete_cart([item_id], k=k, in_stock_only=in_stock_only)
+
+    def substitutes(self, item_id: str, k: int = 10, in_stock_only: bool = False) -> ResultList:
+        """Items that could replace ``item_id``: similar text and category, rarely bought together."""
+        check_param("k", k, isinstance(k, int) and 1 <= k <= 1000, "an int in [1, 1000]", "substitutes")
+        model, catalog = self._ready()
+        (i,) = self._indices(catalog, [item_id])
+        idx, sc = model.substitutes(i, k=len(catalog))
+        hits = []
+        for j, s in zip(idx, sc):
+            if in_stock_only and not catalog.in_stock[j]:
+                continue
+            sim = float(self._embeddings[i] @ self._embeddings[j]) if self._embeddings is not None else 0.0
+            ev = {"because_item": item_id, "similarity": round(sim, 4),
+                  "lift": round(model.copurchase_.lift(i, int(j)), 4)}
+            hits.append(Hit(catalog.ids[j], float(s), "content", {"substitute": float(s)}, evidence=ev,
+                            product=catalog.products[j]))
+            if len(hits) >= k:
+                break
+        return self._finish(hits, catalog, {"item": item_id})
+
+    def bundle(self, item_ids: Sequence[str], size: int = 3, budget: float | None = None,
+               max_per_category: int | None = 1, in_stock_only: bool = True, pair_weight: float = 1.0,
+               ) -> ResultList:
+        """Choose ``size - len(item_ids)`` items to go with ``item_ids``.
+
+        Maximises the items' complement score for the given items plus their
+        pairwise complementarity, with the whole bundle's price (given items
+        included) within ``budget``, only in-stock additions, and at most
+        ``max_per_category`` additions per category. Returns the added items;
+        ``info`` has the total price, the objective and whether it is proven optimal.
+        """
+        check_param("item_ids", item_ids, len(item_ids) > 0, "a non-empty list of product ids", "bundle")
+        check_param("size", size, isinstance(size, int) and len(item_ids) < size <= 20,
+                    f"an int in [{len(item_ids) + 1}, 20] (more than the {len(item_ids)} given items)", "bundle")
+        check_param("budget", budget, budget is None or (isinstance(budget, (int, float)) and budget >= 0
+                                                          and np.isfinite(budget)),
+                    "a finite number >= 0 or None", "bundle")
+        check_param("max_per_category", max_per_category, max_per_category is None or (
+            isinstance(max_per_category, int) and max_per_category >= 1), "an int >= 1 or None", "bundle")
+        t0 = time.perf_counter()
+        model, catalog = self._ready()
+        anchors = self._indices(catalog, item_ids)
+        anchor_price = float(catalog.price[anchors].sum())
+        info: dict[str, Any] = {"items": list(item_ids), "size": size, "budget": budget}
+        if budget is not None and not np.isfinite(anchor_price):
+            raise ValidationError("The 'budget' parameter of bundle needs the prices of the given items; "
+                                  "some are unknown.", field="budget")
+        left = None if budget is None else float(budget) - anchor_price
+        n_pick = size - len(anchors)
+        allowed = self._allowed(catalog, in_stock_only)
+        if left is not None:
+            # an unknown price cannot be checked against the budget
+            allowed &= np.isfinite(catalog.price) & (catalog.price <= left + 1e-9)
+        ranked = model.rank([anchors], k=max(self.candidates, n_pick), allowed=allowed)
+        cand = np.array([j for j in ranked.indices[0] if j >= 0], dtype=np.int64)
+        rel = np.array([s for j, s in zip(ranked.indices[0], ranked.scores[0]) if j >= 0], dtype=np.float64)
+        if left is not None and left < 0:
+            cand, rel = cand[:0], rel[:0]
+            info["reason"] = "the given items alone exceed the budget"
+        scale = max(rel.max(initial=0.0), 1e-12)
+        rel = np.maximum(rel, 0.0) / scale
+        S = model.pair_scores_
+        sub = S[cand][:, cand].toarray() if len(cand) else np.zeros((0, 0))
+        pair = (sub + sub.T) / 2.0 / scale
+        price = np.nan_to_num(catalog.price[cand], nan=0.0)
+        cats = model.categories_[cand] if model.categories_ is not None else np.full(len(cand), -1)
+        sol = solve_bundle(rel, pair, price, cats, n_pick, budget=left, max_per_category=max_per_category,
+                           pair_weight=pair_weight)
+        chosen = [int(cand[p]) for p in sol.chosen]
+        hits = []
+        for p, j in zip(sol.chosen, chosen):
+            others = anchors + [c for c in chosen if c != j]
+            ev = self._because(model, catalog, others, j)
+            ev.pop("observed")
+            ev["price"] = None if not np.isfinite(catalog.price[j]) else float(catalog.price[j])
+            ev["relevance"] = round(float(rel[p]), 4)
+            ev["pair_bonus"] = round(float(pair_weight * pair[p, list(sol.chosen)].sum()), 4)
+            hits.append(Hit(catalog.ids[j], float(rel[p] + ev["pair_bonus"]), "bundle",
+                            {"complement": float(rel[p] * scale), "pairs": ev["pair_bonus"]},
+                            evidence=ev, product=catalog.products[j]))
+        total = anchor_price + float(np.nansum(catalog.price[chosen])) if chosen else anchor_price
+        info.update({"total_price": None if not np.isfinite(total) else round(total, 2),
+                     "objective": round(sol.objective, 6), "optimal": sol.optimal, "nodes": sol.nodes,
+                     "candidates": len(cand),
+                     "took_ms": round(1000 * (time.perf_counter() - t0), 2)})
+        return self._finish(hits, catalog, info)

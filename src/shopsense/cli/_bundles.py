@@ -1,0 +1,101 @@
+"""``shopsense complements``, ``shopsense complete-cart``, ``shopsense substitutes``, ``shopsense bundle``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.table import Table
+
+from shopsense.cli._app import HomeOpt, app, console, handle_errors, open_engine
+
+JsonOpt = typer.Option(False, "--json", help="print the full response as JSON")
+TextOpt = typer.Option(True, "--text/--no-text", help="use item text embeddings (cold start, substitutes)")
+
+
+def _show(res: Any, title: str, as_json: bool) -> None:
+    if as_json:
+        console.print_json(json.dumps(res.as_dict(include_product=False), default=str))
+        return
+    table = Table(title=title)
+    for col in ("#", "id", "title", "price", "score", "source", "why"):
+        table.add_column(col)
+    for i, h in enumerate(res.hits, 1):
+        p = h.product
+        price = "" if p is None or p.price is None else f"{p.price:g}"
+        why = h.reason or json.dumps(h.evidence, default=str)
+        if "lift" in h.evidence and h.evidence.get("lift"):
+            why += f" (lift {h.evidence['lift']:.1f})"
+        table.add_row(str(i), h.id, (p.title[:50] if p else ""), price, f"{h.score:.3f}", h.source, why)
+    console.print(table)
+
+
+def _service(eng: Any, text: bool) -> Any:
+    from shopsense.bundles import BundleService
+
+    if not text:  # replace the engine's lazily created service with a text-free one
+        eng._bundles = BundleService(eng, use_text=False)
+    return eng.bundler
+
+
+@app.command("complements")
+@handle_errors
+def complements_cmd(
+    item: str = typer.Argument(..., help="product id"),
+    k: int = typer.Option(10, "-k", help="how many"),
+    text: bool = TextOpt, as_json: bool = JsonOpt, home: Path = HomeOpt,
+) -> None:
+    """Items frequently bought with ITEM (and complements learned beyond observed pairs)."""
+    with open_engine(home) as eng:
+        res = _service(eng, text).complements(item, k=k)
+    _show(res, f"goes with {item}", as_json)
+
+
+@app.command("complete-cart")
+@handle_errors
+def complete_cart_cmd(
+    items: list[str] = typer.Argument(..., help="product ids in the cart"),
+    k: int = typer.Option(10, "-k", help="how many"),
+    text: bool = TextOpt, as_json: bool = JsonOpt, home: Path = HomeOpt,
+) -> None:
+    """Additions for a whole cart (never the cart items nor their substitutes)."""
+    with open_engine(home) as eng:
+        res = _service(eng, text).complete_cart(items, k=k)
+    _show(res, f"complete the cart of {len(items)} items", as_json)
+
+
+@app.command("substitutes")
+@handle_errors
+def substitutes_cmd(
+    item: str = typer.Argument(..., help="product id"),
+    k: int = typer.Option(10, "-k", help="how many"),
+    as_json: bool = JsonOpt, home: Path = HomeOpt,
+) -> None:
+    """Items that could replace ITEM: similar text and category, rarely bought together."""
+    with open_engine(home) as eng:
+        res = _service(eng, True).substitutes(item, k=k)
+    _show(res, f"instead of {item}", as_json)
+
+
+@app.command("bundle")
+@handle_errors
+def bundle_cmd(
+    items: list[str] = typer.Argument(..., help="product id(s) the bundle is built around"),
+    size: int = typer.Option(3, "--size", help="items in the bundle, the given ones included"),
+    budget: float = typer.Option(None, "--budget", help="most the whole bundle may cost"),
+    max_per_category: int = typer.Option(1, "--max-per-category", help="added items per category"),
+    text: bool = TextOpt, as_json: bool = JsonOpt, home: Path = HomeOpt,
+) -> None:
+    """A bundle around ITEMS maximising complementarity within a budget, in stock only."""
+    with open_engine(home) as eng:
+        res = _service(eng, text).bundle(items, size=size, budget=budget, max_per_category=max_per_category)
+    _show(res, f"bundle around {', '.join(items)}", as_json)
+    if not as_json:
+        info = res.info
+        total = info.get("total_price")
+        console.print(f"total price {total if total is not None else 'unknown'}"
+                      + (f" (budget {info['budget']:g})" if info.get("budget") is not None else "")
+                      + (" - proven optimal" if info.get("optimal") else " - best found within the node limit")
+                      + (f"; {info['reason']}" if info.get("reason") else ""))
