@@ -88,4 +88,6 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ImportError)
     async def _missing(_: Request, exc: ImportError) -> JSONResponse:
         log.error("capability unavailable: %s", exc)
-        return problem(503, "CapabilityUnavailable", f"This capability is not installed: {exc}")
+        # the detail (module paths) goes to the log, not to the client
+        return problem(503, "CapabilityUnavailable", "This capability is not available on this "
+                       "server (not installed or not built).")

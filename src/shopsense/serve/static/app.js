@@ -119,6 +119,7 @@ async function loadRecs() {
       ? `updated from your activity: ${fresh.size} new` : `for ${state.user}`;
   } catch (e) {
     $("#recs-status").textContent = `unavailable (${e.message})`;
+    $("#recs").replaceChildren(h("div", { class: "empty" }, "Recommendations are not available right now."));
   }
 }
 

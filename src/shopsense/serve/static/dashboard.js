@@ -16,7 +16,7 @@ function svg(tag, attrs = {}, text) {
   if (text !== undefined) e.textContent = text;
   return e;
 }
-const fmt = (v) => (typeof v !== "number" ? String(v) : Math.abs(v) >= 1000 ? v.toLocaleString(undefined, { maximumFractionDigits: 0 })
+const fmt = (v) => (typeof v !== "number" ? String(v) : Number.isInteger(v) || Math.abs(v) >= 1000 ? v.toLocaleString(undefined, { maximumFractionDigits: 0 })
   : Math.abs(v) >= 1 ? v.toFixed(2) : v.toPrecision(3));
 
 // horizontal bars: rows = [[label, value, colorIndex]]
