@@ -91,8 +91,9 @@ class SearchService:
     """
 
     def __init__(self, engine: Any, options: SearchOptions | None = None, synonyms_path: str | Path | None = None,
-                 dense: bool = True) -> None:
+                 dense: bool = True, embed_text: str = "full") -> None:
         self.engine = engine
+        self.embed_text = embed_text  # "full" (Product.text()) or "title"
         self.options = (options or SearchOptions()).validated()
         self.synonyms_path = Path(synonyms_path) if synonyms_path else self._default_synonyms()
         self.use_dense = dense
@@ -128,7 +129,7 @@ class SearchService:
             encoder = None
             if self.use_dense:
                 encoder = self.engine.encoder
-                vectors = item_embeddings(self.engine, progress=progress)
+                vectors = item_embeddings(self.engine, progress=progress, text=self.embed_text)
                 dense = DenseIndex().fit(vectors)
             t_dense = time.time() - t0 - t_lex
             parser = QueryParser(analyzer=analyzer, synonyms_path=self.synonyms_path,
@@ -137,6 +138,7 @@ class SearchService:
                 "format": FORMAT, "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                 "products": len(catalog), "fingerprint": catalog_fingerprint(catalog),
                 "encoder_model": encoder.model_name if encoder else None, "dense": dense is not None,
+                "embed_text": self.embed_text,
                 "synonyms": str(self.synonyms_path) if self.synonyms_path else None,
                 "versions": {p: _version(p) for p in ("shopsense", "bm25s", "hnswlib", "symspellpy",
                                                        "sentence-transformers")},
@@ -173,6 +175,8 @@ class SearchService:
         catalog = self.engine.catalog()
         if manifest.get("format") != FORMAT or manifest.get("fingerprint") != catalog_fingerprint(catalog):
             log.info("saved search index does not match the catalogue; rebuilding")
+            return False
+        if manifest.get("dense") != self.use_dense or manifest.get("embed_text", "full") != self.embed_text:
             return False
         if manifest.get("dense") and manifest.get("encoder_model") != self.engine.encoder.model_name:
             return False

@@ -123,15 +123,21 @@ def encode_cached(encoder: TextEncoder, texts: Sequence[str], cache_root: str | 
     return vecs, len(missing)
 
 
-def item_texts(catalog: Any) -> list[str]:
-    """The text each product is embedded from (the catalogue's one text per product)."""
-    return list(catalog.texts())
+def item_texts(catalog: Any, text: str = "full") -> list[str]:
+    """The text each product is embedded from: ``"full"`` is ``Product.text()`` (title,
+    brand, category path, start of the description); ``"title"`` is the title alone
+    (cheaper to encode for catalogues with long descriptions)."""
+    if text == "full":
+        return list(catalog.texts())
+    if text == "title":
+        return [p.title for p in catalog.products]
+    raise ValueError(f"The 'text' parameter of item_texts must be one of 'full', 'title'. Got {text!r} instead.")
 
 
-def item_embeddings(engine: Any, progress: bool = False) -> np.ndarray:
+def item_embeddings(engine: Any, progress: bool = False, text: str = "full") -> np.ndarray:
     """(n_items, dim) unit vectors aligned with ``engine.catalog()`` order, cached
     under ``engine.home / "embeddings"`` so only changed products are re-encoded."""
     catalog = engine.catalog()
-    vecs, _ = encode_cached(engine.encoder, item_texts(catalog), Path(engine.home) / "embeddings",
-                            progress=progress)
+    vecs, _ = encode_cached(engine.encoder, item_texts(catalog, text), Path(engine.home) / "embeddings",
+                            progress=progress, prune=text == "full")
     return vecs
