@@ -1,0 +1,13 @@
+"""Recommendations: candidate generators behind one :class:`Recommender` interface,
+a LightGBM ranker that merges them, and the :class:`RecommendService` the engine uses."""
+
+from shopsense.recommend._base import Interactions, Recommender, histories_to_csr, top_k
+from shopsense.recommend._cf import ALS, EASE, ItemKNN
+from shopsense.recommend._content import ContentRecommender
+from shopsense.recommend._popularity import Popularity, Trending
+from shopsense.recommend._ranker import ItemSide, RankingStack
+from shopsense.recommend._sasrec import SASRec
+from shopsense.recommend._service import RecommendService
+
+__all__ = ["ALS", "EASE", "ContentRecommender", "Interactions", "ItemKNN", "ItemSide", "Popularity", "RankingStack",
+           "RecommendService", "Recommender", "SASRec", "Trending", "histories_to_csr", "top_k"]

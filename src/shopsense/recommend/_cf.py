@@ -1,0 +1,191 @@
+"""Collaborative filtering: EASE (closed form), item-kNN and implicit ALS."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+
+import numpy as np
+
+from shopsense.errors import check_param, require
+from shopsense.recommend._base import Interactions, Recommender, histories_to_csr
+from shopsense.results import Ranked
+
+log = logging.getLogger(__name__)
+
+
+class EASE(Recommender):
+    """Embarrassingly Shallow Autoencoder (Steck 2019): B = I - P / diag(P),
+    P = (XᵀX + λI)⁻¹. Closed form, strong on catalogues up to ~30k items.
+
+    Written by hand because it is ten lines of linear algebra; scipy does the work.
+    """
+
+    name = "ease"
+    source = "cf"
+
+    def __init__(self, l2: float = 250.0, binary: bool = True) -> None:
+        check_param("l2", l2, l2 > 0, "a float > 0", "EASE")
+        self.l2 = l2
+        self.binary = binary
+
+    def fit(self, data: Interactions) -> "EASE":
+        from scipy.linalg import lapack
+
+        x = data.csr(binary=self.binary)
+        g = (x.T @ x).toarray().astype(np.float32)
+        g[np.diag_indices_from(g)] += self.l2
+        # Cholesky factor + inverse from the factor (LAPACK potrf/potri): G is symmetric positive
+        # definite, and this costs ~n^3 flops against ~2.3 n^3 for a general inverse; float32 is
+        # accurate enough with the ridge on the diagonal and halves time and memory
+        c, info = lapack.spotrf(g, lower=True, overwrite_a=True, clean=False)
+        if info != 0:
+            raise RuntimeError(f"EASE: Cholesky failed (info={info}); raise l2")
+        p, info = lapack.spotri(c, lower=True, overwrite_c=True)
+        if info != 0:
+            raise RuntimeError(f"EASE: inverse failed (info={info}); raise l2")
+        p = np.tril(p) + np.tril(p, -1).T
+        b = -p / np.diag(p)[None, :]
+        np.fill_diagonal(b, 0.0)
+        self.B_ = b.astype(np.float32)
+        self.n_items_ = data.n_items
+        return self
+
+    def score(self, histories: Sequence[np.ndarray], weights: Sequence[np.ndarray] | None = None) -> np.ndarray:
+        self._check_fitted()
+        x = histories_to_csr(histories, self.n_items_, None if self.binary else weights)
+        if self.binary:
+            x.data[:] = 1.0
+        return np.asarray(x @ self.B_, dtype=np.float32)
+
+    def similar_items(self, items: Sequence[int] | np.ndarray, k: int = 10, *,
+                      allowed: np.ndarray | None = None) -> Ranked:
+        self._check_fitted()
+        return self.recommend([np.array([int(i)]) for i in items], k, allowed=allowed)
+
+    def _state(self) -> dict[str, np.ndarray]:
+        return {"B": self.B_}
+
+    def _set_state(self, arrays: dict[str, np.ndarray]) -> None:
+        self.B_ = arrays["B"]
+
+
+class ItemKNN(Recommender):
+    """Item-based kNN with cosine similarity, keeping the ``neighbors`` best per item."""
+
+    name = "itemknn"
+    source = "cf"
+
+    def __init__(self, neighbors: int = 200, shrink: float = 10.0) -> None:
+        self.neighbors = neighbors
+        self.shrink = shrink
+
+    def fit(self, data: Interactions) -> "ItemKNN":
+        import scipy.sparse as sp
+
+        x = data.csr(binary=True)
+        g = (x.T @ x).toarray().astype(np.float32)
+        norms = np.sqrt(np.diag(g))
+        sim = g / (np.outer(norms, norms) + self.shrink + 1e-9)
+        np.fill_diagonal(sim, 0.0)
+        n = sim.shape[0]
+        kk = min(self.neighbors, max(n - 1, 1))
+        if kk < n:
+            thresh_idx = np.argpartition(-sim, kk - 1, axis=1)[:, :kk]
+            rows = np.repeat(np.arange(n), kk)
+            vals = sim[rows, thresh_idx.ravel()]
+            sim = sp.csr_matrix((vals, (rows, thresh_idx.ravel())), shape=(n, n), dtype=np.float32)
+        else:
+            sim = sp.csr_matrix(sim)
+        self.S_ = sim
+        self.n_items_ = data.n_items
+        return self
+
+    def score(self, histories: Sequence[np.ndarray], weights: Sequence[np.ndarray] | None = None) -> np.ndarray:
+        self._check_fitted()
+        x = histories_to_csr(histories, self.n_items_, weights)
+        return np.asarray((x @ self.S_).toarray(), dtype=np.float32)
+
+    def _state(self) -> dict[str, np.ndarray]:
+        s = self.S_.tocsr()
+        return {"data": s.data, "indices": s.indices, "indptr": s.indptr}
+
+    def _set_state(self, arrays: dict[str, np.ndarray]) -> None:
+        import scipy.sparse as sp
+
+        self.S_ = sp.csr_matrix((arrays["data"], arrays["indices"], arrays["indptr"]),
+                                shape=(self.n_items_, self.n_items_))
+
+
+class ALS(Recommender):
+    """Implicit-feedback matrix factorisation from the ``implicit`` library (Hu et al. 2008).
+
+    Users are always folded in from their history (one exact least-squares step
+    against the item factors), so a known user, a new user and a user with new
+    events are scored the same way.
+    """
+
+    name = "als"
+    source = "cf"
+
+    def __init__(self, factors: int = 128, regularization: float = 0.05, alpha: float = 40.0,
+                 iterations: int = 15, binary: bool = True, num_threads: int = 2, random_state: int = 0) -> None:
+        self.factors = factors
+        self.regularization = regularization
+        self.alpha = alpha
+        self.iterations = iterations
+        self.binary = binary
+        self.num_threads = num_threads
+        self.random_state = random_state
+
+    def _model(self):  # type: ignore[no-untyped-def]
+        require("implicit", "recommend")
+        from implicit.cpu.als import AlternatingLeastSquares
+
+        return AlternatingLeastSquares(
+            factors=self.factors, regularization=self.regularization, alpha=self.alpha,
+            iterations=self.iterations, num_threads=self.num_threads, random_state=self.random_state,
+        )
+
+    def fit(self, data: Interactions) -> "ALS":
+        from threadpoolctl import threadpool_limits
+
+        m = self._model()
+        # implicit parallelises itself; a BLAS thread pool on top only oversubscribes the CPU
+        with threadpool_limits(1, "blas"):
+            m.fit(data.csr(binary=self.binary), show_progress=False)
+        self._als = m
+        self.item_factors_ = np.asarray(m.item_factors, np.float32)
+        self.n_items_ = data.n_items
+        return self
+
+    def user_factors(self, histories: Sequence[np.ndarray], weights: Sequence[np.ndarray] | None = None) -> np.ndarray:
+        x = histories_to_csr(histories, self.n_items_, None if self.binary else weights)
+        if self.binary:
+            x.data[:] = 1.0
+        return np.asarray(self._als.recalculate_user(np.arange(x.shape[0]), x), np.float32)
+
+    def score(self, histories: Sequence[np.ndarray], weights: Sequence[np.ndarray] | None = None) -> np.ndarray:
+        self._check_fitted()
+        return self.user_factors(histories, weights) @ self.item_factors_.T
+
+    def similar_items(self, items: Sequence[int] | np.ndarray, k: int = 10, *,
+                      allowed: np.ndarray | None = None) -> Ranked:
+        self._check_fitted()
+        from shopsense.recommend._base import mask_scores, top_k
+
+        f = self.item_factors_ / (np.linalg.norm(self.item_factors_, axis=1, keepdims=True) + 1e-9)
+        items = np.asarray(items, np.int64)
+        s = f[items] @ f.T
+        mask_scores(s, [np.array([i]) for i in items], allowed)
+        return top_k(s, k)
+
+    def _state(self) -> dict[str, np.ndarray]:
+        return {"item_factors": self.item_factors_}
+
+    def _set_state(self, arrays: dict[str, np.ndarray]) -> None:
+        self.item_factors_ = arrays["item_factors"]
+        m = self._model()
+        m.item_factors = self.item_factors_
+        m.user_factors = np.zeros((0, self.factors), np.float32)
+        self._als = m

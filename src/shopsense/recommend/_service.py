@@ -1,0 +1,492 @@
+"""RecommendService: what the engine calls for ``recommend``, ``similar``, ``next_items``, ``train``.
+
+Training reads the store's events, maps ids through the catalogue, fits every
+generator and the ranker on a time split (each user's last interaction held out
+for the ranker), refits the cheap generators on everything, and saves a versioned
+model folder ``home/models/<version>/`` (written to a temporary folder, then
+renamed) with a ``home/models/CURRENT`` pointer.
+
+Serving never stores user vectors: a user's history is read from the store and
+folded in on each call, so new events change the next answer without retraining,
+and forgetting a user only means dropping cached histories. Items added after
+training are served from their text (content path) until the next training.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import time
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from shopsense.catalog import EVENT_WEIGHTS, Event
+from shopsense.errors import NotFittedError, NotFoundError, ValidationError
+from shopsense.recommend._base import Interactions, Recommender
+from shopsense.results import Hit, ResultList
+
+log = logging.getLogger(__name__)
+
+#: generator name -> explanation source of the shared vocabulary
+SOURCES = {"popularity": "popular", "trending": "trending", "ease": "cf", "als": "cf", "itemknn": "cf",
+           "content": "content", "sasrec": "sequential", "stack": "cf"}
+
+
+def _now_version() -> str:
+    return time.strftime("%Y%m%d-%H%M%S", time.gmtime()) + f"-{os.getpid() % 10000:04d}"
+
+
+class RecommendService:
+    """Recommendations for one engine. Models load lazily from ``home/models/CURRENT``."""
+
+    def __init__(self, engine: Any, *, recency_half_life_days: float = 30.0, new_item_slots: int = 2,
+                 new_item_min_similarity: float = 0.5) -> None:
+        self.engine = engine
+        self.recency_half_life_days = recency_half_life_days
+        self.new_item_slots = new_item_slots
+        self.new_item_min_similarity = new_item_min_similarity
+        self._models: dict[str, Recommender] | None = None
+        self._primary: str = ""
+        self._item_ids: list[str] = []  # model index -> product id (trained items, then new ones)
+        self._n_trained = 0
+        self._manifest: dict[str, Any] = {}
+        self._hist_cache: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+
+    # -- paths -----------------------------------------------------------------------------
+    @property
+    def models_dir(self) -> Path:
+        return Path(self.engine.home) / "models"
+
+    def current_version(self) -> str | None:
+        p = self.models_dir / "CURRENT"
+        return p.read_text().strip() if p.exists() else None
+
+    # -- training --------------------------------------------------------------------------
+    def _interactions(self, catalog: Any) -> tuple[Interactions, list[str], np.ndarray]:
+        ev = self.engine.store.events()
+        types = np.asarray(ev.type, dtype=object)
+        items = np.asarray(ev.item_id, dtype=object)
+        idx = np.array([catalog.index.get(i, -1) if i else -1 for i in items], np.int64)
+        w = np.array([EVENT_WEIGHTS.get(str(t), 0.0) for t in types], np.float32)
+        keep = (idx >= 0) & (w > 0)
+        users = np.asarray(ev.user_id, dtype=object)[keep]
+        uniq, uidx = np.unique(users.astype(str), return_inverse=True)
+        data = Interactions.from_arrays(uidx, idx[keep], n_users=len(uniq), n_items=len(catalog),
+                                        weight=w[keep], timestamp=np.asarray(ev.timestamp)[keep])
+        return data, list(uniq), keep
+
+    def train(self, progress: bool | Callable[[str], None] = False, *, sasrec: bool = True,
+              sasrec_seconds: float = 300.0, ranker: bool = True, ease_max_items: int = 30000) -> dict[str, Any]:
+        """Fit every generator and the ranker; save a new version and make it current."""
+        from shopsense.recommend import (ALS, EASE, ContentRecommender, ItemKNN, ItemSide, Popularity,
+                                         RankingStack, SASRec, Trending)
+
+        say = progress if callable(progress) else ((lambda m: print(m, flush=True)) if progress else (lambda m: None))
+        t0 = time.perf_counter()
+        catalog = self.engine.catalog()
+        if len(catalog) == 0:
+            raise NotFittedError("No products in the store; ingest products before training.")
+        data, user_ids, _ = self._interactions(catalog)
+        say(f"events: {len(data.user):,} interactions, {data.n_users:,} users, {data.n_items:,} items")
+        if len(data.user) == 0:
+            raise NotFittedError("No usable events (view/click/cart/purchase on known products); ingest events first.")
+        vecs = self._item_vectors(catalog, say)
+
+        def generators() -> dict[str, Recommender]:
+            gens: dict[str, Recommender] = {"popularity": Popularity(),
+                                            "trending": Trending(half_life=7 * 86400.0)}
+            gens["ease" if data.n_items <= ease_max_items else "itemknn"] = (
+                EASE(l2=250.0) if data.n_items <= ease_max_items else ItemKNN())
+            gens["als"] = ALS(factors=min(128, max(8, data.n_items // 4)), iterations=15)
+            if vecs is not None:
+                gens["content"] = ContentRecommender()
+            return gens
+
+        def fit_all(gens: dict[str, Recommender], d: Interactions) -> None:
+            for name, g in gens.items():
+                s = time.perf_counter()
+                if isinstance(g, ContentRecommender):
+                    g.fit(d, item_vectors=vecs)
+                else:
+                    g.fit(d)
+                say(f"  fitted {name} in {time.perf_counter() - s:.1f}s")
+
+        # time split: each user's last interaction is the ranker's (and SASRec's) validation target
+        seqs = data.sequences()
+        last_pos = np.zeros(len(data.user), bool)
+        order = np.lexsort((data.timestamp, data.user))
+        ends = np.searchsorted(data.user[order], np.arange(data.n_users), side="right") - 1
+        eligible = np.array([len(s) >= 3 for s in seqs])
+        last_pos[order[ends[eligible]]] = True
+        head = Interactions(data.user[~last_pos], data.item[~last_pos], data.weight[~last_pos],
+                            data.timestamp[~last_pos], data.n_users, data.n_items)
+        val_users = np.flatnonzero(eligible)
+        val_hist = [seqs[u][:-1] for u in val_users]
+        val_tgt = np.array([seqs[u][-1] for u in val_users], np.int64)
+        metrics: dict[str, Any] = {}
+        say("fitting generators on the time split")
+        gens = generators()
+        fit_all(gens, head)
+        if sasrec and len(val_users) >= 20:
+            say(f"training SASRec (budget {sasrec_seconds:.0f}s)")
+            sas = SASRec(max_seconds=sasrec_seconds, epochs=200, num_threads=1, text_init=vecs is not None)
+            sas.fit(head, validation=(val_hist, val_tgt), item_vectors=vecs,
+                    progress=lambda e, i: say(f"  sasrec epoch {e}: loss {i['loss']:.3f}"
+                                              + (f", val NDCG@10 {i['val_ndcg@10']:.4f}" if "val_ndcg@10" in i else "")))
+            gens["sasrec"] = sas
+        models: dict[str, Recommender] = {}
+        primary = "ease" if "ease" in gens else "itemknn"
+        if ranker and len(val_users) >= 50:
+            say("training the LambdaMART ranker on held-out last interactions")
+            side = self._item_side(catalog, head)
+            try:
+                stack = RankingStack(candidates=50).fit(generators=gens, validation=(val_hist, val_tgt), item_side=side)
+                metrics["ranker_candidate_recall"] = stack.candidate_recall_
+                models["stack"] = stack
+                primary = "stack"
+            except Exception as exc:  # too little signal (e.g. no target among candidates): keep generators
+                log.warning("ranker not trained: %s", exc)
+                say(f"  ranker skipped: {exc}")
+        say("refitting generators on all events")
+        final = generators()
+        fit_all(final, data)
+        if "sasrec" in gens:
+            final["sasrec"] = gens["sasrec"]
+        if "stack" in models:
+            models["stack"].generators_ = dict(final)  # type: ignore[attr-defined]
+            models["stack"].item_side_ = self._item_side(catalog, data)  # type: ignore[attr-defined]
+        models.update(final)
+        version = self._save(models, primary, catalog, data, user_ids, metrics, time.perf_counter() - t0)
+        say(f"saved model version {version} in {time.perf_counter() - t0:.1f}s")
+        self._load()
+        return {"version": version, **self._manifest}
+
+    def _item_vectors(self, catalog: Any, say: Callable[[str], None]) -> np.ndarray | None:
+        try:
+            from shopsense.text import item_embeddings
+
+            say("encoding item texts")
+            return np.asarray(item_embeddings(self.engine), np.float32)
+        except ImportError as exc:  # content path needs the 'embed' extra; CF still works
+            log.warning("content recommendations disabled: %s", exc)
+            return None
+
+    def _item_side(self, catalog: Any, data: Interactions) -> Any:
+        from shopsense.recommend import ItemSide
+
+        pop = np.bincount(data.item, minlength=len(catalog)).astype(np.float32)
+        age = ((time.time() - catalog.created_at) / 86400.0).astype(np.float32)
+        leaf = np.asarray(catalog.category_leaf, dtype=object)
+        codes = {c: i for i, c in enumerate(sorted(set(leaf) - {""}))}
+        cat = np.array([codes.get(c, -1) for c in leaf], np.int64)
+        return ItemSide(popularity=pop, age=age, price=catalog.price.astype(np.float32), category=cat)
+
+    def _save(self, models: dict[str, Recommender], primary: str, catalog: Any, data: Interactions,
+              user_ids: list[str], metrics: dict[str, Any], seconds: float) -> str:
+        version = _now_version()
+        self.models_dir.mkdir(parents=True, exist_ok=True)
+        tmp = self.models_dir / f".tmp-{version}"
+        if tmp.exists():
+            shutil.rmtree(tmp)
+        tmp.mkdir()
+        for name, m in models.items():
+            if name == "stack":  # the stack saves its generators itself; keep only the booster side
+                m.save(tmp / "stack")
+            else:
+                m.save(tmp / name)
+        (tmp / "item_ids.json").write_text(json.dumps(list(catalog.ids)))
+        manifest = {"version": version, "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                    "primary": primary, "models": sorted(models), "n_items": len(catalog),
+                    "n_users": data.n_users, "n_interactions": int(len(data.user)), "train_seconds": seconds,
+                    "metrics": metrics, "format": "shopsense.recommend", "format_version": 1}
+        (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2))
+        final = self.models_dir / version
+        os.replace(tmp, final)  # a half-written version is never visible under its name
+        ptr = self.models_dir / ".CURRENT.tmp"
+        ptr.write_text(version)
+        os.replace(ptr, self.models_dir / "CURRENT")
+        return version
+
+    # -- loading ---------------------------------------------------------------------------------
+    def _load(self) -> None:
+        from shopsense.recommend import RankingStack
+
+        version = self.current_version()
+        if version is None:
+            raise NotFittedError("No trained recommendation model; run `shopsense train` first.")
+        folder = self.models_dir / version
+        manifest = json.loads((folder / "manifest.json").read_text())
+        models: dict[str, Recommender] = {}
+        for name in manifest["models"]:
+            if name == "stack":
+                continue
+            models[name] = Recommender.load(folder / name)
+        if "stack" in manifest["models"]:
+            stack = RankingStack.load(folder / "stack")
+            stack.generators_ = {n: models[n] for n in stack.generator_names_}  # share, don't duplicate
+            models["stack"] = stack
+        self._models = models
+        self._primary = manifest["primary"]
+        self._manifest = manifest
+        self._item_ids = json.loads((folder / "item_ids.json").read_text())
+        self._n_trained = len(self._item_ids)
+        self._hist_cache.clear()
+        self._sync_items()
+
+    def _ensure(self) -> dict[str, Recommender]:
+        if self._models is None:
+            self._load()
+        assert self._models is not None
+        return self._models
+
+    def _sync_items(self) -> None:
+        """Append products added since training to the model index space; give them text vectors."""
+        catalog = self.engine.catalog()
+        known = set(self._item_ids)
+        new = [pid for pid in catalog.ids if pid not in known]
+        if new:
+            self._item_ids = self._item_ids + new
+        self._model_index = {pid: i for i, pid in enumerate(self._item_ids)}
+        # model index -> current catalogue row (-1: product deleted since training)
+        self._to_catalog = np.array([catalog.index.get(pid, -1) for pid in self._item_ids], np.int64)
+        content = (self._models or {}).get("content")
+        if content is not None and len(self._item_ids) > content.n_items_:
+            from shopsense.text import item_embeddings
+
+            vecs = np.asarray(item_embeddings(self.engine), np.float32)
+            full = np.zeros((len(self._item_ids), vecs.shape[1]), np.float32)
+            ok = self._to_catalog >= 0
+            full[ok] = vecs[self._to_catalog[ok]]
+            content.set_item_vectors(full)  # type: ignore[attr-defined]
+        pop = (self._models or {}).get("popularity")
+        if pop is not None and hasattr(pop, "extend_items"):
+            pop.extend_items(len(self._item_ids))
+
+    # -- engine hooks -----------------------------------------------------------------------------
+    def on_events(self, events: Sequence[Event]) -> None:
+        """New events: the affected users' next call reads their fresh history."""
+        for e in events:
+            self._hist_cache.pop(e.user_id, None)
+
+    def on_products_changed(self) -> None:
+        if self._models is not None:
+            self._sync_items()
+
+    def forget_user(self, user_id: str) -> dict[str, Any]:
+        """Drop everything held in memory about a user. Models keep no per-user vectors (users
+        are folded in from the store on each call), so this is the cached history; the store's
+        events are deleted by the engine."""
+        removed = {"cached_history": user_id in self._hist_cache, "user_vectors": 0}
+        self._hist_cache.pop(user_id, None)
+        als = (self._models or {}).get("als")
+        if als is not None and getattr(getattr(als, "_als", None), "user_factors", None) is not None:
+            uf = als._als.user_factors  # type: ignore[attr-defined]
+            removed["user_vectors"] = int(len(uf)) if hasattr(uf, "__len__") else 0
+            als._als.user_factors = np.zeros((0, als.factors), np.float32)  # type: ignore[attr-defined]
+        return removed
+
+    # -- queries ------------------------------------------------------------------------------------
+    def _history(self, user_id: str) -> tuple[np.ndarray, np.ndarray]:
+        if user_id not in self._hist_cache:
+            ev = self.engine.store.events(user_id=user_id)
+            self._hist_cache[user_id] = self._events_to_history(
+                list(ev.item_id), list(ev.type), np.asarray(ev.timestamp, np.float64))
+        return self._hist_cache[user_id]
+
+    def _events_to_history(self, items: Sequence[str | None], types: Sequence[str],
+                           ts: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+        idx, w, t = [], [], []
+        for k, (i, ty) in enumerate(zip(items, types)):
+            j = self._model_index.get(i) if i else None
+            wt = EVENT_WEIGHTS.get(str(ty), 0.0)
+            if j is None or wt <= 0:
+                continue
+            idx.append(j); w.append(wt); t.append(ts[k] if ts is not None else float(k))
+        w_arr = np.array(w, np.float32)
+        if ts is not None and len(t):
+            age_days = (max(t) - np.array(t)) / 86400.0
+            w_arr = w_arr * np.exp2(-age_days / self.recency_half_life_days).astype(np.float32)
+        return np.array(idx, np.int64), w_arr
+
+    def _allowed(self, filters: Mapping[str, Any] | None, extra_exclude: np.ndarray | None = None) -> np.ndarray:
+        from shopsense.search import filter_mask
+
+        catalog = self.engine.catalog()
+        mask = filter_mask(catalog, filters)
+        live = self._to_catalog >= 0
+        allowed = live.copy()
+        if mask is not None:
+            allowed[live] &= mask[self._to_catalog[live]]
+        if extra_exclude is not None and len(extra_exclude):
+            allowed[extra_exclude] = False
+        return allowed
+
+    def recommend(self, user_id: str, k: int = 10, filters: Mapping[str, Any] | None = None,
+                  exclude_purchased: bool = True, **options: Any) -> ResultList:
+        """Top-k for a user. Users with no usable history get popular items in the filter's context."""
+        models = self._ensure()
+        hist, w = self._history(user_id)
+        purchased = self._purchased(user_id) if exclude_purchased else np.zeros(0, np.int64)
+        allowed = self._allowed(filters, purchased)
+        if len(hist) == 0:
+            return self._popular(k, allowed, filters, {"user_id": user_id, "personalised": False})
+        return self._personal(hist, w, k, allowed, {"user_id": user_id, "personalised": True}, exclude_history=False)
+
+    def _purchased(self, user_id: str) -> np.ndarray:
+        ev = self.engine.store.events(user_id=user_id)
+        return np.array([self._model_index[i] for i, t in zip(ev.item_id, ev.type)
+                         if t == "purchase" and i in self._model_index], np.int64)
+
+    def similar(self, item_id: str, k: int = 10, filters: Mapping[str, Any] | None = None, **options: Any) -> ResultList:
+        """Items like ``item_id``: CF neighbours blended with text neighbours (text alone for new items)."""
+        models = self._ensure()
+        j = self._model_index.get(item_id)
+        if j is None:
+            raise NotFoundError("product", item_id)
+        allowed = self._allowed(filters, np.array([j]))
+        scored: dict[int, dict[str, float]] = {}
+        for name in ("ease", "itemknn", "als", "content"):
+            m = models.get(name)
+            if m is None or j >= m.n_items_:
+                continue
+            r = m.similar_items([j], k * 2, allowed=allowed[: m.n_items_])
+            for rank, (i, s) in enumerate(zip(r.indices[0], r.scores[0])):
+                if i >= 0:
+                    # reciprocal-rank fusion: scores of different models are not comparable
+                    scored.setdefault(int(i), {})[name] = 1.0 / (60 + rank)
+        best = sorted(scored, key=lambda i: -sum(scored[i].values()))[:k]
+        hits = []
+        for i in best:
+            src = max(scored[i], key=scored[i].get)
+            source = "new_item" if j >= self._n_trained else SOURCES[src]
+            ev = {"similar_to": item_id} if source == "new_item" else {"because_item": item_id}
+            hits.append(self._hit(i, sum(scored[i].values()), source, scored[i], ev))
+        return self._finish(hits, {"item_id": item_id})
+
+    def next_items(self, session_events: Sequence[str | Event | Mapping[str, Any]], k: int = 10,
+                   filters: Mapping[str, Any] | None = None, **options: Any) -> ResultList:
+        """Next items for a session in progress (anonymous is fine): item ids or events, oldest first."""
+        self._ensure()
+        items, types = [], []
+        for e in session_events:
+            if isinstance(e, str):
+                items.append(e); types.append("view")
+            elif isinstance(e, Event):
+                items.append(e.item_id); types.append(e.type.value)
+            elif isinstance(e, Mapping):
+                items.append(e.get("item_id")); types.append(str(e.get("type", "view")))
+            else:
+                raise ValidationError(f"session_events must hold item ids or events; got {type(e).__name__}",
+                                      field="session_events")
+        hist, w = self._events_to_history(items, types, None)
+        allowed = self._allowed(filters)
+        if len(hist) == 0:
+            return self._popular(k, allowed, filters, {"session": True, "personalised": False})
+        return self._personal(hist, w, k, allowed, {"session": True, "personalised": True},
+                              exclude_history=True, sequential=True)
+
+    # -- result building ------------------------------------------------------------------------------
+    def _popular(self, k: int, allowed: np.ndarray, filters: Mapping[str, Any] | None,
+                 info: dict[str, Any]) -> ResultList:
+        models = self._ensure()
+        pop = models.get("trending") if "trending" in models else models["popularity"]
+        r = pop.recommend([np.zeros(0, np.int64)], k, allowed=allowed[: pop.n_items_])
+        cat = (filters or {}).get("category")
+        hits = [self._hit(int(i), float(s), pop.source, {pop.name: float(s)},
+                          {"category": cat} if pop.source == "popular" else {"category": cat})
+                for i, s in zip(r.indices[0], r.scores[0]) if i >= 0]
+        return self._finish(hits, info)
+
+    def _personal(self, hist: np.ndarray, w: np.ndarray, k: int, allowed: np.ndarray, info: dict[str, Any],
+                  exclude_history: bool, sequential: bool = False) -> ResultList:
+        models = self._ensure()
+        primary = models[self._primary]
+        n = primary.n_items_
+        trained_hist = hist[hist < n]
+        r = primary.recommend([trained_hist], k, weights=[w[hist < n]], exclude=exclude_history,
+                              allowed=allowed[:n])
+        items = [int(i) for i in r.indices[0] if i >= 0]
+        scores = [float(s) for i, s in zip(r.indices[0], r.scores[0]) if i >= 0]
+        # per-generator scores for explanations
+        per_gen: dict[str, np.ndarray] = {}
+        for name, m in models.items():
+            if name in ("stack", "popularity", "trending"):
+                continue
+            if m.n_items_ <= 0:
+                continue
+            s = m.score([hist[hist < m.n_items_]], [w[hist < m.n_items_]])[0]
+            fin = np.isfinite(s)
+            z = (s - s[fin].mean()) / (s[fin].std() + 1e-9) if fin.any() else s
+            per_gen[name] = z
+        hits = []
+        for i, sc in zip(items, scores):
+            srcs = {g: float(z[i]) for g, z in per_gen.items() if i < len(z)}
+            best = max(srcs, key=srcs.get) if srcs else self._primary
+            if sequential and "sasrec" in srcs:
+                best = "sasrec"
+            hits.append(self._hit(i, sc, SOURCES.get(best, "cf"), srcs, self._evidence(best, hist, i)))
+        hits = self._add_new_items(hits, hist, w, k, allowed)
+        return self._finish(hits[:k], info)
+
+    def _add_new_items(self, hits: list[Hit], hist: np.ndarray, w: np.ndarray, k: int, allowed: np.ndarray) -> list[Hit]:
+        """Cold start: items added after training compete through their text alone, for at most
+        ``new_item_slots`` places, when they are close enough to what the user touched."""
+        content = (self._models or {}).get("content")
+        if content is None or len(self._item_ids) <= self._n_trained or self.new_item_slots <= 0:
+            return hits
+        new = np.arange(self._n_trained, len(self._item_ids))
+        new = new[allowed[new] & ~np.isin(new, hist)]
+        if len(new) == 0:
+            return hits
+        uv = content.user_vectors([hist], [w])[0]  # type: ignore[attr-defined]
+        sims = content.item_vectors_[new] @ uv  # type: ignore[attr-defined]
+        order = np.argsort(-sims)[: self.new_item_slots]
+        picks = [(int(new[o]), float(sims[o])) for o in order if sims[o] >= self.new_item_min_similarity]
+        if not picks:
+            return hits
+        out = list(hits[: max(0, k - len(picks))])
+        for pos, (i, s) in enumerate(picks):
+            because = content.because(hist, np.array([i]))[0]  # type: ignore[attr-defined]
+            ev = {"similar_to": self._item_ids[because]} if because >= 0 else {}
+            out.insert(min(len(out), 2 + pos * 3), self._hit(i, s, "new_item", {"content": s}, ev))
+        return out
+
+    def _evidence(self, gen: str, hist: np.ndarray, item: int) -> dict[str, Any]:
+        models = self._models or {}
+        if len(hist) == 0:
+            return {}
+        if gen == "sasrec":
+            return {"because_item": self._item_ids[int(hist[-1])]}
+        if gen == "content" and "content" in models:
+            b = models["content"].because(hist, np.array([item]))[0]  # type: ignore[attr-defined]
+            return {"because_item": self._item_ids[int(b)]} if b >= 0 else {}
+        m = models.get(gen)
+        if gen == "ease" and m is not None:
+            h = hist[hist < m.n_items_]
+            if len(h) and item < m.n_items_:
+                return {"because_item": self._item_ids[int(h[np.argmax(m.B_[h, item])])]}  # type: ignore[attr-defined]
+        if gen in ("als", "itemknn") and m is not None:
+            h = hist[hist < m.n_items_]
+            if len(h) and item < m.n_items_:
+                r = [float(m.score([np.array([x])])[0, item]) for x in h[-20:]]
+                return {"because_item": self._item_ids[int(h[-20:][int(np.argmax(r))])]}
+        return {"because_item": self._item_ids[int(hist[-1])]}
+
+    def _hit(self, i: int, score: float, source: str, sources: dict[str, float], evidence: dict[str, Any]) -> Hit:
+        return Hit(id=self._item_ids[i], score=float(score), source=source, sources=sources, evidence=evidence)
+
+    def _finish(self, hits: list[Hit], info: dict[str, Any]) -> ResultList:
+        catalog = self.engine.catalog()
+        hits = [h.with_(product=catalog.products[catalog.index[h.id]]) for h in hits if h.id in catalog.index]
+        try:
+            from shopsense.rerank import explain
+        except ImportError:  # the rerank package is optional at this level
+            explain = None
+        if explain is not None:
+            hits = list(explain(hits, catalog))
+        return ResultList(hits, {**info, "model_version": self._manifest.get("version"), "model": self._primary})
