@@ -80,9 +80,9 @@ def test_real_office_category_cap_and_mmr(office) -> None:
     cat = office["catalog"]
     covered = {"base": [], "mmr": []}
     for hits in candidate_lists(office, n_lists=60):
-        out, rep = apply(hits, cat, category_cap=3, k=10)
+        out, _rep = apply(hits, cat, category_cap=3, k=10)
         leaves = cat.category_leaf[cat.indices(h.id for h in out[:10])]
-        vals, cnt = np.unique(leaves[leaves != ""], return_counts=True)
+        _vals, cnt = np.unique(leaves[leaves != ""], return_counts=True)
         assert cnt.max(initial=0) <= 3
         base_leaves = cat.category_leaf[cat.indices(h.id for h in hits[:10])]
         div, _ = apply(hits, cat, diversity=0.3, k=10)

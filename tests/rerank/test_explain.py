@@ -3,6 +3,7 @@ from __future__ import annotations
 import json
 import threading
 from http.server import BaseHTTPRequestHandler, HTTPServer
+from typing import ClassVar
 
 import pytest
 
@@ -65,9 +66,9 @@ def test_never_empty_and_inputs_unchanged(catalog: Catalog) -> None:
 
 
 class _Fake(BaseHTTPRequestHandler):
-    calls: list[dict] = []
+    calls: ClassVar[list[dict]] = []
 
-    def do_POST(self) -> None:  # noqa: N802
+    def do_POST(self) -> None:
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
         _Fake.calls.append(body)
         reasons = json.loads(body["messages"][0]["content"].split("\n", 1)[1])

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -15,7 +17,6 @@ EPS = 1e-9
 
 def _feasible(counts: dict[str, int], cap: float, k: int = 10) -> bool:
     """Independent brute force: can groups with these item counts fill k positions under the cap?"""
-    from functools import lru_cache
 
     from shopsense.rerank import position_weights
 
@@ -23,7 +24,7 @@ def _feasible(counts: dict[str, int], cap: float, k: int = 10) -> bool:
     W = w.sum()
     gs = sorted(counts)
 
-    @lru_cache(maxsize=None)
+    @functools.cache
     def rec(p: int, exp: tuple, left: tuple) -> bool:
         if p == k:
             return True

@@ -36,7 +36,7 @@ def test_returns_new_objects_and_never_mutates(big) -> None:
     assert all(o is not h for o in out for h in hits[:3])
     assert rep.changed and rep.moved and rep.removed["p3"] == "out of stock"
     assert rep.steps == ["hide_out_of_stock", "boost_bury", "diversity_dpp", "category_cap", "fairness"]
-    assert set(h.id for h in out) == set(h.id for h in hits) - set(rep.removed)
+    assert {h.id for h in out} == {h.id for h in hits} - set(rep.removed)
     # the report's moves describe the returned list exactly
     pos_in = {h.id: i for i, h in enumerate(hits)}
     for j, h in enumerate(out):
@@ -105,13 +105,13 @@ def test_real_lists_every_hit_has_a_source_matching_reason(office) -> None:
 
 def test_similarity_matrix_and_pool(big) -> None:
     """Items without text or categories (e.g. Beauty) diversify with a given similarity."""
-    cat, _, hits = big
+    _cat, _, hits = big
     n = len(hits)
     S = np.zeros((n, n))
     S[:10, :10] = 1.0  # the ten best are near duplicates
     np.fill_diagonal(S, 1.0)
     bare = Catalog([Product(id=h.id, title="x") for h in hits])
-    out, rep = apply(hits, bare, similarity=S, diversity=0.5, k=10, pool=20)
+    out, _rep = apply(hits, bare, similarity=S, diversity=0.5, k=10, pool=20)
     top = [int(h.id[1:]) for h in out[:10]]
     assert top[0] == 0 and sum(i < 10 for i in top) == 1
     assert set(top) - {0} <= set(range(10, 20))  # nothing from beyond the pool

@@ -48,7 +48,7 @@ def test_exclude_hide_boost_bury_pin(cat: Catalog) -> None:
 def test_category_and_price_range_match(cat: Catalog) -> None:
     rs = RuleSet(rules=[Rule.model_validate({"name": "x", "action": "exclude",
                                              "match": {"category": "sofas", "price_min": 30, "price_max": 70}})])
-    out, rep = apply(_hits(), cat, rules=rs)
+    _out, rep = apply(_hits(), cat, rules=rs)
     assert set(rep.removed) == {"p3", "p5", "p7"}
 
 

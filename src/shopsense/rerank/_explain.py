@@ -17,7 +17,7 @@ from shopsense.results import Hit
 
 log = logging.getLogger(__name__)
 
-__all__ = ["explain", "reason_for", "Rephraser", "OpenAIRephraser", "FALLBACK_REASONS"]
+__all__ = ["FALLBACK_REASONS", "OpenAIRephraser", "Rephraser", "explain", "reason_for"]
 
 _TITLE_CHARS = 40
 
@@ -149,7 +149,7 @@ def reason_for(hit: Hit, catalog: Any = None, context: Mapping[str, Any] | None 
 
 
 def explain(hits: Sequence[Hit], catalog: Any = None, context: Mapping[str, Any] | None = None,
-            *, rephraser: "Rephraser | None" = None) -> list[Hit]:
+            *, rephraser: Rephraser | None = None) -> list[Hit]:
     """Return NEW hits whose ``reason`` says, in shopper words, what produced them.
 
     The reason is derived only from ``hit.source`` and ``hit.evidence`` (titles are
@@ -166,7 +166,7 @@ def explain(hits: Sequence[Hit], catalog: Any = None, context: Mapping[str, Any]
     if rephraser is not None and out:
         try:
             new = rephraser.rephrase([h.reason for h in out], context or {})
-        except Exception as exc:  # the template reason is always a good answer
+        except Exception as exc:  # noqa: BLE001 - the template reason is always a good answer
             log.warning("rephraser failed, keeping template reasons: %s", exc)
             return out
         if len(new) == len(out):
@@ -197,7 +197,7 @@ class OpenAIRephraser:
         self.timeout = timeout
 
     @classmethod
-    def from_settings(cls, settings: Any) -> "OpenAIRephraser | None":
+    def from_settings(cls, settings: Any) -> OpenAIRephraser | None:
         url = getattr(settings, "llm_url", None)
         return cls(url) if url else None
 

@@ -238,7 +238,7 @@ class Reranker:
     rules: RuleSet = field(default_factory=RuleSet)
 
     @classmethod
-    def from_home(cls, home: str | Path, **kwargs: Any) -> "Reranker":
+    def from_home(cls, home: str | Path, **kwargs: Any) -> Reranker:
         return cls(rules=load_rules(home), **kwargs)
 
     def rerank(self, hits: Sequence[Hit], catalog: Any, *, embeddings: np.ndarray | None = None,

@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from shopsense.errors import ValidationError
 
-__all__ = ["Match", "Rule", "RuleSet", "RULES_FILE", "load_rules", "save_rules", "validate_rules"]
+__all__ = ["RULES_FILE", "Match", "Rule", "RuleSet", "load_rules", "save_rules", "validate_rules"]
 
 RULES_FILE = "rules.json"
 
@@ -34,7 +34,7 @@ class Match(BaseModel):
     price_max: float | None = Field(default=None, ge=0)
 
     @model_validator(mode="after")
-    def _check(self) -> "Match":
+    def _check(self) -> Match:
         if not (self.ids or self.category or self.brand or self.attributes
                 or self.price_min is not None or self.price_max is not None):
             raise ValueError("a rule must match on at least one of ids, category, brand, "
@@ -90,7 +90,7 @@ class Rule(BaseModel):
     enabled: bool = True
 
     @model_validator(mode="after")
-    def _check(self) -> "Rule":
+    def _check(self) -> Rule:
         if self.action == "pin" and self.position is None:
             raise ValueError("a 'pin' rule needs a position (1-based)")
         if self.action != "pin" and self.position is not None:
@@ -119,7 +119,7 @@ class RuleSet(BaseModel):
     rules: list[Rule] = Field(default_factory=list)
 
     @model_validator(mode="after")
-    def _unique(self) -> "RuleSet":
+    def _unique(self) -> RuleSet:
         seen: set[str] = set()
         for r in self.rules:
             if r.name in seen:
@@ -127,14 +127,14 @@ class RuleSet(BaseModel):
             seen.add(r.name)
         return self
 
-    def add(self, rule: Rule | Mapping[str, Any]) -> "RuleSet":
+    def add(self, rule: Rule | Mapping[str, Any]) -> RuleSet:
         """A new RuleSet with ``rule`` added (names are unique)."""
         r = rule if isinstance(rule, Rule) else _validated(Rule, rule, "rule")
         if any(x.name == r.name for x in self.rules):
             raise ValidationError(f"A rule named {r.name!r} already exists.", field="name")
         return RuleSet(hide_out_of_stock=self.hide_out_of_stock, rules=[*self.rules, r])
 
-    def remove(self, name: str) -> "RuleSet":
+    def remove(self, name: str) -> RuleSet:
         if not any(x.name == name for x in self.rules):
             raise ValidationError(
                 f"No rule named {name!r}; existing: {[x.name for x in self.rules]}.", field="name")
