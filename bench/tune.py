@@ -116,8 +116,9 @@ def run_dataset(name: str, args, report: dict, meta: dict) -> None:
         split_pairs_by_query,
     )
 
-    bench = load_homedepot() if name == "homedepot" else load_crowdflower()
-    cache = CACHE / name
+    mp = args.max_products or None
+    bench = load_homedepot(max_products=mp) if name == "homedepot" else load_crowdflower()
+    cache = CACHE / (name + (f"-{mp}" if mp and name == "homedepot" else ""))
     cache.mkdir(parents=True, exist_ok=True)
     docs = [p.text() for p in bench.products]
     dev, test = query_split(bench.queries)
@@ -207,8 +208,10 @@ def run_dataset(name: str, args, report: dict, meta: dict) -> None:
         mf = mdir / "shopsense_manifest.json"
         if not mf.exists() or args.retune:
             tuner = EncoderTuner(args.model, method=method, epochs=args.epochs, batch_size=args.batch_size,
-                                 max_seconds=args.tune_seconds, eval_every=args.eval_every,
-                                 patience=args.patience, threads=2)
+                                 lr=args.lr_full if method == "full" else args.lr_lora,
+                                 max_seconds=(args.lora_seconds or args.tune_seconds) if method == "lora"
+                                 else args.tune_seconds, eval_every=args.eval_every,
+                                 patience=args.patience, threads=2, val_pool=300)
             last = [0.0]
 
             def prog(d: dict, last=last) -> None:
@@ -292,7 +295,8 @@ def save(report: dict, meta: dict, args) -> None:
         "protocol": "query-level hash split (shopsense.eval._search.query_split, 50/50 dev/test); tuning on dev "
         "(train + 10% val by query for early stopping and fusion weight); NDCG@10 gains = relevance - 1, unjudged 0; "
         "retrieval over all products; re-ranking of judged products; speed on the tuned model",
-        "tune_seconds_budget": args.tune_seconds, "batch_size": args.batch_size, **meta,
+        "tune_seconds_budget": args.tune_seconds, "lora_seconds_budget": args.lora_seconds or args.tune_seconds,
+        "max_products": args.max_products or "all", "lr_full": args.lr_full, "lr_lora": args.lr_lora, "batch_size": args.batch_size, **meta,
     }
     (RESULTS / "tune.json").write_text(json.dumps(out, indent=2))
 
@@ -364,6 +368,11 @@ def main() -> None:
     p.add_argument("--speed-docs", type=int, default=2000)
     p.add_argument("--speed-queries", type=int, default=200)
     p.add_argument("--retune", action="store_true")
+    p.add_argument("--lr-full", type=float, default=5e-5)
+    p.add_argument("--lr-lora", type=float, default=5e-4)
+    p.add_argument("--lora-seconds", type=float, default=None, help="LoRA budget (default: --tune-seconds)")
+    p.add_argument("--max-products", type=int, default=0,
+                   help="Home Depot: keep the first judged queries until this many products (0 = all 54,667)")
     args = p.parse_args()
     args.methods = [m for m in args.methods.split(",") if m]
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")

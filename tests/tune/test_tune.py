@@ -177,3 +177,35 @@ def test_bad_parameters_name_the_field() -> None:
         EncoderTuner(method="adapter")
     with pytest.raises(ValueError, match="train"):
         EncoderTuner().fit(PairSet(["q"], np.array([0])), ["doc"])
+
+
+@pytest.mark.slow
+def test_cli_tune_from_store_events_then_export(homedepot, tmp_path) -> None:
+    from typer.testing import CliRunner
+
+    from shopsense import Engine
+    from shopsense.cli import app
+
+    home = tmp_path / "home"
+    eng = Engine(home)
+    eng.add_products(homedepot.products[:60])
+    ids = {p.id for p in homedepot.products[:60]}
+    events, t = [], 1_700_000_000
+    for qi, (q, g) in enumerate(zip(homedepot.queries, homedepot.gains)):
+        good = [homedepot.products[r].id for r, x in g.items() if x >= 1.0 and homedepot.products[r].id in ids]
+        if not good:
+            continue
+        s = f"s{qi}"
+        events.append({"user_id": f"u{qi}", "type": "search", "query": q, "timestamp": t, "session_id": s})
+        events += [{"user_id": f"u{qi}", "type": "click", "item_id": p, "timestamp": t + 5 + j, "session_id": s}
+                   for j, p in enumerate(good)]
+        t += 100
+    eng.add_events(events)
+    eng.close()
+    r = CliRunner().invoke(app, ["tune", "--home", str(home), "--epochs", "1", "--batch-size", "8",
+                                 "--max-minutes", "1", "--version", "cli1", "--val-fraction", "0.2"])
+    assert r.exit_code == 0, r.output
+    assert active_encoder_path(home) == home / "models" / "encoder" / "cli1"
+    r = CliRunner().invoke(app, ["export-onnx", "--home", str(home)])
+    assert r.exit_code == 0, r.output
+    assert (home / "models" / "encoder" / "cli1" / "onnx" / "model_int8.onnx").exists()

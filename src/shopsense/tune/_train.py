@@ -82,7 +82,8 @@ class EncoderTuner:
         wall-clock budget; training stops (keeping the best checkpoint) when spent.
     eval_every, patience:
         validate every ``eval_every`` steps; stop after ``patience`` validations
-        without improvement of validation MRR@10.
+        without improvement of validation MRR@10 (val queries rank their positives
+        among the other val positives/negatives and ``val_pool`` random products).
     lora_r, lora_alpha:
         LoRA rank and scale.
     threads:
@@ -98,7 +99,7 @@ class EncoderTuner:
                  batch_size: int = 64, lr: float | None = None, warmup_frac: float = 0.1,
                  max_seconds: float | None = None, eval_every: int = 100, patience: int = 3,
                  lora_r: int = 16, lora_alpha: int = 32, scale: float = 20.0, threads: int = 2,
-                 max_seq_length: int = 64, seed: int = 0) -> None:
+                 max_seq_length: int = 64, val_pool: int = 1000, seed: int = 0) -> None:
         check_param("method", method, method in ("full", "lora"), "'full' or 'lora'", "EncoderTuner")
         check_param("epochs", epochs, epochs >= 1, ">= 1", "EncoderTuner")
         check_param("batch_size", batch_size, batch_size >= 2, ">= 2", "EncoderTuner")
@@ -116,6 +117,7 @@ class EncoderTuner:
         self.scale = scale
         self.threads = threads
         self.max_seq_length = max_seq_length
+        self.val_pool = val_pool
         self.seed = seed
         self.model_: Any = None
         self._peft: Any = None
@@ -208,7 +210,7 @@ class EncoderTuner:
 
         pool = np.zeros(0, dtype=np.int64)
         if val is not None and len(val):
-            extra = rng.choice(len(docs), size=min(len(docs), 1000), replace=False)
+            extra = rng.choice(len(docs), size=min(len(docs), self.val_pool), replace=False)
             negs = val.negatives[val.negatives >= 0]
             pool = np.unique(np.concatenate([val.positives, negs, extra]))
         best = -math.inf
