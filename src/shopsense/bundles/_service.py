@@ -170,6 +170,7 @@ class BundleService:
         check_param("k", k, isinstance(k, int) and 1 <= k <= 1000, "an int in [1, 1000]", "complete_cart")
         check_param("item_ids", item_ids, len(item_ids) > 0, "a non-empty list of product ids", "complete_cart")
         t0 = time.perf_counter()
+        self._indices(self.engine.catalog(), item_ids)  # unknown ids fail before any fitting
         model, catalog = self._ready()
         cart = self._indices(catalog, item_ids)
         ranked = model.rank([cart], k=k, exclude_substitutes=exclude_substitutes,
@@ -192,6 +193,7 @@ class BundleService:
     def substitutes(self, item_id: str, k: int = 10, in_stock_only: bool = False) -> ResultList:
         """Items that could replace ``item_id``: similar text and category, rarely bought together."""
         check_param("k", k, isinstance(k, int) and 1 <= k <= 1000, "an int in [1, 1000]", "substitutes")
+        self._indices(self.engine.catalog(), [item_id])
         model, catalog = self._ready()
         (i,) = self._indices(catalog, [item_id])
         idx, sc = model.substitutes(i, k=len(catalog))
@@ -228,6 +230,7 @@ class BundleService:
         check_param("max_per_category", max_per_category, max_per_category is None or (
             isinstance(max_per_category, int) and max_per_category >= 1), "an int >= 1 or None", "bundle")
         t0 = time.perf_counter()
+        self._indices(self.engine.catalog(), item_ids)
         model, catalog = self._ready()
         anchors = self._indices(catalog, item_ids)
         anchor_price = float(catalog.price[anchors].sum())
