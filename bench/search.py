@@ -62,14 +62,18 @@ class Peer:
         # the same default tokenisation bm25s applies to queries, as strings for get_scores
         return self.bm25s.tokenize([q], show_progress=False, return_ids=False)[0]
 
+    def _scores(self, q: str) -> np.ndarray:
+        toks = self._tokens(q)
+        return self.r.get_scores(toks) if toks else np.zeros(self.r.scores["num_docs"], dtype=np.float32)
+
     def rank(self, q: str, k: int = 100) -> np.ndarray:
-        s = self.r.get_scores(self._tokens(q))
+        s = self._scores(q)
         top = np.argpartition(-s, k)[:k]
         top = top[np.argsort(-s[top], kind="stable")]
         return top[s[top] > 0]
 
     def score(self, q: str, rows: np.ndarray) -> np.ndarray:
-        return self.r.get_scores(self._tokens(q))[rows]
+        return self._scores(q)[rows]
 
 
 def open_service(bench: SearchBenchmark, dense: bool = True, embed_text: str = "full") -> tuple[Engine, SearchService]:
@@ -168,14 +172,16 @@ def evaluate(svc: SearchService, peer: Peer, bench: SearchBenchmark, base: Searc
     return out
 
 
-def latency(svc: SearchService, peer: Peer, queries: list[str]) -> dict[str, dict]:
+def latency(svc: SearchService, peer: Peer, queries: list[str], dense: bool = True) -> dict[str, dict]:
     """Per-query wall time of the full ``search()`` (parse, BM25, query encoding, ANN,
     fusion, facets, hits) with the query cache off so every query is encoded."""
-    enc = svc.searcher.encoder
-    enc.query_cache_size = 0
-    enc._qcache.clear()
-    res = {"hybrid + query understanding": latency_percentiles(lambda q: svc.search(q, k=20), queries)}
-    res["bm25 (ours)"] = latency_percentiles(lambda q: svc.search(q, k=20, mode="bm25"), queries)
+    res = {}
+    if dense:
+        enc = svc.searcher.encoder
+        enc.query_cache_size = 0
+        enc._qcache.clear()
+        res["hybrid + query understanding"] = latency_percentiles(lambda q: svc.search(q, k=20), queries)
+    res["bm25 + query understanding"] = latency_percentiles(lambda q: svc.search(q, k=20, mode="bm25"), queries)
     res[PEER] = latency_percentiles(lambda q: peer.rank(q, 20), queries)
     return res
 
@@ -213,6 +219,8 @@ def main() -> None:
     ap.add_argument("--test-queries", type=int, default=0, help="score only this many Home Depot test queries (0: all)")
     ap.add_argument("--datasets", nargs="+", default=["homedepot", "crowdflower"],
                     help="which datasets to run; results of the others already in --out are kept")
+    ap.add_argument("--no-hd-dense", action="store_true",
+                    help="Home Depot without the dense systems (when its embeddings are not cached yet)")
     ap.add_argument("--no-cf-dense", action="store_true",
                     help="Crowdflower without the dense systems (when its embeddings are not cached yet)")
     ap.add_argument("--cf-embed", choices=["full", "title"], default="full",
@@ -261,26 +269,31 @@ def run_homedepot(args: argparse.Namespace, results: dict) -> dict:
         dev, test = dev.subset(range(1000)), test.subset(range(600))
     elif args.test_queries:
         test = test.subset(range(min(args.test_queries, len(test.queries))))
-    eng, svc = open_service(hd)
+    hd_dense = not args.no_hd_dense
+    eng, svc = open_service(hd, dense=hd_dense)
     peer = Peer(hd.products)
-    warm_queries(svc, dev.queries + test.queries)
     base = SearchOptions()
-    tuned, grid = tune(svc, dev, base)
-    log.info("tuned on %d dev queries: dense_weight=%s dense_norm=%s boost=%s", len(dev.queries),
-             tuned.dense_weight, tuned.dense_norm, tuned.boost)
-    results["homedepot"] = evaluate(svc, peer, test, tuned)
+    if hd_dense:
+        warm_queries(svc, dev.queries + test.queries)
+        tuned, grid = tune(svc, dev, base)
+        log.info("tuned on %d dev queries: dense_weight=%s dense_norm=%s boost=%s", len(dev.queries),
+                 tuned.dense_weight, tuned.dense_norm, tuned.boost)
+    else:
+        tuned, grid = base, []
+    results["homedepot"] = evaluate(svc, peer, test, tuned, dense=hd_dense)
     peer_dev = evaluate_retrieval([peer.rank(q) for q in dev.queries], dev.gains)
     rng = np.random.default_rng(0)
     lat_q = [test.queries[i] for i in rng.permutation(len(test.queries))[: args.latency_queries]]
     svc.options = tuned
     svc.searcher.options = tuned
-    lat = latency(svc, peer, lat_q)
+    lat = latency(svc, peer, lat_q, dense=hd_dense)
     for name, m in lat.items():
         results["homedepot"].setdefault(name, {}).update({f"latency_{k}": v for k, v in m.items()})
     eng.close()
     return {
         "command": "python " + " ".join(sys.argv),
         "queries": {"dev": len(dev.queries), "test": len(test.queries), "latency": len(lat_q)},
+        "dense_systems": hd_dense,
         "peer_on_dev": peer_dev,
         "tuned": {"dense_weight": tuned.dense_weight, "dense_norm": tuned.dense_norm, "boost": tuned.boost,
                   "lexical_weight": tuned.lexical_weight, "synonym_weight": tuned.synonym_weight},
