@@ -261,7 +261,8 @@ def main() -> None:
         "25% POST /events (1-5 events); each level runs --seconds; peer: same mix in-process, 1 client",
         events_sent=sent, events_acknowledged=acked, events_store_delta=events_after - events_before,
         events_lost=lost, cache_hits=cache_hits, recommend_endpoint=rec_path,
-        products=len(items), users=len(users), seconds_per_level=args.seconds))
+        products=len(items), users=len(users), seconds_per_level=args.seconds,
+        load_average_at_end=[round(x, 1) for x in os.getloadavg()]))
     bar_chart({dataset: {k: {"throughput_rps": s["throughput_rps"]} for k, s in systems.items()}},
               "throughput_rps", args.out.with_suffix(".png"), title="API throughput (req/s)")
     if tmp is not None:
