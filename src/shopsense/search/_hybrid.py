@@ -31,8 +31,9 @@ FUSIONS = ("weighted", "rrf")
 
 @dataclass(frozen=True)
 class SearchOptions:
-    """Knobs of one search. The fusion defaults were tuned on the *dev* half of the
-    Home Depot queries (``bench/search.py --tune``); the test half was never used."""
+    """Knobs of one search. BM25 and query-understanding settings were chosen on the
+    *dev* half of the Home Depot queries; ``bench/search.py`` re-tunes the fusion
+    weights on that dev half (never on the test half) and reports what it picked."""
 
     mode: str = "hybrid"
     fusion: str = "weighted"
