@@ -39,17 +39,6 @@ def bundle_objective(chosen: list[int] | tuple[int, ...], relevance: np.ndarray,
     return float(relevance[c].sum() + pair_weight * np.triu(sub, 1).sum())
 
 
-def _feasible(price: np.ndarray, cats: np.ndarray, chosen: list[int], budget: float | None,
-              max_per_category: int | None) -> bool:
-    if budget is not None and price[chosen].sum() > budget + 1e-9:
-        return False
-    if max_per_category is not None:
-        valid = cats[chosen][cats[chosen] >= 0]
-        if len(valid) and np.bincount(valid).max() > max_per_category:
-            return False
-    return True
-
-
 def solve_bundle(relevance: np.ndarray, pair: np.ndarray, price: np.ndarray, categories: np.ndarray,
                  n_pick: int, budget: float | None = None, max_per_category: int | None = 1,
                  pair_weight: float = 1.0, max_nodes: int = 50_000) -> BundleSolution:
@@ -81,22 +70,45 @@ def solve_bundle(relevance: np.ndarray, pair: np.ndarray, price: np.ndarray, cat
     pmax = (P * ok[None, :]).max(axis=1) if m else np.zeros(0)
     order = np.argsort(-(r + lam * pmax), kind="stable")
     order = order[ok[order]]
+    # compact category codes so the per-category counts are one small array
+    _, cat_c = np.unique(np.where(cats >= 0, cats, -1), return_inverse=True)
+    cat_c = np.where(cats >= 0, cat_c, -1)
+    n_cats = int(cat_c.max(initial=-1)) + 1
     nodes = 0
 
     for need_total in range(min(n_pick, len(order)), 0, -1):
+        counts = np.zeros(max(n_cats, 1), dtype=np.int64)
+        pair_sum = np.zeros(m)  # sum of P[:, s] over the chosen s, kept incrementally
+
+        def blocked(idx: np.ndarray) -> np.ndarray:
+            if cap is None:
+                return np.zeros(len(idx), dtype=bool)
+            c = cat_c[idx]
+            return (c >= 0) & (counts[np.maximum(c, 0)] >= cap)  # noqa: B023 (used in this iteration)
+
         # greedy seed: best marginal gain that keeps the set feasible
         best: list[int] = []
+        spent = 0.0
         for _ in range(need_total):
-            gains = [(r[t] + lam * P[t, best].sum(), t) for t in order
-                     if t not in best and _feasible(cost, cats, best + [t], budget, cap)]
-            if not gains:
+            gain = r[order] + lam * pair_sum[order]
+            fit = ~np.isin(order, best) & ~blocked(order)
+            if budget is not None:
+                fit &= cost[order] <= budget - spent + 1e-9
+            if not fit.any():
                 break
-            best.append(max(gains)[1])
+            t = int(order[np.flatnonzero(fit)[np.argmax(gain[fit])]])
+            best.append(t)
+            spent += cost[t]
+            pair_sum += P[:, t]
+            if cap is not None and cat_c[t] >= 0:
+                counts[cat_c[t]] += 1
         best_val = bundle_objective(best, r, P, lam) if len(best) == need_total else -np.inf
+        counts[:] = 0
+        pair_sum[:] = 0.0
         stopped = False
         cheapest = np.sort(cost[order])
 
-        def dfs(pos: int, chosen: list[int], val: float, spent: float, counts: dict[int, int]) -> None:
+        def dfs(pos: int, chosen: list[int], val: float, spent: float) -> None:
             nonlocal best, best_val, nodes, stopped
             nodes += 1
             if nodes > max_nodes:
@@ -115,35 +127,33 @@ def solve_bundle(relevance: np.ndarray, pair: np.ndarray, price: np.ndarray, cat
                 return
             # optimistic gain of each remaining item: its relevance, its pairs with
             # the chosen items, and its best possible pair with each later pick
-            opt = r[rest] + lam * (P[np.ix_(rest, chosen)].sum(axis=1) if chosen else 0.0) \
-                + lam * (need - 1) / 2.0 * pmax[rest]
+            opt = r[rest] + lam * pair_sum[rest] + lam * (need - 1) / 2.0 * pmax[rest]  # noqa: B023
+            bad = blocked(rest)
             if left is not None:
-                opt = np.where(cost[rest] <= left + 1e-9, opt, -np.inf)
-            if cap is not None:
-                full = [c for c, n in counts.items() if n >= cap]
-                if full:
-                    opt = np.where(np.isin(cats[rest], full), -np.inf, opt)
+                bad |= cost[rest] > left + 1e-9
+            opt[bad] = -np.inf
             top = np.partition(opt, len(opt) - need)[len(opt) - need:] if need < len(opt) else opt
             if not np.all(np.isfinite(top)) or val + top.sum() <= best_val + 1e-12:
                 return
-            for off, t in enumerate(rest):
-                if not np.isfinite(opt[off]):
-                    continue
+            for off in np.flatnonzero(~bad):
                 if len(order) - (pos + off) < need:
                     break
-                c = int(cats[t])
-                gain = r[t] + lam * (P[t, chosen].sum() if chosen else 0.0)
+                t = int(rest[off])
+                c = int(cat_c[t])
+                gain = r[t] + lam * pair_sum[t]  # noqa: B023
                 if c >= 0:
-                    counts[c] = counts.get(c, 0) + 1
-                chosen.append(int(t))
-                dfs(pos + off + 1, chosen, val + gain, spent + cost[t], counts)
+                    counts[c] += 1  # noqa: B023
+                np.add(pair_sum, P[:, t], out=pair_sum)  # noqa: B023
+                chosen.append(t)
+                dfs(pos + int(off) + 1, chosen, val + gain, spent + cost[t])
                 chosen.pop()
+                np.subtract(pair_sum, P[:, t], out=pair_sum)  # noqa: B023
                 if c >= 0:
-                    counts[c] -= 1
+                    counts[c] -= 1  # noqa: B023
                 if stopped:
                     return
 
-        dfs(0, [], 0.0, 0.0, {})
+        dfs(0, [], 0.0, 0.0)
         if len(best) == need_total and np.isfinite(best_val):
             return BundleSolution(tuple(int(t) for t in best), float(best_val), not stopped, nodes)
     return BundleSolution((), 0.0, True, nodes)

@@ -129,26 +129,43 @@ class BundleService:
                 out.append(j)
         return out
 
-    def _because(self, model: ComplementModel, catalog: Catalog, sources: list[int], j: int,
-                 ) -> dict[str, Any]:
-        """The source item that explains ``j`` best, with the lift of the pair."""
+    def _because(self, model: ComplementModel, catalog: Catalog, sources: list[int], targets: list[int],
+                 ) -> list[dict[str, Any]]:
+        """For each target, the source item that explains it best, with the pair's lift.
+
+        Observed pairs win (their co-purchase weight); otherwise the source closest
+        in category affinity or text. Sparse blocks are sliced once per call.
+        """
+        if not targets:
+            return []
+        src, tg = np.asarray(sources), np.asarray(targets)
         S = model.pair_scores_
-        contrib = np.array([S[i, j] + S[j, i] for i in sources], dtype=np.float64)
-        if contrib.max(initial=0.0) > 0:
-            i = sources[int(contrib.argmax())]
-            cp = model.copurchase_
-            return {"because_item": catalog.ids[i], "lift": round(cp.lift(i, j), 4),
-                    "support": int(round(cp.pair_counts_[i, j])), "observed": True}
-        # generalised: the source closest in category affinity or in text
-        aff = np.zeros(len(sources))
+        contrib = S[src][:, tg].toarray() + S[tg][:, src].toarray().T
+        contrib[src[:, None] == tg[None, :]] = -np.inf  # an item does not explain itself
+        cp = model.copurchase_
+        counts = cp.pair_counts_[src][:, tg].toarray()
+        w = cp.item_weights_
+        lift = counts * cp.total_weight_ / np.maximum(w[src][:, None] * w[tg][None, :], 1e-12)
+        aff = np.zeros_like(contrib)
         if model.category_affinity_ is not None:
-            cj = model.categories_[j]
-            aff = np.array([model.category_affinity_[model.categories_[i], cj]
-                            if model.categories_[i] >= 0 and cj >= 0 else 0.0 for i in sources])
+            cs, ct = model.categories_[src], model.categories_[tg]
+            aff += np.where((cs[:, None] >= 0) & (ct[None, :] >= 0),
+                            model.category_affinity_[np.maximum(cs, 0)][:, np.maximum(ct, 0)], 0.0)
         if model.neighbors_ is not None:
-            aff = aff + np.array([model.neighbors_[i, j] + model.neighbors_[j, i] for i in sources])
-        i = sources[int(aff.argmax())] if len(sources) else sources[0]
-        return {"because_item": catalog.ids[i], "lift": 0.0, "observed": False}
+            N = model.neighbors_
+            aff += N[src][:, tg].toarray() + N[tg][:, src].toarray().T
+        aff[src[:, None] == tg[None, :]] = -np.inf
+        out = []
+        for q in range(len(tg)):
+            a = int(np.argmax(contrib[:, q]))
+            if contrib[a, q] > 0:
+                out.append({"because_item": catalog.ids[src[a]], "lift": round(float(lift[a, q]), 4),
+                            "support": round(float(counts[a, q])), "observed": True})
+            else:
+                a = int(np.argmax(aff[:, q]))
+                out.append({"because_item": catalog.ids[src[a]], "lift": round(float(lift[a, q]), 4),
+                            "observed": False})
+        return out
 
     def _finish(self, hits: list[Hit], catalog: Catalog, info: dict[str, Any]) -> ResultList:
         if self.explain and hits:
@@ -176,10 +193,9 @@ class BundleService:
         ranked = model.rank([cart], k=k, exclude_substitutes=exclude_substitutes,
                             allowed=self._allowed(catalog, in_stock_only))
         hits = []
-        for j, s in zip(ranked.indices[0], ranked.scores[0]):
-            if j < 0:
-                continue
-            ev = self._because(model, catalog, cart, int(j))
+        keep = ranked.indices[0] >= 0
+        evs = self._because(model, catalog, cart, [int(j) for j in ranked.indices[0][keep]])
+        for j, s, ev in zip(ranked.indices[0][keep], ranked.scores[0][keep], evs):
             src = "copurchase" if ev.pop("observed") else "complement"
             hits.append(Hit(catalog.ids[j], float(s), src, {src: float(s)}, evidence=ev,
                             product=catalog.products[j]))
@@ -261,9 +277,8 @@ class BundleService:
                            pair_weight=pair_weight)
         chosen = [int(cand[p]) for p in sol.chosen]
         hits = []
-        for p, j in zip(sol.chosen, chosen):
-            others = anchors + [c for c in chosen if c != j]
-            ev = self._because(model, catalog, others, j)
+        evs = self._because(model, catalog, anchors + chosen, chosen)
+        for p, j, ev in zip(sol.chosen, chosen, evs):
             ev.pop("observed")
             ev["price"] = None if not np.isfinite(catalog.price[j]) else float(catalog.price[j])
             ev["relevance"] = round(float(rel[p]), 4)
