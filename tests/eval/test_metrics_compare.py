@@ -52,3 +52,19 @@ def test_compare_files(tmp_path):
         load_result(tmp_path / "bad.json")
     with pytest.raises(ValidationError, match="System 'x'"):
         compare(a, b, system_a="x", system_b="bm25")
+
+
+def test_compare_cli(tmp_path):
+    from typer.testing import CliRunner
+
+    from shopsense.cli import app
+
+    a = {"ds": {"s": {"ndcg@10": 0.5}}}
+    b = {"ds": {"s": {"ndcg@10": 0.55}}}
+    (tmp_path / "a.json").write_text(json.dumps(a))
+    (tmp_path / "b.json").write_text(json.dumps(b))
+    res = CliRunner().invoke(app, ["eval", "compare", str(tmp_path / "a.json"), str(tmp_path / "b.json")])
+    assert res.exit_code == 0, res.output
+    assert "+0.0500" in res.output and "no per-unit" in res.output
+    res = CliRunner().invoke(app, ["eval", "compare", str(tmp_path / "a.json"), str(tmp_path / "zz.json")])
+    assert res.exit_code == 2 and "No such result file" in res.output
