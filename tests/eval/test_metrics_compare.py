@@ -63,7 +63,8 @@ def test_compare_cli(tmp_path):
     b = {"ds": {"s": {"ndcg@10": 0.55}}}
     (tmp_path / "a.json").write_text(json.dumps(a))
     (tmp_path / "b.json").write_text(json.dumps(b))
-    res = CliRunner().invoke(app, ["eval", "compare", str(tmp_path / "a.json"), str(tmp_path / "b.json")])
+    res = CliRunner().invoke(app, ["eval", "compare", str(tmp_path / "a.json"), str(tmp_path / "b.json")],
+                              env={"COLUMNS": "160"})
     assert res.exit_code == 0, res.output
     assert "+0.0500" in res.output and "no per-unit" in res.output
     res = CliRunner().invoke(app, ["eval", "compare", str(tmp_path / "a.json"), str(tmp_path / "zz.json")])

@@ -31,12 +31,14 @@ def compare_cmd(
     for col in ("dataset", "system", "metric", "A", "B", "B - A", "95% CI", "units"):
         table.add_column(col, justify="right" if col in ("A", "B", "B - A", "units") else "left")
     for d in diffs:
-        ci = "n/a (no per-unit scores)" if d.n_units == 0 else f"[{d.ci_low:+.4f}, {d.ci_high:+.4f}]"
+        ci = "n/a" if d.n_units == 0 else f"[{d.ci_low:+.4f}, {d.ci_high:+.4f}]"
         mark = " *" if d.n_units and d.significant else ""
         system = d.system_a if d.system_a == d.system_b else f"{d.system_a} -> {d.system_b}"
         table.add_row(d.dataset, system, d.metric, f"{d.a:.4f}", f"{d.b:.4f}", f"{d.diff:+.4f}{mark}",
                       ci, str(d.n_units))
     console.print(table)
+    if any(d.n_units == 0 for d in diffs):
+        console.print("n/a: no per-unit scores in the files, so no interval (differences only)")
     if not diffs:
         console.print("[yellow]the two files share no dataset/system/metric[/]")
         raise typer.Exit(1)
