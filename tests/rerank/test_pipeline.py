@@ -84,12 +84,15 @@ def test_fast_enough_for_100_candidates(big) -> None:
 def test_reranker_from_home_per_surface_lambda(tmp_path, big) -> None:
     cat, emb, hits = big
     save_rules(tmp_path, RuleSet(rules=[Rule(name="pin", action="pin", position=1, match={"ids": ["p99"]})]))
-    rr = Reranker.from_home(tmp_path, lambdas={"search": 0.0, "recommend": 0.5})
+    rr = Reranker.from_home(tmp_path, lambdas={"search": 0.0, "recommend": 0.9})
     s, _ = rr.rerank(hits, cat, embeddings=emb, context={"surface": "search"})
     r, rep = rr.rerank(hits, cat, embeddings=emb, context={"surface": "recommend"})
     assert s[0].id == r[0].id == "p99"
     assert [h.id for h in s[1:10]] == [f"p{i}" for i in range(9)]
-    assert [h.id for h in r[1:10]] != [f"p{i}" for i in range(9)] and "diversity_mmr" in rep.steps
+    assert {h.id for h in r[:11]} != {"p99", *(f"p{i}" for i in range(10))}  # a different set
+    assert "diversity_mmr" in rep.steps
+    scores = [h.score for h in r[1:10]]
+    assert scores == sorted(scores, reverse=True)  # the diverse set is shown best-first
 
 
 def test_real_lists_every_hit_has_a_source_matching_reason(office) -> None:

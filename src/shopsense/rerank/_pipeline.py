@@ -57,7 +57,8 @@ def apply(
     method: Literal["mmr", "dpp"] = "mmr", category_weight: float = 0.5,
     category_cap: int | None = None, rules: RuleSet | Sequence[Rule] | None = None,
     fairness: ExposureBounds | None = None, fairness_by: str = "brand", k: int = 10,
-    pool: int | None = None, context: Mapping[str, Any] | None = None, explain_reasons: bool = True,
+    pool: int | None = None, sort_selected: bool = True, context: Mapping[str, Any] | None = None,
+    explain_reasons: bool = True,
 ) -> tuple[list[Hit], RerankReport]:
     """Re-rank ``hits`` (best first) and say what changed; inputs are never modified.
 
@@ -74,6 +75,8 @@ def apply(
     pool: diversity picks the top ``k`` from the best ``pool`` candidates only (default
         ``3 * k``): swapping in items from deep in the list costs accuracy for little
         extra variety (bench/rerank.py measures both).
+    sort_selected: show the k items diversity picked in relevance order (same set, so
+        the same diversity@k, better accuracy); False keeps the greedy pick order.
 
     Example
     -------
@@ -153,7 +156,13 @@ def apply(
             report.stats["diversity"] = "skipped: no embeddings, similarity or categories"
         else:
             fn = mmr_rerank if method == "mmr" else dpp_rerank
-            order = np.concatenate([fn(rel[:m], feats, k, diversity), np.arange(m, len(work))])
+            div = fn(rel[:m], feats, k, diversity)
+            if sort_selected:
+                # the diversified top k is one set; showing it best-first keeps its diversity@k
+                # and wins back accuracy (bench/rerank.py: 'sorted' series)
+                head = div[:k]
+                div = np.concatenate([head[np.argsort(-rel[head], kind="stable")], div[k:]])
+            order = np.concatenate([div, np.arange(m, len(work))])
             report.steps.append(f"diversity_{method}")
 
     # 4. category caps
