@@ -1,0 +1,130 @@
+"""RecommendService end to end on a real Office slice: train, serve, cold start, online updates, forgetting."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from tests.recommend.conftest import products_and_events
+
+N_USERS = 150
+
+
+@pytest.fixture(scope="module")
+def trained(office, tmp_path_factory):  # type: ignore[no-untyped-def]
+    from shopsense import Engine
+
+    seqs, records = office
+    products, events = products_and_events(seqs, records, N_USERS)
+    eng = Engine(tmp_path_factory.mktemp("rec") / "home")
+    eng.add_products(products)
+    eng.add_events(events)
+    report = eng.train(sasrec=True, sasrec_seconds=1.0)
+    yield eng, report, seqs
+    eng.close()
+
+
+def test_train_saves_a_versioned_model(trained) -> None:  # type: ignore[no-untyped-def]
+    eng, report, _ = trained
+    models = eng.home / "models"
+    assert (models / "CURRENT").read_text() == report["version"]
+    manifest = json.loads((models / report["version"] / "manifest.json").read_text())
+    assert {"popularity", "ease", "als", "content", "sasrec", "stack"} <= set(manifest["models"])
+    assert manifest["primary"] == "stack"
+    assert not list(models.glob(".tmp-*"))
+
+
+def test_recommend_excludes_purchases_and_explains(trained) -> None:  # type: ignore[no-untyped-def]
+    eng, _, _ = trained
+    res = eng.recommend("u3", k=10)
+    assert len(res) == 10 and res.info["personalised"]
+    ev = eng.store.events(user_id="u3")
+    bought = {i for i, t in zip(ev.item_id, ev.type) if t == "purchase"}
+    assert not bought & set(res.ids)
+    allowed = {"popular", "cf", "content", "sequential", "new_item", "trending"}
+    for h in res.hits:
+        assert h.source in allowed and h.sources and h.product is not None
+        if h.source in ("cf", "content", "sequential"):
+            assert h.evidence.get("because_item") in set(ev.item_id)
+    with_bought = eng.recommend("u3", k=50, exclude_purchased=False)
+    assert len(with_bought) == 50
+
+
+def test_filters_are_honoured(trained) -> None:  # type: ignore[no-untyped-def]
+    eng, _, _ = trained
+    res = eng.recommend("u5", k=10, filters={"in_stock": True, "price_min": 10, "price_max": 40})
+    assert len(res) == 10
+    for h in res.hits:
+        assert h.product.in_stock and 10 <= h.product.price <= 40
+    cat = eng.catalog().products[0].category[-1]
+    res = eng.recommend("u5", k=5, filters={"category": cat})
+    assert res.hits and all(cat in h.product.category for h in res.hits)
+
+
+def test_new_user_gets_popular_then_personal_after_events(trained) -> None:  # type: ignore[no-untyped-def]
+    eng, _, seqs = trained
+    cold = eng.recommend("brand-new", k=5)
+    assert not cold.info["personalised"] and all(h.source in ("popular", "trending") for h in cold.hits)
+    item = eng.catalog().ids[10]
+    eng.add_events([{"user_id": "brand-new", "item_id": item, "type": "purchase"}])
+    warm = eng.recommend("brand-new", k=5)
+    assert warm.info["personalised"] and warm.ids != cold.ids and item not in warm.ids
+
+
+def test_online_events_change_next_call(trained) -> None:  # type: ignore[no-untyped-def]
+    eng, _, _ = trained
+    before = eng.recommend("u7", k=10).ids
+    cat = eng.catalog()
+    far = [pid for pid in cat.ids if pid not in before][-3:]
+    eng.add_events([{"user_id": "u7", "item_id": p, "type": "add_to_cart"} for p in far])
+    after = eng.recommend("u7", k=10).ids
+    assert after != before
+
+
+def test_similar_and_next_items(trained) -> None:  # type: ignore[no-untyped-def]
+    eng, _, seqs = trained
+    item = f"o{int(seqs[0][0])}"
+    sim = eng.similar(item, k=5)
+    assert len(sim) == 5 and item not in sim.ids
+    assert all(h.evidence.get("because_item") == item for h in sim.hits)
+    session = [f"o{int(i)}" for i in seqs[1][:3]]
+    nxt = eng.next_items(session, k=5)
+    assert len(nxt) == 5 and not set(session) & set(nxt.ids)
+    assert nxt.hits[0].source == "sequential"
+    assert eng.next_items([{"item_id": session[0], "type": "view"}], k=3).info["session"]
+    assert not eng.next_items([], k=3).info["personalised"]
+
+
+def test_new_item_recommendable_right_after_ingest(trained) -> None:  # type: ignore[no-untyped-def]
+    eng, _, _ = trained
+    ev = eng.store.events(user_id="u11")
+    last = eng.product(ev.item_id[-1])
+    clone = last.model_copy(update={"id": "brand-new-item", "title": last.title + " (new edition)"})
+    eng.add_products([clone])
+    sim = eng.similar("brand-new-item", k=5)
+    assert len(sim) == 5 and all(h.source == "new_item" for h in sim.hits)
+    rec = eng.recommend("u11", k=10)
+    hit = [h for h in rec.hits if h.id == "brand-new-item"]
+    assert hit and hit[0].source == "new_item" and hit[0].evidence["similar_to"] in set(ev.item_id)
+
+
+def test_forget_user(trained) -> None:  # type: ignore[no-untyped-def]
+    eng, _, _ = trained
+    personal = eng.recommend("u20", k=5)
+    assert personal.info["personalised"]
+    removed = eng.delete_user("u20")
+    assert removed["events"] > 0 and removed["recommend"]["cached_history"] is True
+    after = eng.recommend("u20", k=5)
+    assert not after.info["personalised"]
+
+
+def test_model_reloads_from_disk(trained) -> None:  # type: ignore[no-untyped-def]
+    from shopsense.recommend import RecommendService
+
+    eng, _, _ = trained
+    fresh = RecommendService(eng)
+    a = fresh.recommend("u30", k=10).ids
+    b = eng.recommend("u30", k=10).ids
+    assert a == b
