@@ -8,7 +8,6 @@ import logging
 import pytest
 
 
-
 def _events(user: str, items: list[str], t0: float = 1.7e9) -> list[dict]:
     return [{"user_id": user, "item_id": it, "type": "click", "timestamp": t0 + i}
             for i, it in enumerate(items)]

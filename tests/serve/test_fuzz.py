@@ -9,9 +9,9 @@ from __future__ import annotations
 import pytest
 
 schemathesis = pytest.importorskip("schemathesis")
-from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import HealthCheck, given, settings
 
-from .conftest import has_capability  # noqa: E402
+from .conftest import has_capability
 
 NEEDS = {"/users/{user_id}/recommendations": "recommend", "/items/{item_id}/similar": "recommend",
          "/items/{item_id}/complements": "bundles", "/carts/complete": "bundles",

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["create_app", "KeyStore"]
+__all__ = ["KeyStore", "create_app"]
 
 
 def __getattr__(name: str) -> Any:  # fastapi loads only when the API is used

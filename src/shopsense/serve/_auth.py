@@ -20,7 +20,7 @@ from typing import Literal
 
 from shopsense.errors import AuthError, check_param
 
-__all__ = ["ApiKey", "KeyStore", "ROLES"]
+__all__ = ["ROLES", "ApiKey", "KeyStore"]
 
 Role = Literal["read", "write"]
 #: ``write`` is the admin role: it may also read

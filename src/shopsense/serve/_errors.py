@@ -15,7 +15,12 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from shopsense.errors import (
-    AuthError, MissingDependencyError, NotFittedError, NotFoundError, ShopsenseError, ValidationError,
+    AuthError,
+    MissingDependencyError,
+    NotFittedError,
+    NotFoundError,
+    ShopsenseError,
+    ValidationError,
 )
 
 __all__ = ["ApiError", "install_error_handlers", "problem"]

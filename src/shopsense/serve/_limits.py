@@ -13,7 +13,7 @@ from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-__all__ = ["RateLimiter", "BodySizeLimit"]
+__all__ = ["BodySizeLimit", "RateLimiter"]
 
 
 class RateLimiter:

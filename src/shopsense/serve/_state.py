@@ -21,7 +21,7 @@ from shopsense.serve._privacy import Pseudonymizer
 if TYPE_CHECKING:
     from shopsense.engine import Engine
 
-__all__ = ["ServeState", "get_state", "get_engine", "get_settings", "reader", "writer", "Principal"]
+__all__ = ["Principal", "ServeState", "get_engine", "get_settings", "get_state", "reader", "writer"]
 
 
 @dataclass
@@ -52,7 +52,7 @@ def get_state(request: Request) -> ServeState:
     return request.app.state.shopsense
 
 
-def get_engine(state: ServeState = Depends(get_state)) -> "Engine":
+def get_engine(state: ServeState = Depends(get_state)) -> Engine:
     return state.engine
 
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["warm_up", "demo_users"]
+__all__ = ["demo_users", "warm_up"]
 
 log = logging.getLogger(__name__)
 

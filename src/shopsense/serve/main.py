@@ -22,10 +22,20 @@ from shopsense.serve._metrics import Metrics
 from shopsense.serve._privacy import Pseudonymizer
 from shopsense.serve._state import ServeState
 from shopsense.serve._warm import demo_users, warm_up
-from shopsense.serve.routers import bundles, carts, events, items, products, search, system, ui, users
+from shopsense.serve.routers import (
+    bundles,
+    carts,
+    events,
+    items,
+    products,
+    search,
+    system,
+    ui,
+    users,
+)
 from shopsense.serve.routers.ui import STATIC
 
-__all__ = ["create_app", "DEMO_KEY_NAME"]
+__all__ = ["DEMO_KEY_NAME", "create_app"]
 
 log = logging.getLogger("shopsense.serve.access")
 

@@ -3,7 +3,15 @@
 from __future__ import annotations
 
 from shopsense.serve.routers import (
-    bundles, carts, events, items, products, search, system, ui, users,
+    bundles,
+    carts,
+    events,
+    items,
+    products,
+    search,
+    system,
+    ui,
+    users,
 )
 
 __all__ = ["bundles", "carts", "events", "items", "products", "search", "system", "ui", "users"]
