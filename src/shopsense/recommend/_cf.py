@@ -156,14 +156,32 @@ class ALS(Recommender):
             m.fit(data.csr(binary=self.binary), show_progress=False)
         self._als = m
         self.item_factors_ = np.asarray(m.item_factors, np.float32)
+        self._yty = None
         self.n_items_ = data.n_items
         return self
 
     def user_factors(self, histories: Sequence[np.ndarray], weights: Sequence[np.ndarray] | None = None) -> np.ndarray:
+        """Exact fold-in, the least-squares step ALS itself uses for users (Hu et al. eq. 4).
+
+        Done here in NumPy rather than with ``implicit``'s ``recalculate_user`` because that one
+        recomputes YᵀY and starts a thread pool on every call: ~100 ms per request on a busy CPU
+        against well under a millisecond for one small solve."""
         x = histories_to_csr(histories, self.n_items_, None if self.binary else weights)
         if self.binary:
             x.data[:] = 1.0
-        return np.asarray(self._als.recalculate_user(np.arange(x.shape[0]), x), np.float32)
+        y = self.item_factors_
+        if getattr(self, "_yty", None) is None:
+            self._yty = (y.T @ y).astype(np.float64) + self.regularization * np.eye(y.shape[1])
+        out = np.zeros((x.shape[0], y.shape[1]), np.float32)
+        for r in range(x.shape[0]):
+            lo, hi = x.indptr[r], x.indptr[r + 1]
+            if lo == hi:
+                continue
+            yi = y[x.indices[lo:hi]].astype(np.float64)
+            conf = self.alpha * x.data[lo:hi].astype(np.float64)
+            a = self._yty + (yi.T * (conf - 1.0)) @ yi
+            out[r] = np.linalg.solve(a, yi.T @ conf)
+        return out
 
     def score(self, histories: Sequence[np.ndarray], weights: Sequence[np.ndarray] | None = None) -> np.ndarray:
         self._check_fitted()
@@ -185,6 +203,7 @@ class ALS(Recommender):
 
     def _set_state(self, arrays: dict[str, np.ndarray]) -> None:
         self.item_factors_ = arrays["item_factors"]
+        self._yty = None
         m = self._model()
         m.item_factors = self.item_factors_
         m.user_factors = np.zeros((0, self.factors), np.float32)
