@@ -8,8 +8,8 @@ Datasets (../shared/datasets):
   cosine of items in a rank-64 truncated SVD of the training user-item matrix
   (smoothed co-occurrence). We also report ILD under raw co-occurrence cosine.
 - Amazon Office (text + categories): EASE top 100 candidates; similarity is
-  0.5 * cosine of all-MiniLM-L6-v2 text embeddings + 0.5 * same leaf category.
-  ILD is measured on the text embeddings only, category coverage separately.
+  0.5 * cosine of all-MiniLM-L6-v2 text embeddings + 0.5 * same leaf category;
+  ILD uses that same distance, and ild_text@10 the text embeddings alone.
 - Home Depot search: bm25s top 50 over all 54,667 titles for a seeded sample of
   judged queries.
   NDCG@10 gains are the judged relevance minus 1 (1 = irrelevant -> 0), unjudged 0.
@@ -24,7 +24,7 @@ EASE (Steck 2019) is written here in a few lines rather than imported from
 shopsense.recommend so this benchmark measures the re-ranker against a fixed,
 well-known candidate generator and keeps working while that package evolves.
 
-Run: python bench/rerank.py            (about 10 minutes on 2 cores)
+Run: python bench/rerank.py            (about 15 minutes on 2 busy cores; EASE on Beauty ~10 of them, cached)
      python bench/rerank.py --quick    (smaller samples, for a smoke test)
 """
 
@@ -131,9 +131,16 @@ def candidates(B: np.ndarray, hists: list[np.ndarray], n: int = N_CAND) -> tuple
 
 
 # -- metrics --------------------------------------------------------------------------
-def ild(top: np.ndarray, feats: np.ndarray) -> float:
+class _SimMatrix:
+    """A ready similarity matrix of one list (ILD takes it as is instead of feature rows)."""
+
+    def __init__(self, s: np.ndarray) -> None:
+        self.s = s
+
+
+def ild(top: np.ndarray, feats) -> float:
     f = feats[top]
-    s = f @ f.T
+    s = f.s if isinstance(f, _SimMatrix) else f @ f.T
     n = len(top)
     return float((n * n - np.clip(s, -1, 1).sum() - (n - np.trace(s))) / (n * (n - 1))) if n > 1 else 0.0
 
@@ -155,7 +162,7 @@ def summarise(tops: list[np.ndarray], gains: list[dict[int, float]], n_items: in
 
 
 def rerank_all(cand: np.ndarray, scores: np.ndarray, feats_of, method: str, lam: float,
-               pool: int) -> list[np.ndarray]:
+               pool: int, sort: bool = True) -> list[np.ndarray]:
     fn = mmr_rerank if method == "mmr" else dpp_rerank
     out = []
     for c, s in zip(cand, scores):
@@ -163,35 +170,43 @@ def rerank_all(cand: np.ndarray, scores: np.ndarray, feats_of, method: str, lam:
             out.append(c[:K])
             continue
         c = c[:pool]
-        order = fn(s[:pool], feats_of(c), K, lam)
-        out.append(c[order[:K]])
+        order = fn(s[:pool], feats_of(c), K, lam)[:K]
+        if sort:  # as rerank.apply(sort_selected=True): the diverse set shown best-first
+            order = np.sort(order)  # candidates arrive best-first, so index order = relevance order
+        out.append(c[order])
     return out
 
 
-SERIES = (("mmr", POOL), ("dpp", POOL), ("mmr", N_CAND))
+# (method, pool, show the picked set in relevance order) -- the last keeps MMR's greedy order
+SERIES = (("mmr", POOL, True), ("dpp", POOL, True), ("mmr", POOL, False))
 
 
-def series_name(method: str, pool: int, lam: float) -> str:
-    return f"{method} lambda={lam}" + ("" if pool == POOL else f" pool={pool}")
+def series_key(method: str, pool: int, sort: bool = True) -> str:
+    return method + ("" if pool == POOL else f" pool={pool}") + ("" if sort else " greedy-order")
+
+
+def series_name(method: str, pool: int, lam: float, sort: bool = True) -> str:
+    return (f"{method} lambda={lam}" + ("" if pool == POOL else f" pool={pool}")
+            + ("" if sort else " greedy-order"))
 
 
 def sweep(name: str, cand: np.ndarray, scores: np.ndarray, gains: list[dict[int, float]], feats_of,
           n_items: int, ild_feats: np.ndarray, pop: np.ndarray, n_users: int, cats: np.ndarray | None,
           ild_extra=None, lambdas=LAMBDAS) -> dict[str, dict[str, float]]:
     res: dict[str, dict[str, float]] = {}
-    for method, pool in SERIES:
+    for method, pool, srt in SERIES:
         for lam in lambdas:
-            sysname = "relevance (lambda=0)" if lam == 0.0 else series_name(method, pool, lam)
+            sysname = "relevance (lambda=0)" if lam == 0.0 else series_name(method, pool, lam, srt)
             if sysname in res:
                 continue
             t0 = time.perf_counter()
-            tops = rerank_all(cand, scores, feats_of, method, lam, pool)
+            tops = rerank_all(cand, scores, feats_of, method, lam, pool, srt)
             res[sysname] = summarise(tops, gains, n_items, ild_feats, pop, n_users, cats, ild_extra)
             res[sysname]["ms_per_list"] = (time.perf_counter() - t0) * 1e3 / len(cand)
             print(f"  {name} {sysname}: ndcg {res[sysname]['ndcg@10']:.4f} ild {res[sysname]['ild@10']:.4f}",
                   flush=True)
     base = res["relevance (lambda=0)"]
-    for s, v in res.items():
+    for v in res.values():
         v["ndcg_change"] = v["ndcg@10"] / base["ndcg@10"] - 1.0 if base["ndcg@10"] else 0.0
         v["ild_change"] = v["ild@10"] / base["ild@10"] - 1.0 if base["ild@10"] else 0.0
     return res
@@ -311,12 +326,14 @@ def homedepot(n_queries: int, seed: int):
     return res, sc, [judg[q] for q in queries], tf.tocsr().astype(np.float32), len(titles)
 
 
-def pick_default(results: dict, datasets: list[str], method: str = "mmr", pool: int = POOL) -> float:
+def pick_default(results: dict, datasets: list[str], method: str = "mmr", pool: int = POOL,
+                 srt: bool = True) -> float:
     """Largest grid lambda whose VALIDATION NDCG@10 drop is within DROP_FOR_DEFAULT on every dataset."""
     best = 0.0
     for lam in LAMBDAS[1:]:
-        s = series_name(method, pool, lam)
-        if all(results[d]["valid"][s]["ndcg_change"] >= -DROP_FOR_DEFAULT for d in datasets):
+        s = series_name(method, pool, lam, srt)
+        if all(s in results[d]["valid"] and results[d]["valid"][s]["ndcg_change"] >= -DROP_FOR_DEFAULT
+               for d in datasets):
             best = lam
     return best
 
@@ -331,13 +348,13 @@ def plot(results: dict, defaults: dict[str, float], path: Path) -> None:
     fig, axes = plt.subplots(1, len(ds), figsize=(5.2 * len(ds), 4.2))
     for ax, d in zip(np.atleast_1d(axes), ds):
         base = results[d]["relevance (lambda=0)"]
-        for (method, pool), mk in zip(SERIES, ("o-", "s--", "^:")):
-            pts = [(0.0, base)] + [(lam, results[d][series_name(method, pool, lam)]) for lam in LAMBDAS[1:]
-                                   if series_name(method, pool, lam) in results[d]]
-            label = f"{method.upper()} (pool {pool})"
+        for (method, pool, srt), mk in zip(SERIES, ("o-", "s--", "^:")):
+            pts = [(0.0, base)] + [(lam, results[d][series_name(method, pool, lam, srt)]) for lam in LAMBDAS[1:]
+                                   if series_name(method, pool, lam, srt) in results[d]]
+            label = f"{method.upper()} (pool {pool}{'' if srt else ', greedy order'})"
             ax.plot([p[1]["ild@10"] for p in pts], [p[1]["ndcg@10"] for p in pts], mk, label=label, ms=4)
             for lam, v in pts:
-                if lam and lam == defaults.get(f"{method} pool={pool}"):
+                if lam and lam == defaults.get(series_key(method, pool, srt)):
                     ax.annotate(f"default {lam}", (v["ild@10"], v["ndcg@10"]), fontsize=8,
                                 xytext=(4, 4), textcoords="offset points")
         ax.axhline(base["ndcg@10"] * 0.95, color="grey", lw=0.8, ls=":", label="-5% NDCG@10")
@@ -383,7 +400,7 @@ def office_hits(cand: np.ndarray, sc: np.ndarray, leaf, brand, texts) -> tuple[l
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--beauty-users", type=int, default=5000)
+    ap.add_argument("--beauty-users", type=int, default=4000)
     ap.add_argument("--office-users", type=int, default=None)
     ap.add_argument("--hd-queries", type=int, default=500)
     ap.add_argument("--quick", action="store_true")
@@ -418,19 +435,22 @@ def main() -> None:
     seqs_o, n_o, texts_o, leaf_o, brand_o = office()
     emb_o = encode(texts_o, cache / "office_minilm.npy")
     feats_o = item_features(emb_o, leaf_o, 0.5)
-    full["amazon-office"], no = rec_dataset("amazon-office", seqs_o, n_o, args.office_users, feats_o, emb_o,
-                                            leaf_o, args.seed, cache, brands=brand_o)
+    # ILD on the re-ranker's own distance (text + category); text-only ILD reported beside it
+    full["amazon-office"], no = rec_dataset("amazon-office", seqs_o, n_o, args.office_users, feats_o, feats_o,
+                                            leaf_o, args.seed, cache, ild_extra=("ild_text@10", emb_o),
+                                            brands=brand_o)
 
-    defaults = {f"{m} pool={p}": pick_default(full, ["amazon-beauty", "amazon-office"], m, p) for m, p in SERIES}
+    defaults = {series_key(m, p, t): pick_default(full, ["amazon-beauty", "amazon-office"], m, p, t)
+                for m, p, t in SERIES}
     print(f"default lambda chosen on validation: {defaults}", flush=True)
 
     res_hd, sc_hd, gains_hd, emb_hd, n_hd = homedepot(args.hd_queries, args.seed)
-    class _Rows:  # dense rows of the sparse TF-IDF matrix, per list
+    class _Gram:  # per-list cosine matrix from the sparse TF-IDF rows (no dense 65k-wide rows)
         def __getitem__(self, c):
-            return emb_hd[c].toarray()
+            return _SimMatrix((emb_hd[c] @ emb_hd[c].T).toarray())
 
-    hd = sweep("homedepot", res_hd, sc_hd, gains_hd, lambda c: emb_hd[c].toarray(), n_hd, _Rows(),
-               np.zeros(n_hd), 1, None)
+    hd = sweep("homedepot", res_hd, sc_hd, gains_hd, lambda c: (emb_hd[c] @ emb_hd[c].T).toarray(), n_hd,
+               _Gram(), np.zeros(n_hd), 1, None)
     for v in hd.values():
         v.pop("novelty@10", None)  # no interaction log: popularity-based novelty is undefined
 
@@ -442,11 +462,11 @@ def main() -> None:
                "homedepot-search": hd}
     verdict = {}
     for d in results:
-        for m, p in SERIES:
-            lam = defaults[f"{m} pool={p}"]
-            v = results[d].get(series_name(m, p, lam)) if lam else None
+        for m, p, t in SERIES:
+            lam = defaults[series_key(m, p, t)]
+            v = results[d].get(series_name(m, p, lam, t)) if lam else None
             if v:
-                verdict[f"{d} {series_name(m, p, lam)}"] = {
+                verdict[f"{d} {series_name(m, p, lam, t)}"] = {
                     "ndcg_change": v["ndcg_change"], "ild_change": v["ild_change"],
                     "meets_bar": bool(v["ild_change"] >= 0.20 and v["ndcg_change"] >= -0.05)}
     validation = {d: full[d]["valid"] for d in ("amazon-beauty", "amazon-office")}
@@ -460,11 +480,13 @@ def main() -> None:
         "Candidates: EASE(reg=250) top-100 on leave-one-out (Beauty, Office; one model fitted on s[:-2], "
         "history excluded, all items ranked), bm25s top-50 (Home Depot titles; gains = judged relevance - 1, "
         f"unjudged 0). Re-rank to the top 10 with MMR / DPP greedy MAP within the best {POOL} candidates "
-        f"(and MMR over all {N_CAND}) at each lambda. Default lambda = largest grid value with VALIDATION "
+        "at each lambda; the picked 10 are shown in relevance order (rerank.apply's default "
+        "sort_selected=True) except in the 'greedy-order' series. Default lambda = largest grid value with VALIDATION "
         f"NDCG@10 drop <= {DROP_FOR_DEFAULT:.0%} on Beauty and Office; every figure in the dataset tables is "
         "on the test targets. Similarity: Beauty = cosine in a rank-64 truncated SVD of the training "
         "user-item matrix (no text or categories; ild_cooc@10 is ILD under raw co-occurrence cosine); "
-        "Office = 0.5 MiniLM cosine + 0.5 same leaf category for re-ranking, ILD on MiniLM cosine only; "
+        "Office = 0.5 MiniLM cosine + 0.5 same leaf category, used for re-ranking and ild@10 "
+        "(ild_text@10 = ILD on MiniLM cosine alone); "
         "Home Depot = TF-IDF (1-2 gram) title cosine. ILD = mean pairwise (1 - cosine) in the top 10; categories@10 = "
         "distinct leaf categories per list; catalog_coverage@10 = share of items in any top 10; novelty = "
         "mean -log2 popularity share; gini_exposure@10 = Gini of item top-10 counts over the catalogue. "
