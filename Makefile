@@ -21,9 +21,11 @@ demo: $(VENV)/.installed
 	$(BIN)/shopsense demo --home $(HOME_DIR) --port $(PORT)
 
 test: $(VENV)/.installed
+	sh scripts/install-browser.sh
 	$(BIN)/pytest -q
 
 test-all: $(VENV)/.installed
+	sh scripts/install-browser.sh
 	$(BIN)/pytest -q -m "slow or not slow"
 
 lint: $(VENV)/.installed

@@ -204,12 +204,6 @@ def test_delete_user_leaves_no_trace(client, write_key, office_data, home):
     assert not leaks, f"user id still in {leaks}"
 
 
-@pytest.mark.xfail(strict=True, reason="SQLiteStore.delete_user does not checkpoint the WAL: the "
-                   "deletion lives in store.sqlite3-wal while the main file keeps the user's old "
-                   "pages until the next checkpoint (secure_delete is only this SQLite build's "
-                   "default). The fix, "
-                   "PRAGMA secure_delete=ON + wal_checkpoint(TRUNCATE), belongs in "
-                   "shopsense.store._sqlite.")
 def test_delete_user_leaves_no_bytes_in_store_files(client, write_key, office_data, home):
     _, events = office_data
     counts: dict[str, int] = {}

@@ -63,6 +63,9 @@ class SQLiteStore(Store):
         self._conn.execute("PRAGMA journal_mode=WAL")
         self._conn.execute("PRAGMA synchronous=NORMAL")
         self._conn.execute("PRAGMA foreign_keys=ON")
+        # Deleted rows are overwritten with zeros, so a user's erased data cannot be
+        # read back from free pages of the file.
+        self._conn.execute("PRAGMA secure_delete=ON")
         self._conn.executescript(_SCHEMA)
 
     # -- writes ----------------------------------------------------------------
@@ -102,7 +105,13 @@ class SQLiteStore(Store):
         )
 
     def delete_user(self, user_id: str) -> int:
-        return self._tx("DELETE FROM events WHERE user_id = ?", [(user_id,)])
+        n = self._tx("DELETE FROM events WHERE user_id = ?", [(user_id,)])
+        # Copy the WAL into the main file and truncate it: otherwise the old pages,
+        # with the user's ids in them, stay readable in the -wal file until the next
+        # checkpoint.
+        with self._lock:
+            self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        return n
 
     def delete_products(self, product_ids: list[str]) -> int:
         return self._tx("DELETE FROM products WHERE id = ?", [(i,) for i in product_ids])
