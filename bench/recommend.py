@@ -11,6 +11,11 @@ training and histories; Recall@10 on users whose test item is hidden.
 
     python bench/recommend.py                       # all three datasets
     python bench/recommend.py --datasets beauty --sasrec-seconds 600
+    python bench/recommend.py --datasets sports --cf itemknn   # EASE on 18k items: ~30 min on a busy CPU
+
+On a shared CPU, run with OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1: multi-threaded BLAS and
+LightGBM under oversubscription were 10-15x slower than one thread here. Datasets can run as
+parallel processes (``--out /tmp/x.json``) and be joined with ``--merge a.json b.json``.
 """
 
 from __future__ import annotations
