@@ -32,15 +32,17 @@ FUSIONS = ("weighted", "rrf")
 @dataclass(frozen=True)
 class SearchOptions:
     """Knobs of one search. BM25 and query-understanding settings were chosen on the
-    *dev* half of the Home Depot queries; ``bench/search.py`` re-tunes the fusion
-    weights on that dev half (never on the test half) and reports what it picked."""
+    *dev* half of the Home Depot queries; the fusion defaults (dense weight 0.3 over
+    max-scaled cosines, boost 0.1) are what ``bench/search.py`` picked on that dev half
+    (never on the test half), see ``bench/results/search.json`` ``_meta.homedepot.tuned``.
+    A shop can re-tune them on its own judgments."""
 
     mode: str = "hybrid"
     fusion: str = "weighted"
     understand: bool = True  # spelling, synonyms, constraint extraction
     lexical_weight: float = 1.0
-    dense_weight: float = 0.6
-    dense_norm: str = "minmax"  # how dense cosines are scaled over the candidates
+    dense_weight: float = 0.3
+    dense_norm: str = "max"  # how dense cosines are scaled over the candidates
     synonym_weight: float = 0.3  # weight of expansion terms relative to the query's own
     rrf_k: float = 60.0
     boost: float = 0.1  # added per satisfied soft constraint (brand, colour, size, attribute)
