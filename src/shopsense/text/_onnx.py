@@ -54,7 +54,7 @@ def export_onnx(model_name: str, out_dir: str | Path, quantize: bool = True, ops
     """
     torch = require("torch", "embed")
     st = require("sentence_transformers", "embed")
-    require("onnx", "onnx")
+    require("onnx", "tune")
     path = _resolve_model(model_name)
     if os.path.isdir(path):
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -144,7 +144,7 @@ class OnnxTextEncoder(TextEncoder):
         with self._olock:
             if self._session is not None:
                 return
-            ort = require("onnxruntime", "onnx")
+            ort = require("onnxruntime", "tune")
             graph = self.onnx_dir / (INT8 if self.int8 else FP32)
             if not graph.exists():
                 log.info("no ONNX export at %s; exporting %s now", self.onnx_dir, self.base_model_name)
