@@ -175,7 +175,7 @@ class Engine:
         **options: Any,
     ) -> Any:
         """Hybrid product search; see :class:`shopsense.search.SearchService`."""
-        check_param("k", k, isinstance(k, int) and 1 <= k <= 1000, "an int in [1, 1000]", "search")
+        _check_k(k, "search")
         return self.searcher.search(query, filters=filters, user_id=user_id, k=k, **options)
 
     # -- recommendations ---------------------------------------------------------
@@ -193,18 +193,18 @@ class Engine:
         return self.recommender.train(progress=progress, **options)
 
     def recommend(self, user_id: str, k: int = 10, filters: dict[str, Any] | None = None, **options: Any) -> Any:
-        check_param("k", k, isinstance(k, int) and 1 <= k <= 1000, "an int in [1, 1000]", "recommend")
+        _check_k(k, "recommend")
         return self.recommender.recommend(user_id, k=k, filters=filters, **options)
 
     def similar(self, item_id: str, k: int = 10, filters: dict[str, Any] | None = None, **options: Any) -> Any:
-        check_param("k", k, isinstance(k, int) and 1 <= k <= 1000, "an int in [1, 1000]", "similar")
+        _check_k(k, "similar")
         return self.recommender.similar(item_id, k=k, filters=filters, **options)
 
     def next_items(
         self, session_events: Sequence[str | Event | dict[str, Any]], k: int = 10,
         filters: dict[str, Any] | None = None, **options: Any,
     ) -> Any:
-        check_param("k", k, isinstance(k, int) and 1 <= k <= 1000, "an int in [1, 1000]", "next_items")
+        _check_k(k, "next_items")
         return self.recommender.next_items(session_events, k=k, filters=filters, **options)
 
     # -- combinations --------------------------------------------------------------
@@ -218,11 +218,11 @@ class Engine:
             return self._bundles
 
     def complements(self, item_id: str, k: int = 10, **options: Any) -> Any:
-        check_param("k", k, isinstance(k, int) and 1 <= k <= 1000, "an int in [1, 1000]", "complements")
+        _check_k(k, "complements")
         return self.bundler.complements(item_id, k=k, **options)
 
     def complete_cart(self, item_ids: Sequence[str], k: int = 10, **options: Any) -> Any:
-        check_param("k", k, isinstance(k, int) and 1 <= k <= 1000, "an int in [1, 1000]", "complete_cart")
+        _check_k(k, "complete_cart")
         return self.bundler.complete_cart(list(item_ids), k=k, **options)
 
     def bundle(self, items: str | Sequence[str], size: int = 3, budget: float | None = None, **options: Any) -> Any:
@@ -238,6 +238,11 @@ class Engine:
             if service is not None and hasattr(service, "forget_user"):
                 removed[name] = service.forget_user(user_id)
         return removed
+
+
+def _check_k(k: object, owner: str) -> None:
+    check_param("k", k, isinstance(k, int) and not isinstance(k, bool) and 1 <= k <= 1000,
+                "an int in [1, 1000]", owner)
 
 
 def _validate(model: Any, obj: Any, i: int) -> Any:
