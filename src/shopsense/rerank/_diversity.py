@@ -78,19 +78,24 @@ def _row_fn(sim: np.ndarray, n: int):  # type: ignore[no-untyped-def]
     raise ValueError(f"similarity must be (n, n) or (n, d) with n={n}; got shape {s.shape}")
 
 
+def _start(rel: np.ndarray, k: int, lam: float, owner: str) -> tuple[np.ndarray, int, np.ndarray]:
+    """Shared opening of the greedy re-rankers: check lambda, relevance as float64,
+    k capped at the list length, and the plain relevance order."""
+    check_param("lam", lam, 0.0 <= lam <= 1.0, "a float in [0, 1]", owner)
+    rel = np.asarray(rel, dtype=np.float64)
+    return rel, min(int(k), len(rel)), np.argsort(-rel, kind="stable")
+
+
 def mmr_rerank(rel: np.ndarray, sim: np.ndarray, k: int, lam: float) -> np.ndarray:
     """Maximal Marginal Relevance (Carbonell & Goldstein 1998).
 
     Picks, k times, the candidate maximising ``(1-lam)·rel - lam·max_sim_to_picked``
     (relevance min-max scaled); the rest keep their relevance order after the k.
     """
-    check_param("lam", lam, 0.0 <= lam <= 1.0, "a float in [0, 1]", "mmr_rerank")
-    rel = np.asarray(rel, dtype=np.float64)
-    n = len(rel)
-    k = min(int(k), n)
-    base = np.argsort(-rel, kind="stable")
-    if lam == 0.0 or n <= 1 or k <= 1:
+    rel, k, base = _start(rel, k, lam, "mmr_rerank")
+    if lam == 0.0 or len(rel) <= 1 or k <= 1:
         return base
+    n = len(rel)
     row = _row_fn(sim, n)
     r = (1.0 - lam) * _norm_rel(rel)
     max_sim = np.zeros(n)
@@ -118,13 +123,10 @@ def dpp_rerank(rel: np.ndarray, sim: np.ndarray, k: int, lam: float, jitter: flo
     semi-definite (dot products of feature rows are); ``jitter`` keeps exact
     duplicates selectable, last.
     """
-    check_param("lam", lam, 0.0 <= lam <= 1.0, "a float in [0, 1]", "dpp_rerank")
-    rel = np.asarray(rel, dtype=np.float64)
-    n = len(rel)
-    k = min(int(k), n)
-    base = np.argsort(-rel, kind="stable")
-    if lam == 0.0 or n <= 1 or k <= 1:
+    rel, k, base = _start(rel, k, lam, "dpp_rerank")
+    if lam == 0.0 or len(rel) <= 1 or k <= 1:
         return base
+    n = len(rel)
     row = _row_fn(sim, n)
     alpha = min((1.0 - lam) / (2.0 * lam), 50.0)  # cap keeps exp() finite
     q = np.exp(alpha * (_norm_rel(rel) - 1.0))  # shift so the best item has q = 1
