@@ -34,46 +34,23 @@ from shopsense.engine import Engine
 from shopsense.eval._search import (
     SearchBenchmark,
     evaluate_rerank,
-    evaluate_retrieval,
     latency_percentiles,
     load_crowdflower,
     load_homedepot,
     query_split,
 )
+from shopsense.eval._search_run import PEER, Peer, plot, print_search_table, run_protocol
 from shopsense.search import SearchOptions, SearchService
 from shopsense.search._fusion import normalise
 
 log = logging.getLogger("bench.search")
 
-PEER = "bm25s defaults (peer)"
+# The systems, tuning, evaluation, latency, table and plot are the package's
+# (shopsense.eval._search_run), shared with `shopsense eval search`: one implementation
+# of the protocol; this script only picks the datasets and where results go.
 
-
-class Peer:
-    """bm25s exactly as a newcomer would use it: default tokenizer, default BM25."""
-
-    def __init__(self, products: list) -> None:
-        import bm25s
-
-        self.bm25s = bm25s
-        self.r = bm25s.BM25()
-        self.r.index(bm25s.tokenize([p.text() for p in products], show_progress=False), show_progress=False)
-
-    def _tokens(self, q: str) -> list[str]:
-        # the same default tokenisation bm25s applies to queries, as strings for get_scores
-        return self.bm25s.tokenize([q], show_progress=False, return_ids=False)[0]
-
-    def _scores(self, q: str) -> np.ndarray:
-        toks = self._tokens(q)
-        return self.r.get_scores(toks) if toks else np.zeros(self.r.scores["num_docs"], dtype=np.float32)
-
-    def rank(self, q: str, k: int = 100) -> np.ndarray:
-        s = self._scores(q)
-        top = np.argpartition(-s, k)[:k]
-        top = top[np.argsort(-s[top], kind="stable")]
-        return top[s[top] > 0]
-
-    def score(self, q: str, rows: np.ndarray) -> np.ndarray:
-        return self._scores(q)[rows]
+LEXICAL = ["peer", "bm25", "bm25-qu"]
+ALL = [*LEXICAL, "dense", "hybrid-rrf", "hybrid-weighted", "hybrid-qu"]
 
 
 def open_service(bench: SearchBenchmark, dense: bool = True, embed_text: str = "full") -> tuple[Engine, SearchService]:
@@ -85,133 +62,6 @@ def open_service(bench: SearchBenchmark, dense: bool = True, embed_text: str = "
     _ = svc.searcher  # loads the saved index or builds it (embeddings cached on disk)
     log.info("%s: index ready in %.1fs", bench.name, time.time() - t0)
     return eng, svc
-
-
-def systems(base: SearchOptions, dense: bool = True) -> dict[str, SearchOptions]:
-    lexical = {
-        "bm25 (ours)": replace(base, mode="bm25", understand=False),
-        "bm25 + query understanding": replace(base, mode="bm25", understand=True),
-    }
-    if not dense:
-        return lexical
-    return {
-        **lexical,
-        "dense (MiniLM)": replace(base, mode="dense", understand=False),
-        "hybrid rrf": replace(base, mode="hybrid", fusion="rrf", understand=False),
-        "hybrid weighted": replace(base, mode="hybrid", fusion="weighted", understand=False),
-        "hybrid + query understanding": replace(base, mode="hybrid", fusion="weighted", understand=True),
-    }
-
-
-def warm_queries(svc: SearchService, queries: list[str], understand: bool = True) -> None:
-    """Encode every query text once in batches (the LRU cache then serves them), so
-    the quality runs do not pay one forward pass per query and system."""
-    s = svc.searcher
-    enc = s.encoder
-    enc.query_cache_size = max(enc.query_cache_size, 4 * len(queries) + 10)
-    texts = set()
-    for q in queries:
-        texts.add(s.parse(q, False).text)
-        if understand:
-            texts.add(s.parse(q, True).text)
-    texts = sorted(t for t in texts if t)
-    for i in range(0, len(texts), 512):
-        chunk = texts[i:i + 512]
-        vecs = enc.encode_documents(chunk)
-        for t, v in zip(chunk, vecs):
-            enc._qcache[t] = v
-
-
-def tune(svc: SearchService, bench: SearchBenchmark, base: SearchOptions) -> tuple[SearchOptions, list[dict]]:
-    """Grid over fusion weights and normalisation on dev queries: candidates and each
-    source's scores are computed once, then re-fused for every setting."""
-    s = svc.searcher
-    cached = []
-    wide = replace(base, mode="hybrid", fusion="weighted", understand=True, boost=0.0)
-    for q, g in zip(bench.queries, bench.gains):
-        r = s.retrieve(q, k=100, options=wide)
-        n_sat = np.array([sum(1 for key in ("brand", "color", "size") if key in d) + len(d.get("attributes", {}))
-                          for d in r.satisfied], dtype=np.float64)
-        cached.append((r.rows, r.lexical.astype(np.float64), r.dense, n_sat, g))
-    grid = []
-    best = (-1.0, base)
-    for norm in ("minmax", "max"):
-        for dw in (0.0, 0.2, 0.3, 0.4, 0.5, 0.6, 0.8, 1.0, 1.3):
-            for boost in (0.0, 0.05, 0.1):
-                runs = []
-                for rows, lex, dense, n_sat, _g in cached:
-                    f = normalise(lex, "max") + dw * normalise(dense, norm) + boost * n_sat
-                    runs.append(rows[np.argsort(-f, kind="stable")][:100])
-                m = evaluate_retrieval(runs, [c[4] for c in cached])
-                grid.append({"dense_norm": norm, "dense_weight": dw, "boost": boost, **m})
-                if m["ndcg@10"] > best[0]:
-                    best = (m["ndcg@10"], replace(base, dense_norm=norm, dense_weight=dw, lexical_weight=1.0, boost=boost))
-    return best[1], grid
-
-
-def evaluate(svc: SearchService, peer: Peer, bench: SearchBenchmark, base: SearchOptions,
-             dense: bool = True) -> dict[str, dict]:
-    s = svc.searcher
-    out: dict[str, dict] = {}
-    t0 = time.time()
-    runs = [peer.rank(q) for q in bench.queries]
-    out[PEER] = {**evaluate_retrieval(runs, bench.gains), **evaluate_rerank(peer.score, bench.queries, bench.gains)}
-    log.info("%s %s %.1fs", bench.name, PEER, time.time() - t0)
-    for name, opts in systems(base, dense).items():
-        t0 = time.time()
-        runs = [s.rank(q, k=100, options=opts) for q in bench.queries]
-        res = evaluate_retrieval(runs, bench.gains)
-        res.update(evaluate_rerank(lambda q, rows, o=opts: s.score_candidates(q, rows, o), bench.queries, bench.gains))
-        out[name] = res
-        log.info("%s %s ndcg@10=%.4f %.1fs", bench.name, name, res["ndcg@10"], time.time() - t0)
-    peer_nd = out[PEER]["ndcg@10"]
-    peer_rr = out[PEER]["rerank_ndcg@10"]
-    for name, m in out.items():
-        m["ndcg@10_vs_peer"] = m["ndcg@10"] / peer_nd if peer_nd else float("nan")
-        m["rerank_ndcg@10_vs_peer"] = m["rerank_ndcg@10"] / peer_rr if peer_rr else float("nan")
-    return out
-
-
-def latency(svc: SearchService, peer: Peer, queries: list[str], dense: bool = True) -> dict[str, dict]:
-    """Per-query wall time of the full ``search()`` (parse, BM25, query encoding, ANN,
-    fusion, facets, hits) with the query cache off so every query is encoded."""
-    res = {}
-    if dense:
-        enc = svc.searcher.encoder
-        enc.query_cache_size = 0
-        enc._qcache.clear()
-        res["hybrid + query understanding"] = latency_percentiles(lambda q: svc.search(q, k=20), queries)
-    res["bm25 + query understanding"] = latency_percentiles(lambda q: svc.search(q, k=20, mode="bm25"), queries)
-    res[PEER] = latency_percentiles(lambda q: peer.rank(q, 20), queries)
-    return res
-
-
-def plot(results: dict, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    datasets = [d for d in results if not d.startswith("_")]
-    fig, axes = plt.subplots(1, len(datasets), figsize=(6.5 * len(datasets), 4.5), squeeze=False)
-    for ax, ds in zip(axes[0], datasets):
-        names = list(results[ds])
-        vals = [results[ds][n].get("ndcg@10", np.nan) for n in names]
-        rr = [results[ds][n]["rerank_ndcg@10"] for n in names]
-        x = np.arange(len(names))
-        ax.bar(x - 0.2, vals, 0.4, label="retrieval NDCG@10", color=["#999" if n == PEER else "#3a7" for n in names])
-        ax.bar(x + 0.2, rr, 0.4, label="re-rank NDCG@10", color="#58c", alpha=0.7)
-        ax.set_xticks(x, [n.replace(" + ", "\n+ ").replace(" (", "\n(") for n in names], fontsize=7)
-        ax.set_title(f"{ds} ({results[ds][names[0]]['queries']} held-out queries)", fontsize=9)
-        ax.set_ylim(0, np.nanmax(vals + rr) * 1.15)
-        for xi, v in zip(x, vals):
-            if not np.isnan(v):
-                ax.text(xi - 0.2, v + 0.005, f"{v:.3f}", ha="center", fontsize=7)
-        for xi, v in zip(x, rr):
-            ax.text(xi + 0.2, v + 0.005, f"{v:.3f}", ha="center", fontsize=6)
-        ax.legend(fontsize=7, loc="lower right")
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
 
 
 def main() -> None:
@@ -257,7 +107,7 @@ def main() -> None:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2))
     plot(results, args.out.with_suffix(".png"))
-    print_table(results)
+    print_search_table(results)
 
 
 PROTOCOL = ("NDCG@10 with gains relevance-1; retrieval over all products (unjudged = 0, ideal DCG from all "
@@ -271,41 +121,25 @@ PROTOCOL = ("NDCG@10 with gains relevance-1; retrieval over all products (unjudg
 def run_homedepot(args: argparse.Namespace, results: dict) -> dict:
     t_start = time.time()
     hd = load_homedepot()
-    dev_idx, test_idx = query_split(hd.queries, test_fraction=0.5, seed=0)
-    dev, test = hd.subset(dev_idx), hd.subset(test_idx)
-    if args.quick:
-        dev, test = dev.subset(range(1000)), test.subset(range(600))
-    elif args.test_queries:
-        test = test.subset(range(min(args.test_queries, len(test.queries))))
     hd_dense = not args.no_hd_dense
     eng, svc = open_service(hd, dense=hd_dense)
-    peer = Peer(hd.products)
-    base = SearchOptions()
-    if hd_dense:
-        warm_queries(svc, dev.queries + test.queries)
-        tuned, grid = tune(svc, dev, base)
-        log.info("tuned on %d dev queries: dense_weight=%s dense_norm=%s boost=%s", len(dev.queries),
-                 tuned.dense_weight, tuned.dense_norm, tuned.boost)
-    else:
-        tuned, grid = base, []
-    results["homedepot"] = evaluate(svc, peer, test, tuned, dense=hd_dense)
-    peer_dev = evaluate_retrieval([peer.rank(q) for q in dev.queries], dev.gains)
-    rng = np.random.default_rng(0)
-    lat_q = [test.queries[i] for i in rng.permutation(len(test.queries))[: args.latency_queries]]
-    svc.options = tuned
-    svc.searcher.options = tuned
-    lat = latency(svc, peer, lat_q, dense=hd_dense)
-    for name, m in lat.items():
-        results["homedepot"].setdefault(name, {}).update({f"latency_{k}": v for k, v in m.items()})
+    run = run_protocol(svc, hd, ALL if hd_dense else LEXICAL, test_fraction=0.5, split_seed=0, seed=0,
+                       latency_queries=args.latency_queries,
+                       latency_keys=["peer", "bm25-qu", "hybrid-qu"] if hd_dense else ["peer", "bm25-qu"],
+                       dev_limit=1000 if args.quick else None,
+                       test_limit=600 if args.quick else (args.test_queries or None))
     eng.close()
+    results["homedepot"] = run.results
+    m = run.meta
+    if m["tuned"]:
+        log.info("tuned on %d dev queries: %s", m["queries"]["dev"], m["tuned"])
     return {
         "command": "python " + " ".join(sys.argv),
-        "queries": {"dev": len(dev.queries), "test": len(test.queries), "latency": len(lat_q)},
+        "queries": {k: v for k, v in m["queries"].items() if k != "all"},
         "dense_systems": hd_dense,
-        "peer_on_dev": peer_dev,
-        "tuned": {"dense_weight": tuned.dense_weight, "dense_norm": tuned.dense_norm, "boost": tuned.boost,
-                  "lexical_weight": tuned.lexical_weight, "synonym_weight": tuned.synonym_weight},
-        "tuning_grid_dev": grid,
+        "peer_on_dev": m.get("peer_on_dev"),
+        "tuned": m["tuned"] or m["fusion"],
+        "tuning_grid_dev": m.get("tuning_grid_dev", []),
         "seconds": round(time.time() - t_start, 1),
     }
 
@@ -376,34 +210,12 @@ def run_crowdflower(args: argparse.Namespace, results: dict, meta: dict) -> dict
     cf = load_crowdflower()
     cf_dense = not args.no_cf_dense
     eng, svc = open_service(cf, dense=cf_dense, embed_text=args.cf_embed)
-    peer_cf = Peer(cf.products)
-    if cf_dense:
-        warm_queries(svc, cf.queries)
-    results["crowdflower"] = evaluate(svc, peer_cf, cf, tuned, dense=cf_dense)
+    # every query is scored (test_fraction 1.0) with the weights tuned on Home Depot dev
+    run = run_protocol(svc, cf, ALL if cf_dense else LEXICAL, test_fraction=1.0, base=tuned, latency_queries=0)
+    results["crowdflower"] = run.results
     eng.close()
     return {"command": "python " + " ".join(sys.argv), "queries": len(cf.queries), "products": len(cf.products),
             "dense_systems": cf_dense, "embedded_text": args.cf_embed, "weights_from": "homedepot dev", "seconds": round(time.time() - t_start, 1)}
-
-
-def print_table(results: dict) -> None:
-    from rich.console import Console
-    from rich.table import Table
-
-    con = Console()
-    for ds, rows in results.items():
-        if ds.startswith("_"):
-            continue
-        t = Table(title=f"{ds}: retrieval over all products and re-ranking of judged products")
-        for col in ("system", "NDCG@10", "x peer", "Recall@100", "MRR", "re-rank NDCG@10", "p50 ms", "p95 ms"):
-            t.add_column(col, justify="right" if col != "system" else "left")
-        for name, m in rows.items():
-            def f(key: str, fmt: str = ".4f", m: dict = m) -> str:
-                return format(m[key], fmt) if key in m else ""
-
-            t.add_row(name, f("ndcg@10"), f("ndcg@10_vs_peer", ".3f"), f("recall@100"), f("mrr"), f("rerank_ndcg@10"),
-                      f"{m['latency_p50_ms']:.1f}" if "latency_p50_ms" in m else "",
-                      f"{m['latency_p95_ms']:.1f}" if "latency_p95_ms" in m else "")
-        con.print(t)
 
 
 if __name__ == "__main__":

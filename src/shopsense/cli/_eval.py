@@ -42,3 +42,58 @@ def compare_cmd(
     if not diffs:
         console.print("[yellow]the two files share no dataset/system/metric[/]")
         raise typer.Exit(1)
+
+
+@eval_app.command("search")
+@handle_errors
+def search_cmd(
+    products: Path = typer.Option(..., "--products", help="products file (CSV, JSONL or Parquet)"),
+    judgments: Path = typer.Option(..., "--judgments", help="CSV of (query, product id, graded relevance)"),
+    mapping: list[str] = typer.Option(None, "--map", "-m", help="products: column=field, repeatable (as in "
+                                      "`shopsense ingest products`); product_uid/product_title work unmapped"),
+    judgment_map: list[str] = typer.Option(None, "--judgment-map", help="judgments: column=field with field one of "
+                                           "query, product_id, relevance (defaults: query or search_term, "
+                                           "product_id or product_uid or item_id, relevance)"),
+    fmt: str = typer.Option(None, "--format", help="products format (default: from the suffix)"),
+    name: str = typer.Option(None, help="dataset name in the report (default: the products file's folder)"),
+    systems: str = typer.Option(None, help="comma-separated systems (default: all available): peer, bm25, bm25-qu, "
+                                "dense, hybrid-rrf, hybrid-weighted, hybrid-qu, dense-tuned, hybrid-qu-tuned"),
+    split_seed: int = typer.Option(0, help="seed of the dev/test split of the queries"),
+    test_fraction: float = typer.Option(0.5, help="share of queries scored; the rest tunes the fusion weights "
+                                        "(1.0: score every query with the default weights)"),
+    seed: int = typer.Option(0, help="seed of tie-breaking in re-ranking and of the latency sample"),
+    latency_queries: int = typer.Option(200, min=0, help="test queries timed per system (0: no latency)"),
+    tuned_encoder: str = typer.Option(None, help="also evaluate dense and hybrid with this encoder (a folder "
+                                      "written by `shopsense tune`, or a sentence-transformers model)"),
+    home: Path = typer.Option(None, "--home", help="engine home to build in and keep (default: a temporary one); "
+                              "embeddings cached there are reused by the next run"),
+    out: Path = typer.Option(Path("search_eval.json"), "--out", help="result JSON (a PNG is written beside it)"),
+) -> None:
+    """Evaluate every search system on a shop's own products and relevance judgments."""
+    from shopsense.catalog import parse_mapping
+    from shopsense.eval._report import write_json
+    from shopsense.eval._search_run import PEER, eval_search_files, plot, print_search_table
+
+    keys = [k.strip() for k in systems.split(",") if k.strip()] if systems else None
+    res = eval_search_files(products, judgments, mapping=parse_mapping(mapping), judgment_map=parse_mapping(judgment_map),
+                            fmt=fmt, name=name, home=home, keys=keys, test_fraction=test_fraction,
+                            split_seed=split_seed, seed=seed, latency_queries=latency_queries,
+                            tuned_encoder=tuned_encoder, progress=True)
+    meta = res.pop("_meta")
+    print_search_table(res, console)
+    jr, pr = meta["judgments_file"], meta["products_file"]
+    skips = [f"{jr['rows_unknown_product_skipped']:,} judgment rows name unknown products",
+             f"{jr['queries_skipped_no_known_product']:,} queries had no known product",
+             f"{jr['blank_lines_skipped']:,} blank lines", f"{jr['duplicate_pairs_averaged']:,} duplicate pairs averaged",
+             f"{pr['rejected']:,} product rows rejected"]
+    console.print(f"queries: {meta['queries']}; gains = {jr['gain']}; skipped: " + "; ".join(skips))
+    if jr["queries_without_relevant_product"]:
+        console.print(f"{jr['queries_without_relevant_product']:,} queries judge no product above the lowest grade "
+                      "(scored 0, as in the standard protocol)")
+    if meta.get("tuned"):
+        console.print(f"fusion tuned on {meta['queries']['dev']:,} dev queries: {meta['tuned']}")
+    if "peer_on_dev" in meta:
+        console.print(f"{PEER} on the dev queries: NDCG@10 {meta['peer_on_dev']['ndcg@10']:.4f}")
+    path = write_json(res, out, meta)
+    png = plot(res, out.with_suffix(".png"))
+    console.print(f"wrote {path}" + (f" and {png}" if png else ""))

@@ -15,7 +15,7 @@ import hashlib
 import html
 import re
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,11 +23,13 @@ from typing import Any
 import numpy as np
 
 from shopsense.catalog import Product
+from shopsense.errors import ValidationError
 from shopsense.eval._metrics import mrr, ndcg_at_k, recall_at_k
 
 __all__ = [
-    "SearchBenchmark", "default_datasets_root", "evaluate_rerank", "evaluate_retrieval",
-    "latency_percentiles", "load_crowdflower", "load_homedepot", "query_split",
+    "JUDGMENT_FIELDS", "PRODUCT_ALIASES", "Judgments", "SearchBenchmark", "default_datasets_root", "evaluate_rerank",
+    "evaluate_retrieval", "latency_percentiles", "load_crowdflower", "load_homedepot", "product_mapping",
+    "query_split", "read_judgments", "rerank_scores", "retrieval_scores",
 ]
 
 _TAG = re.compile(r"<[^>]+>")
@@ -136,26 +138,34 @@ def query_split(queries: Sequence[str], test_fraction: float = 0.5, seed: int = 
     return np.flatnonzero(~test), np.flatnonzero(test)
 
 
-def evaluate_retrieval(ranked: Sequence[Sequence[int]], gains: Sequence[dict[int, float]]) -> dict[str, float]:
-    """Mean NDCG@10, Recall@100 and MRR of ranked product rows against graded gains."""
+def retrieval_scores(ranked: Sequence[Sequence[int]], gains: Sequence[dict[int, float]]) -> dict[str, np.ndarray]:
+    """Per-query NDCG@10, Recall@100 and MRR of ranked product rows against graded gains
+    (the per-unit scores that ``shopsense eval compare`` bootstraps)."""
     nd, rc, rr = [], [], []
     for lst, g in zip(ranked, gains):
         lst = [int(i) for i in lst if int(i) >= 0]
         nd.append(ndcg_at_k(lst, g, 10))
         rc.append(recall_at_k(lst, g, 100))
         rr.append(mrr(lst, g))
-    return {"ndcg@10": float(np.mean(nd)), "recall@100": float(np.mean(rc)), "mrr": float(np.mean(rr)),
-            "queries": len(nd)}
+    return {"ndcg@10": np.array(nd, dtype=np.float64), "recall@100": np.array(rc, dtype=np.float64),
+            "mrr": np.array(rr, dtype=np.float64)}
 
 
-def evaluate_rerank(score: Callable[[str, np.ndarray], np.ndarray], queries: Sequence[str],
-                    gains: Sequence[dict[int, float]]) -> dict[str, float]:
-    """NDCG@10 after ordering each query's judged products by ``score(query, rows)``.
+def evaluate_retrieval(ranked: Sequence[Sequence[int]], gains: Sequence[dict[int, float]]) -> dict[str, float]:
+    """Mean NDCG@10, Recall@100 and MRR of ranked product rows against graded gains."""
+    per = retrieval_scores(ranked, gains)
+    n = len(per["ndcg@10"])
+    return {**{m: float(v.mean()) if n else 0.0 for m, v in per.items()}, "queries": n}
 
-    Ties keep the judged order shuffled by a fixed seed, so a constant scorer gets
-    the random-order baseline rather than the file order.
+
+def rerank_scores(score: Callable[[str, np.ndarray], np.ndarray], queries: Sequence[str],
+                  gains: Sequence[dict[int, float]], seed: int = 0) -> np.ndarray:
+    """Per-query NDCG@10 after ordering each query's judged products by ``score(query, rows)``.
+
+    Ties keep the judged order shuffled by ``seed``, so a constant scorer gets the
+    random-order baseline rather than the file order.
     """
-    rng = np.random.default_rng(0)
+    rng = np.random.default_rng(seed)
     nd = []
     for q, g in zip(queries, gains):
         rows = np.array(list(g), dtype=np.int64)
@@ -163,7 +173,14 @@ def evaluate_rerank(score: Callable[[str, np.ndarray], np.ndarray], queries: Seq
         s = np.asarray(score(q, rows), dtype=np.float64)
         order = rows[np.argsort(-s, kind="stable")]
         nd.append(ndcg_at_k(order, g, 10))
-    return {"rerank_ndcg@10": float(np.mean(nd))}
+    return np.array(nd, dtype=np.float64)
+
+
+def evaluate_rerank(score: Callable[[str, np.ndarray], np.ndarray], queries: Sequence[str],
+                    gains: Sequence[dict[int, float]], seed: int = 0) -> dict[str, float]:
+    """Mean re-rank NDCG@10 (see :func:`rerank_scores`)."""
+    nd = rerank_scores(score, queries, gains, seed)
+    return {"rerank_ndcg@10": float(nd.mean()) if len(nd) else 0.0}
 
 
 def latency_percentiles(fn: Callable[[str], Any], queries: Sequence[str], warmup: int = 20) -> dict[str, float]:
@@ -183,3 +200,207 @@ def latency_percentiles(fn: Callable[[str], Any], queries: Sequence[str], warmup
             "p99_ms": float(np.percentile(t, 99)), "mean_ms": float(t.mean()),
             "cpu_p50_ms": float(np.percentile(c, 50)), "cpu_p95_ms": float(np.percentile(c, 95)),
             "cpu_p99_ms": float(np.percentile(c, 99)), "n": len(t)}
+
+
+# -- a shop's own files ---------------------------------------------------------------
+
+#: judgment fields and the column names accepted for each without a mapping (in order)
+JUDGMENT_FIELDS: dict[str, tuple[str, ...]] = {
+    "query": ("query", "search_term"),
+    "product_id": ("product_id", "product_uid", "item_id"),
+    "relevance": ("relevance", "median_relevance", "grade", "label"),
+}
+
+#: product fields a file may name differently; used only when the file has no column
+#: of that name and no ``--map`` targets it (Home Depot: product_uid, product_title)
+PRODUCT_ALIASES: dict[str, tuple[str, ...]] = {
+    "id": ("product_id", "product_uid", "item_id"),
+    "title": ("product_title", "product_name", "name"),
+}
+
+
+@dataclass
+class Judgments:
+    """Graded judgments keyed by catalogue row; ``report`` says what was read and skipped."""
+
+    queries: list[str]
+    gains: list[dict[int, float]]
+    report: dict[str, Any]
+
+
+def _file_header(path: Path, fmt: str) -> list[str]:
+    import csv
+    import json
+
+    if fmt == "csv":
+        with path.open(newline="", encoding="utf-8-sig") as fh:
+            sample = fh.read(4096)
+            fh.seek(0)
+            delim = "\t" if sample.count("\t") > sample.count(",") else ","
+            for row in csv.reader(fh, delimiter=delim):
+                if any(c.strip() for c in row):
+                    return [c.strip() for c in row]
+        return []
+    if fmt == "jsonl":
+        with path.open(encoding="utf-8") as fh:
+            for line in fh:
+                if line.strip():
+                    try:
+                        obj = json.loads(line)
+                    except json.JSONDecodeError:
+                        return []  # the ingest reports the bad line itself
+                    return list(obj) if isinstance(obj, dict) else []
+        return []
+    import pyarrow.parquet as pq
+
+    return list(pq.read_schema(path).names)
+
+
+def product_mapping(path: str | Path, mapping: dict[str, str] | None = None, fmt: str | None = None) -> dict[str, str]:
+    """The ``column=field`` mapping for a products file: ``mapping`` plus, for ``id``
+    and ``title`` when the file has no such column and nothing maps to them, the first
+    column of :data:`PRODUCT_ALIASES` the file has (so Home Depot's ``product_uid`` and
+    ``product_title`` work without flags). The result is reported, never hidden."""
+    from shopsense.catalog._ingest import detect_format
+
+    path = Path(path)
+    if not path.exists():
+        raise ValidationError(f"No such products file: {str(path)!r}.", field="products")
+    out = dict(mapping or {})
+    header = _file_header(path, detect_format(path, fmt))
+    targets = set(out.values())
+    for fld, aliases in PRODUCT_ALIASES.items():
+        if fld in header or fld in targets:
+            continue
+        col = next((c for c in aliases if c in header and c not in out), None)
+        if col is not None:
+            out[col] = fld
+    return out
+
+
+def read_judgments(path: str | Path, index: Mapping[str, int], mapping: Mapping[str, str] | None = None) -> Judgments:
+    """Read a CSV (or TSV) of (query, product id, graded relevance) rows.
+
+    Columns are found by ``mapping`` (``{column: field}`` with fields ``query``,
+    ``product_id``, ``relevance``) or else by the names in :data:`JUDGMENT_FIELDS`.
+    Gains are relevance minus the lowest grade in the file. Malformed rows (wrong
+    number of cells, empty query or id, a relevance that is not a finite number) raise
+    :class:`~shopsense.errors.ValidationError` naming the file, line and column;
+    blank lines, rows whose product id is not in ``index`` and queries left with no
+    known product are skipped and counted in ``report``. A (query, product) pair
+    judged twice gets the mean of its grades (counted too).
+    """
+    import csv
+    import math
+
+    path = Path(path)
+    if not path.exists():
+        raise ValidationError(f"No such judgments file: {str(path)!r}.", field="judgments")
+    mapping = dict(mapping or {})
+    for col, fld in mapping.items():
+        if fld not in JUDGMENT_FIELDS:
+            raise ValidationError(f"The judgment mapping {col}={fld} names no judgment field; allowed: "
+                                  f"{', '.join(JUDGMENT_FIELDS)}.", field="judgment_map")
+    name = path.name
+    grades: dict[str, dict[str, list[float]]] = {}
+    first_line: dict[tuple[str, str], int] = {}
+    blank = rows = 0
+    with path.open(newline="", encoding="utf-8-sig") as fh:
+        sample = fh.read(4096)
+        fh.seek(0)
+        delim = "\t" if sample.count("\t") > sample.count(",") else ","
+        reader = csv.reader(fh, delimiter=delim)
+        header: list[str] | None = None
+        cols: dict[str, int] = {}
+        try:
+            for row in reader:
+                line = reader.line_num
+                if not any(c.strip() for c in row):
+                    blank += header is not None
+                    continue
+                if header is None:
+                    header = [c.strip() for c in row]
+                    cols = _judgment_columns(name, header, mapping)
+                    continue
+                if len(row) != len(header):
+                    raise ValidationError(f"{name}, line {line}: {len(row)} cells but the header has "
+                                          f"{len(header)}.", field="judgments")
+                q = row[cols["query"]].strip()  # as the bundled loaders: the split hashes this string
+                pid = row[cols["product_id"]].strip()
+                raw = row[cols["relevance"]].strip()
+                for fld, v in (("query", q), ("product_id", pid), ("relevance", raw)):
+                    if not v:
+                        raise ValidationError(f"{name}, line {line}, column {header[cols[fld]]!r}: empty {fld}.",
+                                              field=fld)
+                try:
+                    rel = float(raw)
+                except ValueError:
+                    rel = math.nan
+                if not math.isfinite(rel):
+                    raise ValidationError(f"{name}, line {line}, column {header[cols['relevance']]!r}: "
+                                          f"{raw!r} is not a number.", field="relevance")
+                grades.setdefault(q, {}).setdefault(pid, []).append(rel)
+                first_line.setdefault((q, pid), line)
+                rows += 1
+        except csv.Error as exc:
+            raise ValidationError(f"{name}, line {reader.line_num}: unreadable CSV ({exc}).",
+                                  field="judgments") from None
+    if header is None:
+        raise ValidationError(f"{name}: the judgments file is empty.", field="judgments")
+    if not rows:
+        raise ValidationError(f"{name}: no judgment rows after the header.", field="judgments")
+    lowest = min(min(g) for per in grades.values() for g in per.values())
+    highest = max(max(g) for per in grades.values() for g in per.values())
+    queries: list[str] = []
+    gains: list[dict[int, float]] = []
+    unknown_rows = dup_pairs = skipped_queries = no_relevant = 0
+    unknown_examples: list[str] = []
+    for q, per in grades.items():
+        g: dict[int, float] = {}
+        for pid, rels in per.items():
+            dup_pairs += len(rels) - 1
+            r = index.get(pid)
+            if r is None:
+                unknown_rows += len(rels)
+                if len(unknown_examples) < 5:
+                    unknown_examples.append(f"line {first_line[(q, pid)]}: {pid!r}")
+                continue
+            g[int(r)] = float(np.mean(rels)) - lowest
+        if not g:
+            skipped_queries += 1
+            continue
+        no_relevant += max(g.values()) <= 0
+        queries.append(q)
+        gains.append(g)
+    if not queries:
+        raise ValidationError(f"{name}: none of the {len(grades):,} queries judges a product of the catalogue "
+                              f"(first unknown ids: {', '.join(unknown_examples)}); check the product id "
+                              "column and the products file.", field="judgments")
+    report = {
+        "file": str(path), "columns": {f: header[i] for f, i in cols.items()}, "rows": rows,
+        "blank_lines_skipped": blank, "duplicate_pairs_averaged": dup_pairs,
+        "rows_unknown_product_skipped": unknown_rows, "unknown_product_examples": unknown_examples,
+        "queries": len(queries), "queries_skipped_no_known_product": skipped_queries,
+        "queries_without_relevant_product": no_relevant, "lowest_grade": lowest, "highest_grade": highest,
+        "gain": f"relevance - {lowest:g}",
+    }
+    return Judgments(queries, gains, report)
+
+
+def _judgment_columns(name: str, header: list[str], mapping: Mapping[str, str]) -> dict[str, int]:
+    cols: dict[str, int] = {}
+    for col, fld in mapping.items():
+        if col not in header:
+            raise ValidationError(f"{name}, line 1: the judgment mapping {col}={fld} names no column; "
+                                  f"columns: {header}.", field="judgment_map")
+        cols[fld] = header.index(col)
+    for fld, aliases in JUDGMENT_FIELDS.items():
+        if fld in cols:
+            continue
+        col = next((c for c in aliases if c in header), None)
+        if col is None:
+            raise ValidationError(
+                f"{name}, line 1: no {fld} column (looked for {', '.join(aliases)}); columns: {header}. "
+                f"Name it with --judgment-map COLUMN={fld}.", field=fld)
+        cols[fld] = header.index(col)
+    return cols
