@@ -8,7 +8,10 @@ NDCG@10 with gains = relevance - 1, unjudged = 0, retrieval over every product.
 
 Systems: bm25s (the peer, default parameters, English stopwords + stemmer), the
 off-the-shelf encoder, full fine-tune, LoRA, the full fine-tune in ONNX int8, and a
-hybrid of bm25s with each (weighted fusion of min-max scores, weight picked on val).
+hybrid of bm25s with each (weighted fusion of min-max scores, weight picked on val), and
+shopsense's own hybrid search (field BM25 + query understanding + dense, the code of
+``shopsense eval search``) on each encoder beside the plain bm25s-defaults peer (the
+issue's 0.320 baseline; needs the engine home that bench/search.py builds).
 Speed: query latency (batch 1, cache off) and documents/second for the tuned model in
 PyTorch fp32, ONNX fp32 and ONNX int8, in the same run; wall and CPU seconds are both
 recorded because the 2 cores are shared with other jobs (wall times are inflated).
@@ -241,6 +244,15 @@ def run_dataset(name: str, args, report: dict, meta: dict) -> None:
     dv8 = encode_docs(int8, docs, cache / f"{label}_int8_docs.npy")
     evaluate(f"tuned-{label}-onnx-int8" if label != "base" else "onnx-int8", int8, dv8)
 
+    # -- the product's own hybrid search (field BM25 + query understanding + dense) on each encoder --
+    engine_home = HERE / ".cache" / f"{name}_home"
+    if not args.no_shopsense and (name == "crowdflower" or not mp):
+        product_search(name, bench, engine_home, {
+            "off-the-shelf": (base, dv_base),
+            **{f"tuned-{m}": (TextEncoder(str(d), batch_size=64, threads=2, query_cache_size=0),
+                              np.load(cache / f"{m}_docs.npy")) for m, d in models.items()},
+            f"tuned-{label}-onnx-int8": (int8, dv8)}, [qpos[q] for q in valq], list(test), res, info)
+
     # -- speed: same model, three back-ends, same run ------------------------------------
     if name == "homedepot":
         speed: dict = {}
@@ -282,7 +294,49 @@ def run_dataset(name: str, args, report: dict, meta: dict) -> None:
     for k, r in res.items():
         if not k.startswith("_") and "ndcg@10" in r:
             r["ndcg@10_vs_bm25s"] = r["ndcg@10"] / bm
+            if "bm25s defaults (peer)" in res:  # the issue's baseline: bm25s with its default tokenizer
+                r["ndcg@10_vs_bm25s_defaults"] = r["ndcg@10"] / res["bm25s defaults (peer)"]["ndcg@10"]
     save(report, meta, args)
+
+
+def product_search(name: str, bench, home: Path, encoders: dict, val_idx: list[int], test_idx: list[int],
+                   res: dict, info: dict) -> None:
+    """shopsense's hybrid search (field-weighted BM25 + query understanding + dense, weighted
+    fusion) built on each encoder, beside the plain bm25s peer of ``bench/search.py`` (default
+    tokenizer, no stemmer: the issue's 0.320 baseline). The lexical index and query parser
+    come from the engine home ``bench/search.py`` builds; only the dense part changes. Fusion
+    weights are picked per encoder on the val queries (dev side, not used to train the encoder
+    when it was tuned), figures on the test queries, with the same code as ``shopsense eval search``."""
+    from shopsense.engine import Engine
+    from shopsense.eval._search_run import PEER, Peer, System, evaluate, open_search, tune, warm_queries
+    from shopsense.search import DenseIndex, HybridSearcher, SearchOptions
+
+    if not (home / "store.sqlite3").exists():
+        log.warning("%s: no engine home at %s (run bench/search.py first); skipping shopsense hybrid", name, home)
+        return
+    eng = Engine(home)
+    svc = open_search(eng, dense=False)
+    main = svc.searcher
+    if main.catalog.ids != [p.id for p in bench.products]:
+        log.warning("%s: engine home at %s holds other products; skipping shopsense hybrid", name, home)
+        return
+    val, test = bench.subset(val_idx), bench.subset(test_idx)
+    base = SearchOptions()
+    out, _ = evaluate(main, Peer(bench.products), test, [System("peer", PEER)])
+    res[PEER] = out[PEER]
+    chosen_weights = {}
+    for system, (enc, dv) in encoders.items():
+        s = HybridSearcher(main.catalog, main.lexical, DenseIndex().fit(dv), main.parser, enc, base)
+        warm_queries(s, val.queries + test.queries)
+        opts, _grid = tune(s, val, base)
+        key = f"shopsense hybrid+QU ({system})"
+        out, _ = evaluate(s, None, test, [System("hybrid-qu", key, opts)])
+        out[key]["dense_weight"] = opts.dense_weight
+        res[key] = out[key]
+        chosen_weights[system] = {"dense_weight": opts.dense_weight, "dense_norm": opts.dense_norm, "boost": opts.boost}
+        log.info("%s: %s ndcg@10 %.4f (peer %.4f)", name, key, out[key]["ndcg@10"], res[PEER]["ndcg@10"])
+    info["shopsense_hybrid_fusion_from_val"] = chosen_weights
+    eng.close()
 
 
 def save(report: dict, meta: dict, args) -> None:
@@ -373,6 +427,8 @@ def main() -> None:
     p.add_argument("--lora-seconds", type=float, default=None, help="LoRA budget (default: --tune-seconds)")
     p.add_argument("--max-products", type=int, default=0,
                    help="Home Depot: keep the first judged queries until this many products (0 = all 54,667)")
+    p.add_argument("--no-shopsense", action="store_true",
+                   help="skip shopsense's own hybrid search on each encoder (needs bench/search.py's engine home)")
     args = p.parse_args()
     args.methods = [m for m in args.methods.split(",") if m]
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
