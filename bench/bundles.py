@@ -29,7 +29,6 @@ Run: python bench/bundles.py            (about 10 minutes on 2 cores)
 from __future__ import annotations
 
 import argparse
-import itertools
 import json
 import logging
 import os
@@ -101,194 +100,25 @@ def embed(texts: list[str], name: str) -> np.ndarray:
     return vecs
 
 
-# -- systems ---------------------------------------------------------------------------
-def mask_topk(R: np.ndarray, ctx: list[np.ndarray], k: int) -> np.ndarray:
-    from shopsense.bundles._complement import _top_k
-
-    R = R.astype(np.float64, copy=True)
-    rows = np.repeat(np.arange(len(ctx)), [len(c) for c in ctx])
-    R[rows, np.concatenate(ctx)] = -np.inf
-    return _top_k(R, k).indices
-
-
-class Popularity:
-    def fit(self, X):
-        self.pop = np.asarray(X.sum(axis=0)).ravel().astype(np.float64)
-        return self
-
-    def rank(self, ctx, k):
-        return mask_topk(np.tile(self.pop, (len(ctx), 1)), ctx, k)
-
-
-class CoCounts:
-    """Sum of raw co-occurrence counts with the cart items (popularity breaks ties)."""
-
-    def fit(self, X):
-        self.C = (X.T @ X).tocsr().astype(np.float64)
-        self.C.setdiag(0)
-        self.pop = np.asarray(X.sum(axis=0)).ravel() / X.shape[0]
-        return self
-
-    def rank(self, ctx, k):
-        Q = _cart_matrix(ctx, self.C.shape[0])
-        return mask_topk(np.asarray((Q @ self.C).todense()) + 1e-6 * self.pop, ctx, k)
-
-
-class MlxtendRules:
-    """Association rules from mlxtend (the peer): fpgrowth + association_rules."""
-
-    def __init__(self, min_support: float, max_len: int = 3, min_confidence: float = 0.01):
-        self.min_support, self.max_len, self.min_confidence = min_support, max_len, min_confidence
-
-    def fit(self, X):
-        from mlxtend.frequent_patterns import association_rules, fpgrowth
-
-        n = X.shape[1]
-        df = pd.DataFrame.sparse.from_spmatrix(X.astype(bool), columns=list(range(n)))
-        freq = fpgrowth(df, min_support=self.min_support, use_colnames=True, max_len=self.max_len)
-        self.pop = np.asarray(X.sum(axis=0)).ravel() / X.shape[0]
-        self.rules: dict[frozenset, list[tuple[int, float]]] = {}
-        self.n_itemsets = len(freq)
-        if len(freq) and (freq.itemsets.map(len) > 1).any():
-            rules = association_rules(freq, num_itemsets=X.shape[0], metric="confidence",
-                                      min_threshold=self.min_confidence)
-            rules = rules[rules.consequents.map(len) == 1]
-            for a, c, conf in zip(rules.antecedents, rules.consequents, rules.confidence):
-                self.rules.setdefault(frozenset(a), []).append((next(iter(c)), float(conf)))
-        self.n_rules = sum(len(v) for v in self.rules.values())
-        return self
-
-    def rank(self, ctx, k):
-        out = np.empty((len(ctx), k), dtype=np.int64)
-        for q, c in enumerate(ctx):
-            score: dict[int, float] = {}
-            items = [int(x) for x in c]
-            subsets = itertools.chain(((x,) for x in items),
-                                      itertools.combinations(items, 2) if self.max_len > 2 else ())
-            for s in subsets:
-                for cons, conf in self.rules.get(frozenset(s), ()):
-                    if conf > score.get(cons, 0.0):
-                        score[cons] = conf
-            R = 1e-6 * self.pop.copy()  # popularity fills what no rule covers
-            if score:
-                R[list(score)] += np.fromiter(score.values(), dtype=np.float64)
-            out[q] = mask_topk(R[None, :], [c], k)[0]
-        return out
-
-
-class Ours:
-    def __init__(self, categories=None, embeddings=None, **params):
-        from shopsense.bundles import ComplementModel
-
-        self.model = ComplementModel(**params)
-        self.categories, self.embeddings = categories, embeddings
-
-    def fit(self, X):
-        self.model.fit(X, categories=self.categories, embeddings=self.embeddings)
-        return self
-
-    def rank(self, ctx, k):
-        return self.model.rank(ctx, k=k).indices
-
-
-def _cart_matrix(ctx, n):
-    from shopsense.bundles import basket_matrix
-
-    return basket_matrix(ctx, n)
-
-
-# -- protocol ----------------------------------------------------------------------------
-def evaluate(system, cases, k=K) -> dict[str, float]:
-    from shopsense.eval._baskets import evaluate_completion
-
-    t0 = time.perf_counter()
-    m = evaluate_completion(system.rank, cases, k=k)
-    dt = time.perf_counter() - t0
-    return {f"hit@{k}": float(m[f"hit@{k}"].mean()), f"ndcg@{k}": float(m[f"ndcg@{k}"].mean()),
-            "ms_per_cart": 1000 * dt / max(len(cases), 1), "_per_case": m}
-
-
-def tune(name, make, grid, X_tr, val_cases):
-    """Pick the setting with the best validation Hit@10 (ties: NDCG@10)."""
-    best, best_key = None, (-1.0, -1.0)
-    for params in grid:
-        try:
-            sysm = make(**params).fit(X_tr)
-        except MemoryError:
-            continue
-        r = evaluate(sysm, val_cases)
-        key = (r[f"hit@{K}"], r[f"ndcg@{K}"])
-        log.info("  %s %s -> val hit@10 %.4f ndcg@10 %.4f", name, params, *key)
-        if key > best_key:
-            best, best_key = params, key
-    return best, best_key
+# -- basket completion: the shared protocol (shopsense.eval.run_baskets, also behind
+# ``shopsense eval baskets``) with this benchmark's data and mlxtend support grids -----------
+SUPPORT_GRID = {"online_retail": [0.005, 0.01], "groceries": [0.001, 0.002, 0.005]}
 
 
 def run_dataset(ds: dict, args) -> tuple[dict, dict]:
-    from shopsense.bundles import basket_matrix
-    from shopsense.eval._baskets import hide_each, hide_one, split_baskets
+    from shopsense.eval import Phases, run_baskets
 
-    name, n = ds["name"], len(ds["ids"])
-    split = split_baskets(ds["baskets"], mode=ds["split"], test_fraction=0.2, seed=args.seed)
-    inner = split_baskets(split.train, mode=ds["split"], test_fraction=0.1, seed=args.seed + 1)
-    X_tr = basket_matrix(split.train, n)
-    X_in = basket_matrix(inner.train, n)
-    val = hide_each(inner.test, max_cases=args.max_val, seed=args.seed + 2)
-    test = hide_one(split.test, seed=args.seed + 3)
-    if args.max_test and len(test) > args.max_test:
-        keep = np.sort(np.random.default_rng(args.seed).choice(len(test), args.max_test, replace=False))
-        test = type(test)([test.contexts[i] for i in keep], test.targets[keep], test.rows[keep])
-    log.info("%s: %d items, %d train / %d test baskets, %d val / %d test cases", name, n, len(split.train),
-             len(split.test), len(val), len(test))
+    name = ds["name"]
     emb = embed(ds["texts"], name)
-    cats = ds["categories"]
-
-    # peer: mlxtend min_support on validation
-    sup_grid = [{"min_support": s} for s in ([0.005, 0.01] if name == "online_retail"
-                                              else [0.001, 0.002, 0.005])]
-    mlx_best, _ = tune("mlxtend", MlxtendRules, sup_grid, X_in, val)
-    # ours: co-purchase part first, then the generalising signals
-    def make_ours(**p):
-        return Ours(categories=cats, embeddings=emb, **p)
-
-    g1 = [{"item_model": "ease", "l2": l2, "text_weight": 0.0, "category_weight": 0.0}
-          for l2 in (5.0, 20.0, 200.0)]
-    g1 += [{"item_model": "conditional", "pop_exponent": 0.25, "text_weight": 0.0, "category_weight": 0.0}]
-    p1, _ = tune("ours", make_ours, g1, X_in, val)
-    g2 = [{**p1, "text_weight": t, "category_weight": c, "prior_weight": w}
-          for t in (0.0, 0.3) for c in (0.0, 0.05) for w in (0.0, 0.02)]
-    p2, _ = tune("ours", make_ours, g2, X_in, val)
-
-    systems = {
-        "popularity": Popularity(),
-        "cooccurrence": CoCounts(),
-        "mlxtend_rules": MlxtendRules(**mlx_best),
-        "complement_no_text": Ours(categories=cats, embeddings=None, **{**p2, "text_weight": 0.0, "n_clusters": 0}),
-        "complement": make_ours(**p2),
-    }
-    res, per_case = {}, {}
-    counts = np.asarray(X_tr.sum(axis=0)).ravel()
-    cold = counts[test.targets] < 5
-    for sname, sysm in systems.items():
-        t0 = time.perf_counter()
-        sysm.fit(X_tr)
-        fit_s = time.perf_counter() - t0
-        r = evaluate(sysm, test)
-        per_case[sname] = r.pop("_per_case")
-        r["fit_s"] = fit_s
-        r[f"hit@{K}_cold_targets"] = float(per_case[sname][f"hit@{K}"][cold].mean()) if cold.any() else None
-        res[sname] = r
-        log.info("%s %s: %s", name, sname, {k: round(v, 4) for k, v in r.items() if isinstance(v, float)})
-    res["mlxtend_rules"]["n_rules"] = systems["mlxtend_rules"].n_rules
-    info = {"chosen_params_complement": p2, "chosen_params_mlxtend": mlx_best, "n_test_cases": len(test),
-            "n_val_cases": len(val), "n_cold_target_cases": int(cold.sum()),
-            "split": ds["split"], "model": systems["complement"].model}
-    from shopsense.eval._compare import bootstrap_diff
-
-    for peer in ("popularity", "mlxtend_rules"):
-        mean, lo, hi = bootstrap_diff(per_case[peer][f"hit@{K}"], per_case["complement"][f"hit@{K}"])
-        info[f"hit@{K}_gain_vs_{peer}"] = {"mean": mean, "ci95": [lo, hi]}
-    return res, info
+    run = run_baskets(ds["baskets"], len(ds["ids"]), split=ds["split"], test_fraction=0.2, seed=args.seed, k=K,
+                      categories=ds["categories"], embeddings=emb, support_grid=SUPPORT_GRID.get(name),
+                      max_val=args.max_val, max_test=args.max_test, phases=Phases(echo=lambda m: log.info("%s %s", name, m)))
+    info = {key: run.info[key] for key in ("chosen_params_complement", "chosen_params_mlxtend", "n_test_cases",
+                                             "n_val_cases", "n_cold_target_cases", "split")}
+    info["model"] = run.systems["complement"].model
+    for key in (f"hit@{K}_gain_vs_popularity", f"hit@{K}_gain_vs_mlxtend_rules"):
+        info[key] = run.info[key]
+    return run.results, info
 
 
 # -- substitutes -------------------------------------------------------------------------

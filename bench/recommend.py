@@ -23,8 +23,6 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-import threading
-import time
 from pathlib import Path
 
 import numpy as np
@@ -38,155 +36,26 @@ PUBLISHED = {  # ../shared/datasets/README.md, same files and protocol
 }
 
 
-class PeakRSS:
-    """Peak resident memory growth while the block runs (numpy, LAPACK and torch alike)."""
-
-    def __enter__(self) -> "PeakRSS":
-        self.base = self.peak = self._rss()
-        self._stop = threading.Event()
-        self._t = threading.Thread(target=self._poll, daemon=True)
-        self._t.start()
-        self.t0 = time.perf_counter()
-        return self
-
-    @staticmethod
-    def _rss() -> int:
-        with open("/proc/self/statm") as fh:
-            return int(fh.read().split()[1]) * 4096
-
-    def _poll(self) -> None:
-        while not self._stop.wait(0.05):
-            self.peak = max(self.peak, self._rss())
-
-    def __exit__(self, *exc: object) -> None:
-        self.seconds = time.perf_counter() - self.t0
-        self._stop.set()
-        self._t.join()
-        self.peak = max(self.peak, self._rss())
-        self.mb = (self.peak - self.base) / 2**20
-
-
-def item_vectors(texts: list[str], cache: Path) -> np.ndarray:
-    from shopsense.text import TextEncoder, encode_cached
-
-    vecs, n = encode_cached(TextEncoder(), texts, cache)
-    logging.info("encoded %d of %d item texts", n, len(texts))
-    return vecs
-
-
-def latency(model, histories, n: int = 300, seed: int = 0) -> dict[str, float]:
-    rng = np.random.default_rng(seed)
-    idx = rng.choice(len(histories), size=min(n, len(histories)), replace=False)
-    model.recommend([histories[idx[0]]], 10)  # warm-up
-    times = []
-    for i in idx:
-        t = time.perf_counter()
-        model.recommend([histories[i]], 10)
-        times.append((time.perf_counter() - t) * 1000)
-    return {"latency_p50_ms": float(np.percentile(times, 50)), "latency_p99_ms": float(np.percentile(times, 99))}
-
-
 def run(name: str, seqs: list[np.ndarray], n_items: int, args: argparse.Namespace,
         texts: list[str] | None = None, categories: np.ndarray | None = None) -> dict[str, dict[str, float]]:
-    from shopsense.eval import evaluate_model, loo_split
-    from shopsense.recommend import (ALS, EASE, ContentRecommender, Interactions, ItemKNN, ItemSide, Popularity,
-                                     RankingStack, SASRec)
+    """One dataset through the shared protocol (shopsense.eval.run_recommend, also behind
+    ``shopsense eval recommend``); datasets with item text add content and a 10% cold start."""
+    from shopsense.eval import Phases, run_recommend
+    from shopsense.eval._recommend_run import item_vectors
 
-    split = loo_split(seqs, n_items)
-    train = Interactions.from_sequences(split.train, n_items)
-    full = Interactions.from_sequences(split.test_hist, n_items)
     vecs = item_vectors(texts, args.cache) if texts is not None else None
-    res: dict[str, dict[str, float]] = {}
-    print(f"\n== {name}: {len(split.test_target):,} users, {n_items:,} items", flush=True)
-
-    def make(kind: str):
-        if kind == "popularity":
-            return Popularity()
-        if kind == "ease":
-            return EASE(l2=args.ease_l2)
-        if kind == "itemknn":
-            return ItemKNN(neighbors=200)
-        if kind == "als":
-            return ALS(factors=128, regularization=0.05, alpha=40.0, iterations=15)
-        if kind == "content":
-            return ContentRecommender(recency_half_life=3.0)
-        raise ValueError(kind)
-
-    def fit(m, data):
-        if isinstance(m, ContentRecommender):
-            return m.fit(data, item_vectors=vecs)
-        return m.fit(data)
-
-    kinds = ["popularity", *args.cf, "als"] + (["content"] if vecs is not None else [])
-    gens_val, gens_test = {}, {}
-    for kind in kinds:
-        with PeakRSS() as pm:
-            gens_val[kind] = fit(make(kind), train)
-        with PeakRSS() as pm_full:
-            gens_test[kind] = fit(make(kind), full)
-        r = evaluate_model(gens_test[kind], split.test_hist, split.test_target)
-        r.update(train_seconds=pm_full.seconds, train_peak_mb=pm_full.mb)
-        res[kind] = r
-        print(f"  {kind:12s} R@10 {r['recall@10']:.4f} N@10 {r['ndcg@10']:.4f} fit {pm_full.seconds:.0f}s "
-              f"+{pm_full.mb:.0f} MB", flush=True)
-    sas = SASRec(hidden=64, layers=2, heads=2, max_len=50, dropout=args.sasrec_dropout, lr=args.sasrec_lr,
-                 epochs=200, max_seconds=args.sasrec_seconds, patience=3, eval_every=2, num_threads=1,
-                 text_init=vecs is not None)
-    with PeakRSS() as pm:
-        sas.fit(train, validation=(split.valid_hist, split.valid_target), item_vectors=vecs,
-                progress=lambda e, i: print(f"    sasrec {i}", flush=True))
-    r = evaluate_model(sas, split.test_hist, split.test_target)
-    r.update(train_seconds=pm.seconds, train_peak_mb=pm.mb, epochs=len(sas.history_))
-    res["sasrec"] = r
-    gens_val["sasrec"] = gens_test["sasrec"] = sas
-    print(f"  sasrec       R@10 {r['recall@10']:.4f} N@10 {r['ndcg@10']:.4f} ({len(sas.history_)} epochs, "
-          f"{pm.seconds:.0f}s)", flush=True)
-
-    pop = np.bincount(np.concatenate(split.train), minlength=n_items).astype(np.float32)
-    first_seen = np.full(n_items, np.nan, np.float32)  # item age proxy: none of these files has dates
-    side = ItemSide(popularity=pop, category=categories)
-    stack = RankingStack(candidates=args.candidates, max_train_users=args.ranker_users,
-                         last_item_generators=[args.cf[0]])
-    with PeakRSS() as pm:
-        stack.fit(generators=gens_val, validation=(split.valid_hist, split.valid_target), item_side=side)
-    fit_s, fit_mb = pm.seconds, pm.mb
-    # test: same booster, generators refitted on s[:-1] (popularity recounted as well)
-    stack.generators_ = dict(gens_test)
-    stack.item_side_ = ItemSide(popularity=np.bincount(np.concatenate(split.test_hist), minlength=n_items)
-                                .astype(np.float32), category=categories)
-    r = evaluate_model(stack, split.test_hist, split.test_target, batch_size=512)
-    r.update(ranker_train_seconds=fit_s, ranker_train_peak_mb=fit_mb, ranker_trees=stack.best_iteration_,
-             candidate_recall_val=stack.candidate_recall_)
-    r.update(latency(stack, split.test_hist))
-    res["full stack (LambdaMART)"] = r
-    print(f"  full stack   R@10 {r['recall@10']:.4f} N@10 {r['ndcg@10']:.4f} p50 {r['latency_p50_ms']:.1f}ms "
-          f"p99 {r['latency_p99_ms']:.1f}ms", flush=True)
-    imp = stack.feature_importance()
-    print("  top features:", sorted(imp, key=imp.get, reverse=True)[:8], flush=True)
+    systems = ["popularity", *args.cf, "als"] + (["content"] if vecs is not None else []) + ["sasrec", "stack"]
+    print(f"\n== {name}", flush=True)
+    out = run_recommend(seqs, n_items, systems=systems, item_vectors=vecs, categories=categories,
+                        cold_start_fraction=0.1 if texts is not None else 0.0, seed=0, ease_l2=args.ease_l2,
+                        candidates=args.candidates, ranker_users=args.ranker_users,
+                        sasrec_seconds=args.sasrec_seconds, sasrec_lr=args.sasrec_lr,
+                        sasrec_dropout=args.sasrec_dropout, threads=1,
+                        phases=Phases(echo=lambda m: print(m, flush=True)))
+    res = out.results
+    print("  top features:", out.info.get("stack_top_features"), flush=True)
     for sysname, (rc, nd) in PUBLISHED.get(name, {}).items():
         res[sysname] = {"recall@10": rc, "ndcg@10": nd}
-    for peer in [p for p in ("ease", "als") if p in res]:
-        for m in ("recall@10", "ndcg@10"):
-            r[f"{m}_vs_{peer}"] = r[m] / max(res[peer][m], 1e-12)
-
-    if texts is not None:  # cold start: 10% of items hidden from training
-        rng = np.random.default_rng(0)
-        hidden = np.zeros(n_items, bool)
-        hidden[rng.choice(n_items, size=n_items // 10, replace=False)] = True
-        cold_hist = [s[:-1][~hidden[s[:-1]]] for s in seqs if len(s) >= 3]
-        cold_tgt = np.array([s[-1] for s in seqs if len(s) >= 3])
-        mask = hidden[cold_tgt]
-        warm = Interactions.from_sequences([h for h in cold_hist], n_items)
-        from shopsense.eval import evaluate_ranked, rank_all
-        for kind in ("popularity", *args.cf, "als", "content"):
-            m = fit(make(kind), warm)
-            ranked = rank_all(lambda b: m.recommend(b, 10).indices, cold_hist, 10)
-            c = evaluate_ranked(ranked, cold_tgt, n_items, 10, mask=mask)
-            res[kind][f"cold_recall@10"] = c["recall@10"]
-            res[kind][f"cold_ndcg@10"] = c["ndcg@10"]
-            res[kind]["cold_users"] = c["users"]
-            print(f"  cold {kind:10s} R@10 {c['recall@10']:.4f} N@10 {c['ndcg@10']:.4f} ({c['users']} users)",
-                  flush=True)
     return res
 
 
@@ -202,13 +71,22 @@ def main() -> None:
     ap.add_argument("--ranker-users", type=int, default=10000)
     ap.add_argument("--cache", type=Path, default=Path("/tmp/shopsense-bench-cache"))
     ap.add_argument("--out", type=Path, default=OUT / "recommend.json")
+    ap.add_argument("--max-users", type=int, default=0, help="only the first N users of each dataset (smoke runs)")
     ap.add_argument("--merge", nargs="*", type=Path, default=None,
                     help="only merge these per-dataset JSON files into --out (datasets run in parallel)")
     args = ap.parse_args()
     logging.basicConfig(level=logging.WARNING)
     import torch
     torch.set_num_threads(1)  # on a shared, oversubscribed CPU one thread is ~3x faster than two
-    from shopsense.eval import bar_chart, meta, print_table, read_office, read_user_sequences, office_text, write_json
+    from shopsense.eval import (
+        bar_chart,
+        meta,
+        office_text,
+        print_table,
+        read_office,
+        read_user_sequences,
+        write_json,
+    )
 
     if not DATA.exists():
         sys.exit(f"datasets not found at {DATA}")
@@ -226,15 +104,13 @@ def main() -> None:
     for ds in args.datasets:
         if ds in ("beauty", "sports"):
             seqs, ids = read_user_sequences(DATA / f"amazon-{ds}" / "user_sequence.txt")
-            results[ds] = run(ds, seqs, len(ids), args)
+            results[ds] = run(ds, seqs[: args.max_users or None], len(ids), args)
         else:
+            from shopsense.eval._inputs import item_categories
+
             seqs, records = read_office(DATA / "amazon-office")
-            cats = [r.get("categories") or "" for r in records]
-            leaf = [c.split(",")[-1].strip() if c else "" for c in cats]
-            codes = {c: i for i, c in enumerate(sorted(set(leaf) - {""}))}
-            cat = np.array([codes.get(c, -1) for c in leaf], np.int64)
-            results[ds] = run(ds, seqs, len(records), args, texts=[office_text(r) for r in records],
-                              categories=cat)
+            results[ds] = run(ds, seqs[: args.max_users or None], len(records), args,
+                              texts=[office_text(r) for r in records], categories=item_categories(records))
         write_json(results, out_json, meta(
             "leave-one-out, rank all items, history excluded; Recall@10/NDCG@10 per user, mean; "
             "generators for the ranker fit on s[:-2], ranker trained on s[-2], test s[-1]; "

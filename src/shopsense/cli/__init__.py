@@ -7,6 +7,7 @@ from shopsense.cli._app import app, console
 from shopsense.cli import _catalog  # noqa: F401  (registers ingest, stats)
 from shopsense.cli import _demo  # noqa: F401  (registers demo)
 from shopsense.cli import _eval  # noqa: F401  (registers eval)
+from shopsense.cli import _eval_rec  # noqa: F401  (registers eval recommend, eval baskets)
 from shopsense.cli import _tune  # noqa: F401  (registers tune, export-onnx)
 from shopsense.cli import _rules  # noqa: F401  (registers rules)
 from shopsense.cli import _serve  # noqa: F401  (registers serve, keys)

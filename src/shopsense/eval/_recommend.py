@@ -42,13 +42,24 @@ def loo_split(sequences: Sequence[Sequence[int]], n_items: int, min_len: int = 3
 
 
 def rank_all(recommend: Callable[[list[np.ndarray]], np.ndarray], histories: Sequence[np.ndarray],
-             k: int = 10, batch_size: int = 1024) -> np.ndarray:
-    """Top-k indices for every history, in batches; ``recommend(batch) -> (b, >=k) indices``."""
+             k: int = 10, batch_size: int = 1024, progress: Callable[[int], None] | None = None) -> np.ndarray:
+    """Top-k indices for every history, in batches; ``recommend(batch) -> (b, >=k) indices``.
+
+    Batches bound memory to ``batch_size x n_items`` scores; ``progress(n)`` is called
+    with the number of histories done after each batch."""
     out = np.full((len(histories), k), -1, np.int64)
     for s in range(0, len(histories), batch_size):
         r = np.asarray(recommend(list(histories[s:s + batch_size])))[:, :k]
         out[s:s + batch_size, : r.shape[1]] = r
+        if progress is not None:
+            progress(min(s + batch_size, len(histories)))
     return out
+
+
+def rank_model(model: Any, histories: Sequence[np.ndarray], k: int = 10, batch_size: int = 1024,
+               allowed: np.ndarray | None = None, progress: Callable[[int], None] | None = None) -> np.ndarray:
+    """(n, k) top-k of ``model.recommend`` for every history (history excluded)."""
+    return rank_all(lambda b: model.recommend(b, k, allowed=allowed).indices, histories, k, batch_size, progress)
 
 
 def evaluate_ranked(ranked: np.ndarray, targets: np.ndarray, n_items: int, k: int = 10,
@@ -66,10 +77,11 @@ def evaluate_ranked(ranked: np.ndarray, targets: np.ndarray, n_items: int, k: in
 
 
 def evaluate_model(model: Any, histories: Sequence[np.ndarray], targets: np.ndarray, k: int = 10,
-                   batch_size: int = 1024, allowed: np.ndarray | None = None) -> dict[str, float]:
+                   batch_size: int = 1024, allowed: np.ndarray | None = None,
+                   progress: Callable[[int], None] | None = None) -> dict[str, float]:
     """Rank all items for each history with ``model.recommend`` (history excluded) and score."""
     t0 = time.perf_counter()
-    ranked = rank_all(lambda b: model.recommend(b, k, allowed=allowed).indices, histories, k, batch_size)
+    ranked = rank_model(model, histories, k, batch_size, allowed, progress)
     res = evaluate_ranked(ranked, targets, model.n_items_, k)
     res["eval_seconds"] = time.perf_counter() - t0
     return res
