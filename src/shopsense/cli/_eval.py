@@ -74,6 +74,10 @@ def search_cmd(
     from shopsense.eval._report import write_json
     from shopsense.eval._search_run import PEER, eval_search_files, plot, print_search_table
 
+    import logging
+
+    # bm25s sets its own logger to DEBUG; a command line run only wants warnings from it
+    logging.getLogger("bm25s").setLevel(max(logging.getLogger().level, logging.WARNING))
     keys = [k.strip() for k in systems.split(",") if k.strip()] if systems else None
     res = eval_search_files(products, judgments, mapping=parse_mapping(mapping), judgment_map=parse_mapping(judgment_map),
                             fmt=fmt, name=name, home=home, keys=keys, test_fraction=test_fraction,
@@ -87,6 +91,10 @@ def search_cmd(
              f"{jr['blank_lines_skipped']:,} blank lines", f"{jr['duplicate_pairs_averaged']:,} duplicate pairs averaged",
              f"{pr['rejected']:,} product rows rejected"]
     console.print(f"queries: {meta['queries']}; gains = {jr['gain']}; skipped: " + "; ".join(skips))
+    for line in pr["first_rejects"]:
+        console.print(f"  [yellow]rejected product[/] {line}")
+    for line in jr["unknown_product_examples"]:
+        console.print(f"  [yellow]unknown product in the judgments[/] {line}")
     if jr["queries_without_relevant_product"]:
         console.print(f"{jr['queries_without_relevant_product']:,} queries judge no product above the lowest grade "
                       "(scored 0, as in the standard protocol)")
