@@ -197,10 +197,16 @@ class BasketRun:
     systems: dict[str, Any] = field(default_factory=dict)  # fitted on all training baskets
 
 
-def default_support_grid(n_items: int) -> list[float]:
-    # fpgrowth's itemsets grow combinatorially as min_support falls; on thousands of items
-    # (Online Retail) 0.001 does not fit in memory, on a few hundred (Groceries) it is quick
-    return [0.005, 0.01] if n_items > 1000 else [0.001, 0.002, 0.005]
+def default_support_grid(n_items: int, n_baskets: int) -> list[float]:
+    """The three lowest workable ``min_support`` values for mlxtend's fpgrowth.
+
+    Frequent itemsets grow combinatorially as the support falls: on thousands of items
+    (Online Retail) 0.001 does not fit in memory, on a few hundred (Groceries) it is
+    quick; and a support met by fewer than 5 baskets mines the accidents of a few large
+    baskets (on 300 invoices of up to 590 items, 2 baskets gave millions of itemsets)."""
+    floor = 0.005 if n_items > 1000 else 0.001
+    ok = [s for s in (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2) if s >= floor and s * n_baskets >= 5]
+    return ok[:3] or [0.2]
 
 
 def run_baskets(
@@ -241,7 +247,7 @@ def run_baskets(
                 f"{len(test):,} test cases ({too_small:,} test baskets with < 2 items)")
     cats, emb = categories, embeddings
 
-    grid_s = list(support_grid) if support_grid is not None else default_support_grid(n)
+    grid_s = list(support_grid) if support_grid is not None else default_support_grid(n, len(inner.train))
     mlx_best, _ = tune("mlxtend", AssociationRules, [{"min_support": s} for s in grid_s], X_in, val, k, phases)
     if mlx_best is None:
         raise ValidationError(f"mlxtend ran out of memory at every min_support in {grid_s}.", field="support_grid")
