@@ -88,6 +88,7 @@ def test_cli_lexical_end_to_end_and_compare(hd_slice: tuple[Path, Path], tmp_pat
     meta = data["_meta"]
     # --test-fraction 1.0: nothing tuned, every query scored
     assert meta["tuned"] is None and meta["queries"]["dev"] == 0 and meta["queries"]["test"] == 80
+    assert meta["dense_index"] is False and "lexical-only index" in res.output  # nothing was encoded
     assert meta["products_file"]["mapping"] == {"product_uid": "id", "product_title": "title"}
     assert meta["judgments_file"]["gain"] == "relevance - 1"
     per = data["_per_unit"]["hd"][PEER]
@@ -182,7 +183,7 @@ def test_dense_systems_on_a_tiny_slice(tmp_path: Path) -> None:
     # fusion tuned on the dev queries only, and reported
     meta = data["_meta"]
     assert meta["tuned"] is not None and meta["tuning_grid_dev"][0]["queries"] == meta["queries"]["dev"]
-    assert meta["tuned_encoder_tuned"] == meta["tuned"]
+    assert meta["tuned_encoder_tuned"] == meta["tuned"] and meta["dense_index"] is True
     assert r["hybrid + query understanding"]["ndcg@10"] > r[PEER]["ndcg@10"]
     assert "latency_p50_ms" in r["hybrid + query understanding"]
 

@@ -1,7 +1,8 @@
-"""``shopsense eval compare``: offline A/B of two result files."""
+"""``shopsense eval compare`` (offline A/B of two result files) and ``shopsense eval search``."""
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import typer
@@ -74,8 +75,6 @@ def search_cmd(
     from shopsense.eval._report import write_json
     from shopsense.eval._search_run import PEER, eval_search_files, plot, print_search_table
 
-    import logging
-
     # bm25s sets its own logger to DEBUG; a command line run only wants warnings from it
     logging.getLogger("bm25s").setLevel(max(logging.getLogger().level, logging.WARNING))
     keys = [k.strip() for k in systems.split(",") if k.strip()] if systems else None
@@ -98,6 +97,9 @@ def search_cmd(
     if jr["queries_without_relevant_product"]:
         console.print(f"{jr['queries_without_relevant_product']:,} queries judge no product above the lowest grade "
                       "(scored 0, as in the standard protocol)")
+    if not meta["dense_index"] and any("understanding" in s for s in res[meta["dataset"]]):
+        console.print("lexical-only index: spelling correction ran without the encoder's vocabulary, so query "
+                      "understanding can score slightly differently than in a run with dense systems")
     if meta.get("tuned"):
         console.print(f"fusion tuned on {meta['queries']['dev']:,} dev queries: {meta['tuned']}")
     if "peer_on_dev" in meta:
