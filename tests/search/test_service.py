@@ -131,3 +131,20 @@ def test_personalisation_hook(built_engine) -> None:  # type: ignore[no-untyped-
     assert built_engine.searcher.forget_user("u-patio") == 0
     # a user without events gets the plain ranking
     assert built_engine.search("sofa", user_id="stranger", k=30).ids == plain.ids
+
+
+def test_lexical_only_index_still_protects_common_words(tmp_path, products) -> None:  # type: ignore[no-untyped-def]
+    """Without a dense part, the parser still gets the encoder's vocabulary (read from
+    vocab.txt, the model is not loaded), so 'couch' is not "corrected" to a catalogue word."""
+    from shopsense.engine import Engine
+
+    eng = Engine(tmp_path / "home")
+    eng.add_products(products)
+    svc = SearchService(eng, dense=False)
+    svc.build()
+    assert eng.encoder._model is None  # the vocabulary came from the file
+    assert "couch" in svc.searcher.parser.protected_words
+    assert svc.searcher.parser.parse("leather couch").corrections == {}
+    reloaded = SearchService(eng, dense=False)
+    assert reloaded.load() and reloaded.searcher.parser.parse("leather couch").corrections == {}
+    eng.close()

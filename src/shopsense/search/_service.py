@@ -133,7 +133,7 @@ class SearchService:
                 dense = DenseIndex().fit(vectors)
             t_dense = time.time() - t0 - t_lex
             parser = QueryParser(analyzer=analyzer, synonyms_path=self.synonyms_path,
-                                 protected_words=_whole_words(encoder)).fit(catalog.products)
+                                 protected_words=_whole_words(self.engine.encoder)).fit(catalog.products)
             manifest = {
                 "format": FORMAT, "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                 "products": len(catalog), "fingerprint": catalog_fingerprint(catalog),
@@ -185,7 +185,10 @@ class SearchService:
         lexical.analyzer = analyzer
         dense = DenseIndex.load(self.dir / "dense") if manifest.get("dense") and self.use_dense else None
         encoder = self.engine.encoder if dense is not None else None
-        parser = QueryParser.load(self.dir / "query.json", analyzer=analyzer, protected_words=_whole_words(encoder))
+        # the encoder's vocabulary protects common words from spelling correction even when
+        # the index has no dense part (read from vocab.txt: the model itself is not loaded)
+        parser = QueryParser.load(self.dir / "query.json", analyzer=analyzer,
+                                  protected_words=_whole_words(self.engine.encoder))
         self._searcher = HybridSearcher(catalog, lexical, dense, parser, encoder, self.options)
         self._stale = False
         return True
@@ -305,8 +308,8 @@ def _whole_words(encoder: Any) -> set[str]:
     if encoder is None:
         return set()
     try:
-        vocab = encoder.model.tokenizer.get_vocab()
-    except Exception:  # noqa: BLE001 - any tokenizer without a plain vocabulary
+        vocab = encoder.vocabulary() if hasattr(encoder, "vocabulary") else encoder.model.tokenizer.get_vocab()
+    except Exception:  # noqa: BLE001 - no model installed, or a tokenizer without a plain vocabulary
         return set()
     return {w for w in vocab if w.isalpha() and len(w) >= 4}
 

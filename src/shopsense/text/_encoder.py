@@ -9,6 +9,7 @@ import os
 import threading
 from collections import OrderedDict
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -88,6 +89,14 @@ class TextEncoder:
         if cls is TextEncoder and (special := encoder_for_settings(settings)) is not None:
             return special
         return cls(model_name=settings.encoder_model, batch_size=settings.encoder_batch_size)
+
+    def vocabulary(self) -> list[str]:
+        """The tokenizer's vocabulary: read from the model folder's ``vocab.txt`` when it
+        has one (no model load, no torch), else from the loaded tokenizer."""
+        path = Path(_resolve_model(self.model_name)) / "vocab.txt"
+        if path.is_file():
+            return path.read_text(encoding="utf-8").splitlines()
+        return list(self.model.tokenizer.get_vocab())
 
     # -- model -------------------------------------------------------------------
     @property
