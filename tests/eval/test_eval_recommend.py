@@ -286,3 +286,26 @@ def test_full_stack_with_sasrec_and_the_real_encoder(office_files, tmp_path) -> 
     ds = json.loads(out.read_text())["inter"]
     assert {"popularity", "ease", "itemknn", "als", "content", "sasrec", "full stack (LambdaMART)"} == set(ds)
     assert ds["full stack (LambdaMART)"]["ranker_trees"] >= 1
+
+
+def test_parquet_events_and_item_csv_forms(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import pandas as pd
+
+    from shopsense.eval import read_items, read_sequences
+
+    pd.DataFrame({"user_id": [1, 1, 2, 1], "item_id": ["a", "b", "a", "c"],
+                  "timestamp": pd.to_datetime(["2024-01-02", "2024-01-01", "2024-01-01", "2024-01-03"]),
+                  "type": ["view", "purchase", "view", "view"]}).to_parquet(tmp_path / "e.parquet")
+    data = read_sequences(tmp_path / "e.parquet")
+    assert data.format == "events" and data.user_ids == ["1", "2"]
+    assert [[data.item_ids[i] for i in s] for s in data.sequences] == [["b", "a", "c"], ["a"]]
+    # several columns mapped to categories form a path; the leaf is the category code
+    f = tmp_path / "items.csv"
+    f.write_text("sku,name,level1,level2\n1,Milk,dairy,milk\n2,Cheese,dairy,cheese\n2,Dup,x,y\n,NoId,x,y\n")
+    items = read_items(f, {"level1": "categories", "level2": "categories"})
+    assert items.ids == ["1", "2"] and items.records[0]["categories"] == "dairy, milk"
+    assert items.skips.counts == {"duplicate_item_ids": 1, "items_without_id": 1}
+    from shopsense.eval._inputs import item_categories, item_text
+
+    assert item_text(items.records[0]) == "Milk. dairy > milk"
+    assert item_categories(items.records).tolist() == [1, 0]

@@ -48,8 +48,12 @@ def recommend_cmd(
     cache: Path = typer.Option(None, "--cache", help="embedding cache folder (default ~/.cache/shopsense)"),
     out: Path = typer.Option(Path("eval_recommend.json"), "--out", help="result JSON (a PNG is written beside it)"),
 ) -> None:
-    """Leave-one-out on your sequences: every generator and the full stack against
-    popularity, ALS and EASE peers (Recall@10, NDCG@10, coverage@10, train time, latency)."""
+    """Leave-one-out on your own sequences: every generator and the full stack against popularity, ALS and EASE.
+
+    Each user's last item is the test target and the one before it the validation
+    target; every item is ranked, history excluded. Reports Recall@10, NDCG@10,
+    coverage@10, train seconds and latency; writes JSON with per-user scores (for
+    ``shopsense eval compare``) and a PNG."""
     from shopsense.catalog._ingest import parse_mapping
     from shopsense.eval._output import save_report
     from shopsense.eval._progress import RichPhases
@@ -89,8 +93,12 @@ def baskets_cmd(
     cache: Path = typer.Option(None, "--cache", help="embedding cache folder (default ~/.cache/shopsense)"),
     out: Path = typer.Option(Path("eval_baskets.json"), "--out", help="result JSON (a PNG is written beside it)"),
 ) -> None:
-    """Basket completion: hide one item per test basket; Hit@10 and NDCG@10 of popularity,
-    co-occurrence, association rules (mlxtend) and the complement model."""
+    """Basket completion on your own baskets: popularity, co-occurrence, association rules and the complement model.
+
+    One item of every test basket is hidden and each system ranks the catalogue
+    minus the visible items; Hit@10 and NDCG@10. Settings (mlxtend's min_support
+    included) are chosen on a validation split of the training baskets. Writes JSON
+    with per-basket scores (for ``shopsense eval compare``) and a PNG."""
     from shopsense.catalog._ingest import parse_mapping
     from shopsense.eval._baskets_run import TABLE_METRICS, evaluate_baskets
     from shopsense.eval._output import save_report
