@@ -121,9 +121,13 @@ def run_dataset(name: str, args, report: dict, meta: dict) -> None:
 
     mp = args.max_products or None
     bench = load_homedepot(max_products=mp) if name == "homedepot" else load_crowdflower()
-    cache = CACHE / (name + (f"-{mp}" if mp and name == "homedepot" else ""))
+    cache = CACHE / (name + (f"-{mp}" if mp and name == "homedepot" else "")
+                     + ("-title" if name == "crowdflower" and args.cf_text == "title" else ""))
     cache.mkdir(parents=True, exist_ok=True)
-    docs = [p.text() for p in bench.products]
+    # Crowdflower products carry long descriptions: each full-text pass over them costs ~20 CPU
+    # minutes here, so --cf-text title embeds titles only (Home Depot products are titles anyway)
+    title_only = name == "crowdflower" and args.cf_text == "title"
+    docs = [p.title if title_only else p.text() for p in bench.products]
     dev, test = query_split(bench.queries)
     pairs = pairs_from_judgments([bench.queries[i] for i in dev], [bench.gains[i] for i in dev],
                                  min_gain=args.min_gain, negative_max_gain=args.neg_max_gain)
@@ -136,7 +140,7 @@ def run_dataset(name: str, args, report: dict, meta: dict) -> None:
     assert not set(test_q) & set(pairs.anchors), "a test query leaked into tuning"
     res: dict = report.setdefault(name, {})
     info = meta.setdefault(name, {})
-    info.update({"products": len(docs), "queries": len(bench.queries), "dev_queries": len(dev),
+    info.update({"embedded_text": "title" if title_only else "Product.text()", "products": len(docs), "queries": len(bench.queries), "dev_queries": len(dev),
                  "test_queries": len(test), "train_pairs": len(train), "val_queries": len(valq)})
     log.info("%s: %s", name, info)
 
@@ -147,7 +151,8 @@ def run_dataset(name: str, args, report: dict, meta: dict) -> None:
     stem = Stemmer.Stemmer("english")
     with Timer() as t:
         retr = bm25s.BM25()
-        retr.index(bm25s.tokenize(docs, stopwords="en", stemmer=stem, show_progress=False), show_progress=False)
+        retr.index(bm25s.tokenize([p.text() for p in bench.products], stopwords="en", stemmer=stem,
+                                  show_progress=False), show_progress=False)  # words: always the full text
 
     def bm25(qs: list[str]) -> tuple[np.ndarray, np.ndarray]:
         r, s = retr.retrieve(bm25s.tokenize(qs, stopwords="en", stemmer=stem, show_progress=False), k=100,
@@ -427,6 +432,8 @@ def main() -> None:
     p.add_argument("--lora-seconds", type=float, default=None, help="LoRA budget (default: --tune-seconds)")
     p.add_argument("--max-products", type=int, default=0,
                    help="Home Depot: keep the first judged queries until this many products (0 = all 54,667)")
+    p.add_argument("--cf-text", choices=["title", "full"], default="title",
+                   help="what Crowdflower products are embedded from (full text is ~7x slower to encode)")
     p.add_argument("--no-shopsense", action="store_true",
                    help="skip shopsense's own hybrid search on each encoder (needs bench/search.py's engine home)")
     args = p.parse_args()
