@@ -313,7 +313,7 @@ def evaluate_baskets(
 ) -> dict[str, Any]:
     """Read a shop's basket (and item) files, run :func:`run_baskets` and return the result
     document (``{name: {system: {metric: value}}, "_per_unit": ..., "_meta": ...}``)."""
-    from threadpoolctl import threadpool_limits
+    from shopsense.eval._threads import bounded_threads
 
     from shopsense.eval._baskets import read_baskets
     from shopsense.eval._inputs import item_categories, item_text, read_items
@@ -342,7 +342,7 @@ def evaluate_baskets(
         root = Path(cache) if cache else Path.home() / ".cache" / "shopsense" / "eval-embeddings"
         with phases.phase(f"encode {len(texts):,} item texts (cached in {root})"):
             emb = item_vectors(texts, root, enc)
-    with threadpool_limits(threads):
+    with bounded_threads(threads):
         run = run_baskets(data.baskets, data.n_items, split=split, test_fraction=test_fraction, times=times,
                           basket_ids=data.basket_ids, seed=seed, categories=cats, embeddings=emb, max_test=max_test,
                           phases=phases, **run_kwargs)

@@ -331,7 +331,7 @@ def evaluate_recommend(
     """Read a shop's files, run :func:`run_recommend`, and return the result document:
     ``{name: {system: {metric: value}}, "_per_unit": {name: {system: {metric: {user: score}}}},
     "_meta": {...}}`` (what :func:`~shopsense.eval.write_json` and ``eval compare`` take)."""
-    from threadpoolctl import threadpool_limits
+    from shopsense.eval._threads import bounded_threads
 
     from shopsense.eval._inputs import item_categories, item_text, read_items, read_sequences
     from shopsense.eval._report import meta
@@ -366,7 +366,7 @@ def evaluate_recommend(
     except ImportError:  # torch is an extra; only SASRec and text need it
         torch, prev_threads = None, 0
     try:
-        with threadpool_limits(threads):
+        with bounded_threads(threads):
             run = run_recommend(data.sequences, data.n_items, user_ids=data.user_ids, systems=systems,
                                 item_vectors=vecs, categories=cats, cold_start_fraction=cold_start_fraction,
                                 sasrec_seconds=sasrec_seconds, seed=seed, threads=threads, phases=phases,
