@@ -374,7 +374,7 @@ def plot(report: dict) -> None:
     for ax, d in zip(axes, names):
         systems = [s for s in report[d] if not s.startswith("_")]
         vals = [report[d][s]["ndcg@10"] for s in systems]
-        ax.barh(systems, vals, color=["grey" if s == "bm25s" else "tab:blue" if "hybrid" not in s else "tab:green"
+        ax.barh(systems, vals, color=["grey" if s.startswith("bm25s") else "tab:blue" if "hybrid" not in s else "tab:green"
                                       for s in systems])
         ax.axvline(report[d]["bm25s"]["ndcg@10"], color="k", ls="--", lw=1)
         ax.set_title(f"{d}: retrieval NDCG@10 (test queries)")
