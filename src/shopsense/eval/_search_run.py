@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from shopsense.errors import ValidationError
+from shopsense.eval._progress import Phases, RichPhases
 from shopsense.eval._search import (
     SearchBenchmark,
     evaluate_retrieval,
@@ -154,20 +155,18 @@ def systems(base: Any, dense: bool = True) -> dict[str, Any]:
 
 # -- progress -------------------------------------------------------------------------
 
-def _steps(progress: Any, items: Sequence[Any], label: str) -> Iterator[Any]:
-    """Iterate ``items`` advancing a Rich progress bar when one is given."""
-    if progress is None:
-        yield from items
-        return
-    task = progress.add_task(label, total=len(items))
-    for x in items:
-        yield x
-        progress.advance(task)
+def _steps(phases: Phases | None, items: Sequence[Any], label: str) -> Iterator[Any]:
+    """Iterate ``items`` as one phase of ``phases`` (a bar with :class:`RichPhases`, silent without)."""
+    with (phases or Phases()).phase(label, total=len(items)) as update:
+        for done, x in enumerate(items, 1):
+            yield x
+            update(done)
 
 
 # -- the phases -------------------------------------------------------------------------
 
-def warm_queries(searcher: Any, queries: Sequence[str], understand: bool = True, progress: Any = None) -> None:
+def warm_queries(searcher: Any, queries: Sequence[str], understand: bool = True,
+                 phases: Phases | None = None) -> None:
     """Encode every query text once in batches (the encoder's LRU cache then serves
     them), so the quality runs do not pay one forward pass per query and system."""
     enc = searcher.encoder
@@ -181,20 +180,20 @@ def warm_queries(searcher: Any, queries: Sequence[str], understand: bool = True,
             texts.add(searcher.parse(q, True).text)
     ordered = sorted(t for t in texts if t)
     chunks = [ordered[i:i + 512] for i in range(0, len(ordered), 512)]
-    for chunk in _steps(progress, chunks, "encode queries"):
+    for chunk in _steps(phases, chunks, "encode queries"):
         vecs = enc.encode_documents(chunk)
         for t, v in zip(chunk, vecs):
             enc._qcache[t] = v
 
 
-def tune(searcher: Any, bench: SearchBenchmark, base: Any, progress: Any = None) -> tuple[Any, list[dict]]:
+def tune(searcher: Any, bench: SearchBenchmark, base: Any, phases: Phases | None = None) -> tuple[Any, list[dict]]:
     """Grid over fusion weights and normalisation on dev queries: candidates and each
     source's scores are computed once, then re-fused for every setting."""
     from shopsense.search import normalise
 
     cached = []
     wide = replace(base, mode="hybrid", fusion="weighted", understand=True, boost=0.0)
-    for q, g in _steps(progress, list(zip(bench.queries, bench.gains)), "tune on dev"):
+    for q, g in _steps(phases, list(zip(bench.queries, bench.gains)), "tune on dev"):
         r = searcher.retrieve(q, k=100, options=wide)
         n_sat = np.array([sum(1 for key in ("brand", "color", "size") if key in d) + len(d.get("attributes", {}))
                           for d in r.satisfied], dtype=np.float64)
@@ -217,7 +216,7 @@ def tune(searcher: Any, bench: SearchBenchmark, base: Any, progress: Any = None)
 
 
 def evaluate(searcher: Any, peer: Peer | None, bench: SearchBenchmark, chosen: Sequence[System],
-             tuned_searcher: Any = None, seed: int = 0, progress: Any = None,
+             tuned_searcher: Any = None, seed: int = 0, phases: Phases | None = None,
              ) -> tuple[dict[str, dict[str, float]], dict[str, dict[str, dict[str, float]]]]:
     """Retrieval and re-rank figures of each system on ``bench``; returns (means, per-query scores)."""
     out: dict[str, dict[str, float]] = {}
@@ -239,7 +238,7 @@ def evaluate(searcher: Any, peer: Peer | None, bench: SearchBenchmark, chosen: S
             def score(q: str, rows: np.ndarray, s: Any = s, o: Any = system.options) -> np.ndarray:
                 return s.score_candidates(q, rows, o)
 
-        runs = [rank(q) for q in _steps(progress, bench.queries, system.name)]
+        runs = [rank(q) for q in _steps(phases, bench.queries, system.name)]
         per = retrieval_scores(runs, bench.gains)
         per["rerank_ndcg@10"] = rerank_scores(score, bench.queries, bench.gains, seed)
         n = len(bench.queries)
@@ -288,7 +287,7 @@ class SearchRun:
 def run_protocol(svc: Any, bench: SearchBenchmark, keys: Iterable[str] | None = None, *, test_fraction: float = 0.5,
                  split_seed: int = 0, seed: int = 0, latency_queries: int = 200, latency_keys: Iterable[str] | None = None,
                  base: Any = None, tuned_searcher: Any = None, dev_limit: int | None = None,
-                 test_limit: int | None = None, progress: Any = None) -> SearchRun:
+                 test_limit: int | None = None, phases: Phases | None = None) -> SearchRun:
     """Split, tune on dev (when there is a dev split and a hybrid system), score on test,
     measure latency. ``svc`` is a :class:`~shopsense.search.SearchService`; ``keys`` the
     systems (default: every one available); ``latency_keys`` which systems to time
@@ -325,17 +324,17 @@ def run_protocol(svc: Any, bench: SearchBenchmark, keys: Iterable[str] | None = 
     tune_main = wants_dense and bool(dev.queries) and any(k.startswith("hybrid") and k not in _TUNED_KEYS for k in keys)
     tune_tuned = bool(dev.queries) and "hybrid-qu-tuned" in keys
     if wants_dense:
-        warm_queries(searcher, dev.queries + test.queries if tune_main else test.queries, progress=progress)
-    tuned, grid = tune(searcher, dev, base, progress) if tune_main else (base, [])
+        warm_queries(searcher, dev.queries + test.queries if tune_main else test.queries, phases=phases)
+    tuned, grid = tune(searcher, dev, base, phases) if tune_main else (base, [])
     tuned_t, grid_t = base, []
     if any(k in _TUNED_KEYS for k in keys):
-        warm_queries(tuned_searcher, dev.queries + test.queries if tune_tuned else test.queries, progress=progress)
+        warm_queries(tuned_searcher, dev.queries + test.queries if tune_tuned else test.queries, phases=phases)
         if tune_tuned:
-            tuned_t, grid_t = tune(tuned_searcher, dev, base, progress)
+            tuned_t, grid_t = tune(tuned_searcher, dev, base, phases)
     model = getattr(searcher.encoder, "model_name", "") if has_dense else ""
     label = "MiniLM" if model.split("/")[-1] == DEFAULT_MODEL else Path(model).name
     chosen = select_systems(keys, tuned, tuned_t, dense_label=label)
-    results, per_unit = evaluate(searcher, peer, test, chosen, tuned_searcher, seed=seed, progress=progress)
+    results, per_unit = evaluate(searcher, peer, test, chosen, tuned_searcher, seed=seed, phases=phases)
     meta: dict[str, Any] = {
         "queries": {"all": len(bench.queries), "dev": len(dev.queries), "test": len(test.queries)},
         "split": {"test_fraction": test_fraction, "split_seed": split_seed, "by": "hash of the query string"},
@@ -435,7 +434,6 @@ def eval_search_files(products: str | Path, judgments: str | Path, *, mapping: d
     tmp = None if home is not None else tempfile.TemporaryDirectory(prefix="shopsense-eval-")
     home_dir = Path(home) if home is not None else Path(tmp.name)  # type: ignore[union-attr]
     t0 = time.time()
-    bar = _progress() if progress else None
     try:
         eng = Engine(home_dir)
         try:
@@ -462,13 +460,10 @@ def eval_search_files(products: str | Path, judgments: str | Path, *, mapping: d
                 has_dense = svc.searcher.dense is not None
                 keys = [k for k in SYSTEM_KEYS if (has_dense or k not in _DENSE_KEYS)
                         and (tuned is not None or k not in _TUNED_KEYS)]
-            if bar is not None:
-                bar.start()
-            run = run_protocol(svc, bench, keys, test_fraction=test_fraction, split_seed=split_seed, seed=seed,
-                               latency_queries=latency_queries, tuned_searcher=tuned, progress=bar)
+            with (RichPhases() if progress else Phases()) as phases:
+                run = run_protocol(svc, bench, keys, test_fraction=test_fraction, split_seed=split_seed, seed=seed,
+                                   latency_queries=latency_queries, tuned_searcher=tuned, phases=phases)
         finally:
-            if bar is not None:
-                bar.stop()
             eng.close()
     finally:
         if tmp is not None:
@@ -482,12 +477,6 @@ def eval_search_files(products: str | Path, judgments: str | Path, *, mapping: d
                        tuned_encoder=tuned_encoder, index_seconds=round(index_s, 1),
                        total_seconds=round(time.time() - t0, 1))
     return {dataset: run.results, "_meta": meta, "_per_unit": {dataset: run.per_unit}}
-
-
-def _progress() -> Any:
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
 
 
 # -- report ----------------------------------------------------------------------------------
