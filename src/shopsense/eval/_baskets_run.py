@@ -313,12 +313,11 @@ def evaluate_baskets(
 ) -> dict[str, Any]:
     """Read a shop's basket (and item) files, run :func:`run_baskets` and return the result
     document (``{name: {system: {metric: value}}, "_per_unit": ..., "_meta": ...}``)."""
-    from shopsense.eval._threads import bounded_threads
-
     from shopsense.eval._baskets import read_baskets
     from shopsense.eval._inputs import item_categories, item_text, read_items
-    from shopsense.eval._recommend_run import item_vectors, skips_line
+    from shopsense.eval._recommend_run import encode_item_texts, skips_line
     from shopsense.eval._report import meta
+    from shopsense.eval._threads import bounded_threads
 
     phases = phases or Phases()
     check_param("threads", threads, isinstance(threads, int) and threads >= 1, "an int >= 1", "evaluate_baskets")
@@ -333,15 +332,8 @@ def evaluate_baskets(
         phases.echo("time split: the file has no time column, so its order is taken as time order")
     emb = cats = None
     if item_data is not None:
-        from shopsense.config import Settings
-        from shopsense.text import TextEncoder
-
         cats = item_categories(item_data.records)
-        texts = [item_text(r) for r in item_data.records]
-        enc = TextEncoder(model_name=Settings().encoder_model, threads=threads)
-        root = Path(cache) if cache else Path.home() / ".cache" / "shopsense" / "eval-embeddings"
-        with phases.phase(f"encode {len(texts):,} item texts (cached in {root})"):
-            emb = item_vectors(texts, root, enc)
+        emb = encode_item_texts([item_text(r) for r in item_data.records], cache, threads, phases)
     with bounded_threads(threads):
         run = run_baskets(data.baskets, data.n_items, split=split, test_fraction=test_fraction, times=times,
                           basket_ids=data.basket_ids, seed=seed, categories=cats, embeddings=emb, max_test=max_test,

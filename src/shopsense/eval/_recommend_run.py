@@ -108,6 +108,19 @@ def item_vectors(texts: Sequence[str], cache: str | Path, encoder: Any = None) -
     return vecs
 
 
+def encode_item_texts(texts: Sequence[str], cache: str | Path | None, threads: int, phases: Phases) -> np.ndarray:
+    """Item vectors from the configured encoder (``Settings().encoder_model``), cached under
+    ``cache`` (default ``~/.cache/shopsense/eval-embeddings``), as one phase of ``phases``:
+    what ``shopsense eval recommend`` and ``eval baskets`` do with ``--items``."""
+    from shopsense.config import Settings
+    from shopsense.text import TextEncoder
+
+    enc = TextEncoder(model_name=Settings().encoder_model, threads=threads)
+    root = Path(cache) if cache else Path.home() / ".cache" / "shopsense" / "eval-embeddings"
+    with phases.phase(f"encode {len(texts):,} item texts (cached in {root})"):
+        return item_vectors(texts, root, enc)
+
+
 @dataclass
 class RecommendRun:
     """Mean figures per system, per-user scores (for bootstrap comparisons) and run facts."""
@@ -331,10 +344,9 @@ def evaluate_recommend(
     """Read a shop's files, run :func:`run_recommend`, and return the result document:
     ``{name: {system: {metric: value}}, "_per_unit": {name: {system: {metric: {user: score}}}},
     "_meta": {...}}`` (what :func:`~shopsense.eval.write_json` and ``eval compare`` take)."""
-    from shopsense.eval._threads import bounded_threads
-
     from shopsense.eval._inputs import item_categories, item_text, read_items, read_sequences
     from shopsense.eval._report import meta
+    from shopsense.eval._threads import bounded_threads
 
     phases = phases or Phases()
     check_param("threads", threads, isinstance(threads, int) and threads >= 1, "an int >= 1", "evaluate_recommend")
@@ -351,13 +363,7 @@ def evaluate_recommend(
         texts = [item_text(r) for r in item_data.records]
         cats = item_categories(item_data.records)
         if any(s in ("content", "sasrec") for s in systems):
-            from shopsense.config import Settings
-            from shopsense.text import TextEncoder
-
-            enc = TextEncoder(model_name=Settings().encoder_model, threads=threads)
-            root = Path(cache) if cache else Path.home() / ".cache" / "shopsense" / "eval-embeddings"
-            with phases.phase(f"encode {len(texts):,} item texts (cached in {root})"):
-                vecs = item_vectors(texts, root, enc)
+            vecs = encode_item_texts(texts, cache, threads, phases)
     try:  # torch threads too: SASRec and the encoder respect the same bound as BLAS and LightGBM
         import torch
 
