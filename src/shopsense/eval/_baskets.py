@@ -22,6 +22,7 @@ from shopsense.eval._inputs import (
     _parse_time,
     _rows,
     _table_format,
+    lookup_item,
 )
 from shopsense.eval._metrics import loo_metrics
 
@@ -206,12 +207,7 @@ def read_baskets(path: str | Path, fmt: str = "auto", item_ids: Sequence[str] | 
     skips = Skips()
 
     def lookup(label: str, where: str) -> int | None:
-        if not fixed:
-            return index.setdefault(label, len(index))
-        j = index.get(label)
-        if j is None:
-            skips.add("unknown_items", f"{where}: item {label!r}")
-        return j
+        return lookup_item(label, index, fixed, skips, where)
 
     baskets: list[np.ndarray] = []
     ids: list[str] = []

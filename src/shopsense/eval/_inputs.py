@@ -247,19 +247,21 @@ def read_sequences(path: str | Path, fmt: str = "auto", item_ids: Sequence[str] 
     return SequenceData(seqs, users, list(index), str(path), "sequences", skips, repeats)
 
 
+def lookup_item(label: str, index: dict[str, int], fixed: bool, skips: Skips, where: str) -> int | None:
+    """The item's index. An open vocabulary (no ``--items``) grows with each new label;
+    in a fixed one an unknown label is skipped, counted under ``unknown_items`` at ``where``."""
+    if not fixed:
+        return index.setdefault(label, len(index))
+    j = index.get(label)
+    if j is None:
+        skips.add("unknown_items", f"{where}: item {label!r}")
+    return j
+
+
 def _index_items(items: Sequence[str], index: dict[str, int], fixed: bool, skips: Skips, where: str,
                  unit: str = "column", start: int = 2) -> np.ndarray:
-    out = []
-    for col, it in enumerate(items, start=start):
-        if fixed:
-            j = index.get(it)
-            if j is None:
-                skips.add("unknown_items", f"{where}, {unit} {col}: item {it!r}")
-                continue
-        else:
-            j = index.setdefault(it, len(index))
-        out.append(j)
-    return np.asarray(out, np.int64)
+    out = [lookup_item(it, index, fixed, skips, f"{where}, {unit} {col}") for col, it in enumerate(items, start=start)]
+    return np.asarray([j for j in out if j is not None], np.int64)
 
 
 def _read_json_sequences(path: Path, index: dict[str, int], fixed: bool) -> SequenceData:
@@ -325,13 +327,9 @@ def _read_events(path: Path, index: dict[str, int], fixed: bool) -> SequenceData
             skips.add("search_events" if etype == "search" else "rows_without_item_id", f"{where}, column 'item_id'")
             continue
         t = _parse_time(row.get("timestamp"), f"{path}: line {line}", "timestamp")
-        if fixed:
-            j = index.get(item)
-            if j is None:
-                skips.add("unknown_items", f"{where}, column 'item_id': item {item!r}")
-                continue
-        else:
-            j = index.setdefault(item, len(index))
+        j = lookup_item(item, index, fixed, skips, f"{where}, column 'item_id'")
+        if j is None:
+            continue
         u_l.append(users.setdefault(user, len(users)))
         i_l.append(j)
         t_l.append(t)
