@@ -53,3 +53,24 @@ def open_engine(home: Path) -> Any:
     from shopsense.engine import Engine
 
     return Engine(home)
+
+
+def show_hits(res: Any, why: Callable[[Any], str], *, title: str | None = None, as_json: bool = False,
+              title_width: int = 60) -> None:
+    """A result list as JSON (``--json``) or a table: rank, id, title, price, score, source, and
+    ``why(hit)``; shared by search, recommend and the bundle commands."""
+    import json
+
+    from rich.table import Table
+
+    if as_json:
+        console.print_json(json.dumps(res.as_dict(include_product=False), default=str))
+        return
+    table = Table(title=title)
+    for col in ("#", "id", "title", "price", "score", "source", "why"):
+        table.add_column(col)
+    for i, h in enumerate(res.hits, 1):
+        p = h.product
+        price = "" if p is None or p.price is None else f"{p.price:g}"
+        table.add_row(str(i), h.id, (p.title[:title_width] if p else ""), price, f"{h.score:.3f}", h.source, why(h))
+    console.print(table)

@@ -7,29 +7,22 @@ from pathlib import Path
 from typing import Any
 
 import typer
-from rich.table import Table
 
-from shopsense.cli._app import HomeOpt, app, console, handle_errors, open_engine
+from shopsense.cli._app import HomeOpt, app, console, handle_errors, open_engine, show_hits
 
 JsonOpt = typer.Option(False, "--json", help="print the full response as JSON")
 TextOpt = typer.Option(True, "--text/--no-text", help="use item text embeddings (cold start, substitutes)")
 
 
+def _why(h: Any) -> str:
+    why = h.reason or json.dumps(h.evidence, default=str)
+    if "lift" in h.evidence and h.evidence.get("lift"):
+        why += f" (lift {h.evidence['lift']:.1f})"
+    return why
+
+
 def _show(res: Any, title: str, as_json: bool) -> None:
-    if as_json:
-        console.print_json(json.dumps(res.as_dict(include_product=False), default=str))
-        return
-    table = Table(title=title)
-    for col in ("#", "id", "title", "price", "score", "source", "why"):
-        table.add_column(col)
-    for i, h in enumerate(res.hits, 1):
-        p = h.product
-        price = "" if p is None or p.price is None else f"{p.price:g}"
-        why = h.reason or json.dumps(h.evidence, default=str)
-        if "lift" in h.evidence and h.evidence.get("lift"):
-            why += f" (lift {h.evidence['lift']:.1f})"
-        table.add_row(str(i), h.id, (p.title[:50] if p else ""), price, f"{h.score:.3f}", h.source, why)
-    console.print(table)
+    show_hits(res, _why, title=title, as_json=as_json, title_width=50)
 
 
 def _service(eng: Any, text: bool) -> Any:

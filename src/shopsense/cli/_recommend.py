@@ -6,9 +6,8 @@ import json
 from pathlib import Path
 
 import typer
-from rich.table import Table
 
-from shopsense.cli._app import HomeOpt, app, console, handle_errors, open_engine
+from shopsense.cli._app import HomeOpt, app, console, handle_errors, open_engine, show_hits
 
 FiltersOpt = typer.Option(None, "--filters", "-f", help='JSON filters, e.g. \'{"in_stock": true, "category": "Pens"}\'')
 
@@ -34,18 +33,7 @@ def train_cmd(
 
 
 def _print(res, as_json: bool) -> None:  # type: ignore[no-untyped-def]
-    if as_json:
-        console.print_json(json.dumps(res.as_dict(include_product=False), default=str))
-        return
-    table = Table()
-    for col in ("#", "id", "title", "price", "score", "source", "why"):
-        table.add_column(col)
-    for i, h in enumerate(res.hits, 1):
-        p = h.product
-        price = "" if p is None or p.price is None else f"{p.price:g}"
-        why = h.reason or json.dumps(h.evidence)
-        table.add_row(str(i), h.id, (p.title[:60] if p else ""), price, f"{h.score:.3f}", h.source, why)
-    console.print(table)
+    show_hits(res, lambda h: h.reason or json.dumps(h.evidence), as_json=as_json)
 
 
 @app.command("recommend")

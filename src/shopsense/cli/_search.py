@@ -6,9 +6,8 @@ import json
 from pathlib import Path
 
 import typer
-from rich.table import Table
 
-from shopsense.cli._app import HomeOpt, app, console, handle_errors, open_engine
+from shopsense.cli._app import HomeOpt, app, console, handle_errors, open_engine, show_hits
 
 
 @app.command("index")
@@ -37,21 +36,13 @@ def search_cmd(
     with open_engine(home) as eng:
         res = eng.search(query, filters=flt, user_id=user, k=k, mode=mode)
     if as_json:
-        console.print_json(json.dumps(res.as_dict(include_product=False), default=str))
+        show_hits(res, str, as_json=True)
         return
     q = res.info["query"]
     understood = {k: v for k, v in q.items() if k in ("text", "corrections", "synonyms", "constraints", "category")
                   and v}
     console.print(f"[bold]{res.info['total']:,}[/] matches; understood: {json.dumps(understood)}")
-    table = Table()
-    for col in ("#", "id", "title", "price", "score", "source", "why"):
-        table.add_column(col)
-    for i, h in enumerate(res.hits, 1):
-        p = h.product
-        price = "" if p is None or p.price is None else f"{p.price:g}"
-        table.add_row(str(i), h.id, (p.title[:60] if p else ""), price, f"{h.score:.3f}", h.source,
-                      h.reason or ", ".join(h.evidence.get("matched_terms", [])))
-    console.print(table)
+    show_hits(res, lambda h: h.reason or ", ".join(h.evidence.get("matched_terms", [])))
     for name, counts in res.info["facets"].items():
         if name != "attributes":
             console.print(f"[dim]{name}:[/] " + ", ".join(f"{k} ({v})" for k, v in list(counts.items())[:8]))
