@@ -461,10 +461,10 @@ def main() -> None:
     results = {"amazon-beauty": full["amazon-beauty"]["test"], "amazon-office": full["amazon-office"]["test"],
                "homedepot-search": hd}
     verdict = {}
-    for d in results:
+    for d, rows in results.items():
         for m, p, t in SERIES:
             lam = defaults[series_key(m, p, t)]
-            v = results[d].get(series_name(m, p, lam, t)) if lam else None
+            v = rows.get(series_name(m, p, lam, t)) if lam else None
             if v:
                 verdict[f"{d} {series_name(m, p, lam, t)}"] = {
                     "ndcg_change": v["ndcg_change"], "ild_change": v["ild_change"],

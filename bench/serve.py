@@ -210,7 +210,7 @@ def main() -> None:
     key = KeyStore(home / "api_keys.json").create("write", name="bench")
     port = free_port()
     env = {**os.environ, "SHOPSENSE_RATE_LIMIT_PER_MINUTE": "100000000"}
-    log = open(home.parent / "server.log", "w")
+    log = open(home.parent / "server.log", "w")  # noqa: SIM115 - outlives the block, closed in finally
     proc = subprocess.Popen([sys.executable, "-c", "from shopsense.cli import main; main()", "serve",
                              "--home", str(home), "--port", str(port)], stdout=log,
                             stderr=subprocess.STDOUT, env=env)

@@ -21,7 +21,7 @@ def test_import_does_not_load_heavy_backends():
         "heavy = [m for m in ('torch', 'sentence_transformers', 'implicit', 'lightgbm', 'fastapi') "
         "if m in sys.modules]; print(heavy); sys.exit(1 if heavy else 0)"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
     assert out.returncode == 0, out.stdout + out.stderr
 
 

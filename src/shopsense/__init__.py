@@ -6,7 +6,6 @@ back-ends load on first use.
 
 from shopsense.catalog import Catalog, Event, EventType, IngestReport, Product
 from shopsense.config import Settings
-from shopsense.results import Hit, Ranked, ResultList
 from shopsense.engine import Engine
 from shopsense.errors import (
     AuthError,
@@ -16,12 +15,26 @@ from shopsense.errors import (
     ShopsenseError,
     ValidationError,
 )
+from shopsense.results import Hit, Ranked, ResultList
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "AuthError", "Catalog", "Engine", "Event", "EventType", "IngestReport", "MissingDependencyError",
-    "Hit", "NotFittedError", "NotFoundError", "Product", "Ranked", "ResultList", "Settings",
-    "ShopsenseError", "ValidationError",
+    "AuthError",
+    "Catalog",
+    "Engine",
+    "Event",
+    "EventType",
+    "Hit",
+    "IngestReport",
+    "MissingDependencyError",
+    "NotFittedError",
+    "NotFoundError",
+    "Product",
+    "Ranked",
+    "ResultList",
+    "Settings",
+    "ShopsenseError",
+    "ValidationError",
     "__version__",
 ]

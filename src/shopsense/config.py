@@ -35,7 +35,7 @@ class Settings(BaseSettings):
     llm_url: str | None = Field(default=None, description="OpenAI-compatible endpoint, off by default")
 
     @classmethod
-    def load(cls, home: str | Path | None = None, **overrides: object) -> "Settings":
+    def load(cls, home: str | Path | None = None, **overrides: object) -> Settings:
         """Settings for ``home``, reading ``<home>/shopsense.toml`` when present."""
         probe = cls(**({"home": Path(home)} if home is not None else {}))
         file_values: dict[str, object] = {}

@@ -13,7 +13,7 @@ import threading
 import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Self
 
 from shopsense.catalog import Catalog, Event, IngestReport, Product, ingest
 from shopsense.config import Settings
@@ -55,7 +55,7 @@ class Engine:
     def close(self) -> None:
         self.store.close()
 
-    def __enter__(self) -> "Engine":
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -147,7 +147,7 @@ class Engine:
 
     # -- language model ----------------------------------------------------------
     @property
-    def encoder(self) -> "TextEncoder":
+    def encoder(self) -> TextEncoder:
         """The sentence encoder named in the settings (loaded on first use)."""
         with self._lock:
             if self._encoder is None:
@@ -158,7 +158,7 @@ class Engine:
 
     # -- search ------------------------------------------------------------------
     @property
-    def searcher(self) -> "SearchService":
+    def searcher(self) -> SearchService:
         with self._lock:
             if self._search is None:
                 from shopsense.search import SearchService
@@ -180,7 +180,7 @@ class Engine:
 
     # -- recommendations ---------------------------------------------------------
     @property
-    def recommender(self) -> "RecommendService":
+    def recommender(self) -> RecommendService:
         with self._lock:
             if self._recommend is None:
                 from shopsense.recommend import RecommendService
@@ -209,7 +209,7 @@ class Engine:
 
     # -- combinations --------------------------------------------------------------
     @property
-    def bundler(self) -> "BundleService":
+    def bundler(self) -> BundleService:
         with self._lock:
             if self._bundles is None:
                 from shopsense.bundles import BundleService

@@ -49,7 +49,7 @@ class Hit:
     evidence: dict[str, Any] = field(default_factory=dict)
     product: Product | None = None
 
-    def with_(self, **changes: Any) -> "Hit":
+    def with_(self, **changes: Any) -> Hit:
         return replace(self, **changes)
 
     def as_dict(self, include_product: bool = True) -> dict[str, Any]:

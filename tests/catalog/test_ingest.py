@@ -30,7 +30,7 @@ def test_csv_ingest_keeps_good_rows_and_reports_bad(engine, tmp_path):
     assert got == {(3, "title"), (4, "price"), (5, "price"), (6, "id")}
     lines = [json.loads(x) for x in (tmp_path / "rej.jsonl").read_text().splitlines()]
     assert len(lines) == 4 and all({"line", "field", "reason"} <= set(x) for x in lines)
-    assert "first seen at line 2" in [x for x in lines if x["line"] == 6][0]["reason"]
+    assert "first seen at line 2" in next(x for x in lines if x["line"] == 6)["reason"]
     p = engine.product("A1")
     assert p.brand == "Makita" and p.attributes == {"colour": "blue"}
     assert rep.unknown_columns == ["colour"]

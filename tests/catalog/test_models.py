@@ -1,4 +1,4 @@
-from datetime import timezone
+from datetime import UTC
 
 import pydantic
 import pytest
@@ -40,7 +40,7 @@ def test_product_rejects_name_the_field(row, field):
 def test_event_timestamps_and_types():
     e = Event.model_validate({"user_id": 7, "item_id": 3.0, "type": "purchase", "timestamp": "1400000000"})
     assert e.user_id == "7" and e.item_id == "3"
-    assert e.timestamp.tzinfo == timezone.utc and e.timestamp.year == 2014
+    assert e.timestamp.tzinfo == UTC and e.timestamp.year == 2014
     s = Event.model_validate({"user_id": "u", "type": "search", "query": "red sofa"})
     assert s.item_id is None
     with pytest.raises(pydantic.ValidationError):

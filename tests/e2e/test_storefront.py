@@ -125,7 +125,7 @@ def test_storefront_journey(server, page):  # type: ignore[no-untyped-def]
     assert user, "the demo user list is empty"
     if has_recommend:
         page.wait_for_selector("#recs .card[data-surface=recommend]")
-    v0, ids0 = _recs(page)
+    _, ids0 = _recs(page)
 
     # search with a typo: results, a correction, facets and reasons
     page.fill("#q", "printr ink cartrige")
@@ -186,7 +186,7 @@ def test_storefront_journey(server, page):  # type: ignore[no-untyped-def]
         pytest.skip("shopsense.recommend.RecommendService is not in the tree yet: "
                     "cannot check that recommendations change")
     page.wait_for_selector("#recs .card[data-surface=recommend]")
-    v1, ids1 = _recs(page)
+    _, ids1 = _recs(page)
     assert ids1 and ids1 != ids0, "recommendations did not change after the clicks"
     rec_reasons = page.locator("#recs .card .reason").all_inner_texts()
     assert all(r.strip() for r in rec_reasons)

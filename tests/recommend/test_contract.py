@@ -4,8 +4,19 @@ from __future__ import annotations
 
 import numpy as np
 
-from shopsense.recommend import (ALS, EASE, ContentRecommender, Interactions, ItemKNN, ItemSide, Popularity,
-                                 RankingStack, Recommender, SASRec, Trending)
+from shopsense.recommend import (
+    ALS,
+    EASE,
+    ContentRecommender,
+    Interactions,
+    ItemKNN,
+    ItemSide,
+    Popularity,
+    RankingStack,
+    Recommender,
+    SASRec,
+    Trending,
+)
 from tests.recommend.contract import RecommenderContract, tiny_data, tiny_vectors
 
 

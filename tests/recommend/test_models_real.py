@@ -6,8 +6,18 @@ import numpy as np
 import pytest
 
 from shopsense.eval import evaluate_model, loo_split
-from shopsense.recommend import (ALS, EASE, ContentRecommender, Interactions, ItemKNN, ItemSide, Popularity,
-                                 RankingStack, Recommender, SASRec)
+from shopsense.recommend import (
+    ALS,
+    EASE,
+    ContentRecommender,
+    Interactions,
+    ItemKNN,
+    ItemSide,
+    Popularity,
+    RankingStack,
+    Recommender,
+    SASRec,
+)
 
 
 @pytest.fixture(scope="module")

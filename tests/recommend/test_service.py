@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 
-import numpy as np
 import pytest
 
 from tests.recommend.conftest import products_and_events
@@ -64,7 +63,7 @@ def test_filters_are_honoured(trained) -> None:  # type: ignore[no-untyped-def]
 
 
 def test_new_user_gets_popular_then_personal_after_events(trained) -> None:  # type: ignore[no-untyped-def]
-    eng, _, seqs = trained
+    eng, _, _ = trained
     cold = eng.recommend("brand-new", k=5)
     assert not cold.info["personalised"] and all(h.source in ("popular", "trending") for h in cold.hits)
     item = eng.catalog().ids[10]

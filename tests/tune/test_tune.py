@@ -12,9 +12,16 @@ import pytest
 pytest.importorskip("sentence_transformers")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from shopsense.tune import (  # noqa: E402
-    EncoderTuner, PairSet, active_encoder_path, item_pairs_from_events, mine_hard_negatives, pairs_from_events,
-    pairs_from_judgments, save_tuned_encoder, split_pairs_by_query,
+from shopsense.tune import (
+    EncoderTuner,
+    PairSet,
+    active_encoder_path,
+    item_pairs_from_events,
+    mine_hard_negatives,
+    pairs_from_events,
+    pairs_from_judgments,
+    save_tuned_encoder,
+    split_pairs_by_query,
 )
 
 

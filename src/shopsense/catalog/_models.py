@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from enum import Enum
 from typing import Any
 
@@ -29,11 +29,11 @@ EVENT_WEIGHTS: dict[str, float] = {
 
 
 def _utcnow() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def _as_utc(value: datetime) -> datetime:
-    return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 class Product(BaseModel):
@@ -143,9 +143,9 @@ class Event(BaseModel):
     @classmethod
     def _parse_ts(cls, v: Any) -> Any:
         if isinstance(v, (int, float)) and not isinstance(v, bool):
-            return datetime.fromtimestamp(float(v), tz=timezone.utc)
+            return datetime.fromtimestamp(float(v), tz=UTC)
         if isinstance(v, str) and v.strip().replace(".", "", 1).isdigit():
-            return datetime.fromtimestamp(float(v), tz=timezone.utc)
+            return datetime.fromtimestamp(float(v), tz=UTC)
         return v
 
     @field_validator("timestamp")
@@ -154,7 +154,7 @@ class Event(BaseModel):
         return _as_utc(v)
 
     @model_validator(mode="after")
-    def _item_required(self) -> "Event":
+    def _item_required(self) -> Event:
         if self.type != EventType.SEARCH and not self.item_id:
             raise ValueError(f"item_id is required for {self.type.value!r} events")
         return self

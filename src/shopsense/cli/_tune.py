@@ -59,8 +59,14 @@ def tune(
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     from shopsense.text import item_embeddings
-    from shopsense.tune import (EncoderTuner, item_pairs_from_events, mine_hard_negatives, pairs_from_events,
-                                save_tuned_encoder, split_pairs_by_query)
+    from shopsense.tune import (
+        EncoderTuner,
+        item_pairs_from_events,
+        mine_hard_negatives,
+        pairs_from_events,
+        save_tuned_encoder,
+        split_pairs_by_query,
+    )
 
     eng = open_engine(home)
     cat = eng.catalog()
@@ -73,8 +79,9 @@ def tune(
         source = "events:search-then-action"
     if item_pairs:
         ip = item_pairs_from_events(eng.store.events(), cat.index, docs)
-        from shopsense.tune import PairSet
         import numpy as np
+
+        from shopsense.tune import PairSet
 
         pairs = PairSet(pairs.anchors + ip.anchors, np.concatenate([pairs.positives, ip.positives]),
                         np.concatenate([pairs.negatives, ip.negatives]), np.concatenate([pairs.weights, ip.weights]),

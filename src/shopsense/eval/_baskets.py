@@ -78,7 +78,7 @@ def split_baskets(baskets: Sequence[np.ndarray], mode: str = "random", test_frac
         order = np.random.default_rng(seed).permutation(n)
     else:
         order = np.argsort(times, kind="stable") if times is not None else np.arange(n)
-    n_test = int(round(n * test_fraction))
+    n_test = round(n * test_fraction)
     train_rows, test_rows = np.sort(order[: n - n_test]), np.sort(order[n - n_test:])
     return BasketSplit([baskets[i] for i in train_rows], [baskets[i] for i in test_rows], train_rows, test_rows)
 

@@ -44,7 +44,7 @@ class Interactions:
     def from_arrays(
         cls, user: Sequence[int] | np.ndarray, item: Sequence[int] | np.ndarray, *, n_users: int | None = None,
         n_items: int | None = None, weight: np.ndarray | None = None, timestamp: np.ndarray | None = None,
-    ) -> "Interactions":
+    ) -> Interactions:
         u = np.asarray(user, dtype=np.int64)
         i = np.asarray(item, dtype=np.int64)
         if u.shape != i.shape or u.ndim != 1:
@@ -59,7 +59,7 @@ class Interactions:
         return cls(u[order], i[order], w[order], t[order], nu, ni)
 
     @classmethod
-    def from_sequences(cls, sequences: Sequence[Sequence[int]], n_items: int) -> "Interactions":
+    def from_sequences(cls, sequences: Sequence[Sequence[int]], n_items: int) -> Interactions:
         """One ordered item sequence per user; time is the position in the global order."""
         lens = np.array([len(s) for s in sequences], dtype=np.int64)
         user = np.repeat(np.arange(len(sequences), dtype=np.int64), lens)
@@ -152,7 +152,7 @@ class Recommender(ABC):
 
     # -- to implement -------------------------------------------------------------
     @abstractmethod
-    def fit(self, data: Interactions) -> "Recommender":
+    def fit(self, data: Interactions) -> Recommender:
         """Learn from interactions; returns self."""
 
     @abstractmethod
@@ -213,7 +213,7 @@ class Recommender(ABC):
         return path
 
     @classmethod
-    def load(cls, path: str | Path) -> "Recommender":
+    def load(cls, path: str | Path) -> Recommender:
         """Load any saved model; ``Recommender.load`` picks the class from the manifest."""
         path = Path(path)
         manifest = json.loads((path / "manifest.json").read_text())
@@ -228,7 +228,7 @@ class Recommender(ABC):
         return klass._load_base(path, manifest)
 
     @classmethod
-    def _load_base(cls, path: Path, manifest: dict[str, Any]) -> "Recommender":
+    def _load_base(cls, path: Path, manifest: dict[str, Any]) -> Recommender:
         klass = cls
         model = klass(**manifest["params"])
         with np.load(path / "arrays.npz", allow_pickle=False) as z:

@@ -29,7 +29,7 @@ class EASE(Recommender):
         self.l2 = l2
         self.binary = binary
 
-    def fit(self, data: Interactions) -> "EASE":
+    def fit(self, data: Interactions) -> EASE:
         from scipy.linalg import lapack
 
         x = data.csr(binary=self.binary)
@@ -80,7 +80,7 @@ class ItemKNN(Recommender):
         self.neighbors = neighbors
         self.shrink = shrink
 
-    def fit(self, data: Interactions) -> "ItemKNN":
+    def fit(self, data: Interactions) -> ItemKNN:
         import scipy.sparse as sp
 
         x = data.csr(binary=True)
@@ -147,7 +147,7 @@ class ALS(Recommender):
             iterations=self.iterations, num_threads=self.num_threads, random_state=self.random_state,
         )
 
-    def fit(self, data: Interactions) -> "ALS":
+    def fit(self, data: Interactions) -> ALS:
         from threadpoolctl import threadpool_limits
 
         m = self._model()

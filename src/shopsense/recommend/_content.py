@@ -38,7 +38,7 @@ class ContentRecommender(Recommender):
     def __init__(self, recency_half_life: float = 3.0) -> None:
         self.recency_half_life = recency_half_life
 
-    def fit(self, data: Interactions | None = None, *, item_vectors: np.ndarray | None = None) -> "ContentRecommender":
+    def fit(self, data: Interactions | None = None, *, item_vectors: np.ndarray | None = None) -> ContentRecommender:
         if item_vectors is None:
             raise ValidationError("ContentRecommender.fit needs item_vectors (n_items, dim)", field="item_vectors")
         v = np.asarray(item_vectors, np.float32)

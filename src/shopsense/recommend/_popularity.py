@@ -21,7 +21,7 @@ class Popularity(Recommender):
     def _weights(self, data: Interactions) -> np.ndarray:
         return data.weight if self.use_weights else np.ones(len(data.item), np.float32)
 
-    def fit(self, data: Interactions) -> "Popularity":
+    def fit(self, data: Interactions) -> Popularity:
         counts = np.bincount(data.item, weights=self._weights(data), minlength=data.n_items)
         self.item_scores_ = counts.astype(np.float32)
         self.n_items_ = data.n_items
@@ -57,7 +57,7 @@ class Trending(Popularity):
         self.half_life = half_life
         self.use_weights = use_weights
 
-    def fit(self, data: Interactions) -> "Trending":
+    def fit(self, data: Interactions) -> Trending:
         t_max = float(data.timestamp.max()) if len(data.timestamp) else 0.0
         decay = np.exp2(-(t_max - data.timestamp) / self.half_life)
         counts = np.bincount(data.item, weights=self._weights(data) * decay, minlength=data.n_items)

@@ -43,10 +43,10 @@ class ItemSide:
         return {f"side_{k}": np.asarray(v) for k, v in vars(self).items() if v is not None}
 
     @classmethod
-    def from_arrays(cls, a: dict[str, np.ndarray]) -> "ItemSide":
+    def from_arrays(cls, a: dict[str, np.ndarray]) -> ItemSide:
         return cls(**{k[5:]: a[k] for k in a if k.startswith("side_")})
 
-    def padded(self, n: int) -> "ItemSide":
+    def padded(self, n: int) -> ItemSide:
         def pad(v: np.ndarray | None, fill: float) -> np.ndarray | None:
             if v is None or len(v) >= n:
                 return v
@@ -164,7 +164,7 @@ class RankingStack(Recommender):
     # -- fit -----------------------------------------------------------------------------------
     def fit(self, data: Interactions | None = None, *, generators: dict[str, Recommender] | None = None,
             validation: tuple[Sequence[np.ndarray], np.ndarray] | None = None,
-            item_side: ItemSide | None = None, batch_size: int = 1024) -> "RankingStack":
+            item_side: ItemSide | None = None, batch_size: int = 1024) -> RankingStack:
         lgb = require("lightgbm", "recommend")
         if not generators or validation is None:
             raise ValidationError("RankingStack.fit needs fitted generators and validation=(histories, targets)",
@@ -251,7 +251,7 @@ class RankingStack(Recommender):
         return path
 
     @classmethod
-    def load(cls, path: str | Path) -> "RankingStack":
+    def load(cls, path: str | Path) -> RankingStack:
         lgb = require("lightgbm", "recommend")
         path = Path(path)
         model = cls._load_base(path, json.loads((path / "manifest.json").read_text()))

@@ -45,7 +45,7 @@ def _build(n_items: int, hidden: int, layers: int, heads: int, max_len: int, dro
                 self.item.weight[0].zero_()
 
         def forward(self, seq: Any, lens: Any) -> Any:
-            b, length = seq.shape
+            _, length = seq.shape
             ar = torch.arange(length, device=seq.device)
             pos = (lens[:, None] - 1 - ar[None, :]).clamp(min=0)
             x = self.item(seq) * (self.item.embedding_dim ** 0.5) + self.pos(pos)
@@ -102,7 +102,7 @@ class SASRec(Recommender):
 
     def fit(self, data: Interactions, *, validation: tuple[Sequence[np.ndarray], np.ndarray] | None = None,
             item_vectors: np.ndarray | None = None,
-            progress: Callable[[int, dict[str, float]], None] | None = None) -> "SASRec":
+            progress: Callable[[int, dict[str, float]], None] | None = None) -> SASRec:
         torch = require("torch", "embed")
         torch.set_num_threads(self.num_threads)
         torch.manual_seed(self.seed)

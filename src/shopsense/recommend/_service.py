@@ -83,8 +83,16 @@ class RecommendService:
     def train(self, progress: bool | Callable[[str], None] = False, *, sasrec: bool = True,
               sasrec_seconds: float = 300.0, ranker: bool = True, ease_max_items: int = 30000) -> dict[str, Any]:
         """Fit every generator and the ranker; save a new version and make it current."""
-        from shopsense.recommend import (ALS, EASE, ContentRecommender, ItemKNN, ItemSide, Popularity,
-                                         RankingStack, SASRec, Trending)
+        from shopsense.recommend import (
+            ALS,
+            EASE,
+            ContentRecommender,
+            ItemKNN,
+            Popularity,
+            RankingStack,
+            SASRec,
+            Trending,
+        )
 
         say = progress if callable(progress) else ((lambda m: print(m, flush=True)) if progress else (lambda m: None))
         t0 = time.perf_counter()
@@ -149,7 +157,8 @@ class RecommendService:
                 metrics["ranker_candidate_recall"] = stack.candidate_recall_
                 models["stack"] = stack
                 primary = "stack"
-            except Exception as exc:  # too little signal (e.g. no target among candidates): keep generators
+            except Exception as exc:  # noqa: BLE001 - any ranker failure (e.g. no target among candidates)
+                # leaves the generators serving, as before the ranker existed
                 log.warning("ranker not trained: %s", exc)
                 say(f"  ranker skipped: {exc}")
         say("refitting generators on all events")
@@ -202,7 +211,7 @@ class RecommendService:
         (tmp / "item_ids.json").write_text(json.dumps(list(catalog.ids)))
         manifest = {"version": version, "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                     "primary": primary, "models": sorted(models), "n_items": len(catalog),
-                    "n_users": data.n_users, "n_interactions": int(len(data.user)), "train_seconds": seconds,
+                    "n_users": data.n_users, "n_interactions": len(data.user), "train_seconds": seconds,
                     "metrics": metrics, "format": "shopsense.recommend", "format_version": 1}
         (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2))
         final = self.models_dir / version
@@ -286,7 +295,7 @@ class RecommendService:
         als = (self._models or {}).get("als")
         if als is not None and getattr(getattr(als, "_als", None), "user_factors", None) is not None:
             uf = als._als.user_factors  # type: ignore[attr-defined]
-            removed["user_vectors"] = int(len(uf)) if hasattr(uf, "__len__") else 0
+            removed["user_vectors"] = len(uf) if hasattr(uf, "__len__") else 0
             als._als.user_factors = np.zeros((0, als.factors), np.float32)  # type: ignore[attr-defined]
         return removed
 
@@ -329,7 +338,7 @@ class RecommendService:
     def recommend(self, user_id: str, k: int = 10, filters: Mapping[str, Any] | None = None,
                   exclude_purchased: bool = True, **options: Any) -> ResultList:
         """Top-k for a user. Users with no usable history get popular items in the filter's context."""
-        models = self._ensure()
+        self._ensure()
         hist, w = self._history(user_id)
         purchased = self._purchased(user_id) if exclude_purchased else np.zeros(0, np.int64)
         allowed = self._allowed(filters, purchased)
@@ -398,7 +407,7 @@ class RecommendService:
         r = pop.recommend([np.zeros(0, np.int64)], k, allowed=allowed[: pop.n_items_])
         cat = (filters or {}).get("category")
         hits = [self._hit(int(i), float(s), pop.source, {pop.name: float(s)},
-                          {"category": cat} if pop.source == "popular" else {"category": cat})
+                          {"category": cat})
                 for i, s in zip(r.indices[0], r.scores[0]) if i >= 0]
         return self._finish(hits, info)
 

@@ -24,7 +24,7 @@ def warm_up(engine: Any) -> None:
                        ("bundles", lambda: engine.complements(probe, k=1))):
         try:
             call()
-        except Exception as exc:  # not built or not installed: the endpoint will say so
+        except Exception as exc:  # noqa: BLE001 - not built or not installed: the endpoint will say so
             log.warning("warm-up of %s skipped: %s", name, exc)
 
 

@@ -27,7 +27,7 @@ class EventArrays:
     def __len__(self) -> int:
         return len(self.user_id)
 
-    def mask(self, keep: np.ndarray) -> "EventArrays":
+    def mask(self, keep: np.ndarray) -> EventArrays:
         return EventArrays(**{k: getattr(self, k)[keep] for k in self.__dataclass_fields__})
 
 
