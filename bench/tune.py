@@ -13,10 +13,11 @@ shopsense's own hybrid search (field BM25 + query understanding + dense, the cod
 ``shopsense eval search``) on each encoder beside the plain bm25s-defaults peer (the
 issue's 0.320 baseline; needs the engine home that bench/search.py builds).
 Speed: query latency (batch 1, cache off) and documents/second for the tuned model in
-PyTorch fp32, ONNX fp32 and ONNX int8, in the same run; wall and CPU seconds are both
-recorded because the 2 cores are shared with other jobs (wall times are inflated).
+PyTorch fp32, ONNX fp32 and ONNX int8, in the same run, each timing in its own fresh
+process, interleaved, median of 3 rounds; wall and CPU seconds are both recorded.
 
 Run:  python bench/tune.py [--datasets homedepot,crowdflower] [--tune-seconds 600]
+      python bench/tune.py --speed-only    (re-measure speed only, with the cached tuned model)
 Writes bench/results/tune.json and bench/results/tune.png; caches under bench/.cache/.
 """
 
@@ -31,6 +32,7 @@ import resource
 import sys
 import time
 from pathlib import Path
+from typing import Self
 
 import numpy as np
 
@@ -47,7 +49,7 @@ def cpu_s() -> float:
 
 
 class Timer:
-    def __enter__(self) -> Timer:
+    def __enter__(self) -> Self:
         self.w, self.c = time.perf_counter(), cpu_s()
         return self
 
@@ -149,7 +151,7 @@ def run_dataset(name: str, args, report: dict, meta: dict) -> None:
     import Stemmer
 
     stem = Stemmer.Stemmer("english")
-    with Timer() as t:
+    with Timer():
         retr = bm25s.BM25()
         retr.index(bm25s.tokenize([p.text() for p in bench.products], stopwords="en", stemmer=stem,
                                   show_progress=False), show_progress=False)  # words: always the full text
@@ -222,7 +224,7 @@ def run_dataset(name: str, args, report: dict, meta: dict) -> None:
                                  patience=args.patience, threads=2, val_pool=300)
             last = [0.0]
 
-            def prog(d: dict, last=last) -> None:
+            def prog(d: dict, last=last, method=method) -> None:
                 if time.time() - last[0] > 30 or "val_mrr@10" in d:
                     last[0] = time.time()
                     log.info("%s step %d/%d loss %.3f %s", method, d["step"], d["total"], d["loss"],
@@ -260,43 +262,12 @@ def run_dataset(name: str, args, report: dict, meta: dict) -> None:
 
     # -- speed: same model, three back-ends, same run ------------------------------------
     if name == "homedepot":
-        speed: dict = {}
-        sample_docs = docs[: args.speed_docs]
-        sample_q = test_q[: args.speed_queries]
-        encs = {"torch-fp32": TextEncoder(src, batch_size=64, threads=2, query_cache_size=0),
-                "onnx-fp32": OnnxTextEncoder(src, odir, int8=False, batch_size=64, threads=2, query_cache_size=0),
-                "onnx-int8": int8}
-        for k, e in encs.items():
-            e.query_cache_size = 0  # the quality runs above filled the query cache: time real encodes
-            e._qcache.clear()
-            e.encode_documents(sample_docs[:64])
-            for q in sample_q[:10]:
-                e.encode_queries([q])
-            with Timer() as t:
-                e.encode_documents(sample_docs)
-            lat = []
-            with Timer() as tq:
-                for q in sample_q:
-                    t0 = time.perf_counter()
-                    e.encode_queries([q])
-                    lat.append((time.perf_counter() - t0) * 1000)
-            speed[k] = {"docs_per_s_wall": len(sample_docs) / t.wall, "docs_per_cpu_s": len(sample_docs) / t.cpu,
-                        "query_p50_ms": float(np.percentile(lat, 50)), "query_p95_ms": float(np.percentile(lat, 95)),
-                        "query_cpu_ms": tq.cpu * 1000 / len(sample_q)}
-            log.info("speed %s: %s", k, speed[k])
-        for k in ("onnx-fp32", "onnx-int8"):
-            speed[k]["docs_speedup_vs_torch_wall"] = speed[k]["docs_per_s_wall"] / speed["torch-fp32"]["docs_per_s_wall"]
-            speed[k]["docs_speedup_vs_torch_cpu"] = speed[k]["docs_per_cpu_s"] / speed["torch-fp32"]["docs_per_cpu_s"]
-            speed[k]["query_speedup_vs_torch_p50"] = speed["torch-fp32"]["query_p50_ms"] / speed[k]["query_p50_ms"]
-            speed[k]["query_speedup_vs_torch_cpu"] = speed["torch-fp32"]["query_cpu_ms"] / speed[k]["query_cpu_ms"]
-        res["_speed"] = speed
-        v = dv_base  # parity check on real titles: torch vs ONNX fp32 of the same model
-        a = encs["torch-fp32"].encode_documents(docs[:500])
-        b = encs["onnx-fp32"].encode_documents(docs[:500])
-        c = int8.encode_documents(docs[:500])
+        res["_speed"] = measure_speed(src, odir, docs[: args.speed_docs], test_q[: args.speed_queries], args)
+        a = TextEncoder(src, batch_size=64, threads=2, query_cache_size=0).encode_documents(docs[:500])
+        b = OnnxTextEncoder(src, odir, int8=False, batch_size=64, threads=2, query_cache_size=0).encode_documents(docs[:500])
+        c = int8.encode_documents(docs[:500])  # parity on real titles: torch vs ONNX fp32 / int8, same model
         info["cosine_torch_vs_onnx_fp32_min"] = float((a * b).sum(1).min())
         info["cosine_torch_vs_onnx_int8_mean"] = float((a * c).sum(1).mean())
-        del v
     bm = res["bm25s"]["ndcg@10"]
     for k, r in res.items():
         if not k.startswith("_") and "ndcg@10" in r:
@@ -304,6 +275,100 @@ def run_dataset(name: str, args, report: dict, meta: dict) -> None:
             if "bm25s defaults (peer)" in res:  # the issue's baseline: bm25s with its default tokenizer
                 r["ndcg@10_vs_bm25s_defaults"] = r["ndcg@10"] / res["bm25s defaults (peer)"]["ndcg@10"]
     save(report, meta, args)
+
+
+BACKENDS = ("torch-fp32", "onnx-fp32", "onnx-int8")
+
+
+def speed_worker(backend: str, job: Path) -> None:
+    """``--speed-worker``: time one back-end in this fresh process, print one JSON line.
+
+    A fresh process per back-end and repeat: in one long process the torch figure
+    drifted between runs (allocator and thread-pool state left by earlier work), which
+    once made int8 look 2.8x faster when separate processes measure ~1.7x."""
+    import torch
+
+    from shopsense.text import TextEncoder
+    from shopsense.text._onnx import OnnxTextEncoder
+
+    torch.set_num_threads(2)
+    j = json.loads(job.read_text())
+    docs, queries, bs = j["docs"], j["queries"], j["batch_size"]
+    e = TextEncoder(j["src"], batch_size=bs, threads=2, query_cache_size=0) if backend == "torch-fp32" else \
+        OnnxTextEncoder(j["src"], j["odir"], int8=backend == "onnx-int8", batch_size=bs, threads=2, query_cache_size=0)
+    e.encode_documents(docs[:128])  # warm-up: load, first allocations
+    for q in queries[:10]:
+        e.encode_queries([q])
+    with Timer() as t:
+        e.encode_documents(docs)
+    lat = []
+    with Timer() as tq:
+        for q in queries:
+            t0 = time.perf_counter()
+            e.encode_queries([q])
+            lat.append((time.perf_counter() - t0) * 1000)
+    print(json.dumps({"docs_per_s_wall": len(docs) / t.wall, "docs_per_cpu_s": len(docs) / t.cpu,
+                      "query_p50_ms": float(np.percentile(lat, 50)), "query_p95_ms": float(np.percentile(lat, 95)),
+                      "query_cpu_ms": tq.cpu * 1000 / len(queries)}))
+
+
+def measure_speed(src: str, odir: Path, docs: list[str], queries: list[str], args) -> dict:
+    """Documents/s and query latency of the three back-ends of one model: each timing in
+    its own process, back-ends interleaved, ``--speed-repeats`` rounds, median kept (and
+    every round recorded). Encoder batch size ``--speed-batch`` for all three."""
+    import subprocess
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        job = Path(tmp) / "job.json"
+        job.write_text(json.dumps({"src": str(src), "odir": str(odir), "docs": docs, "queries": queries,
+                                   "batch_size": args.speed_batch}))
+        runs: dict[str, list[dict]] = {b: [] for b in BACKENDS}
+        for r in range(args.speed_repeats):
+            for b in BACKENDS[r % 3:] + BACKENDS[: r % 3]:  # rotate the order each round
+                out = subprocess.run([sys.executable, __file__, "--speed-worker", b, "--speed-job", str(job)],
+                                     check=True, capture_output=True, text=True).stdout
+                runs[b].append(json.loads(out.strip().splitlines()[-1]))
+                log.info("speed round %d %s: %s", r, b, runs[b][-1])
+    speed: dict = {}
+    for b, rs in runs.items():
+        speed[b] = {k: float(np.median([x[k] for x in rs])) for k in rs[0]}
+        speed[b]["rounds"] = rs
+    t = speed["torch-fp32"]
+    for b in ("onnx-fp32", "onnx-int8"):
+        v = speed[b]
+        v["docs_speedup_vs_torch_wall"] = v["docs_per_s_wall"] / t["docs_per_s_wall"]
+        v["docs_speedup_vs_torch_cpu"] = v["docs_per_cpu_s"] / t["docs_per_cpu_s"]
+        v["query_speedup_vs_torch_p50"] = t["query_p50_ms"] / v["query_p50_ms"]
+        v["query_speedup_vs_torch_cpu"] = t["query_cpu_ms"] / v["query_cpu_ms"]
+    speed["_protocol"] = (f"{len(docs)} Home Depot titles, {len(queries)} test queries one at a time (cache off); "
+                          f"encoder batch {args.speed_batch}, 2 threads; each back-end timed in a fresh process, "
+                          f"{args.speed_repeats} interleaved rounds, median")
+    return speed
+
+
+def speed_only(args) -> None:
+    """``--speed-only``: re-measure the speed section of the committed tune.json with the
+    cached tuned Home Depot model (no tuning, no quality runs)."""
+    from shopsense.eval._search import load_homedepot, query_split
+
+    report = json.loads((RESULTS / "tune.json").read_text())
+    meta = report.pop("_meta")
+    bench = load_homedepot()
+    _, test = query_split(bench.queries)
+    cache = CACHE / "homedepot"
+    src = cache / "models" / "full"
+    if not src.exists():
+        raise SystemExit(f"no tuned model at {src}: run bench/tune.py --datasets homedepot first")
+    docs = [p.title for p in bench.products][: args.speed_docs]
+    queries = [bench.queries[i] for i in test][: args.speed_queries]
+    report["homedepot"]["_speed"] = measure_speed(str(src), cache / "onnx" / "full", docs, queries, args)
+    meta["speed_command"] = "python " + " ".join(sys.argv)
+    meta["speed_date"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    report["_meta"] = meta
+    (RESULTS / "tune.json").write_text(json.dumps(report, indent=2))
+    table(report)
+    plot(report)
 
 
 def product_search(name: str, bench, home: Path, encoders: dict, val_idx: list[int], test_idx: list[int],
@@ -315,7 +380,15 @@ def product_search(name: str, bench, home: Path, encoders: dict, val_idx: list[i
     weights are picked per encoder on the val queries (dev side, not used to train the encoder
     when it was tuned), figures on the test queries, with the same code as ``shopsense eval search``."""
     from shopsense.engine import Engine
-    from shopsense.eval._search_run import PEER, Peer, System, evaluate, open_search, tune, warm_queries
+    from shopsense.eval._search_run import (
+        PEER,
+        Peer,
+        System,
+        evaluate,
+        open_search,
+        tune,
+        warm_queries,
+    )
     from shopsense.search import DenseIndex, HybridSearcher, SearchOptions
 
     if not (home / "store.sqlite3").exists():
@@ -382,9 +455,12 @@ def plot(report: dict) -> None:
     sp = report.get("homedepot", {}).get("_speed")
     if sp:
         ax = axes[-1]
-        ks = list(sp)
-        ax.bar(ks, [sp[k]["docs_per_cpu_s"] for k in ks], color="tab:orange")
-        ax.set_title("documents per CPU-second (tuned model)")
+        ks = [k for k in sp if not k.startswith("_")]
+        ax.bar(ks, [sp[k]["docs_per_s_wall"] for k in ks], color="tab:orange")
+        for i, k in enumerate(ks):
+            ax.text(i, sp[k]["docs_per_s_wall"], f"{sp[k].get('docs_speedup_vs_torch_wall', 1):.2f}x",
+                    ha="center", va="bottom")
+        ax.set_title("documents/s, 2 threads (tuned model; x = vs torch fp32)")
     fig.tight_layout()
     fig.savefig(RESULTS / "tune.png", dpi=110)
 
@@ -406,11 +482,15 @@ def table(report: dict) -> None:
         Console().print(t)
         if "_speed" in report[d]:
             t = Table(title="encoding speed (same tuned model)")
-            for c in ("backend", "docs/s wall", "docs/CPU-s", "query p50 ms", "query CPU ms", "x torch (CPU)"):
+            for c in ("backend", "docs/s wall", "docs/CPU-s", "x torch (docs)", "query p50 ms", "query CPU ms",
+                      "x torch (query p50)"):
                 t.add_column(c)
             for k, v in report[d]["_speed"].items():
-                t.add_row(k, f"{v['docs_per_s_wall']:.0f}", f"{v['docs_per_cpu_s']:.0f}", f"{v['query_p50_ms']:.1f}",
-                          f"{v['query_cpu_ms']:.1f}", f"{v.get('docs_speedup_vs_torch_cpu', 1):.2f}")
+                if k.startswith("_"):
+                    continue
+                t.add_row(k, f"{v['docs_per_s_wall']:.0f}", f"{v['docs_per_cpu_s']:.0f}",
+                          f"{v.get('docs_speedup_vs_torch_wall', 1):.2f}", f"{v['query_p50_ms']:.1f}",
+                          f"{v['query_cpu_ms']:.1f}", f"{v.get('query_speedup_vs_torch_p50', 1):.2f}")
             Console().print(t)
 
 
@@ -428,6 +508,11 @@ def main() -> None:
     p.add_argument("--neg-max-gain", type=float, default=0.34, help="judged gain at or below which a row is a negative")
     p.add_argument("--speed-docs", type=int, default=2000)
     p.add_argument("--speed-queries", type=int, default=200)
+    p.add_argument("--speed-batch", type=int, default=32, help="encoder batch size for the speed runs")
+    p.add_argument("--speed-repeats", type=int, default=3)
+    p.add_argument("--speed-only", action="store_true", help="only re-measure speed with the cached tuned model")
+    p.add_argument("--speed-worker", choices=BACKENDS, help=argparse.SUPPRESS)
+    p.add_argument("--speed-job", type=Path, help=argparse.SUPPRESS)
     p.add_argument("--retune", action="store_true")
     p.add_argument("--lr-full", type=float, default=5e-5)
     p.add_argument("--lr-lora", type=float, default=5e-4)
@@ -439,10 +524,15 @@ def main() -> None:
     p.add_argument("--no-shopsense", action="store_true",
                    help="skip shopsense's own hybrid search on each encoder (needs bench/search.py's engine home)")
     args = p.parse_args()
+    if args.speed_worker:
+        logging.basicConfig(level=logging.WARNING)
+        return speed_worker(args.speed_worker, args.speed_job)
     args.methods = [m for m in args.methods.split(",") if m]
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     for n in ("httpx", "sentence_transformers", "transformers"):
         logging.getLogger(n).setLevel(logging.WARNING)
+    if args.speed_only:
+        return speed_only(args)
     report: dict = {}
     prev = RESULTS / "tune.json"
     if prev.exists():  # keep finished datasets when re-running only one
