@@ -17,7 +17,7 @@ Datasets (../shared/datasets):
   candidate titles does not fit the CPU budget).
 
 Protocol: the default lambda is chosen on the VALIDATION targets of Beauty and
-Office (largest grid value whose NDCG@10 drop is <= 4% on both, for MMR); test
+Office (largest grid value whose NDCG@10 drop is <= 4% on both, for each method); test
 figures are then reported for every lambda so the whole curve is visible.
 
 EASE (Steck 2019) is written here in a few lines rather than imported from
@@ -42,7 +42,7 @@ import scipy.sparse as sp
 
 from shopsense.eval._metrics import gini, ndcg_at_k
 from shopsense.eval._report import meta, print_table, write_json
-from shopsense.rerank import dpp_rerank, item_features, mmr_rerank
+from shopsense.rerank import dpp_rerank, item_features, maxsum_rerank, mmr_rerank
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = Path(os.environ.get("SHOPSENSE_DATASETS", ROOT.parent / "shared" / "datasets"))
@@ -163,7 +163,7 @@ def summarise(tops: list[np.ndarray], gains: list[dict[int, float]], n_items: in
 
 def rerank_all(cand: np.ndarray, scores: np.ndarray, feats_of, method: str, lam: float,
                pool: int, sort: bool = True) -> list[np.ndarray]:
-    fn = mmr_rerank if method == "mmr" else dpp_rerank
+    fn = {"mmr": mmr_rerank, "maxsum": maxsum_rerank, "dpp": dpp_rerank}[method]
     out = []
     for c, s in zip(cand, scores):
         if lam == 0.0:
@@ -178,7 +178,10 @@ def rerank_all(cand: np.ndarray, scores: np.ndarray, feats_of, method: str, lam:
 
 
 # (method, pool, show the picked set in relevance order) -- the last keeps MMR's greedy order
-SERIES = (("mmr", POOL, True), ("dpp", POOL, True), ("mmr", POOL, False))
+SERIES = (("mmr", POOL, True), ("maxsum", POOL, True), ("dpp", POOL, True), ("mmr", POOL, False))
+# where the curve ends: diversity only (MaxSum, lambda=1) within the best 30 and within all 100
+# candidates -- the most ILD any re-ranker of these lists can show, whatever the accuracy cost
+CEILING_POOLS = (POOL, N_CAND)
 
 
 def series_key(method: str, pool: int, sort: bool = True) -> str:
@@ -205,6 +208,11 @@ def sweep(name: str, cand: np.ndarray, scores: np.ndarray, gains: list[dict[int,
             res[sysname]["ms_per_list"] = (time.perf_counter() - t0) * 1e3 / len(cand)
             print(f"  {name} {sysname}: ndcg {res[sysname]['ndcg@10']:.4f} ild {res[sysname]['ild@10']:.4f}",
                   flush=True)
+    for pool in CEILING_POOLS:
+        sysname = f"ceiling: maxsum lambda=1 pool={pool}"
+        res[sysname] = summarise(rerank_all(cand, scores, feats_of, "maxsum", 1.0, pool), gains, n_items,
+                                 ild_feats, pop, n_users, cats, ild_extra)
+        print(f"  {name} {sysname}: ndcg {res[sysname]['ndcg@10']:.4f} ild {res[sysname]['ild@10']:.4f}", flush=True)
     base = res["relevance (lambda=0)"]
     for v in res.values():
         v["ndcg_change"] = v["ndcg@10"] / base["ndcg@10"] - 1.0 if base["ndcg@10"] else 0.0
@@ -348,7 +356,7 @@ def plot(results: dict, defaults: dict[str, float], path: Path) -> None:
     fig, axes = plt.subplots(1, len(ds), figsize=(5.2 * len(ds), 4.2))
     for ax, d in zip(np.atleast_1d(axes), ds):
         base = results[d]["relevance (lambda=0)"]
-        for (method, pool, srt), mk in zip(SERIES, ("o-", "s--", "^:")):
+        for (method, pool, srt), mk in zip(SERIES, ("o-", "D-", "s--", "^:")):
             pts = [(0.0, base)] + [(lam, results[d][series_name(method, pool, lam, srt)]) for lam in LAMBDAS[1:]
                                    if series_name(method, pool, lam, srt) in results[d]]
             label = f"{method.upper()} (pool {pool}{'' if srt else ', greedy order'})"
@@ -357,13 +365,19 @@ def plot(results: dict, defaults: dict[str, float], path: Path) -> None:
                 if lam and lam == defaults.get(series_key(method, pool, srt)):
                     ax.annotate(f"default {lam}", (v["ild@10"], v["ndcg@10"]), fontsize=8,
                                 xytext=(4, 4), textcoords="offset points")
+        for pool in CEILING_POOLS:
+            v = results[d].get(f"ceiling: maxsum lambda=1 pool={pool}")
+            if v:
+                ax.plot([v["ild@10"]], [v["ndcg@10"]], "kx", ms=7)
+                ax.annotate(f"diversity only, pool {pool}", (v["ild@10"], v["ndcg@10"]), fontsize=7,
+                            xytext=(-10, 6), textcoords="offset points", ha="right")
         ax.axhline(base["ndcg@10"] * 0.95, color="grey", lw=0.8, ls=":", label="-5% NDCG@10")
         ax.axvline(base["ild@10"] * 1.2, color="grey", lw=0.8, ls="-.", label="+20% ILD")
         ax.set_xlabel("intra-list diversity @10")
         ax.set_ylabel("NDCG@10")
         ax.set_title(d)
         ax.legend(fontsize=7)
-    fig.suptitle("Diversity re-ranking trade-off on the test split (lambda sweep 0 .. 0.7)")
+    fig.suptitle("Diversity re-ranking trade-off on the test split (lambda sweep 0 .. 0.7; x = lambda 1)")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -374,7 +388,8 @@ def latency(hits_lists, catalog, emb) -> dict[str, float]:
     from shopsense.rerank import ExposureBounds, apply
 
     out = {}
-    for label, kw in (("apply mmr", {"diversity": 0.3}), ("apply dpp", {"diversity": 0.3, "method": "dpp"}),
+    for label, kw in (("apply mmr", {"diversity": 0.3}), ("apply maxsum", {"diversity": 0.3, "method": "maxsum"}),
+                      ("apply dpp", {"diversity": 0.3, "method": "dpp"}),
                       ("apply mmr+cap+fairness", {"diversity": 0.3, "category_cap": 3,
                                                   "fairness": ExposureBounds(k=10, max_share=0.3)})):
         ts = []
@@ -479,8 +494,9 @@ def main() -> None:
     write_json(results, OUT / "rerank.json", meta(
         "Candidates: EASE(reg=250) top-100 on leave-one-out (Beauty, Office; one model fitted on s[:-2], "
         "history excluded, all items ranked), bm25s top-50 (Home Depot titles; gains = judged relevance - 1, "
-        f"unjudged 0). Re-rank to the top 10 with MMR / DPP greedy MAP within the best {POOL} candidates "
-        "at each lambda; the picked 10 are shown in relevance order (rerank.apply's default "
+        f"unjudged 0). Re-rank to the top 10 with MMR / MaxSum (mean instead of max similarity) / DPP greedy "
+        f"MAP within the best {POOL} candidates at each lambda; 'ceiling' rows: MaxSum at lambda=1 (diversity "
+        f"only) within the best {POOL} and all {N_CAND} candidates, the most ILD a re-ranker of these lists shows; the picked 10 are shown in relevance order (rerank.apply's default "
         "sort_selected=True) except in the 'greedy-order' series. Default lambda = largest grid value with VALIDATION "
         f"NDCG@10 drop <= {DROP_FOR_DEFAULT:.0%} on Beauty and Office; every figure in the dataset tables is "
         "on the test targets. Similarity: Beauty = cosine in a rank-64 truncated SVD of the training "

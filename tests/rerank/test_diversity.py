@@ -4,7 +4,14 @@ import numpy as np
 import pytest
 
 from shopsense.errors import ValidationError
-from shopsense.rerank import category_cap, dpp_rerank, item_features, mmr_rerank, similarity_matrix
+from shopsense.rerank import (
+    category_cap,
+    dpp_rerank,
+    item_features,
+    maxsum_rerank,
+    mmr_rerank,
+    similarity_matrix,
+)
 
 from .conftest import candidate_lists
 
@@ -25,7 +32,7 @@ def clusters():
     return rel, item_features(emb, None)
 
 
-@pytest.mark.parametrize("fn", [mmr_rerank, dpp_rerank])
+@pytest.mark.parametrize("fn", [mmr_rerank, maxsum_rerank, dpp_rerank])
 def test_lambda_zero_is_relevance_order_and_inputs_unchanged(fn, clusters) -> None:
     rel, feats = clusters
     rel0, feats0 = rel.copy(), feats.copy()
@@ -35,7 +42,7 @@ def test_lambda_zero_is_relevance_order_and_inputs_unchanged(fn, clusters) -> No
     assert np.array_equal(rel, rel0) and np.array_equal(feats, feats0)
 
 
-@pytest.mark.parametrize("fn", [mmr_rerank, dpp_rerank])
+@pytest.mark.parametrize("fn", [mmr_rerank, maxsum_rerank, dpp_rerank])
 def test_diversity_grows_with_lambda(fn, clusters) -> None:
     rel, feats = clusters
     S = similarity_matrix(feats)
@@ -51,6 +58,20 @@ def test_matrix_and_features_agree(clusters) -> None:
     rel, feats = clusters
     S = similarity_matrix(feats)
     assert mmr_rerank(rel, feats, 10, 0.3).tolist() == mmr_rerank(rel, S, 10, 0.3).tolist()
+
+
+def test_maxsum_weighs_mean_not_max_similarity() -> None:
+    """After picking items 0 and 1, items 2 and 3 tie on relevance. Item 2 is fairly
+    close to both picks (max 0.6, mean 0.6); item 3 nearly duplicates item 1 but is far
+    from item 0 (max 0.9, mean 0.45). MMR (max) avoids the near-duplicate; MaxSum
+    (mean) takes it, since it adds more to the mean pairwise distance."""
+    S = np.array([[1.0, 0.0, 0.6, 0.0],
+                  [0.0, 1.0, 0.6, 0.9],
+                  [0.6, 0.6, 1.0, 0.0],
+                  [0.0, 0.9, 0.0, 1.0]])
+    rel = np.array([1.0, 0.9, 0.5, 0.5])
+    assert mmr_rerank(rel, S, 3, 0.5)[:3].tolist() == [0, 1, 2]
+    assert maxsum_rerank(rel, S, 3, 0.5)[:3].tolist() == [0, 1, 3]
 
 
 def test_lambda_validated(clusters) -> None:
@@ -78,14 +99,29 @@ def test_real_office_category_cap_and_mmr(office) -> None:
     from shopsense.rerank import apply
 
     cat = office["catalog"]
-    covered = {"base": [], "mmr": []}
+    covered: dict[str, list[int]] = {"base": []}
+    pairs_apart: dict[str, list[float]] = {"base": [], "maxsum": []}
+
+    def apart(leaves: np.ndarray) -> float:  # ILD under "same leaf category" similarity
+        same = leaves[:, None] == leaves[None, :]
+        return float((~same)[~np.eye(len(leaves), dtype=bool)].mean())
+
     for hits in candidate_lists(office, n_lists=60):
         out, _rep = apply(hits, cat, category_cap=3, k=10)
         leaves = cat.category_leaf[cat.indices(h.id for h in out[:10])]
         _vals, cnt = np.unique(leaves[leaves != ""], return_counts=True)
         assert cnt.max(initial=0) <= 3
         base_leaves = cat.category_leaf[cat.indices(h.id for h in hits[:10])]
-        div, _ = apply(hits, cat, diversity=0.3, k=10)
         covered["base"].append(len(set(base_leaves)))
-        covered["mmr"].append(len(set(cat.category_leaf[cat.indices(h.id for h in div[:10])])))
+        pairs_apart["base"].append(apart(base_leaves))
+        for method in ("mmr", "maxsum"):
+            div, rep = apply(hits, cat, diversity=0.3, method=method, k=10)
+            assert f"diversity_{method}" in rep.steps
+            leaves = cat.category_leaf[cat.indices(h.id for h in div[:10])]
+            covered.setdefault(method, []).append(len(set(leaves)))
+            if method == "maxsum":
+                pairs_apart["maxsum"].append(apart(leaves))
     assert np.mean(covered["mmr"]) > np.mean(covered["base"]) + 0.5
+    assert np.mean(covered["maxsum"]) > np.mean(covered["base"]) + 0.2
+    # Office lists start ~97% apart by category: the room left is small, but it must be used
+    assert np.mean(pairs_apart["maxsum"]) > np.mean(pairs_apart["base"]) + 0.005

@@ -53,9 +53,12 @@ def test_noop_without_options_keeps_order(big) -> None:
 
 def test_diversity_without_embeddings_uses_categories(big) -> None:
     cat, _, hits = big
-    out, rep = apply(hits, cat, diversity=0.5, k=10)
+    out, rep = apply(hits, cat, diversity=0.5, k=10, method="mmr")
     assert "diversity_mmr" in rep.steps
     assert len({cat.category_leaf[cat.index[h.id]] for h in out[:10]}) == 7
+    out, rep = apply(hits, cat, diversity=0.5, k=10)  # the default, MaxSum
+    assert "diversity_maxsum" in rep.steps
+    assert len({cat.category_leaf[cat.index[h.id]] for h in out[:10]}) >= 5
     bare = Catalog([Product(id=h.id, title="x") for h in hits])
     out, rep = apply(hits, bare, diversity=0.5)
     assert "skipped" in rep.stats["diversity"] and [h.id for h in out] == [h.id for h in hits]
@@ -84,7 +87,7 @@ def test_fast_enough_for_100_candidates(big) -> None:
 def test_reranker_from_home_per_surface_lambda(tmp_path, big) -> None:
     cat, emb, hits = big
     save_rules(tmp_path, RuleSet(rules=[Rule(name="pin", action="pin", position=1, match={"ids": ["p99"]})]))
-    rr = Reranker.from_home(tmp_path, lambdas={"search": 0.0, "recommend": 0.9})
+    rr = Reranker.from_home(tmp_path, lambdas={"search": 0.0, "recommend": 0.9}, method="mmr")
     s, _ = rr.rerank(hits, cat, embeddings=emb, context={"surface": "search"})
     r, rep = rr.rerank(hits, cat, embeddings=emb, context={"surface": "recommend"})
     assert s[0].id == r[0].id == "p99"
@@ -114,7 +117,7 @@ def test_similarity_matrix_and_pool(big) -> None:
     S[:10, :10] = 1.0  # the ten best are near duplicates
     np.fill_diagonal(S, 1.0)
     bare = Catalog([Product(id=h.id, title="x") for h in hits])
-    out, _rep = apply(hits, bare, similarity=S, diversity=0.5, k=10, pool=20)
+    out, _rep = apply(hits, bare, similarity=S, diversity=0.5, k=10, pool=20, method="mmr")
     top = [int(h.id[1:]) for h in out[:10]]
     assert top[0] == 0 and sum(i < 10 for i in top) == 1
     assert set(top) - {0} <= set(range(10, 20))  # nothing from beyond the pool

@@ -9,6 +9,7 @@ from shopsense.rerank._diversity import (
     category_cap,
     dpp_rerank,
     item_features,
+    maxsum_rerank,
     mmr_rerank,
     similarity_matrix,
 )
@@ -26,7 +27,7 @@ from shopsense.rerank._fairness import (
     exposure_shares,
     position_weights,
 )
-from shopsense.rerank._pipeline import DEFAULT_LAMBDA, Reranker, apply
+from shopsense.rerank._pipeline import DEFAULT_LAMBDA, DEFAULT_METHOD, Reranker, apply
 from shopsense.rerank._report import RerankReport
 from shopsense.rerank._rules import (
     RULES_FILE,
@@ -40,6 +41,7 @@ from shopsense.rerank._rules import (
 
 __all__ = [
     "DEFAULT_LAMBDA",
+    "DEFAULT_METHOD",
     "FALLBACK_REASONS",
     "RULES_FILE",
     "ExposureBounds",
@@ -59,6 +61,7 @@ __all__ = [
     "exposure_shares",
     "item_features",
     "load_rules",
+    "maxsum_rerank",
     "mmr_rerank",
     "position_weights",
     "reason_for",

@@ -1,4 +1,4 @@
-"""Diversity re-ranking over arrays: MMR, DPP greedy MAP and category caps.
+"""Diversity re-ranking over arrays: MMR, MaxSum, DPP greedy MAP and category caps.
 
 All functions take the candidates' relevance (higher is better) and an item
 similarity (a (n, n) matrix or (n, d) feature rows whose dot products are the
@@ -16,7 +16,7 @@ import numpy as np
 
 from shopsense.errors import check_param
 
-__all__ = ["category_cap", "dpp_rerank", "item_features", "mmr_rerank", "similarity_matrix"]
+__all__ = ["category_cap", "dpp_rerank", "item_features", "maxsum_rerank", "mmr_rerank", "similarity_matrix"]
 
 
 def _norm_rel(rel: np.ndarray) -> np.ndarray:
@@ -86,32 +86,53 @@ def _start(rel: np.ndarray, k: int, lam: float, owner: str) -> tuple[np.ndarray,
     return rel, min(int(k), len(rel)), np.argsort(-rel, kind="stable")
 
 
-def mmr_rerank(rel: np.ndarray, sim: np.ndarray, k: int, lam: float) -> np.ndarray:
-    """Maximal Marginal Relevance (Carbonell & Goldstein 1998).
-
-    Picks, k times, the candidate maximising ``(1-lam)·rel - lam·max_sim_to_picked``
-    (relevance min-max scaled); the rest keep their relevance order after the k.
-    """
-    rel, k, base = _start(rel, k, lam, "mmr_rerank")
+def _greedy(rel: np.ndarray, sim: np.ndarray, k: int, lam: float, owner: str, mean: bool) -> np.ndarray:
+    """Greedy ``(1-lam)·rel - lam·redundancy`` selection shared by MMR (redundancy = the
+    largest similarity to a picked item) and MaxSum (the mean similarity to them)."""
+    rel, k, base = _start(rel, k, lam, owner)
     if lam == 0.0 or len(rel) <= 1 or k <= 1:
         return base
     n = len(rel)
     row = _row_fn(sim, n)
     r = (1.0 - lam) * _norm_rel(rel)
-    max_sim = np.zeros(n)
+    red = np.zeros(n)  # max, or running sum, of similarity to the picked items
     taken = np.zeros(n, dtype=bool)
     out = np.empty(k, dtype=np.int64)
     j = int(base[0])
     for t in range(k):
         if t:
-            score = r - lam * max_sim
+            score = r - lam * (red / t if mean else red)
             score[taken] = -np.inf
             j = int(np.argmax(score))
         out[t] = j
         taken[j] = True
-        np.maximum(max_sim, row(j), out=max_sim)
+        if mean:
+            red += row(j)
+        else:
+            np.maximum(red, row(j), out=red)
     rest = base[~taken[base]]
     return np.concatenate([out, rest])
+
+
+def mmr_rerank(rel: np.ndarray, sim: np.ndarray, k: int, lam: float) -> np.ndarray:
+    """Maximal Marginal Relevance (Carbonell & Goldstein 1998).
+
+    Picks, k times, the candidate maximising ``(1-lam)·rel - lam·max_sim_to_picked``
+    (relevance min-max scaled); the rest keep their relevance order after the k.
+    Pushes hardest against near-duplicates.
+    """
+    return _greedy(rel, sim, k, lam, "mmr_rerank", mean=False)
+
+
+def maxsum_rerank(rel: np.ndarray, sim: np.ndarray, k: int, lam: float) -> np.ndarray:
+    """Greedy MaxSum diversification (as in Ziegler et al. 2005's topic diversification).
+
+    Like MMR with the *mean* similarity to the picked items in place of the largest:
+    each step adds what most raises intra-list diversity (mean pairwise distance) per
+    unit of relevance, so it buys more ILD for the same accuracy than MMR
+    (bench/rerank.py), while tolerating a near-duplicate pair when the rest is varied.
+    """
+    return _greedy(rel, sim, k, lam, "maxsum_rerank", mean=True)
 
 
 def dpp_rerank(rel: np.ndarray, sim: np.ndarray, k: int, lam: float, jitter: float = 1e-3) -> np.ndarray:
