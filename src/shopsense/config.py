@@ -7,10 +7,14 @@ import tomllib
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
+
+
+#: the result lists the engine re-ranks (rules' ``surfaces`` and ``rerank_diversity`` name them)
+SURFACES = ("search", "recommend", "similar", "next", "complements", "cart")
 
 
 class Settings(BaseSettings):
@@ -33,6 +37,27 @@ class Settings(BaseSettings):
     rate_limit_per_minute: int = Field(default=600, ge=1)
     max_request_bytes: int = Field(default=5_000_000, ge=1024)
     llm_url: str | None = Field(default=None, description="OpenAI-compatible endpoint, off by default")
+    rerank_method: Literal["mmr", "maxsum", "dpp"] = Field(
+        default="maxsum", description="diversity re-ranker of every result list (bench/rerank.py picks MaxSum)"
+    )
+    rerank_diversity: dict[str, float] = Field(
+        # off by default: on the storefront, diversity kept recommendations from following a
+        # shopper's clicks (the fresh items resemble each other, so diversity keeps one of them);
+        # bench/rerank.py recommends {"recommend": 0.4} where variety matters more than that
+        default_factory=dict,
+        description="diversity lambda in [0, 1] per surface (search, recommend, similar, next, complements, "
+        "cart), e.g. {recommend = 0.4}; a surface not named gets 0 (relevance order; rules still apply)",
+    )
+
+    @field_validator("rerank_diversity")
+    @classmethod
+    def _check_diversity(cls, v: dict[str, float]) -> dict[str, float]:
+        for surface, lam in v.items():
+            if surface not in SURFACES:
+                raise ValueError(f"unknown surface {surface!r} in rerank_diversity; expected one of {SURFACES}")
+            if not 0.0 <= lam <= 1.0:
+                raise ValueError(f"rerank_diversity[{surface!r}] must be in [0, 1]; got {lam}")
+        return v
 
     @classmethod
     def load(cls, home: str | Path | None = None, **overrides: object) -> Settings:

@@ -11,7 +11,7 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Self
 
@@ -23,6 +23,8 @@ from shopsense.store import SQLiteStore, Store
 if TYPE_CHECKING:  # heavy modules load only when a capability is first used
     from shopsense.bundles import BundleService
     from shopsense.recommend import RecommendService
+    from shopsense.rerank import Reranker
+    from shopsense.results import ResultList
     from shopsense.search import SearchService
     from shopsense.text import TextEncoder
 
@@ -50,6 +52,8 @@ class Engine:
         self._search: SearchService | None = None
         self._recommend: RecommendService | None = None
         self._bundles: BundleService | None = None
+        self._reranker: Reranker | None = None
+        self._rules_stamp: tuple[Any, ...] | None = None
 
     # -- lifecycle -------------------------------------------------------------
     def close(self) -> None:
@@ -176,7 +180,8 @@ class Engine:
     ) -> Any:
         """Hybrid product search; see :class:`shopsense.search.SearchService`."""
         _check_k(k, "search")
-        return self.searcher.search(query, filters=filters, user_id=user_id, k=k, **options)
+        return self._reranked(lambda n: self.searcher.search(query, filters=filters, user_id=user_id, k=n, **options),
+                              k, "search", {"query": query})
 
     # -- recommendations ---------------------------------------------------------
     @property
@@ -194,18 +199,21 @@ class Engine:
 
     def recommend(self, user_id: str, k: int = 10, filters: dict[str, Any] | None = None, **options: Any) -> Any:
         _check_k(k, "recommend")
-        return self.recommender.recommend(user_id, k=k, filters=filters, **options)
+        return self._reranked(lambda n: self.recommender.recommend(user_id, k=n, filters=filters, **options),
+                              k, "recommend")
 
     def similar(self, item_id: str, k: int = 10, filters: dict[str, Any] | None = None, **options: Any) -> Any:
         _check_k(k, "similar")
-        return self.recommender.similar(item_id, k=k, filters=filters, **options)
+        return self._reranked(lambda n: self.recommender.similar(item_id, k=n, filters=filters, **options),
+                              k, "similar")
 
     def next_items(
         self, session_events: Sequence[str | Event | dict[str, Any]], k: int = 10,
         filters: dict[str, Any] | None = None, **options: Any,
     ) -> Any:
         _check_k(k, "next_items")
-        return self.recommender.next_items(session_events, k=k, filters=filters, **options)
+        return self._reranked(lambda n: self.recommender.next_items(session_events, k=n, filters=filters, **options),
+                              k, "next")
 
     # -- combinations --------------------------------------------------------------
     @property
@@ -219,15 +227,50 @@ class Engine:
 
     def complements(self, item_id: str, k: int = 10, **options: Any) -> Any:
         _check_k(k, "complements")
-        return self.bundler.complements(item_id, k=k, **options)
+        return self._reranked(lambda n: self.bundler.complements(item_id, k=n, **options), k, "complements")
 
     def complete_cart(self, item_ids: Sequence[str], k: int = 10, **options: Any) -> Any:
         _check_k(k, "complete_cart")
-        return self.bundler.complete_cart(list(item_ids), k=k, **options)
+        return self._reranked(lambda n: self.bundler.complete_cart(list(item_ids), k=n, **options), k, "cart")
 
     def bundle(self, items: str | Sequence[str], size: int = 3, budget: float | None = None, **options: Any) -> Any:
         ids = [items] if isinstance(items, str) else list(items)
         return self.bundler.bundle(ids, size=size, budget=budget, **options)
+
+    # -- the one re-ranking stage every list passes through ----------------------------
+    @property
+    def reranker(self) -> Reranker:
+        """Business rules from ``home/rules.json`` (re-read when the file changes, so
+        ``shopsense rules add`` acts on a running server) and the per-surface diversity
+        of the settings (``rerank_diversity``, ``rerank_method``)."""
+        from shopsense.rerank import RULES_FILE, Reranker
+
+        path = self.home / RULES_FILE
+        stamp = (path.stat().st_mtime_ns if path.exists() else None, self.settings.rerank_method,
+                 tuple(sorted(self.settings.rerank_diversity.items())))
+        with self._lock:
+            if self._reranker is None or stamp != self._rules_stamp:
+                self._reranker = Reranker.from_home(self.home, diversity=0.0, method=self.settings.rerank_method,
+                                                    lambdas=dict(self.settings.rerank_diversity))
+                self._rules_stamp = stamp
+            return self._reranker
+
+    def _reranked(self, fetch: Callable[[int], ResultList], k: int, surface: str,
+                  context: dict[str, Any] | None = None) -> ResultList:
+        """``fetch(n)`` a list from a service, then rules, diversity and reasons
+        (:func:`shopsense.rerank.apply`); ``info["rerank"]`` says what moved and why.
+        When nothing is configured for ``surface`` the list passes untouched. With
+        something to do, the service is asked for ``3k`` candidates so diversity has
+        choice and exclusions still leave ``k``."""
+        rr = self.reranker
+        ctx = {"surface": surface, **(context or {})}
+        lam = float(rr.lambdas.get(surface, 0.0))
+        if lam <= 0 and not rr.rules.hide_out_of_stock and not any(r.active(ctx) for r in rr.rules.rules):
+            return fetch(k)
+        res = fetch(3 * k)
+        vectors = self._search.loaded_vectors() if self._search is not None else None
+        hits, report = rr.rerank(res.hits, self.catalog(), embeddings=vectors, k=k, context=ctx, diversity=lam)
+        return type(res)(hits[:k], {**res.info, "rerank": report.as_dict()})
 
     # -- privacy -------------------------------------------------------------------
     def delete_user(self, user_id: str) -> dict[str, Any]:

@@ -127,3 +127,53 @@ def test_model_reloads_from_disk(trained) -> None:  # type: ignore[no-untyped-de
     a = fresh.recommend("u30", k=10).ids
     b = eng.recommend("u30", k=10).ids
     assert a == b
+
+
+def test_rules_and_diversity_act_on_the_engine_lists(trained) -> None:  # type: ignore[no-untyped-def]
+    """Issue 6: every list the engine returns passes through one re-ranking stage: rules
+    saved in the home (as `shopsense rules add` does) act on the next call, pins limited to
+    a surface stay there, and diversity set per surface in the settings runs."""
+    from shopsense.rerank import RULES_FILE, Rule, RuleSet, save_rules
+
+    eng, _, _ = trained
+    base = eng.recommend("u3", k=10)
+    assert "rerank" not in base.info  # nothing configured: the list passes untouched
+    seen = set(eng.store.events(user_id="u3").item_id)
+    drop = base.ids[0]
+    pin = next(p.id for p in eng.catalog().products if p.id not in set(base.ids) | seen)
+    save_rules(eng.home, RuleSet(rules=[
+        Rule(name="no-top", action="exclude", match={"ids": [drop]}),
+        Rule(name="promo", action="pin", position=1, match={"ids": [pin]}, surfaces=["recommend"])]))
+    try:
+        res = eng.recommend("u3", k=10)
+        assert len(res) == 10 and res.ids[0] == pin and drop not in res.ids
+        assert res.info["rerank"]["removed"] == {drop: "rule 'no-top'"}
+        assert res.info["rerank"]["inserted"] == [pin]
+        assert all(h.reason for h in res.hits)
+        sim = eng.similar(base.ids[1], k=10)  # the exclusion holds everywhere, the pin only on 'recommend'
+        assert drop not in sim.ids and pin not in sim.ids[:1] and len(sim) == 10
+    finally:
+        (eng.home / RULES_FILE).unlink()
+    assert eng.recommend("u3", k=10).ids == base.ids  # the file is re-read when it changes
+
+    cats = eng.catalog().category_leaf
+    eng.settings.rerank_diversity = {"recommend": 0.9}
+    try:
+        div = eng.recommend("u3", k=10)
+    finally:
+        eng.settings.rerank_diversity = {}
+    assert "diversity_maxsum" in div.info["rerank"]["steps"] and len(div) == 10
+    leaves = [len({cats[eng.catalog().index[i]] for i in r.ids}) for r in (base, div)]
+    assert leaves[1] >= leaves[0] and div.ids != base.ids
+
+
+def test_rerank_settings_are_validated(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from shopsense.config import Settings
+    from shopsense.rerank import Rule
+
+    with pytest.raises(ValueError, match="unknown surface 'home'"):
+        Settings(home=tmp_path, rerank_diversity={"home": 0.3})
+    with pytest.raises(ValueError, match=r"rerank_diversity\['recommend'\] must be in \[0, 1\]"):
+        Settings(home=tmp_path, rerank_diversity={"recommend": 1.5})
+    with pytest.raises(ValueError, match="unknown surface"):
+        Rule(name="x", action="exclude", match={"ids": ["a"]}, surfaces=["homepage"])

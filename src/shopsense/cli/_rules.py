@@ -66,7 +66,7 @@ def add_rule(
     price_max: float = typer.Option(None, "--price-max"),
     weight: float = typer.Option(None, "--weight", help="boost/bury strength, in score spreads (default 0.2)"),
     position: int = typer.Option(None, "--position", help="1-based position for pin"),
-    surfaces: list[str] = typer.Option(None, "--surface", help="limit to a surface, repeatable"),
+    surfaces: list[str] = typer.Option(None, "--surface", help="limit to a surface (search, recommend, similar, next, complements, cart), repeatable"),
     queries: list[str] = typer.Option(None, "--query", help="limit to an exact query, repeatable"),
     home: Path = HomeOpt,
 ) -> None:

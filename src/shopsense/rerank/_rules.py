@@ -14,6 +14,7 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from shopsense.config import SURFACES
 from shopsense.errors import ValidationError
 
 __all__ = ["RULES_FILE", "Match", "Rule", "RuleSet", "load_rules", "save_rules", "validate_rules"]
@@ -95,6 +96,9 @@ class Rule(BaseModel):
             raise ValueError("a 'pin' rule needs a position (1-based)")
         if self.action != "pin" and self.position is not None:
             raise ValueError(f"position is only for 'pin' rules, not {self.action!r}")
+        unknown = [x for x in self.surfaces if x not in SURFACES]
+        if unknown:
+            raise ValueError(f"unknown surface(s) {unknown}; expected some of {list(SURFACES)}")
         return self
 
     def active(self, context: Mapping[str, Any] | None) -> bool:

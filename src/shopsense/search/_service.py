@@ -221,6 +221,11 @@ class SearchService:
         """Drop any cached profile of ``user_id``; returns how many were dropped."""
         return int(self._profiles.pop(user_id, None) is not None)
 
+    def loaded_vectors(self) -> np.ndarray | None:
+        """The dense item vectors if the index is already in memory (never loads it)."""
+        s = self._searcher
+        return s.dense.vectors_ if s is not None and s.dense is not None and not self._stale else None
+
     def profile(self, user_id: str) -> np.ndarray | None:
         if user_id not in self._profiles:
             s = self.searcher
