@@ -92,7 +92,7 @@ class Engine:
         path = Path(path)
         return ingest(
             path, "events", self.store.add_events, mapping=mapping, fmt=format,
-            batch_size=self.settings.ingest_batch_size,
+            batch_size=self.settings.ingest_event_batch_size,
             rejects_path=rejects_path or self._rejects_path("events", path), progress=progress,
         )
 
