@@ -7,7 +7,7 @@ import tomllib
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
@@ -41,7 +41,11 @@ class Settings(BaseSettings):
     cors_origins: list[str] = Field(default_factory=list)
     rate_limit_per_minute: int = Field(default=600, ge=1)
     max_request_bytes: int = Field(default=5_000_000, ge=1024)
-    llm_url: str | None = Field(default=None, description="OpenAI-compatible endpoint, off by default")
+    llm_url: str | None = Field(
+        default=None, description="OpenAI-compatible endpoint that rephrases result reasons; off by default"
+    )
+    llm_model: str = Field(default="gpt-4o-mini", description="model name sent to llm_url")
+    llm_api_key: SecretStr | None = Field(default=None, description="bearer key for llm_url (never logged)")
     rerank_method: Literal["mmr", "maxsum", "dpp"] = Field(
         default="maxsum", description="diversity re-ranker of every result list (bench/rerank.py picks MaxSum)"
     )

@@ -54,6 +54,9 @@ class Engine:
         self._bundles: BundleService | None = None
         self._reranker: Reranker | None = None
         self._rules_stamp: tuple[Any, ...] | None = None
+        from shopsense.rerank._explain import OpenAIRephraser  # light: httpx loads on first call
+
+        self._rephraser = OpenAIRephraser.from_settings(self.settings)
 
     # -- lifecycle -------------------------------------------------------------
     def close(self) -> None:
@@ -266,11 +269,18 @@ class Engine:
         ctx = {"surface": surface, **(context or {})}
         lam = float(rr.lambdas.get(surface, 0.0))
         if lam <= 0 and not rr.rules.hide_out_of_stock and not any(r.active(ctx) for r in rr.rules.rules):
-            return fetch(k)
-        res = fetch(3 * k)
-        vectors = self._search.loaded_vectors() if self._search is not None else None
-        hits, report = rr.rerank(res.hits, self.catalog(), embeddings=vectors, k=k, context=ctx, diversity=lam)
-        return type(res)(hits[:k], {**res.info, "rerank": report.as_dict()})
+            res = fetch(k)
+            hits, info = res.hits, res.info
+        else:
+            res = fetch(3 * k)
+            vectors = self._search.loaded_vectors() if self._search is not None else None
+            hits, report = rr.rerank(res.hits, self.catalog(), embeddings=vectors, k=k, context=ctx, diversity=lam)
+            hits, info = hits[:k], {**res.info, "rerank": report.as_dict()}
+        if self._rephraser is not None:  # Settings.llm_url: off by default; failures keep the reasons
+            from shopsense.rerank import rephrase
+
+            hits = rephrase(hits, self._rephraser, ctx)
+        return res if hits is res.hits else type(res)(hits, info)
 
     # -- privacy -------------------------------------------------------------------
     def delete_user(self, user_id: str) -> dict[str, Any]:

@@ -28,3 +28,28 @@ def test_search_obeys_rules_saved_in_the_home(built_engine) -> None:  # type: ig
     finally:
         (eng.home / RULES_FILE).unlink()
     assert eng.search("samsung tv", k=10).ids == base.ids
+
+
+def test_llm_rephraser_from_settings_rewords_engine_reasons(built_engine) -> None:  # type: ignore[no-untyped-def]
+    """Settings.llm_url (off by default) sends the final reasons to an OpenAI-compatible
+    endpoint (a local fake here); an unreachable endpoint keeps the service's reasons."""
+    import threading
+    from http.server import HTTPServer
+
+    from shopsense.engine import Engine
+    from tests.rerank.test_explain import _Fake
+
+    plain = built_engine.search("samsung tv", k=5)
+    srv = HTTPServer(("127.0.0.1", 0), _Fake)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    try:
+        with Engine(built_engine.home, llm_url=f"http://127.0.0.1:{srv.server_port}/v1", llm_model="m",
+                    llm_api_key="sk-test") as eng:
+            res = eng.search("samsung tv", k=5)
+    finally:
+        srv.shutdown()
+    assert res.ids == plain.ids
+    assert [h.reason for h in res.hits] == [f"You'll like this: {h.reason.lower()}" for h in plain.hits]
+    assert _Fake.calls[-1]["model"] == "m"
+    with Engine(built_engine.home, llm_url="http://127.0.0.1:9/v1") as eng:  # nothing listens there
+        assert [h.reason for h in eng.search("samsung tv", k=5).hits] == [h.reason for h in plain.hits]

@@ -19,6 +19,7 @@ from shopsense.rerank._explain import (
     Rephraser,
     explain,
     reason_for,
+    rephrase,
 )
 from shopsense.rerank._fairness import (
     ExposureBounds,
@@ -65,6 +66,7 @@ __all__ = [
     "mmr_rerank",
     "position_weights",
     "reason_for",
+    "rephrase",
     "save_rules",
     "similarity_matrix",
     "validate_rules",

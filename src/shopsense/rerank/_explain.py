@@ -163,16 +163,23 @@ def explain(hits: Sequence[Hit], catalog: Any = None, context: Mapping[str, Any]
     'Often bought together'
     """
     out = [h.with_(reason=reason_for(h, catalog, context)) for h in hits]
-    if rephraser is not None and out:
-        try:
-            new = rephraser.rephrase([h.reason for h in out], context or {})
-        except Exception as exc:  # noqa: BLE001 - the template reason is always a good answer
-            log.warning("rephraser failed, keeping template reasons: %s", exc)
-            return out
-        if len(new) == len(out):
-            out = [h.with_(reason=r.strip()) if isinstance(r, str) and r.strip() else h
-                   for h, r in zip(out, new)]
-    return out
+    return rephrase(out, rephraser, context) if rephraser is not None else out
+
+
+def rephrase(hits: Sequence[Hit], rephraser: Rephraser, context: Mapping[str, Any] | None = None) -> list[Hit]:
+    """NEW hits whose reasons the ``rephraser`` reworded; any failure, a wrong-length
+    answer or an empty string keeps the reason as it was (it is always a good answer)."""
+    out = list(hits)
+    if not out:
+        return out
+    try:
+        new = rephraser.rephrase([h.reason for h in out], context or {})
+    except Exception as exc:  # noqa: BLE001 - the template reason is always a good answer
+        log.warning("rephraser failed, keeping template reasons: %s", exc)
+        return out
+    if len(new) != len(out):
+        return out
+    return [h.with_(reason=r.strip()) if isinstance(r, str) and r.strip() else h for h, r in zip(out, new)]
 
 
 class Rephraser(Protocol):
@@ -199,7 +206,11 @@ class OpenAIRephraser:
     @classmethod
     def from_settings(cls, settings: Any) -> OpenAIRephraser | None:
         url = getattr(settings, "llm_url", None)
-        return cls(url) if url else None
+        if not url:
+            return None
+        key = getattr(settings, "llm_api_key", None)
+        return cls(url, model=getattr(settings, "llm_model", None) or "gpt-4o-mini",
+                   api_key=key.get_secret_value() if hasattr(key, "get_secret_value") else key)
 
     def _endpoint(self) -> str:
         return self.url if self.url.endswith("/chat/completions") else self.url + "/chat/completions"
