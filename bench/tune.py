@@ -535,9 +535,15 @@ def main() -> None:
         return speed_only(args)
     report: dict = {}
     prev = RESULTS / "tune.json"
-    if prev.exists():  # keep finished datasets when re-running only one
-        report = {k: v for k, v in json.loads(prev.read_text()).items() if not k.startswith("_")}
     meta: dict = {}
+    if prev.exists():  # keep finished datasets when re-running only one, and say where they came from
+        old = json.loads(prev.read_text())
+        report = {k: v for k, v in old.items() if not k.startswith("_")}
+        kept = [d for d in report if d not in args.datasets.split(",")]
+        if kept:
+            om = old.get("_meta", {})
+            meta["kept_from_previous_run"] = {d: {"command": om.get("command"), "date": om.get("date"),
+                                                  **({"info": om[d]} if d in om else {})} for d in kept}
     for d in args.datasets.split(","):
         report.pop(d, None)
         run_dataset(d, args, report, meta)
