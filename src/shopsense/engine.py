@@ -91,10 +91,17 @@ class Engine:
         self, path: str | Path, *, mapping: dict[str, str] | None = None, format: str | None = None,
         rejects_path: str | Path | None = None, progress: bool = False,
     ) -> IngestReport:
-        """Stream events from CSV/JSONL/Parquet into the store (identical events skipped)."""
+        """Stream events from CSV/JSONL/Parquet into the store (identical events skipped);
+        loaded services hear of each stored batch, as with :meth:`add_events`."""
         path = Path(path)
+
+        def write(batch: list[Event]) -> int:
+            n = self.store.add_events(batch)
+            self._events_added(batch)
+            return n
+
         return ingest(
-            path, "events", self.store.add_events, mapping=mapping, fmt=format,
+            path, "events", write, mapping=mapping, fmt=format,
             batch_size=self.settings.ingest_event_batch_size,
             rejects_path=rejects_path or self._rejects_path("events", path), progress=progress,
         )
@@ -110,10 +117,14 @@ class Engine:
         """Append events (all or nothing) and update online models; returns how many were new."""
         items = [_validate(Event, e, i) for i, e in enumerate(events)]
         n = self.store.add_events(items)
+        self._events_added(items)
+        return n
+
+    def _events_added(self, items: Sequence[Event]) -> None:
+        """Tell the loaded services (per-user caches, basket counts) that events arrived."""
         for service in (self._recommend, self._search, self._bundles):
             if service is not None and hasattr(service, "on_events"):
                 service.on_events(items)
-        return n
 
     def _products_changed(self) -> None:
         with self._lock:

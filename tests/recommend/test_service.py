@@ -177,3 +177,16 @@ def test_rerank_settings_are_validated(tmp_path) -> None:  # type: ignore[no-unt
         Settings(home=tmp_path, rerank_diversity={"recommend": 1.5})
     with pytest.raises(ValueError, match="unknown surface"):
         Rule(name="x", action="exclude", match={"ids": ["a"]}, surfaces=["homepage"])
+
+
+def test_file_ingest_reaches_a_running_recommender(trained, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Events ingested from a file update the loaded service like add_events does: the
+    user's cached history is dropped, so the next list follows the new clicks."""
+    eng, _, _ = trained
+    before = eng.recommend("u9", k=10)
+    seen = set(eng.store.events(user_id="u9").item_id)
+    far = [p.id for p in eng.catalog().products if p.id not in seen | set(before.ids)][-5:]
+    rows = "".join(f"u9,{i},add_to_cart,{1_900_000_000 + n}\n" for n, i in enumerate(far))
+    (tmp_path / "ev.csv").write_text("user_id,item_id,type,timestamp\n" + rows, encoding="utf-8")
+    assert eng.ingest_events(tmp_path / "ev.csv").stored == 5
+    assert eng.recommend("u9", k=10).ids != before.ids
