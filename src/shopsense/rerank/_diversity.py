@@ -125,7 +125,7 @@ def mmr_rerank(rel: np.ndarray, sim: np.ndarray, k: int, lam: float) -> np.ndarr
 
 
 def maxsum_rerank(rel: np.ndarray, sim: np.ndarray, k: int, lam: float) -> np.ndarray:
-    """Greedy MaxSum diversification (as in Ziegler et al. 2005's topic diversification).
+    """Greedy max-sum diversification (after Gollapudi & Sharma, WWW 2009).
 
     Like MMR with the *mean* similarity to the picked items in place of the largest:
     each step adds what most raises intra-list diversity (mean pairwise distance) per
