@@ -98,3 +98,14 @@ def test_filters_and_facets(products) -> None:  # type: ignore[no-untyped-def]
     assert f["brand"]["Samsung"] == sum(p.brand == "Samsung" for p in products)
     assert sum(f["price"].values()) == len(products)
     assert f["attributes"]["color"]["Black"] == sum(p.attributes.get("color") == "Black" for p in products)
+
+
+def test_bm25s_logger_follows_the_application() -> None:
+    """bm25s sets its logger to DEBUG on import; ours hands it back to the app's level."""
+    import logging
+
+    from shopsense.search._lexical import import_bm25s
+
+    logging.getLogger("bm25s").setLevel(logging.DEBUG)  # as a fresh `import bm25s` leaves it
+    import_bm25s()
+    assert logging.getLogger("bm25s").level == logging.NOTSET

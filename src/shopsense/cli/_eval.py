@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 
 import typer
@@ -75,8 +74,6 @@ def search_cmd(
     from shopsense.eval._report import write_json
     from shopsense.eval._search_run import PEER, eval_search_files, plot, print_search_table
 
-    # bm25s sets its own logger to DEBUG; a command line run only wants warnings from it
-    logging.getLogger("bm25s").setLevel(max(logging.getLogger().level, logging.WARNING))
     keys = [k.strip() for k in systems.split(",") if k.strip()] if systems else None
     res = eval_search_files(products, judgments, mapping=parse_mapping(mapping), judgment_map=parse_mapping(judgment_map),
                             fmt=fmt, name=name, home=home, keys=keys, test_fraction=test_fraction,

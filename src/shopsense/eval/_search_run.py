@@ -72,7 +72,9 @@ class Peer:
     """bm25s exactly as a newcomer would use it: default tokenizer, default BM25."""
 
     def __init__(self, products: Sequence[Any]) -> None:
-        import bm25s
+        from shopsense.search._lexical import import_bm25s
+
+        bm25s = import_bm25s()
 
         self.bm25s = bm25s
         self.r = bm25s.BM25()

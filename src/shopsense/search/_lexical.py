@@ -18,7 +18,7 @@ import numpy as np
 from shopsense.errors import NotFittedError, require
 from shopsense.search._analysis import Analyzer
 
-__all__ = ["DEFAULT_FIELD_WEIGHTS", "LexicalIndex", "product_fields"]
+__all__ = ["DEFAULT_FIELD_WEIGHTS", "LexicalIndex", "import_bm25s", "product_fields"]
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +40,14 @@ def product_fields(products: Sequence[Any]) -> dict[str, list[str]]:
     }
 
 
+
+def import_bm25s() -> Any:
+    """bm25s, with its logger left to the application: bm25s sets it to DEBUG on import,
+    which printed "Building index from tokens" in every command line run."""
+    mod = require("bm25s", "search")
+    logging.getLogger("bm25s").setLevel(logging.NOTSET)
+    return mod
+
 class LexicalIndex:
     """BM25 with per-field weights, stemming and stop words.
 
@@ -60,7 +68,7 @@ class LexicalIndex:
         self.doc_freq_: dict[str, int] = {}
 
     def fit(self, fields: dict[str, list[str]], progress: bool = False) -> LexicalIndex:
-        bm25s = require("bm25s", "search")
+        bm25s = import_bm25s()
         self.fields_ = {}
         self.doc_freq_ = {}
         n = None
@@ -120,7 +128,7 @@ class LexicalIndex:
 
     @classmethod
     def load(cls, path: str | Path, mmap: bool = True) -> LexicalIndex:
-        bm25s = require("bm25s", "search")
+        bm25s = import_bm25s()
         path = Path(path)
         meta = json.loads((path / "lexical.json").read_text())
         self = cls(meta["field_weights"], k1=meta["k1"], b=meta["b"],
