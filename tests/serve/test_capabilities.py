@@ -213,3 +213,18 @@ def test_delete_user_leaves_no_bytes_in_store_files(client, write_key, office_da
     assert client.delete(f"/users/{uid}", headers={"X-API-Key": write_key}).status_code == 200
     leaks = [p for p in home.glob("store.sqlite3*") if uid.encode() in p.read_bytes()]
     assert not leaks, f"user id bytes still in {leaks}"
+
+
+@needs("recommend")
+def test_rules_file_edits_reach_cached_lists(client, office_data, home):
+    """A rule saved in the home (as `shopsense rules add` does, outside the API) is
+    served on the next request, although the previous answer was cached."""
+    from shopsense.rerank import Rule, RuleSet, save_rules
+
+    _, events = office_data
+    item = events[0].item_id
+    first = [h["id"] for h in _hits(client.get(f"/items/{item}/similar", params={"k": 5}))]
+    assert first == [h["id"] for h in _hits(client.get(f"/items/{item}/similar", params={"k": 5}))]
+    save_rules(home, RuleSet(rules=[Rule(name="hide", action="exclude", match={"ids": [first[0]]})]))
+    after = [h["id"] for h in _hits(client.get(f"/items/{item}/similar", params={"k": 5}))]
+    assert first[0] not in after and len(after) == 5
