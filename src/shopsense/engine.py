@@ -195,7 +195,7 @@ class Engine:
         """Hybrid product search; see :class:`shopsense.search.SearchService`."""
         _check_k(k, "search")
         return self._reranked(lambda n: self.searcher.search(query, filters=filters, user_id=user_id, k=n, **options),
-                              k, "search", {"query": query})
+                              k, "search", {"query": query}, filters)
 
     # -- recommendations ---------------------------------------------------------
     @property
@@ -214,12 +214,12 @@ class Engine:
     def recommend(self, user_id: str, k: int = 10, filters: dict[str, Any] | None = None, **options: Any) -> Any:
         _check_k(k, "recommend")
         return self._reranked(lambda n: self.recommender.recommend(user_id, k=n, filters=filters, **options),
-                              k, "recommend")
+                              k, "recommend", filters=filters)
 
     def similar(self, item_id: str, k: int = 10, filters: dict[str, Any] | None = None, **options: Any) -> Any:
         _check_k(k, "similar")
         return self._reranked(lambda n: self.recommender.similar(item_id, k=n, filters=filters, **options),
-                              k, "similar")
+                              k, "similar", filters=filters)
 
     def next_items(
         self, session_events: Sequence[str | Event | dict[str, Any]], k: int = 10,
@@ -227,7 +227,7 @@ class Engine:
     ) -> Any:
         _check_k(k, "next_items")
         return self._reranked(lambda n: self.recommender.next_items(session_events, k=n, filters=filters, **options),
-                              k, "next")
+                              k, "next", filters=filters)
 
     # -- combinations --------------------------------------------------------------
     @property
@@ -270,12 +270,13 @@ class Engine:
             return self._reranker
 
     def _reranked(self, fetch: Callable[[int], ResultList], k: int, surface: str,
-                  context: dict[str, Any] | None = None) -> ResultList:
+                  context: dict[str, Any] | None = None, filters: dict[str, Any] | None = None) -> ResultList:
         """``fetch(n)`` a list from a service, then rules, diversity and reasons
         (:func:`shopsense.rerank.apply`); ``info["rerank"]`` says what moved and why.
         When nothing is configured for ``surface`` the list passes untouched. With
         something to do, the service is asked for ``3k`` candidates so diversity has
-        choice and exclusions still leave ``k``."""
+        choice and exclusions still leave ``k``. A pinned product that the call's own
+        ``filters`` rule out (price range, brand, in stock...) is not inserted."""
         rr = self.reranker
         ctx = {"surface": surface, **(context or {})}
         lam = float(rr.lambdas.get(surface, 0.0))
@@ -286,6 +287,15 @@ class Engine:
             res = fetch(3 * k)
             vectors = self._search.loaded_vectors() if self._search is not None else None
             hits, report = rr.rerank(res.hits, self.catalog(), embeddings=vectors, k=k, context=ctx, diversity=lam)
+            if report.inserted and filters:
+                from shopsense.search import filter_mask
+
+                cat = self.catalog()
+                ok = filter_mask(cat, filters)
+                out = {i for i in report.inserted if ok is not None and not ok[cat.index[i]]}
+                hits = [h for h in hits if h.id not in out]
+                report.inserted = [i for i in report.inserted if i not in out]
+                report.removed.update({i: "pinned, but outside this call's filters" for i in out})
             hits, info = hits[:k], {**res.info, "rerank": report.as_dict()}
         if self._rephraser is not None:  # Settings.llm_url: off by default; failures keep the reasons
             from shopsense.rerank import rephrase

@@ -140,7 +140,7 @@ def test_rules_and_diversity_act_on_the_engine_lists(trained) -> None:  # type: 
     assert "rerank" not in base.info  # nothing configured: the list passes untouched
     seen = set(eng.store.events(user_id="u3").item_id)
     drop = base.ids[0]
-    pin = next(p.id for p in eng.catalog().products if p.id not in set(base.ids) | seen)
+    pin = next(p.id for p in eng.catalog().products if p.id not in set(base.ids) | seen and p.price)
     save_rules(eng.home, RuleSet(rules=[
         Rule(name="no-top", action="exclude", match={"ids": [drop]}),
         Rule(name="promo", action="pin", position=1, match={"ids": [pin]}, surfaces=["recommend"])]))
@@ -152,6 +152,9 @@ def test_rules_and_diversity_act_on_the_engine_lists(trained) -> None:  # type: 
         assert all(h.reason for h in res.hits)
         sim = eng.similar(base.ids[1], k=10)  # the exclusion holds everywhere, the pin only on 'recommend'
         assert drop not in sim.ids and pin not in sim.ids[:1] and len(sim) == 10
+        # a pin never breaks the shopper's own filters
+        cheap = eng.recommend("u3", k=10, filters={"price_max": eng.product(pin).price / 2})
+        assert pin not in cheap.ids and "outside this call's filters" in cheap.info["rerank"]["removed"][pin]
     finally:
         (eng.home / RULES_FILE).unlink()
     assert eng.recommend("u3", k=10).ids == base.ids  # the file is re-read when it changes
