@@ -37,6 +37,13 @@ class Settings(BaseSettings):
         # ingested 300k Amazon events 1.6x faster than 2k (bench/ingest.py)
         default=20000, ge=1, description="events per ingest transaction",
     )
+    bundles_refresh_s: float = Field(
+        # a refit mines every basket (1.3 s on the 53k-event demo, minutes on a large shop):
+        # doing it on the request after each add-to-cart made the storefront's cart panel wait
+        default=300.0, ge=0,
+        description="new basket events refit the complement model at most this often (seconds); "
+        "product changes and deletions act at once",
+    )
     api_keys_file: Path | None = None
     cors_origins: list[str] = Field(default_factory=list)
     rate_limit_per_minute: int = Field(default=600, ge=1)

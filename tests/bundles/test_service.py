@@ -153,11 +153,17 @@ def test_new_purchases_update_the_counts(shop):
     cat = shop.catalog()
     a, b = _priced_anchor_ids(shop, 2)
     i, j = cat.index[a], cat.index[b]
-    before = shop.bundler.model_.copurchase_.pair_counts_[i, j]
+    svc = shop.bundler
+    shop.complements(a, k=5)
+    before = svc.model_.copurchase_.pair_counts_[i, j]
+    svc.refresh_s = 3600.0  # within the refresh interval: new baskets wait, requests stay fast
     shop.add_events([{"user_id": "new", "item_id": x, "type": "purchase", "session_id": f"new{s}",
                       "timestamp": 1_300_000_000 + s} for s in range(3) for x in (a, b)])
-    shop.complements(a, k=5)  # refits lazily
-    assert shop.bundler.model_.copurchase_.pair_counts_[i, j] == before + 3
+    shop.complements(a, k=5)
+    assert svc.model_.copurchase_.pair_counts_[i, j] == before
+    svc.refresh_s = 0.0  # interval over: the next use refits lazily
+    shop.complements(a, k=5)
+    assert svc.model_.copurchase_.pair_counts_[i, j] == before + 3
 
 
 def test_cli_complements_and_bundle(shop):

@@ -29,8 +29,10 @@ class BundleService:
     """Complements, cart completion, substitutes and budgeted bundles for an engine.
 
     The model is (re)fitted lazily from the stored add-to-cart and purchase events
-    the first time it is needed and again after new basket events or product
-    changes; a deleted user's baskets leave the counts at once.
+    the first time it is needed, at once after product changes, and after new basket
+    events at most every ``refresh_s`` seconds (``Settings.bundles_refresh_s``; one
+    basket barely moves shop-wide co-purchase counts, a refit costs seconds); a
+    deleted user's baskets leave the counts at once.
 
     Example
     -------
@@ -40,7 +42,7 @@ class BundleService:
     """
 
     def __init__(self, engine: Engine, model: ComplementModel | None = None, *, use_text: bool = True,
-                 candidates: int = 30, explain: bool = True) -> None:
+                 candidates: int = 30, explain: bool = True, refresh_s: float | None = None) -> None:
         self.engine = engine
         self.model_template = model or ComplementModel()
         self.use_text = use_text
@@ -51,7 +53,11 @@ class BundleService:
         self.baskets_: Baskets | None = None
         self._catalog: Catalog | None = None
         self._embeddings: np.ndarray | None = None
-        self._stale = True
+        self._stale = True  # products changed (or never fitted): refit before serving
+        self._events_stale = False  # new basket events since the last fit
+        self._fitted_at = 0.0
+        self.refresh_s = float(refresh_s if refresh_s is not None
+                               else getattr(getattr(engine, "settings", None), "bundles_refresh_s", 300.0))
 
     # -- fitting -----------------------------------------------------------------------
     def fit(self) -> BundleService:
@@ -64,7 +70,8 @@ class BundleService:
             self._catalog = catalog
             self._embeddings = self._item_embeddings() if self.use_text else None
             self._fit_model(baskets)
-            self._stale = False
+            self._stale = self._events_stale = False
+            self._fitted_at = time.monotonic()
         return self
 
     def _item_embeddings(self) -> np.ndarray | None:
@@ -92,17 +99,19 @@ class BundleService:
 
     def _ready(self) -> tuple[ComplementModel, Catalog]:
         with self._lock:
-            if self._stale or self.model_ is None or self._catalog is None:
+            due = self._events_stale and time.monotonic() - self._fitted_at >= self.refresh_s
+            if self._stale or due or self.model_ is None or self._catalog is None:
                 self.fit()
             assert self.model_ is not None and self._catalog is not None
             return self.model_, self._catalog
 
     # -- engine hooks ------------------------------------------------------------------
     def on_events(self, events: Sequence[Any]) -> None:
-        """New add-to-cart / purchase events change the counts: refit on next use."""
+        """New add-to-cart / purchase events change the counts: refit on a use at least
+        ``refresh_s`` after the last fit."""
         if any(str(getattr(getattr(e, "type", ""), "value", getattr(e, "type", ""))) in BASKET_EVENT_TYPES
                for e in events):
-            self._stale = True
+            self._events_stale = True
 
     def on_products_changed(self) -> None:
         self._stale = True
