@@ -54,9 +54,11 @@ class Engine:
         self._bundles: BundleService | None = None
         self._reranker: Reranker | None = None
         self._rules_stamp: tuple[Any, ...] | None = None
-        from shopsense.rerank._explain import OpenAIRephraser  # light: httpx loads on first call
+        self._rephraser: Any = None  # Settings.llm_url, off by default: nothing to load at start
+        if self.settings.llm_url:
+            from shopsense.rerank import OpenAIRephraser
 
-        self._rephraser = OpenAIRephraser.from_settings(self.settings)
+            self._rephraser = OpenAIRephraser.from_settings(self.settings)
 
     # -- lifecycle -------------------------------------------------------------
     def close(self) -> None:
@@ -257,10 +259,9 @@ class Engine:
         """Business rules from ``home/rules.json`` (re-read when the file changes, so
         ``shopsense rules add`` acts on a running server) and the per-surface diversity
         of the settings (``rerank_diversity``, ``rerank_method``)."""
-        from shopsense.rerank import RULES_FILE, Reranker
+        from shopsense.rerank import Reranker, rules_version
 
-        path = self.home / RULES_FILE
-        stamp = (path.stat().st_mtime_ns if path.exists() else None, self.settings.rerank_method,
+        stamp = (rules_version(self.home), self.settings.rerank_method,
                  tuple(sorted(self.settings.rerank_diversity.items())))
         with self._lock:
             if self._reranker is None or stamp != self._rules_stamp:
@@ -286,16 +287,8 @@ class Engine:
         else:
             res = fetch(3 * k)
             vectors = self._search.loaded_vectors() if self._search is not None else None
-            hits, report = rr.rerank(res.hits, self.catalog(), embeddings=vectors, k=k, context=ctx, diversity=lam)
-            if report.inserted and filters:
-                from shopsense.search import filter_mask
-
-                cat = self.catalog()
-                ok = filter_mask(cat, filters)
-                out = {i for i in report.inserted if ok is not None and not ok[cat.index[i]]}
-                hits = [h for h in hits if h.id not in out]
-                report.inserted = [i for i in report.inserted if i not in out]
-                report.removed.update({i: "pinned, but outside this call's filters" for i in out})
+            hits, report = rr.rerank(res.hits, self.catalog(), embeddings=vectors, k=k, context=ctx, diversity=lam,
+                                     filters=filters)
             hits, info = hits[:k], {**res.info, "rerank": report.as_dict()}
         if self._rephraser is not None:  # Settings.llm_url: off by default; failures keep the reasons
             from shopsense.rerank import rephrase

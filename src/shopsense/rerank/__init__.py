@@ -36,6 +36,7 @@ from shopsense.rerank._rules import (
     Rule,
     RuleSet,
     load_rules,
+    rules_version,
     save_rules,
     validate_rules,
 )
@@ -67,6 +68,7 @@ __all__ = [
     "position_weights",
     "reason_for",
     "rephrase",
+    "rules_version",
     "save_rules",
     "similarity_matrix",
     "validate_rules",

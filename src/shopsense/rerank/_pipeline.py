@@ -64,7 +64,7 @@ def apply(
     category_cap: int | None = None, rules: RuleSet | Sequence[Rule] | None = None,
     fairness: ExposureBounds | None = None, fairness_by: str = "brand", k: int = 10,
     pool: int | None = None, sort_selected: bool = True, context: Mapping[str, Any] | None = None,
-    explain_reasons: bool = True,
+    explain_reasons: bool = True, filters: Mapping[str, Any] | None = None,
 ) -> tuple[list[Hit], RerankReport]:
     """Re-rank ``hits`` (best first) and say what changed; inputs are never modified.
 
@@ -85,6 +85,8 @@ def apply(
         extra variety (bench/rerank.py measures both).
     sort_selected: show the k items diversity picked in relevance order (same set, so
         the same diversity@k, better accuracy); False keeps the greedy pick order.
+    filters: the call's own filters (as the services take them): a pin never inserts a
+        product they rule out (price range, brand, stock...).
 
     Example
     -------
@@ -197,17 +199,28 @@ def apply(
     pins = [r for r in act if r.action == "pin"]
     if pins:
         report.steps.append("pin")
+        allowed: np.ndarray | None = None  # filter mask, computed only if a pin would insert
         for r in sorted(pins, key=lambda r: r.position or 0):
             cur_idx = np.array([catalog.index.get(h.id, -1) for h in out], dtype=np.int64)
             m = r.match.mask(catalog, cur_idx)
             pinned = [out[j] for j in np.flatnonzero(m)]
             have = {h.id for h in out}
             for pid in r.match.ids:
-                if pid not in have and pid in catalog.index and pid not in report.removed:
-                    cand = Hit(pid, float("nan"), "pinned", product=catalog.products[catalog.index[pid]])
-                    if r.match.mask(catalog, np.array([catalog.index[pid]]))[0]:
-                        pinned.append(cand)
-                        report.inserted.append(pid)
+                if pid in have or pid not in catalog.index or pid in report.removed:
+                    continue
+                j = catalog.index[pid]
+                if not r.match.mask(catalog, np.array([j]))[0]:
+                    continue
+                if filters:
+                    if allowed is None:
+                        from shopsense.search import filter_mask
+
+                        allowed = filter_mask(catalog, filters)
+                    if allowed is not None and not allowed[j]:
+                        report.removed[pid] = "pinned, but outside this call's filters"
+                        continue
+                pinned.append(Hit(pid, float("nan"), "pinned", product=catalog.products[j]))
+                report.inserted.append(pid)
             if not pinned:
                 continue
             pinned = [h.with_(sources={**h.sources, "pinned": float(r.position or 1)}) for h in pinned]
@@ -260,10 +273,10 @@ class Reranker:
     def rerank(self, hits: Sequence[Hit], catalog: Any, *, embeddings: np.ndarray | None = None,
                similarity: np.ndarray | None = None, k: int = 10,
                context: Mapping[str, Any] | None = None, diversity: float | None = None,
-               ) -> tuple[list[Hit], RerankReport]:
+               filters: Mapping[str, Any] | None = None) -> tuple[list[Hit], RerankReport]:
         surface = (context or {}).get("surface")
         lam = diversity if diversity is not None else self.lambdas.get(surface, self.diversity)
         return apply(hits, catalog, embeddings=embeddings, similarity=similarity, diversity=lam,
                      method=self.method, category_weight=self.category_weight,
                      category_cap=self.category_cap, rules=self.rules, fairness=self.fairness,
-                     fairness_by=self.fairness_by, k=k, pool=self.pool, context=context)
+                     fairness_by=self.fairness_by, k=k, pool=self.pool, context=context, filters=filters)

@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from shopsense.config import SURFACES
 from shopsense.errors import ValidationError
 
-__all__ = ["RULES_FILE", "Match", "Rule", "RuleSet", "load_rules", "save_rules", "validate_rules"]
+__all__ = ["RULES_FILE", "Match", "Rule", "RuleSet", "load_rules", "rules_version", "save_rules", "validate_rules"]
 
 RULES_FILE = "rules.json"
 
@@ -162,6 +162,15 @@ def _validated(model: Any, obj: Any, where: str) -> Any:
 def validate_rules(data: Any) -> RuleSet:
     """Validate a rules document (dict) into a :class:`RuleSet` with clear errors."""
     return _validated(RuleSet, data, "rules")
+
+
+def rules_version(home: str | Path) -> int | None:
+    """The rules file's modification time (None when there is none): what a cache of
+    rule-dependent results keys on, so a rule saved by another process is seen."""
+    try:
+        return (Path(home) / RULES_FILE).stat().st_mtime_ns
+    except FileNotFoundError:
+        return None
 
 
 def load_rules(home: str | Path) -> RuleSet:

@@ -14,7 +14,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.staticfiles import StaticFiles
 
 from shopsense.config import Settings
-from shopsense.rerank import RULES_FILE
+from shopsense.rerank import rules_version
 from shopsense.serve._auth import KeyStore
 from shopsense.serve._cache import ResponseCache
 from shopsense.serve._errors import install_error_handlers
@@ -44,14 +44,6 @@ log = logging.getLogger("shopsense.serve.access")
 DEMO_KEY_NAME = "storefront-demo"
 
 
-def _mtime(path: Path) -> int | None:
-    """Modification time of ``path`` (None when absent): the rules file's version."""
-    try:
-        return path.stat().st_mtime_ns
-    except FileNotFoundError:
-        return None
-
-
 def create_app(
     settings: Settings | None = None, *, engine: Any = None, require_read_key: bool = False,
     demo: bool = False, bench_dir: str | Path | None = None, warm: bool = True,
@@ -68,7 +60,7 @@ def create_app(
     keys = KeyStore(settings.api_keys_file or home / "api_keys.json")
     state = ServeState(
         settings=settings, keys=keys, limiter=RateLimiter(settings.rate_limit_per_minute),
-        metrics=Metrics(), cache=ResponseCache(version=lambda: _mtime(home / RULES_FILE)),
+        metrics=Metrics(), cache=ResponseCache(version=lambda: rules_version(home)),
         pseudo=Pseudonymizer(home / ".log_secret"),
         bench_dir=Path(bench_dir) if bench_dir else Path.cwd() / "bench" / "results",
         require_read_key=require_read_key,
