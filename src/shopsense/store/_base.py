@@ -3,6 +3,7 @@ implements the same class without touching callers."""
 
 from __future__ import annotations
 
+import hashlib
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -10,6 +11,17 @@ from dataclasses import dataclass
 import numpy as np
 
 from shopsense.catalog._models import Event, Product
+
+
+def event_key(e: Event) -> str:
+    """The identity of an event for de-duplication: a 128-bit hash (hex) of every field
+    but the price. Every back-end stores it under a unique constraint, so re-ingesting a
+    file skips the events already stored, whichever back-end holds them."""
+    raw = "\x1f".join(
+        [e.user_id, e.item_id or "", e.type.value, f"{e.timestamp.timestamp():.6f}",
+         e.session_id or "", e.query or "", str(e.quantity)]
+    )
+    return hashlib.blake2b(raw.encode(), digest_size=16).hexdigest()
 
 
 @dataclass(frozen=True)

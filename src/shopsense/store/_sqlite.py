@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import sqlite3
 import threading
 from collections.abc import Iterable, Iterator
@@ -11,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from shopsense.catalog._models import Event, Product
-from shopsense.store._base import EventArrays, Store
+from shopsense.store._base import EventArrays, Store, event_key
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS products (
@@ -37,14 +36,6 @@ CREATE INDEX IF NOT EXISTS events_session ON events(session_id, ts);
 CREATE INDEX IF NOT EXISTS events_ts ON events(ts);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
-
-
-def _event_key(e: Event) -> str:
-    raw = "\x1f".join(
-        [e.user_id, e.item_id or "", e.type.value, f"{e.timestamp.timestamp():.6f}",
-         e.session_id or "", e.query or "", str(e.quantity)]
-    )
-    return hashlib.blake2b(raw.encode(), digest_size=16).hexdigest()
 
 
 class SQLiteStore(Store):
@@ -96,7 +87,7 @@ class SQLiteStore(Store):
 
     def add_events(self, events: Iterable[Event]) -> int:
         rows = [
-            (_event_key(e), e.user_id, e.item_id, e.type.value, e.timestamp.timestamp(),
+            (event_key(e), e.user_id, e.item_id, e.type.value, e.timestamp.timestamp(),
              e.session_id, e.query, e.quantity, e.price)
             for e in events
         ]
