@@ -14,7 +14,7 @@ DEFAULT_MODEL = "all-MiniLM-L6-v2"
 
 
 #: the result lists the engine re-ranks (rules' ``surfaces`` and ``rerank_diversity`` name them)
-SURFACES = ("search", "recommend", "similar", "next", "complements", "cart")
+SURFACES = ("search", "recommend", "similar", "next", "complements", "cart", "substitutes", "bundle")
 
 
 class Settings(BaseSettings):
@@ -23,6 +23,10 @@ class Settings(BaseSettings):
     home: Path = Field(default=Path("shopsense_home"), description="engine home directory")
     store: Literal["sqlite"] = Field(
         default="sqlite", description="store back-end; 'sqlite' is embedded and the default"
+    )
+    store_url: str | None = Field(
+        default=None,
+        description="postgresql://... to use PostgreSQL; unset = the embedded SQLite store under the home",
     )
     encoder_model: str = Field(
         default=DEFAULT_MODEL,
@@ -44,10 +48,22 @@ class Settings(BaseSettings):
         description="new basket events refit the complement model at most this often (seconds); "
         "product changes and deletions act at once",
     )
+    bundles_use_text: bool = Field(
+        default=True,
+        description="complements, cart completion, substitutes and bundles also use item text embeddings "
+        "(cold start); off: co-purchase and categories only",
+    )
     api_keys_file: Path | None = None
     cors_origins: list[str] = Field(default_factory=list)
     rate_limit_per_minute: int = Field(default=600, ge=1)
     max_request_bytes: int = Field(default=5_000_000, ge=1024)
+    redis_url: str | None = Field(
+        default=None, description="e.g. redis://localhost:6379/0: the serve workers share rate limits, the "
+        "response cache and recent writes there (needs the redis extra); unset: a SQLite file in the home, "
+        "shared by the workers of one machine",
+    )
+    redis_prefix: str = Field(default="shopsense", min_length=1,
+                              description="prefix of every Redis key, so several shops can share one Redis")
     llm_url: str | None = Field(
         default=None, description="OpenAI-compatible endpoint that rephrases result reasons; off by default"
     )

@@ -1,8 +1,12 @@
 """The Engine: one home directory, one store, every capability.
 
-Each capability lives in its own subpackage as a *service* that the engine creates
-lazily and hands the data it needs; the methods here only delegate, so the public
-surface is in one place while the work stays in small libraries.
+The engine is the composition root. It owns the settings, the :class:`~shopsense.home.Home`,
+the store and the services, and implements the narrow port the services receive
+(:class:`~shopsense.context.ShopContext`: settings, paths, store, catalogue, encoder,
+item vectors); the services never import it. Each public method checks its
+parameters, asks a service for ranked candidates with evidence, and passes every
+list through the one finishing stage (:func:`shopsense.rerank.finish`: products,
+rules, diversity, reasons, rephrasing), so the CLI, Python and HTTP agree.
 """
 
 from __future__ import annotations
@@ -10,14 +14,17 @@ from __future__ import annotations
 import json
 import logging
 import threading
-import time
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Self
 
+import numpy as np
+
 from shopsense.catalog import Catalog, Event, IngestReport, Product, ingest
 from shopsense.config import Settings
-from shopsense.errors import NotFoundError, ValidationError, check_param
+from shopsense.context import Service
+from shopsense.errors import MissingDependencyError, NotFoundError, ValidationError, check_param
+from shopsense.home import Home
 from shopsense.store import SQLiteStore, Store
 
 if TYPE_CHECKING:  # heavy modules load only when a capability is first used
@@ -43,11 +50,13 @@ class Engine:
 
     def __init__(self, home: str | Path | None = None, settings: Settings | None = None, **overrides: Any) -> None:
         self.settings = settings or Settings.load(home, **overrides)
-        self.home = Path(self.settings.home)
-        self.home.mkdir(parents=True, exist_ok=True)
-        self.store: Store = SQLiteStore(self.home / "store.sqlite3")
+        self.paths = Home(self.settings.home).ensure()
+        self.home = self.paths.root
+        self.store: Store = SQLiteStore(self.paths.sqlite)
         self._lock = threading.RLock()
         self._catalog: Catalog | None = None
+        self._vectors: np.ndarray | None = None
+        self._vectors_missing = False  # no encoder installed: item_vectors() is None
         self._encoder: TextEncoder | None = None
         self._search: SearchService | None = None
         self._recommend: RecommendService | None = None
@@ -71,10 +80,6 @@ class Engine:
         self.close()
 
     # -- catalogue and events --------------------------------------------------
-    def _rejects_path(self, kind: str, source: Path) -> Path:
-        stamp = time.strftime("%Y%m%d-%H%M%S")
-        return self.home / "rejects" / f"{stamp}-{kind}-{source.stem}.jsonl"
-
     def ingest_products(
         self, path: str | Path, *, mapping: dict[str, str] | None = None, format: str | None = None,
         rejects_path: str | Path | None = None, progress: bool = False,
@@ -84,7 +89,7 @@ class Engine:
         report = ingest(
             path, "products", self.store.upsert_products, mapping=mapping, fmt=format,
             batch_size=self.settings.ingest_batch_size,
-            rejects_path=rejects_path or self._rejects_path("products", path), progress=progress,
+            rejects_path=rejects_path or self.paths.rejects_file("products", path), progress=progress,
         )
         self._products_changed()
         return report
@@ -105,7 +110,7 @@ class Engine:
         return ingest(
             path, "events", write, mapping=mapping, fmt=format,
             batch_size=self.settings.ingest_event_batch_size,
-            rejects_path=rejects_path or self._rejects_path("events", path), progress=progress,
+            rejects_path=rejects_path or self.paths.rejects_file("events", path), progress=progress,
         )
 
     def add_products(self, products: Iterable[Product | dict[str, Any]]) -> int:
@@ -122,18 +127,22 @@ class Engine:
         self._events_added(items)
         return n
 
+    def _services(self) -> list[tuple[str, Service]]:
+        """The services created so far (each is created on first use)."""
+        return [(name, svc) for name, svc in (("search", self._search), ("recommend", self._recommend),
+                                              ("bundles", self._bundles)) if svc is not None]
+
     def _events_added(self, items: Sequence[Event]) -> None:
         """Tell the loaded services (per-user caches, basket counts) that events arrived."""
-        for service in (self._recommend, self._search, self._bundles):
-            if service is not None and hasattr(service, "on_events"):
-                service.on_events(items)
+        for _, service in self._services():
+            service.on_events(items)
 
     def _products_changed(self) -> None:
         with self._lock:
             self._catalog = None
-            for service in (self._search, self._recommend, self._bundles):
-                if service is not None and hasattr(service, "on_products_changed"):
-                    service.on_products_changed()
+            self._vectors = None
+            for _, service in self._services():
+                service.on_products_changed()
 
     def catalog(self) -> Catalog:
         """The current product snapshot with its id <-> index mapping (cached)."""
@@ -152,7 +161,7 @@ class Engine:
     def stats(self) -> dict[str, Any]:
         """Counts of products and events, and what has been built."""
         manifests = {}
-        for mf in sorted(self.home.glob("*/manifest.json")):
+        for mf in self.paths.manifests():
             try:
                 manifests[mf.parent.name] = json.loads(mf.read_text())
             except (OSError, json.JSONDecodeError):
@@ -176,6 +185,20 @@ class Engine:
                 self._encoder = TextEncoder.from_settings(self.settings)
             return self._encoder
 
+    def item_vectors(self) -> np.ndarray | None:
+        """(n_items, dim) unit text vectors of the catalogue (cached on disk by text hash,
+        in memory until the products change); ``None`` when no encoder is installed."""
+        with self._lock:
+            if self._vectors is None and not self._vectors_missing and len(self.catalog()) > 0:
+                try:
+                    from shopsense.text import item_embeddings
+
+                    self._vectors = np.asarray(item_embeddings(self), np.float32)
+                except (MissingDependencyError, ImportError) as exc:  # text is an extra
+                    log.warning("no item vectors (%s); text-based features are off", exc)
+                    self._vectors_missing = True
+            return self._vectors
+
     # -- search ------------------------------------------------------------------
     @property
     def searcher(self) -> SearchService:
@@ -196,7 +219,7 @@ class Engine:
     ) -> Any:
         """Hybrid product search; see :class:`shopsense.search.SearchService`."""
         _check_k(k, "search")
-        return self._reranked(lambda n: self.searcher.search(query, filters=filters, user_id=user_id, k=n, **options),
+        return self._finished(lambda n: self.searcher.search(query, filters=filters, user_id=user_id, k=n, **options),
                               k, "search", {"query": query}, filters)
 
     # -- recommendations ---------------------------------------------------------
@@ -215,12 +238,12 @@ class Engine:
 
     def recommend(self, user_id: str, k: int = 10, filters: dict[str, Any] | None = None, **options: Any) -> Any:
         _check_k(k, "recommend")
-        return self._reranked(lambda n: self.recommender.recommend(user_id, k=n, filters=filters, **options),
+        return self._finished(lambda n: self.recommender.recommend(user_id, k=n, filters=filters, **options),
                               k, "recommend", filters=filters)
 
     def similar(self, item_id: str, k: int = 10, filters: dict[str, Any] | None = None, **options: Any) -> Any:
         _check_k(k, "similar")
-        return self._reranked(lambda n: self.recommender.similar(item_id, k=n, filters=filters, **options),
+        return self._finished(lambda n: self.recommender.similar(item_id, k=n, filters=filters, **options),
                               k, "similar", filters=filters)
 
     def next_items(
@@ -228,7 +251,7 @@ class Engine:
         filters: dict[str, Any] | None = None, **options: Any,
     ) -> Any:
         _check_k(k, "next_items")
-        return self._reranked(lambda n: self.recommender.next_items(session_events, k=n, filters=filters, **options),
+        return self._finished(lambda n: self.recommender.next_items(session_events, k=n, filters=filters, **options),
                               k, "next", filters=filters)
 
     # -- combinations --------------------------------------------------------------
@@ -242,18 +265,28 @@ class Engine:
             return self._bundles
 
     def complements(self, item_id: str, k: int = 10, **options: Any) -> Any:
+        """What goes with one item (bought together, and complements learned beyond observed pairs)."""
         _check_k(k, "complements")
-        return self._reranked(lambda n: self.bundler.complements(item_id, k=n, **options), k, "complements")
+        return self._finished(lambda n: self.bundler.complements(item_id, k=n, **options), k, "complements")
 
     def complete_cart(self, item_ids: Sequence[str], k: int = 10, **options: Any) -> Any:
+        """Additions for a whole cart: never the cart items nor their substitutes."""
         _check_k(k, "complete_cart")
-        return self._reranked(lambda n: self.bundler.complete_cart(list(item_ids), k=n, **options), k, "cart")
+        return self._finished(lambda n: self.bundler.complete_cart(list(item_ids), k=n, **options), k, "cart")
+
+    def substitutes(self, item_id: str, k: int = 10, **options: Any) -> Any:
+        """Items that could replace ``item_id``: similar text and category, rarely bought together."""
+        _check_k(k, "substitutes")
+        return self._finished(lambda n: self.bundler.substitutes(item_id, k=n, **options), k, "substitutes")
 
     def bundle(self, items: str | Sequence[str], size: int = 3, budget: float | None = None, **options: Any) -> Any:
+        """A bundle around ``items`` within ``budget``; the set is chosen as a whole, so the
+        finishing stage fills products and reasons but does not re-rank it."""
         ids = [items] if isinstance(items, str) else list(items)
-        return self.bundler.bundle(ids, size=size, budget=budget, **options)
+        res = self.bundler.bundle(ids, size=size, budget=budget, **options)
+        return self._finished(lambda n: res, max(1, len(res)), "bundle", reorder=False)
 
-    # -- the one re-ranking stage every list passes through ----------------------------
+    # -- the one finishing stage every list passes through ------------------------------
     @property
     def reranker(self) -> Reranker:
         """Business rules from ``home/rules.json`` (re-read when the file changes, so
@@ -270,40 +303,29 @@ class Engine:
                 self._rules_stamp = stamp
             return self._reranker
 
-    def _reranked(self, fetch: Callable[[int], ResultList], k: int, surface: str,
-                  context: dict[str, Any] | None = None, filters: dict[str, Any] | None = None) -> ResultList:
-        """``fetch(n)`` a list from a service, then rules, diversity and reasons
-        (:func:`shopsense.rerank.apply`); ``info["rerank"]`` says what moved and why.
-        When nothing is configured for ``surface`` the list passes untouched. With
-        something to do, the service is asked for ``3k`` candidates so diversity has
-        choice and exclusions still leave ``k``. A pinned product that the call's own
-        ``filters`` rule out (price range, brand, in stock...) is not inserted."""
-        rr = self.reranker
-        ctx = {"surface": surface, **(context or {})}
-        lam = float(rr.lambdas.get(surface, 0.0))
-        if lam <= 0 and not rr.rules.hide_out_of_stock and not any(r.active(ctx) for r in rr.rules.rules):
-            res = fetch(k)
-            hits, info = res.hits, res.info
-        else:
-            res = fetch(3 * k)
-            vectors = self._search.loaded_vectors() if self._search is not None else None
-            hits, report = rr.rerank(res.hits, self.catalog(), embeddings=vectors, k=k, context=ctx, diversity=lam,
-                                     filters=filters)
-            hits, info = hits[:k], {**res.info, "rerank": report.as_dict()}
-        if self._rephraser is not None:  # Settings.llm_url: off by default; failures keep the reasons
-            from shopsense.rerank import rephrase
+    def _finished(self, fetch: Callable[[int], ResultList], k: int, surface: str,
+                  context: dict[str, Any] | None = None, filters: dict[str, Any] | None = None,
+                  reorder: bool = True) -> ResultList:
+        """``fetch(n)`` candidates from a service, then :func:`shopsense.rerank.finish`:
+        products, rules, diversity, reasons, rephrasing; ``info["rerank"]`` says what moved
+        and why. With rules or diversity active for ``surface`` the service is asked for
+        ``3k`` candidates, so diversity has choice and exclusions still leave ``k``. A pinned
+        product that the call's own ``filters`` rule out (price, brand, stock...) is not inserted."""
+        from shopsense.rerank import finish, reorders
 
-            hits = rephrase(hits, self._rephraser, ctx)
-        return res if hits is res.hits else type(res)(hits, info)
+        ctx = {"surface": surface, **(context or {})}
+        rr = self.reranker if reorder else None
+        active = rr is not None and reorders(rr, ctx)
+        res = fetch(3 * k if active else k)
+        return finish(res, self.catalog(), k=k, context=ctx, reranker=rr if active else None, filters=filters,
+                      vectors=self.item_vectors, rephraser=self._rephraser)
 
     # -- privacy -------------------------------------------------------------------
     def delete_user(self, user_id: str) -> dict[str, Any]:
         """Remove every event and profile of a user from the store, indexes and models."""
         removed: dict[str, Any] = {"events": self.store.delete_user(user_id)}
-        for name, service in (("search", self._search), ("recommend", self._recommend),
-                              ("bundles", self._bundles)):
-            if service is not None and hasattr(service, "forget_user"):
-                removed[name] = service.forget_user(user_id)
+        for name, service in self._services():
+            removed[name] = service.forget_user(user_id)
         return removed
 
 

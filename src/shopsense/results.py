@@ -9,11 +9,12 @@ shopper can read.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from shopsense.catalog import Product
+if TYPE_CHECKING:  # results are a core type: they must not import a stage at run time
+    from shopsense.catalog import Product
 
 
 @dataclass(frozen=True)

@@ -13,12 +13,12 @@ import numpy as np
 from shopsense.bundles._complement import ComplementModel
 from shopsense.bundles._mining import BASKET_EVENT_TYPES, Baskets, baskets_from_events
 from shopsense.bundles._optimize import solve_bundle
-from shopsense.errors import MissingDependencyError, NotFoundError, ValidationError, check_param
+from shopsense.context import ShopContext
+from shopsense.errors import NotFoundError, ValidationError, check_param
 from shopsense.results import Hit, ResultList
 
 if TYPE_CHECKING:
     from shopsense.catalog import Catalog
-    from shopsense.engine import Engine
 
 log = logging.getLogger(__name__)
 
@@ -41,13 +41,12 @@ class BundleService:
     >>> svc.bundle(["sku-1"], size=3, budget=40.0).info["total_price"]  # doctest: +SKIP
     """
 
-    def __init__(self, engine: Engine, model: ComplementModel | None = None, *, use_text: bool = True,
-                 candidates: int = 30, explain: bool = True, refresh_s: float | None = None) -> None:
-        self.engine = engine
+    def __init__(self, ctx: ShopContext, model: ComplementModel | None = None, *, use_text: bool | None = None,
+                 candidates: int = 30, refresh_s: float | None = None) -> None:
+        self.ctx = ctx
         self.model_template = model or ComplementModel()
-        self.use_text = use_text
+        self.use_text = ctx.settings.bundles_use_text if use_text is None else use_text
         self.candidates = candidates
-        self.explain = explain
         self._lock = threading.RLock()
         self.model_: ComplementModel | None = None
         self.baskets_: Baskets | None = None
@@ -56,34 +55,22 @@ class BundleService:
         self._stale = True  # products changed (or never fitted): refit before serving
         self._events_stale = False  # new basket events since the last fit
         self._fitted_at = 0.0
-        self.refresh_s = float(refresh_s if refresh_s is not None
-                               else getattr(getattr(engine, "settings", None), "bundles_refresh_s", 300.0))
+        self.refresh_s = float(refresh_s if refresh_s is not None else ctx.settings.bundles_refresh_s)
 
     # -- fitting -----------------------------------------------------------------------
     def fit(self) -> BundleService:
         """Mine the stored baskets and fit the complement model."""
         with self._lock:
-            catalog = self.engine.catalog()
-            ev = self.engine.store.events()
+            catalog = self.ctx.catalog()
+            ev = self.ctx.store.events()
             baskets = baskets_from_events(ev.user_id, ev.item_id, ev.type, ev.timestamp, ev.session_id,
                                           catalog.index)
             self._catalog = catalog
-            self._embeddings = self._item_embeddings() if self.use_text else None
+            self._embeddings = self.ctx.item_vectors() if self.use_text and len(catalog) >= 2 else None
             self._fit_model(baskets)
             self._stale = self._events_stale = False
             self._fitted_at = time.monotonic()
         return self
-
-    def _item_embeddings(self) -> np.ndarray | None:
-        if len(self.engine.catalog()) < 2:
-            return None
-        try:
-            from shopsense.text import item_embeddings
-
-            return item_embeddings(self.engine)
-        except (MissingDependencyError, ImportError) as exc:  # text is an extra: co-purchase still works
-            log.warning("no item embeddings (%s); complements use co-purchase and categories only", exc)
-            return None
 
     def _fit_model(self, baskets: Baskets) -> None:
         assert self._catalog is not None
@@ -176,16 +163,6 @@ class BundleService:
                             "observed": False})
         return out
 
-    def _finish(self, hits: list[Hit], catalog: Catalog, info: dict[str, Any]) -> ResultList:
-        if self.explain and hits:
-            try:
-                from shopsense.rerank import explain
-
-                hits = explain(hits, catalog)
-            except ImportError:  # explanations are optional; evidence stays on the hits
-                pass
-        return ResultList(hits, info)
-
     def _allowed(self, catalog: Catalog, in_stock_only: bool) -> np.ndarray:
         return catalog.in_stock.copy() if in_stock_only else np.ones(len(catalog), dtype=bool)
 
@@ -196,7 +173,7 @@ class BundleService:
         check_param("k", k, isinstance(k, int) and 1 <= k <= 1000, "an int in [1, 1000]", "complete_cart")
         check_param("item_ids", item_ids, len(item_ids) > 0, "a non-empty list of product ids", "complete_cart")
         t0 = time.perf_counter()
-        self._indices(self.engine.catalog(), item_ids)  # unknown ids fail before any fitting
+        self._indices(self.ctx.catalog(), item_ids)  # unknown ids fail before any fitting
         model, catalog = self._ready()
         cart = self._indices(catalog, item_ids)
         ranked = model.rank([cart], k=k, exclude_substitutes=exclude_substitutes,
@@ -208,7 +185,7 @@ class BundleService:
             src = "copurchase" if ev.pop("observed") else "complement"
             hits.append(Hit(catalog.ids[j], float(s), src, {src: float(s)}, evidence=ev,
                             product=catalog.products[j]))
-        return self._finish(hits, catalog, {"cart": list(item_ids),
+        return ResultList(hits, {"cart": list(item_ids),
                                             "took_ms": round(1000 * (time.perf_counter() - t0), 2)})
 
     def complements(self, item_id: str, k: int = 10, in_stock_only: bool = True) -> ResultList:
@@ -218,7 +195,7 @@ class BundleService:
     def substitutes(self, item_id: str, k: int = 10, in_stock_only: bool = False) -> ResultList:
         """Items that could replace ``item_id``: similar text and category, rarely bought together."""
         check_param("k", k, isinstance(k, int) and 1 <= k <= 1000, "an int in [1, 1000]", "substitutes")
-        self._indices(self.engine.catalog(), [item_id])
+        self._indices(self.ctx.catalog(), [item_id])
         model, catalog = self._ready()
         (i,) = self._indices(catalog, [item_id])
         idx, sc = model.substitutes(i, k=len(catalog))
@@ -233,7 +210,7 @@ class BundleService:
                             product=catalog.products[j]))
             if len(hits) >= k:
                 break
-        return self._finish(hits, catalog, {"item": item_id})
+        return ResultList(hits, {"item": item_id})
 
     def bundle(self, item_ids: Sequence[str], size: int = 3, budget: float | None = None,
                max_per_category: int | None = 1, in_stock_only: bool = True, pair_weight: float = 1.0,
@@ -255,7 +232,7 @@ class BundleService:
         check_param("max_per_category", max_per_category, max_per_category is None or (
             isinstance(max_per_category, int) and max_per_category >= 1), "an int >= 1 or None", "bundle")
         t0 = time.perf_counter()
-        self._indices(self.engine.catalog(), item_ids)
+        self._indices(self.ctx.catalog(), item_ids)
         model, catalog = self._ready()
         anchors = self._indices(catalog, item_ids)
         anchor_price = float(catalog.price[anchors].sum())
@@ -300,4 +277,4 @@ class BundleService:
                      "objective": round(sol.objective, 6), "optimal": sol.optimal, "nodes": sol.nodes,
                      "candidates": len(cand),
                      "took_ms": round(1000 * (time.perf_counter() - t0), 2)})
-        return self._finish(hits, catalog, info)
+        return ResultList(hits, info)

@@ -49,10 +49,11 @@ def _root(verbose: bool = typer.Option(False, "--verbose", "-v", help="log at IN
                         format="%(levelname)s %(name)s: %(message)s")
 
 
-def open_engine(home: Path) -> Any:
+def open_engine(home: Path, **overrides: Any) -> Any:
+    """The engine of ``home``; ``overrides`` are settings for this run only."""
     from shopsense.engine import Engine
 
-    return Engine(home)
+    return Engine(home, **overrides)
 
 
 def show_hits(res: Any, why: Callable[[Any], str], *, title: str | None = None, as_json: bool = False,

@@ -25,12 +25,10 @@ def _show(res: Any, title: str, as_json: bool) -> None:
     show_hits(res, _why, title=title, as_json=as_json, title_width=50)
 
 
-def _service(eng: Any, text: bool) -> Any:
-    from shopsense.bundles import BundleService
-
-    if not text:  # replace the engine's lazily created service with a text-free one
-        eng._bundles = BundleService(eng, use_text=False)
-    return eng.bundler
+def _engine(home: Path, text: bool) -> Any:
+    """The engine, as Python and HTTP callers get it (rules, diversity and reasons included);
+    ``--no-text`` turns off the text embeddings of the bundle service for this run."""
+    return open_engine(home, **({} if text else {"bundles_use_text": False}))
 
 
 @app.command("complements")
@@ -41,8 +39,8 @@ def complements_cmd(
     text: bool = TextOpt, as_json: bool = JsonOpt, home: Path = HomeOpt,
 ) -> None:
     """Items frequently bought with ITEM (and complements learned beyond observed pairs)."""
-    with open_engine(home) as eng:
-        res = _service(eng, text).complements(item, k=k)
+    with _engine(home, text) as eng:
+        res = eng.complements(item, k=k)
     _show(res, f"goes with {item}", as_json)
 
 
@@ -54,8 +52,8 @@ def complete_cart_cmd(
     text: bool = TextOpt, as_json: bool = JsonOpt, home: Path = HomeOpt,
 ) -> None:
     """Additions for a whole cart (never the cart items nor their substitutes)."""
-    with open_engine(home) as eng:
-        res = _service(eng, text).complete_cart(items, k=k)
+    with _engine(home, text) as eng:
+        res = eng.complete_cart(items, k=k)
     _show(res, f"complete the cart of {len(items)} items", as_json)
 
 
@@ -68,7 +66,7 @@ def substitutes_cmd(
 ) -> None:
     """Items that could replace ITEM: similar text and category, rarely bought together."""
     with open_engine(home) as eng:
-        res = _service(eng, True).substitutes(item, k=k)
+        res = eng.substitutes(item, k=k)
     _show(res, f"instead of {item}", as_json)
 
 
@@ -82,8 +80,8 @@ def bundle_cmd(
     text: bool = TextOpt, as_json: bool = JsonOpt, home: Path = HomeOpt,
 ) -> None:
     """A bundle around ITEMS maximising complementarity within a budget, in stock only."""
-    with open_engine(home) as eng:
-        res = _service(eng, text).bundle(items, size=size, budget=budget, max_per_category=max_per_category)
+    with _engine(home, text) as eng:
+        res = eng.bundle(items, size=size, budget=budget, max_per_category=max_per_category)
     _show(res, f"bundle around {', '.join(items)}", as_json)
     if not as_json:
         info = res.info

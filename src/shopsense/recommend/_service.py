@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from shopsense.catalog import EVENT_WEIGHTS, Event
+from shopsense.context import ShopContext
 from shopsense.errors import NotFittedError, NotFoundError, ValidationError
 from shopsense.recommend._base import Interactions, Recommender
 from shopsense.results import Hit, ResultList
@@ -42,11 +43,13 @@ def _now_version() -> str:
 
 
 class RecommendService:
-    """Recommendations for one engine. Models load lazily from ``home/models/CURRENT``."""
+    """Recommendations for one shop (``ctx``: the engine's :class:`~shopsense.context.ShopContext`).
+    Models load lazily from ``home/models/CURRENT``; hits carry evidence, the engine's
+    finishing stage adds products and reasons."""
 
-    def __init__(self, engine: Any, *, recency_half_life_days: float = 30.0, new_item_slots: int = 2,
+    def __init__(self, ctx: ShopContext, *, recency_half_life_days: float = 30.0, new_item_slots: int = 2,
                  new_item_min_similarity: float = 0.5) -> None:
-        self.engine = engine
+        self.ctx = ctx
         self.recency_half_life_days = recency_half_life_days
         self.new_item_slots = new_item_slots
         self.new_item_min_similarity = new_item_min_similarity
@@ -60,15 +63,15 @@ class RecommendService:
     # -- paths -----------------------------------------------------------------------------
     @property
     def models_dir(self) -> Path:
-        return Path(self.engine.home) / "models"
+        return self.ctx.paths.models
 
     def current_version(self) -> str | None:
-        p = self.models_dir / "CURRENT"
+        p = self.ctx.paths.models_current
         return p.read_text().strip() if p.exists() else None
 
     # -- training --------------------------------------------------------------------------
     def _interactions(self, catalog: Any) -> tuple[Interactions, list[str], np.ndarray]:
-        ev = self.engine.store.events()
+        ev = self.ctx.store.events()
         types = np.asarray(ev.type, dtype=object)
         items = np.asarray(ev.item_id, dtype=object)
         idx = np.array([catalog.index.get(i, -1) if i else -1 for i in items], np.int64)
@@ -96,7 +99,7 @@ class RecommendService:
 
         say = progress if callable(progress) else ((lambda m: print(m, flush=True)) if progress else (lambda m: None))
         t0 = time.perf_counter()
-        catalog = self.engine.catalog()
+        catalog = self.ctx.catalog()
         if len(catalog) == 0:
             raise NotFittedError("No products in the store; ingest products before training.")
         data, user_ids, _ = self._interactions(catalog)
@@ -176,14 +179,11 @@ class RecommendService:
         return {"version": version, **self._manifest}
 
     def _item_vectors(self, catalog: Any, say: Callable[[str], None]) -> np.ndarray | None:
-        try:
-            from shopsense.text import item_embeddings
-
-            say("encoding item texts")
-            return np.asarray(item_embeddings(self.engine), np.float32)
-        except ImportError as exc:  # content path needs the 'embed' extra; CF still works
-            log.warning("content recommendations disabled: %s", exc)
-            return None
+        say("encoding item texts")
+        vecs = self.ctx.item_vectors()  # None without the 'embed' extra: CF still works
+        if vecs is None:
+            log.warning("content recommendations disabled: no item vectors")
+        return vecs
 
     def _item_side(self, catalog: Any, data: Interactions) -> Any:
         from shopsense.recommend import ItemSide
@@ -255,7 +255,7 @@ class RecommendService:
 
     def _sync_items(self) -> None:
         """Append products added since training to the model index space; give them text vectors."""
-        catalog = self.engine.catalog()
+        catalog = self.ctx.catalog()
         known = set(self._item_ids)
         new = [pid for pid in catalog.ids if pid not in known]
         if new:
@@ -264,10 +264,8 @@ class RecommendService:
         # model index -> current catalogue row (-1: product deleted since training)
         self._to_catalog = np.array([catalog.index.get(pid, -1) for pid in self._item_ids], np.int64)
         content = (self._models or {}).get("content")
-        if content is not None and len(self._item_ids) > content.n_items_:
-            from shopsense.text import item_embeddings
-
-            vecs = np.asarray(item_embeddings(self.engine), np.float32)
+        vecs = self.ctx.item_vectors() if content is not None and len(self._item_ids) > content.n_items_ else None
+        if content is not None and vecs is not None:
             full = np.zeros((len(self._item_ids), vecs.shape[1]), np.float32)
             ok = self._to_catalog >= 0
             full[ok] = vecs[self._to_catalog[ok]]
@@ -302,7 +300,7 @@ class RecommendService:
     # -- queries ------------------------------------------------------------------------------------
     def _history(self, user_id: str) -> tuple[np.ndarray, np.ndarray]:
         if user_id not in self._hist_cache:
-            ev = self.engine.store.events(user_id=user_id)
+            ev = self.ctx.store.events(user_id=user_id)
             self._hist_cache[user_id] = self._events_to_history(
                 list(ev.item_id), list(ev.type), np.asarray(ev.timestamp, np.float64))
         return self._hist_cache[user_id]
@@ -325,7 +323,7 @@ class RecommendService:
     def _allowed(self, filters: Mapping[str, Any] | None, extra_exclude: np.ndarray | None = None) -> np.ndarray:
         from shopsense.search import filter_mask
 
-        catalog = self.engine.catalog()
+        catalog = self.ctx.catalog()
         mask = filter_mask(catalog, filters)
         live = self._to_catalog >= 0
         allowed = live.copy()
@@ -347,7 +345,7 @@ class RecommendService:
         return self._personal(hist, w, k, allowed, {"user_id": user_id, "personalised": True}, exclude_history=False)
 
     def _purchased(self, user_id: str) -> np.ndarray:
-        ev = self.engine.store.events(user_id=user_id)
+        ev = self.ctx.store.events(user_id=user_id)
         return np.array([self._model_index[i] for i, t in zip(ev.item_id, ev.type)
                          if t == "purchase" and i in self._model_index], np.int64)
 
@@ -490,12 +488,4 @@ class RecommendService:
         return Hit(id=self._item_ids[i], score=float(score), source=source, sources=sources, evidence=evidence)
 
     def _finish(self, hits: list[Hit], info: dict[str, Any]) -> ResultList:
-        catalog = self.engine.catalog()
-        hits = [h.with_(product=catalog.products[catalog.index[h.id]]) for h in hits if h.id in catalog.index]
-        try:
-            from shopsense.rerank import explain
-        except ImportError:  # the rerank package is optional at this level
-            explain = None
-        if explain is not None:
-            hits = list(explain(hits, catalog))
         return ResultList(hits, {**info, "model_version": self._manifest.get("version"), "model": self._primary})

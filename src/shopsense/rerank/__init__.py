@@ -2,7 +2,9 @@
 
 Every function returns new objects and never changes its inputs; the pipeline
 entry point :func:`apply` (or :class:`Reranker`) also returns a
-:class:`RerankReport` saying what moved and what was removed.
+:class:`RerankReport` saying what moved and what was removed. :func:`finish` is
+the one finishing stage the engine runs on every list (fill products, rules,
+diversity, reasons, rephrasing).
 """
 
 from shopsense.rerank._diversity import (
@@ -28,6 +30,7 @@ from shopsense.rerank._fairness import (
     exposure_shares,
     position_weights,
 )
+from shopsense.rerank._finish import finish, reorders
 from shopsense.rerank._pipeline import DEFAULT_LAMBDA, DEFAULT_METHOD, Reranker, apply
 from shopsense.rerank._report import RerankReport
 from shopsense.rerank._rules import (
@@ -61,12 +64,14 @@ __all__ = [
     "explain",
     "exposure_fair_rerank",
     "exposure_shares",
+    "finish",
     "item_features",
     "load_rules",
     "maxsum_rerank",
     "mmr_rerank",
     "position_weights",
     "reason_for",
+    "reorders",
     "rephrase",
     "rules_version",
     "save_rules",

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from shopsense.catalog import EVENT_WEIGHTS
+from shopsense.context import ShopContext
 from shopsense.errors import ValidationError
 from shopsense.results import Hit, ResultList
 from shopsense.search._analysis import Analyzer
@@ -80,7 +81,11 @@ def user_profile(events: Any, catalog: Any, vectors: np.ndarray, now: float | No
 
 
 class SearchService:
-    """Hybrid product search over an :class:`~shopsense.engine.Engine`'s catalogue.
+    """Hybrid product search over a shop's catalogue.
+
+    ``ctx`` is the :class:`~shopsense.context.ShopContext` the engine implements
+    (settings, paths, store, catalogue, encoder). Hits carry their evidence (matched
+    terms, constraints, per-source scores); the engine's finishing stage writes reasons.
 
     Example
     -------
@@ -90,25 +95,19 @@ class SearchService:
     ({'drll': 'drill'}, 'hybrid')
     """
 
-    def __init__(self, engine: Any, options: SearchOptions | None = None, synonyms_path: str | Path | None = None,
-                 dense: bool = True, embed_text: str = "full") -> None:
-        self.engine = engine
+    def __init__(self, ctx: ShopContext, options: SearchOptions | None = None,
+                 synonyms_path: str | Path | None = None, dense: bool = True, embed_text: str = "full") -> None:
+        self.ctx = ctx
         self.embed_text = embed_text  # "full" (Product.text()) or "title"
         self.options = (options or SearchOptions()).validated()
-        self.synonyms_path = Path(synonyms_path) if synonyms_path else self._default_synonyms()
+        # the shop's own synonyms.txt in the home, else the file shipped with the package
+        self.synonyms_path = Path(synonyms_path) if synonyms_path else ctx.paths.synonyms
         self.use_dense = dense
-        self.dir = Path(engine.home) / "index"
+        self.dir = ctx.paths.index
         self._lock = threading.RLock()
         self._searcher: HybridSearcher | None = None
         self._stale = False
         self._profiles: dict[str, np.ndarray | None] = {}
-
-    def _default_synonyms(self) -> Path | None:
-        home_file = Path(self.engine.home) / "synonyms.txt"
-        if home_file.exists():
-            return home_file
-        repo_file = Path(__file__).resolve().parents[3] / "data" / "synonyms.txt"
-        return repo_file if repo_file.exists() else None
 
     # -- building --------------------------------------------------------------
     def build(self, progress: bool = False) -> dict[str, Any]:
@@ -118,7 +117,7 @@ class SearchService:
 
         t0 = time.time()
         with self._lock:
-            catalog = self.engine.catalog()
+            catalog = self.ctx.catalog()
             if len(catalog) == 0:
                 raise ValidationError("Cannot build a search index over an empty catalogue; ingest products first.",
                                       field="products")
@@ -128,12 +127,12 @@ class SearchService:
             dense = None
             encoder = None
             if self.use_dense:
-                encoder = self.engine.encoder
-                vectors = item_embeddings(self.engine, progress=progress, text=self.embed_text)
+                encoder = self.ctx.encoder
+                vectors = item_embeddings(self.ctx, progress=progress, text=self.embed_text)
                 dense = DenseIndex().fit(vectors)
             t_dense = time.time() - t0 - t_lex
             parser = QueryParser(analyzer=analyzer, synonyms_path=self.synonyms_path,
-                                 protected_words=_whole_words(self.engine.encoder)).fit(catalog.products)
+                                 protected_words=_whole_words(self.ctx.encoder)).fit(catalog.products)
             manifest = {
                 "format": FORMAT, "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                 "products": len(catalog), "fingerprint": catalog_fingerprint(catalog),
@@ -172,23 +171,23 @@ class SearchService:
         if not mf.exists():
             return False
         manifest = json.loads(mf.read_text())
-        catalog = self.engine.catalog()
+        catalog = self.ctx.catalog()
         if manifest.get("format") != FORMAT or manifest.get("fingerprint") != catalog_fingerprint(catalog):
             log.info("saved search index does not match the catalogue; rebuilding")
             return False
         if manifest.get("dense") != self.use_dense or manifest.get("embed_text", "full") != self.embed_text:
             return False
-        if manifest.get("dense") and manifest.get("encoder_model") != self.engine.encoder.model_name:
+        if manifest.get("dense") and manifest.get("encoder_model") != self.ctx.encoder.model_name:
             return False
         analyzer = Analyzer()
         lexical = LexicalIndex.load(self.dir / "lexical")
         lexical.analyzer = analyzer
         dense = DenseIndex.load(self.dir / "dense") if manifest.get("dense") and self.use_dense else None
-        encoder = self.engine.encoder if dense is not None else None
+        encoder = self.ctx.encoder if dense is not None else None
         # the encoder's vocabulary protects common words from spelling correction even when
         # the index has no dense part (read from vocab.txt: the model itself is not loaded)
         parser = QueryParser.load(self.dir / "query.json", analyzer=analyzer,
-                                  protected_words=_whole_words(self.engine.encoder))
+                                  protected_words=_whole_words(self.ctx.encoder))
         self._searcher = HybridSearcher(catalog, lexical, dense, parser, encoder, self.options)
         self._stale = False
         return True
@@ -221,16 +220,11 @@ class SearchService:
         """Drop any cached profile of ``user_id``; returns how many were dropped."""
         return int(self._profiles.pop(user_id, None) is not None)
 
-    def loaded_vectors(self) -> np.ndarray | None:
-        """The dense item vectors if the index is already in memory (never loads it)."""
-        s = self._searcher
-        return s.dense.vectors_ if s is not None and s.dense is not None and not self._stale else None
-
     def profile(self, user_id: str) -> np.ndarray | None:
         if user_id not in self._profiles:
             s = self.searcher
             vecs = s.dense.vectors_ if s.dense is not None else None
-            events = self.engine.store.events(user_id=user_id)
+            events = self.ctx.store.events(user_id=user_id)
             self._profiles[user_id] = user_profile(events, s.catalog, vecs) if vecs is not None else None
         return self._profiles[user_id]
 
@@ -262,7 +256,7 @@ class SearchService:
             "filters": dict(filters or {}), "personalized": profile is not None,
             "took_ms": round((time.perf_counter() - t0) * 1000.0, 2),
         }
-        return ResultList(_explain(hits, s.catalog), info)
+        return ResultList(hits, info)
 
     def _hits(self, s: HybridSearcher, r: Retrieved, k: int) -> list[Hit]:
         hits = []
@@ -317,16 +311,3 @@ def _whole_words(encoder: Any) -> set[str]:
     except Exception:  # noqa: BLE001 - no model installed, or a tokenizer without a plain vocabulary
         return set()
     return {w for w in vocab if w.isalpha() and len(w) >= 4}
-
-
-def _explain(hits: list[Hit], catalog: Any) -> list[Hit]:
-    """Fill ``reason`` with the shared explainer when it is available."""
-    try:
-        from shopsense.rerank import explain
-    except ImportError:
-        return hits
-    try:
-        return list(explain(hits, catalog))
-    except Exception:
-        log.exception("explain() failed; returning hits without reasons")
-        return hits

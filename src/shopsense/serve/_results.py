@@ -46,26 +46,10 @@ def _clean(x: Any) -> Any:
     return x
 
 
-def render(result: Any, engine: Any, surface: str) -> dict[str, Any]:
-    """Fill missing products and reasons, then serialise.
-
-    Capabilities normally return explained hits; the serve layer only fills the
-    gaps so every surface shows a product title and a reason a shopper can read.
-    """
-    hits = list(result.hits)
-    if any(h.product is None for h in hits):
-        cat = engine.catalog()
-        found = {h.id: cat.products[cat.index[h.id]] for h in hits if h.id in cat.index}
-        hits = [h if h.product is not None else h.with_(product=found.get(h.id)) for h in hits]
-    if any(not h.reason for h in hits):
-        try:
-            from shopsense.rerank import explain
-        except ImportError:  # reasons stay empty; the page falls back to the source name
-            pass
-        else:
-            explained = explain(hits, engine.catalog(), {"surface": surface})
-            hits = [h if h.reason else e for h, e in zip(hits, explained)]
-    out = {"hits": [h.as_dict(include_product=True) for h in hits], **result.info}
+def render(result: Any, *_legacy: Any) -> dict[str, Any]:
+    """Serialise a finished ``ResultList`` (the engine's finishing stage has filled the
+    products and reasons already, as for the CLI and Python callers)."""
+    out = {"hits": [h.as_dict(include_product=True) for h in result.hits], **result.info}
     # scores without a finite value stay in the list, as null -> 0 for the schema
     for h in out["hits"]:
         if not math.isfinite(h["score"]):
