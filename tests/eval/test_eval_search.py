@@ -13,9 +13,9 @@ import pytest
 from typer.testing import CliRunner
 
 from shopsense.errors import ValidationError
-from shopsense.eval._metrics import ndcg_at_k
 from shopsense.eval._search import product_mapping, read_judgments
 from shopsense.eval._search_run import PEER
+from shopsense.metrics import ndcg_at_k
 
 DATASETS = Path(__file__).resolve().parents[2].parent / "shared" / "datasets"
 HD = DATASETS / "search" / "homedepot"

@@ -1,4 +1,8 @@
-"""Evaluation: metrics, splits and protocol runners shared by tests, bench/ and ``shopsense eval``."""
+"""Evaluation: metrics, splits and protocol runners shared by tests, bench/ and ``shopsense eval``.
+
+The ranking metrics live in the leaf module :mod:`shopsense.metrics` (models use them
+too) and are re-exported here.
+"""
 
 from shopsense.eval._baskets import BasketData, read_baskets
 from shopsense.eval._baskets_run import BasketRun, evaluate_baskets, run_baskets
@@ -11,7 +15,6 @@ from shopsense.eval._inputs import (
     read_items,
     read_sequences,
 )
-from shopsense.eval._metrics import dcg, gini, hit_at_k, loo_metrics, mrr, ndcg_at_k, recall_at_k
 from shopsense.eval._progress import Phases, RichPhases
 from shopsense.eval._recommend import (
     LOOSplit,
@@ -26,6 +29,7 @@ from shopsense.eval._recommend import (
 )
 from shopsense.eval._recommend_run import RecommendRun, evaluate_recommend, run_recommend
 from shopsense.eval._report import bar_chart, meta, print_table, write_json
+from shopsense.metrics import dcg, gini, hit_at_k, loo_metrics, mrr, ndcg_at_k, recall_at_k
 
 __all__ = [
     "BasketData",

@@ -24,7 +24,7 @@ from shopsense.eval._inputs import (
     _table_format,
     lookup_item,
 )
-from shopsense.eval._metrics import loo_metrics
+from shopsense.metrics import loo_metrics
 
 __all__ = ["BasketData", "BasketSplit", "HiddenItems", "basket_format", "evaluate_completion", "hide_each", "hide_one",
            "read_basket_file", "read_baskets", "split_baskets"]

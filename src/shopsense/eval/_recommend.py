@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from shopsense.eval._metrics import loo_metrics
+from shopsense.metrics import loo_metrics
 
 
 @dataclass(frozen=True)

@@ -25,9 +25,9 @@ from typing import Any, Self
 import numpy as np
 
 from shopsense.errors import ValidationError, check_param
-from shopsense.eval._metrics import loo_metrics
 from shopsense.eval._progress import Phases
 from shopsense.eval._recommend import evaluate_ranked, loo_split, rank_model
+from shopsense.metrics import loo_metrics
 
 __all__ = [
     "GENERATORS",

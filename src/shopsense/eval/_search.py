@@ -24,7 +24,7 @@ import numpy as np
 
 from shopsense.catalog import Product
 from shopsense.errors import ValidationError
-from shopsense.eval._metrics import mrr, ndcg_at_k, recall_at_k
+from shopsense.metrics import mrr, ndcg_at_k, recall_at_k
 
 __all__ = [
     "JUDGMENT_FIELDS", "PRODUCT_ALIASES", "Judgments", "SearchBenchmark", "default_datasets_root", "evaluate_rerank",

@@ -163,7 +163,7 @@ class SASRec(Recommender):
         return self
 
     def _validate(self, validation: tuple[Sequence[np.ndarray], np.ndarray], n_max: int = 3000) -> float:
-        from shopsense.eval import loo_metrics
+        from shopsense.metrics import loo_metrics
 
         hist, targets = validation
         idx = np.arange(len(hist))[:n_max]

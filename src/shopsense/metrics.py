@@ -1,5 +1,8 @@
-"""Ranking metrics, vectorised over queries. One implementation for tests,
+"""Ranking metrics: one implementation for the models (SASRec's early stopping), tests,
 benchmarks and ``shopsense eval``.
+
+A leaf module: it imports only numpy and the standard library, so any package
+(``recommend``, ``bundles``, ``eval``...) can use it without an import cycle.
 
 Conventions (the standard ones, so figures compare with published results):
 - ``ranked``: (n_queries, k) int array of item indices, -1 for padding.
@@ -13,6 +16,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 import numpy as np
+
+__all__ = ["dcg", "gini", "hit_at_k", "loo_metrics", "mrr", "ndcg_at_k", "recall_at_k"]
 
 _DISCOUNT = 1.0 / np.log2(np.arange(2, 2 + 1000))
 
