@@ -2,9 +2,10 @@
 
 from shopsense.catalog._catalog import Catalog
 from shopsense.catalog._ingest import IngestReport, Reject, ingest, parse_mapping
+from shopsense.catalog._match import FILTER_KEYS, match_mask
 from shopsense.catalog._models import EVENT_WEIGHTS, Event, EventType, Product
 
 __all__ = [
-    "EVENT_WEIGHTS", "Catalog", "Event", "EventType", "IngestReport", "Product", "Reject",
-    "ingest", "parse_mapping",
+    "EVENT_WEIGHTS", "FILTER_KEYS", "Catalog", "Event", "EventType", "IngestReport", "Product", "Reject",
+    "ingest", "match_mask", "parse_mapping",
 ]

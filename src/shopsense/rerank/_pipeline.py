@@ -213,7 +213,7 @@ def apply(
                     continue
                 if filters:
                     if allowed is None:
-                        from shopsense.search import filter_mask
+                        from shopsense.catalog import match_mask as filter_mask
 
                         allowed = filter_mask(catalog, filters)
                     if allowed is not None and not allowed[j]:

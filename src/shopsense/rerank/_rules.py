@@ -14,6 +14,7 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from shopsense.catalog import match_mask
 from shopsense.config import SURFACES
 from shopsense.errors import ValidationError
 
@@ -44,30 +45,29 @@ class Match(BaseModel):
             raise ValueError(f"price_min ({self.price_min}) is above price_max ({self.price_max})")
         return self
 
-    def mask(self, catalog: Any, idx: np.ndarray) -> np.ndarray:
-        """Boolean mask over ``idx`` (catalog indices, -1 for unknown products)."""
-        ok = idx >= 0
-        safe = np.where(ok, idx, 0)
-        m = ok.copy()
+    def as_filters(self) -> dict[str, Any]:
+        """This match as catalogue conditions (what :func:`shopsense.catalog.match_mask` takes)."""
+        f: dict[str, Any] = {}
         if self.ids:
-            wanted = {catalog.index[i] for i in self.ids if i in catalog.index}
-            m &= np.fromiter((int(i) in wanted for i in safe), bool, len(safe))
-        if self.brand is not None:
-            b = self.brand.casefold()
-            m &= np.fromiter((str(x).casefold() == b for x in catalog.brand[safe]), bool, len(safe))
+            f["ids"] = list(self.ids)
         if self.category is not None:
-            c = self.category.casefold()
-            m &= np.fromiter(
-                (any(p.casefold() == c for p in catalog.products[int(i)].category) for i in safe), bool, len(safe))
-        for key, val in self.attributes.items():
-            v = val.casefold()
-            m &= np.fromiter((catalog.products[int(i)].attributes.get(key, "").casefold() == v
-                              for i in safe), bool, len(safe))
+            f["category"] = self.category
+        if self.brand is not None:
+            f["brand"] = self.brand
+        if self.attributes:
+            f["attributes"] = dict(self.attributes)
         if self.price_min is not None:
-            m &= catalog.price[safe] >= self.price_min  # unknown (NaN) prices never match
+            f["price_min"] = self.price_min
         if self.price_max is not None:
-            m &= catalog.price[safe] <= self.price_max
-        return m & ok
+            f["price_max"] = self.price_max
+        return f
+
+    def mask(self, catalog: Any, idx: np.ndarray) -> np.ndarray:
+        """Boolean mask over ``idx`` (catalog indices, -1 for unknown products); the
+        matching is :func:`shopsense.catalog.match_mask`, the same as search filters."""
+        idx = np.asarray(idx, dtype=np.int64)
+        ok = idx >= 0
+        return match_mask(catalog, self.as_filters(), rows=np.where(ok, idx, 0)) & ok
 
 
 class Rule(BaseModel):
