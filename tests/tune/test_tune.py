@@ -145,8 +145,7 @@ def test_lora_tuning_runs_and_saves_a_plain_model(homedepot, tmp_path) -> None:
 
 def test_onnx_fp32_matches_torch_and_int8_encodes(tuned, tmp_path) -> None:
     pytest.importorskip("onnxruntime")
-    from shopsense.text import TextEncoder
-    from shopsense.text._onnx import OnnxTextEncoder, export_onnx
+    from shopsense.text import OnnxTextEncoder, TextEncoder, export_onnx
 
     path = str(tuned["path"])
     out = export_onnx(path, tmp_path / "onnx", quantize=True)
@@ -165,7 +164,7 @@ def test_onnx_fp32_matches_torch_and_int8_encodes(tuned, tmp_path) -> None:
 
 def test_settings_select_the_onnx_backend(tuned) -> None:
     from shopsense import Engine
-    from shopsense.text._onnx import OnnxTextEncoder
+    from shopsense.text import OnnxTextEncoder
 
     eng = Engine(tuned["home"], encoder_backend="onnx-int8")
     try:

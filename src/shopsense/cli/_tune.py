@@ -125,13 +125,11 @@ def export_onnx_cmd(
 ) -> None:
     """Export the engine's encoder (the tuned one when active) to ONNX for
     ``encoder_backend = "onnx"`` or ``"onnx-int8"``."""
-    from shopsense.config import DEFAULT_MODEL
-    from shopsense.text._onnx import export_onnx, onnx_dir_for
-    from shopsense.tune import active_encoder_path
+    from shopsense.home import Home
+    from shopsense.text import encoder_model_for, export_onnx, onnx_dir_for
 
     eng = open_engine(home)
-    name = eng.settings.encoder_model
-    if name == DEFAULT_MODEL and (tuned := active_encoder_path(home)) is not None:
-        name = str(tuned)
-    out = export_onnx(name, onnx_dir_for(name, home), quantize=int8)
+    paths = getattr(eng, "paths", None) or Home(eng.home)  # until the engine exposes .paths (ShopContext)
+    name = encoder_model_for(eng.settings, paths)
+    out = export_onnx(name, onnx_dir_for(name, paths), quantize=int8)
     console.print(json.dumps({"model": name, "onnx_dir": str(out)}))

@@ -6,23 +6,22 @@ from __future__ import annotations
 import json
 import logging
 import os
-import re
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from shopsense.text._encoder import TextEncoder, text_hash
+from shopsense.home import Home
+from shopsense.text._encoder import TextEncoder, model_slug, text_hash
+
+if TYPE_CHECKING:
+    from shopsense.context import ShopContext
 
 __all__ = ["EmbeddingCache", "encode_cached", "item_embeddings", "item_texts"]
 
 log = logging.getLogger(__name__)
-
-
-def _slug(name: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.-]+", "_", name.strip("/"))[-120:] or "model"
 
 
 class EmbeddingCache:
@@ -34,7 +33,7 @@ class EmbeddingCache:
     """
 
     def __init__(self, root: str | Path, model_name: str) -> None:
-        self.dir = Path(root) / _slug(model_name)
+        self.dir = Path(root) / model_slug(model_name)
         self.model_name = model_name
         self._keys: np.ndarray | None = None
         self._vecs: np.ndarray | None = None
@@ -134,10 +133,13 @@ def item_texts(catalog: Any, text: str = "full") -> list[str]:
     raise ValueError(f"The 'text' parameter of item_texts must be one of 'full', 'title'. Got {text!r} instead.")
 
 
-def item_embeddings(engine: Any, progress: bool = False, text: str = "full") -> np.ndarray:
-    """(n_items, dim) unit vectors aligned with ``engine.catalog()`` order, cached
-    under ``engine.home / "embeddings"`` so only changed products are re-encoded."""
-    catalog = engine.catalog()
-    vecs, _ = encode_cached(engine.encoder, item_texts(catalog, text), Path(engine.home) / "embeddings",
+def item_embeddings(ctx: ShopContext, progress: bool = False, text: str = "full") -> np.ndarray:
+    """(n_items, dim) unit vectors of ``ctx.encoder``, aligned with ``ctx.catalog()`` order
+    and cached under ``ctx.paths.embeddings``, so only changed products are re-encoded.
+    ``text`` is what each product is embedded from (see :func:`item_texts`)."""
+    # until every caller passes a ShopContext: an object with only ``.home`` (the old engine)
+    paths = getattr(ctx, "paths", None) or Home(Path(ctx.home))  # type: ignore[attr-defined]
+    catalog = ctx.catalog()
+    vecs, _ = encode_cached(ctx.encoder, item_texts(catalog, text), paths.embeddings,
                             progress=progress, prune=text == "full")
     return vecs

