@@ -22,10 +22,12 @@ demo: $(VENV)/.installed
 
 test: $(VENV)/.installed
 	sh scripts/install-browser.sh
+	sh scripts/install-services.sh
 	$(BIN)/pytest -q
 
 test-all: $(VENV)/.installed
 	sh scripts/install-browser.sh
+	sh scripts/install-services.sh
 	$(BIN)/pytest -q -m "slow or not slow"
 
 lint: $(VENV)/.installed
