@@ -25,7 +25,7 @@ from shopsense.config import Settings
 from shopsense.context import Service
 from shopsense.errors import MissingDependencyError, NotFoundError, ValidationError, check_param
 from shopsense.home import Home
-from shopsense.store import SQLiteStore, Store
+from shopsense.store import Store, open_store
 
 if TYPE_CHECKING:  # heavy modules load only when a capability is first used
     from shopsense.bundles import BundleService
@@ -52,7 +52,7 @@ class Engine:
         self.settings = settings or Settings.load(home, **overrides)
         self.paths = Home(self.settings.home).ensure()
         self.home = self.paths.root
-        self.store: Store = SQLiteStore(self.paths.sqlite)
+        self.store: Store = open_store(self.settings, self.paths.sqlite)
         self._lock = threading.RLock()
         self._catalog: Catalog | None = None
         self._vectors: np.ndarray | None = None
