@@ -15,7 +15,6 @@ import pytest
 
 from shopsense.errors import MissingDependencyError, ShopsenseError
 from shopsense.store import PostgresStore
-from shopsense.store import _postgres as pg
 from tests.store.contract import ev, session_events
 
 WORKER = Path(__file__).with_name("_ingest_worker.py")
@@ -46,16 +45,16 @@ def test_migrations_are_recorded_and_applied_once(postgres_schema_url: str) -> N
     import psycopg
 
     store = PostgresStore(postgres_schema_url)
-    assert store.schema_version_ == len(pg.MIGRATIONS)
+    assert store.schema_version_ == len(PostgresStore.migrations)
     store.add_events(session_events())
     store.close()
     again = PostgresStore(postgres_schema_url)
     assert again.count_events() == 7
     again.close()
-    assert _versions(postgres_schema_url) == [(i + 1, name) for i, (name, _) in enumerate(pg.MIGRATIONS)]
+    assert _versions(postgres_schema_url) == [(i + 1, name) for i, (name, _) in enumerate(PostgresStore.migrations)]
     with psycopg.connect(postgres_schema_url) as conn:
         parts = conn.execute("SELECT count(*) FROM pg_inherits WHERE inhparent = 'events'::regclass").fetchone()
-    assert parts == (pg.EVENT_PARTITIONS,)
+    assert parts == (PostgresStore.event_partitions,)
 
 
 def test_processes_starting_together_migrate_once(postgres_schema_url: str) -> None:
@@ -76,7 +75,7 @@ def test_processes_starting_together_migrate_once(postgres_schema_url: str) -> N
     for s in stores:
         s.close()
     assert errors == [] and len(stores) == 4
-    assert [v for v, _ in _versions(postgres_schema_url)] == list(range(1, len(pg.MIGRATIONS) + 1))
+    assert [v for v, _ in _versions(postgres_schema_url)] == list(range(1, len(PostgresStore.migrations) + 1))
 
 
 def test_a_schema_from_a_newer_shopsense_is_refused(postgres_schema_url: str) -> None:
@@ -85,7 +84,7 @@ def test_a_schema_from_a_newer_shopsense_is_refused(postgres_schema_url: str) ->
     PostgresStore(postgres_schema_url).close()
     with psycopg.connect(postgres_schema_url) as conn:
         conn.execute("INSERT INTO schema_version (version, name) VALUES (%s, 'from the future')",
-                     (len(pg.MIGRATIONS) + 1,))
+                     (len(PostgresStore.migrations) + 1,))
     with pytest.raises(ShopsenseError, match="newer than this shopsense"):
         PostgresStore(postgres_schema_url)
 
@@ -99,7 +98,7 @@ def test_events_stream_through_a_server_side_cursor_in_chunks(
     store = PostgresStore(postgres_schema_url)
     evs = [ev(f"office-u{i % 7}", f"office-{i}", "view", i) for i in range(100)]
     store.add_events(evs)
-    monkeypatch.setattr(pg, "_FETCH", 7)
+    monkeypatch.setattr(store, "fetch_rows", 7)
     fetches: list[int] = []
     fetchmany = psycopg.ServerCursor.fetchmany
 

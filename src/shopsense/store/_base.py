@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from shopsense.catalog._models import Event, Product
+from shopsense.catalog import Event, Product
 
 
 def event_key(e: Event) -> str:

@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from shopsense.catalog._models import Event, Product
+from shopsense.catalog import Event, Product
 from shopsense.errors import ShopsenseError, require
 from shopsense.store._base import EventArrays, Store, event_key
 
@@ -98,9 +98,6 @@ CREATE TEMP TABLE IF NOT EXISTS events_stage (
 #: how long delete_user waits for readers of the user's partition before it gives up the rewrite
 _ERASE_LOCK_TIMEOUT_MS = 30_000
 
-#: rows per round trip of the server-side cursor in events()
-_FETCH = 20_000
-
 
 def migrate(conn: psycopg.Connection[Any]) -> int:
     """Apply the migrations this database lacks; returns its schema version.
@@ -149,6 +146,13 @@ class PostgresStore(Store):
     >>> store = PostgresStore("postgresql://shop@localhost/shopsense")  # doctest: +SKIP
     >>> store.add_events(events)                                        # doctest: +SKIP
     """
+
+    #: (name, SQL) per schema version, oldest first
+    migrations = MIGRATIONS
+    #: events are hash-partitioned by user_id into this many tables
+    event_partitions = EVENT_PARTITIONS
+    #: rows per round trip of the server-side cursor in :meth:`events`
+    fetch_rows = 20_000
 
     def __init__(self, url: str) -> None:
         self._psycopg = require("psycopg", "postgres")
@@ -335,11 +339,11 @@ class PostgresStore(Store):
         cols: list[list[Any]] = [[] for _ in range(7)]
         with self._lock:
             conn = self._connection()
-            # a server-side cursor: the server sends _FETCH rows at a time instead of the
+            # a server-side cursor: the server sends fetch_rows at a time instead of the
             # whole result, so a large read costs the arrays and one chunk
             with conn.transaction(), conn.cursor(name="shopsense_events") as cur:
                 cur.execute(query, args)  # type: ignore[arg-type]
-                while chunk := cur.fetchmany(_FETCH):
+                while chunk := cur.fetchmany(self.fetch_rows):
                     for col, values in zip(cols, zip(*chunk, strict=True), strict=True):
                         col.extend(values)
         return EventArrays(

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from shopsense.catalog._models import Event, Product
+from shopsense.catalog import Event, Product
 from shopsense.store._base import EventArrays, Store, event_key
 
 _SCHEMA = """
