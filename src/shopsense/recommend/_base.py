@@ -200,6 +200,29 @@ class Recommender(ABC):
         hs = [np.array([int(i)]) for i in items]
         return self.recommend(hs, k, exclude=True, allowed=allowed)
 
+    def because(self, history: np.ndarray, items: np.ndarray) -> np.ndarray:
+        """For each of ``items``, the history item (an index) that best explains it; -1 when
+        the model cannot say. Explanations ask this instead of reading a model's arrays.
+
+        The default names the most recent history item; models that know better override it.
+        """
+        h = np.asarray(history, np.int64)
+        return np.full(len(items), int(h[-1]) if len(h) else -1, np.int64)
+
+    def _because_by_single_scores(self, history: np.ndarray, items: np.ndarray, last: int = 20) -> np.ndarray:
+        """Shared by models whose score is additive over the history: the one of the last
+        ``last`` known history items whose one-item history scores each item highest."""
+        h = np.asarray(history, np.int64)
+        h = h[(h >= 0) & (h < self.n_items_)][-last:]
+        items = np.asarray(items, np.int64)
+        out = np.full(len(items), -1, np.int64)
+        ok = (items >= 0) & (items < self.n_items_)
+        if len(h) == 0 or not ok.any():
+            return out
+        s = np.asarray(self.score([np.array([x]) for x in h]), np.float64)[:, items[ok]]
+        out[ok] = h[np.argmax(s, axis=0)]
+        return out
+
     # -- persistence ------------------------------------------------------------------
     def save(self, path: str | Path) -> Path:
         self._check_fitted()

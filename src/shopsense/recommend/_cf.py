@@ -63,6 +63,17 @@ class EASE(Recommender):
         self._check_fitted()
         return self.recommend([np.array([int(i)]) for i in items], k, allowed=allowed)
 
+    def because(self, history: np.ndarray, items: np.ndarray) -> np.ndarray:
+        """The history item with the largest learned weight ``B[h, item]`` towards each item."""
+        h = np.asarray(history, np.int64)
+        h = h[(h >= 0) & (h < self.n_items_)]
+        items = np.asarray(items, np.int64)
+        out = np.full(len(items), -1, np.int64)
+        ok = (items >= 0) & (items < self.n_items_)
+        if len(h) and ok.any():
+            out[ok] = h[np.argmax(self.B_[np.ix_(h, items[ok])], axis=0)]
+        return out
+
     def _state(self) -> dict[str, np.ndarray]:
         return {"B": self.B_}
 
@@ -105,6 +116,9 @@ class ItemKNN(Recommender):
         self._check_fitted()
         x = histories_to_csr(histories, self.n_items_, weights)
         return np.asarray((x @ self.S_).toarray(), dtype=np.float32)
+
+    def because(self, history: np.ndarray, items: np.ndarray) -> np.ndarray:
+        return self._because_by_single_scores(history, items)
 
     def _state(self) -> dict[str, np.ndarray]:
         s = self.S_.tocsr()
@@ -154,7 +168,8 @@ class ALS(Recommender):
         # implicit parallelises itself; a BLAS thread pool on top only oversubscribes the CPU
         with threadpool_limits(1, "blas"):
             m.fit(data.csr(binary=self.binary), show_progress=False)
-        self._als = m
+        # only the item factors are kept: users are always folded in from their history, so the
+        # model holds no per-user state (nothing to forget when a user is deleted)
         self.item_factors_ = np.asarray(m.item_factors, np.float32)
         self._yty = None
         self.n_items_ = data.n_items
@@ -198,13 +213,12 @@ class ALS(Recommender):
         mask_scores(s, [np.array([i]) for i in items], allowed)
         return top_k(s, k)
 
+    def because(self, history: np.ndarray, items: np.ndarray) -> np.ndarray:
+        return self._because_by_single_scores(history, items)
+
     def _state(self) -> dict[str, np.ndarray]:
         return {"item_factors": self.item_factors_}
 
     def _set_state(self, arrays: dict[str, np.ndarray]) -> None:
         self.item_factors_ = arrays["item_factors"]
         self._yty = None
-        m = self._model()
-        m.item_factors = self.item_factors_
-        m.user_factors = np.zeros((0, self.factors), np.float32)
-        self._als = m

@@ -1,10 +1,8 @@
-"""RecommendService: what the engine calls for ``recommend``, ``similar``, ``next_items``, ``train``.
+"""Serving: what the engine calls for ``recommend``, ``similar``, ``next_items``.
 
-Training reads the store's events, maps ids through the catalogue, fits every
-generator and the ranker on a time split (each user's last interaction held out
-for the ranker), refits the cheap generators on everything, and saves a versioned
-model folder ``home/models/<version>/`` (written to a temporary folder, then
-renamed) with a ``home/models/CURRENT`` pointer.
+Training lives in :mod:`shopsense.recommend._training` (``train`` here delegates to
+it, then loads the new version); this module only loads ``home/models/CURRENT``
+and answers.
 
 Serving never stores user vectors: a user's history is read from the store and
 folded in on each call, so new events change the next answer without retraining,
@@ -16,19 +14,16 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import shutil
-import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from shopsense.catalog import EVENT_WEIGHTS, Event
+from shopsense.catalog import EVENT_WEIGHTS, Event, match_mask
 from shopsense.context import ShopContext
 from shopsense.errors import NotFittedError, NotFoundError, ValidationError
-from shopsense.recommend._base import Interactions, Recommender
+from shopsense.recommend._base import Recommender
 from shopsense.results import Hit, ResultList
 
 log = logging.getLogger(__name__)
@@ -36,10 +31,6 @@ log = logging.getLogger(__name__)
 #: generator name -> explanation source of the shared vocabulary
 SOURCES = {"popularity": "popular", "trending": "trending", "ease": "cf", "als": "cf", "itemknn": "cf",
            "content": "content", "sasrec": "sequential", "stack": "cf"}
-
-
-def _now_version() -> str:
-    return time.strftime("%Y%m%d-%H%M%S", time.gmtime()) + f"-{os.getpid() % 10000:04d}"
 
 
 class RecommendService:
@@ -70,160 +61,20 @@ class RecommendService:
         return p.read_text().strip() if p.exists() else None
 
     # -- training --------------------------------------------------------------------------
-    def _interactions(self, catalog: Any) -> tuple[Interactions, list[str], np.ndarray]:
-        ev = self.ctx.store.events()
-        types = np.asarray(ev.type, dtype=object)
-        items = np.asarray(ev.item_id, dtype=object)
-        idx = np.array([catalog.index.get(i, -1) if i else -1 for i in items], np.int64)
-        w = np.array([EVENT_WEIGHTS.get(str(t), 0.0) for t in types], np.float32)
-        keep = (idx >= 0) & (w > 0)
-        users = np.asarray(ev.user_id, dtype=object)[keep]
-        uniq, uidx = np.unique(users.astype(str), return_inverse=True)
-        data = Interactions.from_arrays(uidx, idx[keep], n_users=len(uniq), n_items=len(catalog),
-                                        weight=w[keep], timestamp=np.asarray(ev.timestamp)[keep])
-        return data, list(uniq), keep
+    def train(self, progress: bool | Callable[[str], None] = False, **options: Any) -> dict[str, Any]:
+        """Fit every generator and the ranker (:func:`shopsense.recommend.train_models`), save a
+        new version, make it current and load it here."""
+        from shopsense.recommend._training import train_models
 
-    def train(self, progress: bool | Callable[[str], None] = False, *, sasrec: bool = True,
-              sasrec_seconds: float = 300.0, ranker: bool = True, ease_max_items: int = 30000) -> dict[str, Any]:
-        """Fit every generator and the ranker; save a new version and make it current."""
-        from shopsense.recommend import (
-            ALS,
-            EASE,
-            ContentRecommender,
-            ItemKNN,
-            Popularity,
-            RankingStack,
-            SASRec,
-            Trending,
-        )
-
-        say = progress if callable(progress) else ((lambda m: print(m, flush=True)) if progress else (lambda m: None))
-        t0 = time.perf_counter()
-        catalog = self.ctx.catalog()
-        if len(catalog) == 0:
-            raise NotFittedError("No products in the store; ingest products before training.")
-        data, user_ids, _ = self._interactions(catalog)
-        say(f"events: {len(data.user):,} interactions, {data.n_users:,} users, {data.n_items:,} items")
-        if len(data.user) == 0:
-            raise NotFittedError("No usable events (view/click/cart/purchase on known products); ingest events first.")
-        vecs = self._item_vectors(catalog, say)
-
-        def generators() -> dict[str, Recommender]:
-            gens: dict[str, Recommender] = {"popularity": Popularity(),
-                                            "trending": Trending(half_life=7 * 86400.0)}
-            gens["ease" if data.n_items <= ease_max_items else "itemknn"] = (
-                EASE(l2=250.0) if data.n_items <= ease_max_items else ItemKNN())
-            gens["als"] = ALS(factors=min(128, max(8, data.n_items // 4)), iterations=15)
-            if vecs is not None:
-                gens["content"] = ContentRecommender()
-            return gens
-
-        def fit_all(gens: dict[str, Recommender], d: Interactions) -> None:
-            for name, g in gens.items():
-                s = time.perf_counter()
-                if isinstance(g, ContentRecommender):
-                    g.fit(d, item_vectors=vecs)
-                else:
-                    g.fit(d)
-                say(f"  fitted {name} in {time.perf_counter() - s:.1f}s")
-
-        # time split: each user's last interaction is the ranker's (and SASRec's) validation target
-        seqs = data.sequences()
-        last_pos = np.zeros(len(data.user), bool)
-        order = np.lexsort((data.timestamp, data.user))
-        ends = np.searchsorted(data.user[order], np.arange(data.n_users), side="right") - 1
-        eligible = np.array([len(s) >= 3 for s in seqs])
-        last_pos[order[ends[eligible]]] = True
-        head = Interactions(data.user[~last_pos], data.item[~last_pos], data.weight[~last_pos],
-                            data.timestamp[~last_pos], data.n_users, data.n_items)
-        val_users = np.flatnonzero(eligible)
-        val_hist = [seqs[u][:-1] for u in val_users]
-        val_tgt = np.array([seqs[u][-1] for u in val_users], np.int64)
-        metrics: dict[str, Any] = {}
-        say("fitting generators on the time split")
-        gens = generators()
-        fit_all(gens, head)
-        if sasrec and len(val_users) >= 20:
-            say(f"training SASRec (budget {sasrec_seconds:.0f}s)")
-            sas = SASRec(max_seconds=sasrec_seconds, epochs=200, num_threads=1, text_init=vecs is not None)
-            sas.fit(head, validation=(val_hist, val_tgt), item_vectors=vecs,
-                    progress=lambda e, i: say(f"  sasrec epoch {e}: loss {i['loss']:.3f}"
-                                              + (f", val NDCG@10 {i['val_ndcg@10']:.4f}" if "val_ndcg@10" in i else "")))
-            gens["sasrec"] = sas
-        models: dict[str, Recommender] = {}
-        primary = "ease" if "ease" in gens else "itemknn"
-        if ranker and len(val_users) >= 50:
-            say("training the LambdaMART ranker on held-out last interactions")
-            side = self._item_side(catalog, head)
-            try:
-                stack = RankingStack(candidates=50).fit(generators=gens, validation=(val_hist, val_tgt), item_side=side)
-                metrics["ranker_candidate_recall"] = stack.candidate_recall_
-                models["stack"] = stack
-                primary = "stack"
-            except Exception as exc:  # noqa: BLE001 - any ranker failure (e.g. no target among candidates)
-                # leaves the generators serving, as before the ranker existed
-                log.warning("ranker not trained: %s", exc)
-                say(f"  ranker skipped: {exc}")
-        say("refitting generators on all events")
-        final = generators()
-        fit_all(final, data)
-        if "sasrec" in gens:
-            final["sasrec"] = gens["sasrec"]
-        if "stack" in models:
-            models["stack"].generators_ = dict(final)  # type: ignore[attr-defined]
-            models["stack"].item_side_ = self._item_side(catalog, data)  # type: ignore[attr-defined]
-        models.update(final)
-        version = self._save(models, primary, catalog, data, user_ids, metrics, time.perf_counter() - t0)
-        say(f"saved model version {version} in {time.perf_counter() - t0:.1f}s")
+        manifest = train_models(self.ctx, progress, **options)
         self._load()
-        return {"version": version, **self._manifest}
-
-    def _item_vectors(self, catalog: Any, say: Callable[[str], None]) -> np.ndarray | None:
-        say("encoding item texts")
-        vecs = self.ctx.item_vectors()  # None without the 'embed' extra: CF still works
-        if vecs is None:
-            log.warning("content recommendations disabled: no item vectors")
-        return vecs
-
-    def _item_side(self, catalog: Any, data: Interactions) -> Any:
-        from shopsense.recommend import ItemSide
-
-        pop = np.bincount(data.item, minlength=len(catalog)).astype(np.float32)
-        age = ((time.time() - catalog.created_at) / 86400.0).astype(np.float32)
-        leaf = np.asarray(catalog.category_leaf, dtype=object)
-        codes = {c: i for i, c in enumerate(sorted(set(leaf) - {""}))}
-        cat = np.array([codes.get(c, -1) for c in leaf], np.int64)
-        return ItemSide(popularity=pop, age=age, price=catalog.price.astype(np.float32), category=cat)
-
-    def _save(self, models: dict[str, Recommender], primary: str, catalog: Any, data: Interactions,
-              user_ids: list[str], metrics: dict[str, Any], seconds: float) -> str:
-        version = _now_version()
-        self.models_dir.mkdir(parents=True, exist_ok=True)
-        tmp = self.models_dir / f".tmp-{version}"
-        if tmp.exists():
-            shutil.rmtree(tmp)
-        tmp.mkdir()
-        for name, m in models.items():
-            if name == "stack":  # the stack saves its generators itself; keep only the booster side
-                m.save(tmp / "stack")
-            else:
-                m.save(tmp / name)
-        (tmp / "item_ids.json").write_text(json.dumps(list(catalog.ids)))
-        manifest = {"version": version, "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                    "primary": primary, "models": sorted(models), "n_items": len(catalog),
-                    "n_users": data.n_users, "n_interactions": len(data.user), "train_seconds": seconds,
-                    "metrics": metrics, "format": "shopsense.recommend", "format_version": 1}
-        (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2))
-        final = self.models_dir / version
-        os.replace(tmp, final)  # a half-written version is never visible under its name
-        ptr = self.models_dir / ".CURRENT.tmp"
-        ptr.write_text(version)
-        os.replace(ptr, self.models_dir / "CURRENT")
-        return version
+        return manifest
 
     # -- loading ---------------------------------------------------------------------------------
     def _load(self) -> None:
-        from shopsense.recommend import RankingStack
+        from shopsense.recommend._ranker import (
+            RankingStack,  # lightgbm: only when a stack was trained
+        )
 
         version = self.current_version()
         if version is None:
@@ -288,13 +139,8 @@ class RecommendService:
         """Drop everything held in memory about a user. Models keep no per-user vectors (users
         are folded in from the store on each call), so this is the cached history; the store's
         events are deleted by the engine."""
-        removed = {"cached_history": user_id in self._hist_cache, "user_vectors": 0}
+        removed = {"cached_history": user_id in self._hist_cache}
         self._hist_cache.pop(user_id, None)
-        als = (self._models or {}).get("als")
-        if als is not None and getattr(getattr(als, "_als", None), "user_factors", None) is not None:
-            uf = als._als.user_factors  # type: ignore[attr-defined]
-            removed["user_vectors"] = len(uf) if hasattr(uf, "__len__") else 0
-            als._als.user_factors = np.zeros((0, als.factors), np.float32)  # type: ignore[attr-defined]
         return removed
 
     # -- queries ------------------------------------------------------------------------------------
@@ -321,14 +167,11 @@ class RecommendService:
         return np.array(idx, np.int64), w_arr
 
     def _allowed(self, filters: Mapping[str, Any] | None, extra_exclude: np.ndarray | None = None) -> np.ndarray:
-        from shopsense.search import filter_mask
-
         catalog = self.ctx.catalog()
-        mask = filter_mask(catalog, filters)
         live = self._to_catalog >= 0
         allowed = live.copy()
-        if mask is not None:
-            allowed[live] &= mask[self._to_catalog[live]]
+        if filters:
+            allowed[live] &= match_mask(catalog, filters)[self._to_catalog[live]]
         if extra_exclude is not None and len(extra_exclude):
             allowed[extra_exclude] = False
         return allowed
@@ -464,25 +307,18 @@ class RecommendService:
         return out
 
     def _evidence(self, gen: str, hist: np.ndarray, item: int) -> dict[str, Any]:
-        models = self._models or {}
+        """The history item that explains ``item``, asked of the model through the contract
+        (:meth:`Recommender.because`); the most recent item when the model cannot say, except
+        for text similarity, where no close item means no claim."""
         if len(hist) == 0:
             return {}
-        if gen == "sasrec":
-            return {"because_item": self._item_ids[int(hist[-1])]}
-        if gen == "content" and "content" in models:
-            b = models["content"].because(hist, np.array([item]))[0]  # type: ignore[attr-defined]
-            return {"because_item": self._item_ids[int(b)]} if b >= 0 else {}
-        m = models.get(gen)
-        if gen == "ease" and m is not None:
-            h = hist[hist < m.n_items_]
-            if len(h) and item < m.n_items_:
-                return {"because_item": self._item_ids[int(h[np.argmax(m.B_[h, item])])]}  # type: ignore[attr-defined]
-        if gen in ("als", "itemknn") and m is not None:
-            h = hist[hist < m.n_items_]
-            if len(h) and item < m.n_items_:
-                r = [float(m.score([np.array([x])])[0, item]) for x in h[-20:]]
-                return {"because_item": self._item_ids[int(h[-20:][int(np.argmax(r))])]}
-        return {"because_item": self._item_ids[int(hist[-1])]}
+        m = (self._models or {}).get(gen)
+        b = int(m.because(hist, np.array([item]))[0]) if m is not None else -1
+        if b < 0:
+            if gen == "content":
+                return {}
+            b = int(hist[-1])
+        return {"because_item": self._item_ids[b]}
 
     def _hit(self, i: int, score: float, source: str, sources: dict[str, float], evidence: dict[str, Any]) -> Hit:
         return Hit(id=self._item_ids[i], score=float(score), source=source, sources=sources, evidence=evidence)
