@@ -180,9 +180,9 @@ class Engine:
         """The sentence encoder named in the settings (loaded on first use)."""
         with self._lock:
             if self._encoder is None:
-                from shopsense.text import TextEncoder
+                from shopsense.text import encoder_for
 
-                self._encoder = TextEncoder.from_settings(self.settings)
+                self._encoder = encoder_for(self.settings, self.paths)
             return self._encoder
 
     def item_vectors(self) -> np.ndarray | None:

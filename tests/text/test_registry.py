@@ -118,13 +118,6 @@ def test_unknown_backend_names_the_options(tmp_path: Path) -> None:
         encoder_for(_Raw(), Home(tmp_path))  # type: ignore[arg-type]
 
 
-def test_from_settings_still_delegates_to_the_registry(tmp_path: Path) -> None:
-    home = Home(tmp_path)
-    tuned = _fake_tuned(home, "v1")
-    activate_encoder(home, "v1")
-    assert TextEncoder.from_settings(Settings(home=tmp_path)).model_name == str(tuned)
-
-
 class _FixedEncoder(TextEncoder):
     """Vectors from a table, so item_embeddings runs without a model."""
 

@@ -102,7 +102,7 @@ def detect_format(path: Path, fmt: str | None = None) -> str:
     )
 
 
-def _read_rows(path: Path, fmt: str) -> Iterator[tuple[int, dict[str, Any] | str]]:
+def read_rows(path: Path, fmt: str) -> Iterator[tuple[int, dict[str, Any] | str]]:
     """Yield (line number, row). A row that cannot even be parsed is yielded as an
     error string so it is reported, not dropped."""
     if fmt == "csv":
@@ -254,7 +254,7 @@ def ingest(
         prog.start()
         task = prog.add_task(kind, total=None)
     try:
-        for line, row in _read_rows(path, fmt):
+        for line, row in read_rows(path, fmt):
             report.read += 1
             if isinstance(row, str):
                 reject(Reject(line, "(row)", row))

@@ -9,7 +9,7 @@ import os
 import re
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -21,10 +21,6 @@ from shopsense.errors import require
 __all__ = ["TextEncoder", "model_slug", "resolve_model", "text_hash"]
 
 log = logging.getLogger(__name__)
-
-# Set by shopsense.text._registry, which imports this module (never the reverse), so
-# that TextEncoder.from_settings keeps working until every caller uses encoder_for.
-_settings_factory: Callable[[Any], TextEncoder] | None = None
 
 
 def text_hash(text: str) -> str:
@@ -90,14 +86,6 @@ class TextEncoder:
         self._dim: int | None = None
         self._lock = threading.Lock()
         self._qcache: OrderedDict[str, np.ndarray] = OrderedDict()
-
-    @classmethod
-    def from_settings(cls, settings: Any) -> TextEncoder:
-        """Deprecated: use ``shopsense.text.encoder_for(settings, paths)``, which also
-        picks the home's tuned model and the ONNX back-end (this delegates to it)."""
-        if cls is TextEncoder and _settings_factory is not None:
-            return _settings_factory(settings)
-        return cls(model_name=settings.encoder_model, batch_size=settings.encoder_batch_size)
 
     def vocabulary(self) -> list[str]:
         """The tokenizer's vocabulary: read from the model folder's ``vocab.txt`` when it

@@ -14,9 +14,8 @@ import logging
 import os
 import tempfile
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-import shopsense.text._encoder as _encoder_module
 from shopsense.config import DEFAULT_MODEL
 from shopsense.errors import NotFoundError
 from shopsense.home import Home
@@ -122,12 +121,3 @@ def encoder_for(settings: Settings, paths: Home | str | os.PathLike[str]) -> Tex
         return TextEncoder(model_name=name, batch_size=settings.encoder_batch_size)
     return OnnxTextEncoder(name, onnx_dir_for(name, paths), int8=backend == "onnx-int8",
                            batch_size=settings.encoder_batch_size)
-
-
-def _from_settings(settings: Any) -> TextEncoder:
-    return encoder_for(settings, Home(Path(settings.home)))
-
-
-# Until every caller uses encoder_for (the engine still calls TextEncoder.from_settings):
-# hand _encoder the factory instead of letting it import this module, so no import cycles.
-_encoder_module._settings_factory = _from_settings
