@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from shopsense.rerank import finish
 from shopsense.results import Hit, ResultList
 from shopsense.serve._state import get_engine
 
@@ -29,10 +30,13 @@ class Recording:
         return getattr(self._engine, name)
 
     def _answer(self, name: str, *args: Any, **kw: Any) -> ResultList:
+        """Finished hits, as every engine method returns them (products and reasons filled
+        by the one finishing stage); the HTTP layer only serialises them."""
         self.calls.append((name, args, kw))
         ids = self._engine.catalog().ids[:3]
-        return ResultList([Hit(i, 1.0 / (r + 1), "popular", evidence={"category": None})
-                           for r, i in enumerate(ids)], {"facets": {"brand": {"X": 3}}})
+        res = ResultList([Hit(i, 1.0 / (r + 1), "popular", evidence={"category": None})
+                          for r, i in enumerate(ids)], {"facets": {"brand": {"X": 3}}})
+        return finish(res, self._engine.catalog(), k=len(ids), context={"surface": name})
 
     def search(self, *a: Any, **kw: Any) -> ResultList:
         return self._answer("search", *a, **kw)
@@ -61,7 +65,7 @@ def recording(client):  # type: ignore[no-untyped-def]
     client.app.dependency_overrides.clear()
 
 
-def test_adapter_passes_parameters_and_fills_products_and_reasons(client, recording):
+def test_adapter_passes_parameters_and_serialises_products_and_reasons(client, recording):
     pid = recording.catalog().ids[5]
     r = client.get("/search", params={"q": "stapler", "k": 7, "user_id": "u9", "brand": "Swingline",
                                       "price_max": 30, "in_stock": "true", "attr": ["color:red"]})
