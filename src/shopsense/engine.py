@@ -63,6 +63,8 @@ class Engine:
         self._bundles: BundleService | None = None
         self._reranker: Reranker | None = None
         self._rules_stamp: tuple[Any, ...] | None = None
+        self._stamps: dict[str, Any] = {}  # what was on disk when each service was loaded
+        self._swapping: set[str] = set()
         self._rephraser: Any = None  # Settings.llm_url, off by default: nothing to load at start
         if self.settings.llm_url:
             from shopsense.rerank import OpenAIRephraser
@@ -206,12 +208,15 @@ class Engine:
             if self._search is None:
                 from shopsense.search import SearchService
 
+                self._stamps["search"] = self._build_stamp("search")
                 self._search = SearchService(self)
             return self._search
 
     def build_index(self, progress: bool = False) -> dict[str, Any]:
         """Build (or refresh) the lexical and dense indexes under ``home/index``."""
-        return self.searcher.build(progress=progress)
+        manifest = self.searcher.build(progress=progress)
+        self._stamps["search"] = self._build_stamp("search")
+        return manifest
 
     def search(
         self, query: str, filters: dict[str, Any] | None = None, user_id: str | None = None, k: int = 20,
@@ -229,12 +234,15 @@ class Engine:
             if self._recommend is None:
                 from shopsense.recommend import RecommendService
 
+                self._stamps["recommend"] = self._build_stamp("recommend")
                 self._recommend = RecommendService(self)
             return self._recommend
 
     def train(self, progress: bool = False, **options: Any) -> dict[str, Any]:
         """Retrain the recommendation models from the stored events; saves a new version."""
-        return self.recommender.train(progress=progress, **options)
+        manifest = self.recommender.train(progress=progress, **options)
+        self._stamps["recommend"] = self._build_stamp("recommend")
+        return manifest
 
     def recommend(self, user_id: str, k: int = 10, filters: dict[str, Any] | None = None, **options: Any) -> Any:
         _check_k(k, "recommend")
@@ -253,6 +261,71 @@ class Engine:
         _check_k(k, "next_items")
         return self._finished(lambda n: self.recommender.next_items(session_events, k=n, filters=filters, **options),
                               k, "next", filters=filters)
+
+    # -- new builds written by another process ----------------------------------------
+    def _build_stamp(self, kind: str) -> Any:
+        """What identifies the build on disk: the index manifest's mtime, the CURRENT model version."""
+        try:
+            if kind == "search":
+                return (self.paths.index / "manifest.json").stat().st_mtime_ns
+            return self.paths.models_current.read_text().strip()
+        except OSError:
+            return None
+
+    def swap_new_builds(self, wait: bool = False) -> list[str]:
+        """Pick up an index or model version that another process (``shopsense index`` /
+        ``shopsense train``) wrote after this engine loaded its own.
+
+        The new service loads in a background thread beside the old one, which keeps
+        answering, and replaces it in one assignment: no request fails and none waits for
+        the load (calls already running finish on the old one). A build that does not match
+        this engine's catalogue is left alone (logged). Cheap when nothing changed (one stat
+        and one small read), so servers call it about once a second. Returns the kinds
+        (``"search"``, ``"recommend"``) being swapped; ``wait`` joins the loads.
+        """
+        todo = []
+        with self._lock:
+            for kind, svc in (("search", self._search), ("recommend", self._recommend)):
+                if svc is None or kind in self._swapping:
+                    continue
+                stamp = self._build_stamp(kind)
+                if stamp is not None and stamp != self._stamps.get(kind):
+                    self._swapping.add(kind)
+                    todo.append((kind, stamp))
+        threads = [threading.Thread(target=self._swap, args=job, name=f"shopsense-swap-{job[0]}", daemon=True)
+                   for job in todo]
+        for t in threads:
+            t.start()
+        if wait:
+            for t in threads:
+                t.join()
+        return [kind for kind, _ in todo]
+
+    def _swap(self, kind: str, stamp: Any) -> None:
+        try:
+            if kind == "search":
+                from shopsense.search import SearchService
+
+                new_search = SearchService(self)
+                if not new_search.load():  # never build in a serving process: keep the old index
+                    log.warning("the new search index does not match this catalogue; keeping the loaded one")
+                    return
+                with self._lock:
+                    self._search = new_search
+            else:
+                from shopsense.recommend import RecommendService
+
+                new_rec = RecommendService(self)
+                new_rec.load()
+                with self._lock:
+                    self._recommend = new_rec
+            log.info("swapped in the new %s build", kind)
+        except Exception:  # a broken build must never take the serving one down
+            log.exception("loading the new %s build failed; keeping the loaded one", kind)
+        finally:
+            with self._lock:
+                self._stamps[kind] = stamp
+                self._swapping.discard(kind)
 
     # -- combinations --------------------------------------------------------------
     @property

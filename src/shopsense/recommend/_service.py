@@ -98,6 +98,10 @@ class RecommendService:
         self._hist_cache.clear()
         self._sync_items()
 
+    def load(self) -> None:
+        """Load the models of ``models/CURRENT`` now (the engine swaps in a new version this way)."""
+        self._load()
+
     def _ensure(self) -> dict[str, Recommender]:
         if self._models is None:
             self._load()
