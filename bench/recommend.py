@@ -40,8 +40,7 @@ def run(name: str, seqs: list[np.ndarray], n_items: int, args: argparse.Namespac
         texts: list[str] | None = None, categories: np.ndarray | None = None) -> dict[str, dict[str, float]]:
     """One dataset through the shared protocol (shopsense.eval.run_recommend, also behind
     ``shopsense eval recommend``); datasets with item text add content and a 10% cold start."""
-    from shopsense.eval import Phases, run_recommend
-    from shopsense.eval._recommend_run import item_vectors
+    from shopsense.eval import Phases, item_vectors, run_recommend
 
     vecs = item_vectors(texts, args.cache) if texts is not None else None
     systems = ["popularity", *args.cf, "als"] + (["content"] if vecs is not None else []) + ["sasrec", "stack"]
@@ -106,7 +105,7 @@ def main() -> None:
             seqs, ids = read_user_sequences(DATA / f"amazon-{ds}" / "user_sequence.txt")
             results[ds] = run(ds, seqs[: args.max_users or None], len(ids), args)
         else:
-            from shopsense.eval._inputs import item_categories
+            from shopsense.eval import item_categories
 
             seqs, records = read_office(DATA / "amazon-office")
             results[ds] = run(ds, seqs[: args.max_users or None], len(records), args,

@@ -34,7 +34,7 @@ def test_homedepot():
     assert products[0].id == "100001" and products[0].title == "Simpson Strong-Tie 12-Gauge Angle"
     j = ds.load_homedepot_judgments()
     assert len(j) == 51845 and len(j.queries()) == 8219
-    assert j.relevance.dtype == np.float32 and 1.0 <= j.relevance.min() and j.relevance.max() <= 3.0
+    assert j.relevance.dtype == np.float64 and 1.0 <= j.relevance.min() and j.relevance.max() <= 3.0
     assert j.by_query()["l bracket"]["100001"] == 2.5
 
 

@@ -50,8 +50,7 @@ def groceries_run(groceries_slice, tmp_path_factory):  # type: ignore[no-untyped
 
 
 def test_figures_equal_a_direct_computation(groceries_slice, groceries_run) -> None:  # type: ignore[no-untyped-def]
-    from shopsense.eval import read_baskets
-    from shopsense.eval._baskets import hide_one, split_baskets
+    from shopsense.eval import hide_one, read_baskets, split_baskets
 
     out, output = groceries_run
     doc = json.loads(out.read_text())
@@ -114,10 +113,11 @@ def _fake_vectors(texts, cache, encoder=None):  # type: ignore[no-untyped-def]
 
 
 def test_rows_file_time_split_and_item_file(retail_rows, tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    import shopsense.eval._recommend_run as rr
     from shopsense.eval import read_baskets
 
-    monkeypatch.setattr(rr, "item_vectors", _fake_vectors)
+    # the eval encodes item texts through the public shopsense.text.encode_cached
+    monkeypatch.setattr("shopsense.text.encode_cached", lambda enc, texts, cache, **kw: (_fake_vectors(texts, cache),
+                                                                                          len(texts)))
     out = tmp_path / "r.json"
     res = invoke("--baskets", str(retail_rows), "--items", str(RETAIL / "DERIVED_stockcode_description_lookup.csv"),
                  "--items-map", "StockCode=id", "--items-map", "Description=title", "--split", "time",

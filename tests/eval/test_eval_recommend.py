@@ -238,12 +238,12 @@ def _tfidf_vectors(texts, cache, encoder=None):  # type: ignore[no-untyped-def]
 
 
 def test_items_content_and_cold_start(office_files, tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    import shopsense.eval._recommend_run as rr
-    from shopsense.eval import evaluate_ranked, rank_model, read_items, read_sequences
-    from shopsense.eval._inputs import item_text
+    from shopsense.eval import evaluate_ranked, item_text, rank_model, read_items, read_sequences
     from shopsense.recommend import ContentRecommender, Interactions
 
-    monkeypatch.setattr(rr, "item_vectors", _tfidf_vectors)
+    # the eval encodes item texts through the public shopsense.text.encode_cached
+    monkeypatch.setattr("shopsense.text.encode_cached", lambda enc, texts, cache, **kw: (_tfidf_vectors(texts, cache),
+                                                                                          len(texts)))
     inter, items = office_files
     out = tmp_path / "o.json"
     res = invoke("--sequences", str(inter), "--items", str(items), "--systems", "popularity,content,als",
@@ -310,7 +310,7 @@ def test_parquet_events_and_item_csv_forms(tmp_path) -> None:  # type: ignore[no
     items = read_items(f, {"level1": "categories", "level2": "categories"})
     assert items.ids == ["1", "2"] and items.records[0]["categories"] == "dairy, milk"
     assert items.skips.counts == {"duplicate_item_ids": 1, "items_without_id": 1}
-    from shopsense.eval._inputs import item_categories, item_text
+    from shopsense.eval import item_categories, item_text
 
     assert item_text(items.records[0]) == "Milk. dairy > milk"
     assert item_categories(items.records).tolist() == [1, 0]

@@ -13,8 +13,8 @@ import pytest
 from typer.testing import CliRunner
 
 from shopsense.errors import ValidationError
-from shopsense.eval._search import product_mapping, read_judgments
-from shopsense.eval._search_run import PEER
+from shopsense.eval import SEARCH_PEER as PEER
+from shopsense.eval import product_mapping, read_judgments
 from shopsense.metrics import ndcg_at_k
 
 DATASETS = Path(__file__).resolve().parents[2].parent / "shared" / "datasets"
@@ -123,7 +123,7 @@ def test_cli_lexical_end_to_end_and_compare(hd_slice: tuple[Path, Path], tmp_pat
     cmp = CliRunner().invoke(app, ["eval", "compare", str(out), str(out), "--system-a", PEER,
                                    "--system-b", "bm25 (ours)", "--n-boot", "200"], env=ENV)
     assert cmp.exit_code == 0, cmp.output
-    from shopsense.eval._compare import compare, load_result
+    from shopsense.eval import compare, load_result
 
     diffs = {d.metric: d for d in compare(load_result(out), load_result(out), PEER, "bm25 (ours)", n_boot=200)}
     for metric in ("ndcg@10", "recall@100", "mrr", "rerank_ndcg@10"):

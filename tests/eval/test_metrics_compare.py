@@ -4,8 +4,16 @@ import numpy as np
 import pytest
 
 from shopsense import ValidationError
-from shopsense.eval import gini, loo_metrics, mrr, ndcg_at_k, recall_at_k
-from shopsense.eval._compare import bootstrap_diff, compare, load_result
+from shopsense.eval import (
+    bootstrap_diff,
+    compare,
+    gini,
+    load_result,
+    loo_metrics,
+    mrr,
+    ndcg_at_k,
+    recall_at_k,
+)
 
 
 def test_ndcg_known_values():

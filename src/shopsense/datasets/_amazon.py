@@ -12,7 +12,6 @@ No synthetic events are added: one event per real interaction.
 from __future__ import annotations
 
 import html
-import json
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Literal
@@ -20,6 +19,7 @@ from typing import Literal
 from shopsense.catalog import Event, Product
 from shopsense.datasets._arrays import Sequences
 from shopsense.datasets._paths import dataset_file
+from shopsense.datasets._readers import read_items, read_sequences
 
 __all__ = [
     "SEQUENCE_EPOCH", "iter_amazon_events", "load_amazon_sequences", "load_office_events",
@@ -61,11 +61,12 @@ def load_office_products(limit: int | None = None) -> list[Product]:
     """The 2,420 Office items: title, description, brand and category path (root first).
 
     Office items have no price, rating or image in the source: those stay empty
-    (price None), nothing is invented. HTML entities are unescaped.
+    (price None), nothing is invented. HTML entities are unescaped. Read with
+    :func:`~shopsense.datasets.read_items`, like a shop's item file.
     """
-    data = json.loads(dataset_file("rec", "amazon-office", "Office.item.json").read_text("utf-8"))
+    items = read_items(dataset_file("rec", "amazon-office", "Office.item.json"))
     out = []
-    for idx, item in sorted(data.items(), key=lambda kv: int(kv[0])):
+    for idx, item in sorted(zip(items.ids, items.records), key=lambda kv: int(kv[0])):
         if limit is not None and len(out) >= limit:
             break
         title = html.unescape(item.get("title") or "").strip()
@@ -81,15 +82,12 @@ def load_office_products(limit: int | None = None) -> list[Product]:
 
 
 def load_office_sequences(limit_users: int | None = None) -> Sequences:
-    """User -> chronological Office item ids (4,905 users, 53,258 interactions)."""
-    data = json.loads(dataset_file("rec", "amazon-office", "Office.inter.json").read_text("utf-8"))
-    keys, rows = [], []
-    for uid, items in sorted(data.items(), key=lambda kv: int(kv[0])):
-        if limit_users is not None and len(keys) >= limit_users:
-            break
-        keys.append(office_user_id(uid))
-        rows.append([office_item_id(i) for i in items])
-    return Sequences.from_lists(keys, rows)
+    """User -> chronological Office item ids (4,905 users, 53,258 interactions), users in
+    the order of their index. Read with :func:`~shopsense.datasets.read_sequences`."""
+    data = read_sequences(dataset_file("rec", "amazon-office", "Office.inter.json"), "sequences")
+    order = sorted(range(len(data.user_ids)), key=lambda k: int(data.user_ids[k]))[:limit_users]
+    return Sequences.from_lists([office_user_id(data.user_ids[k]) for k in order],
+                                [[office_item_id(data.item_ids[j]) for j in data.sequences[k]] for k in order])
 
 
 def _events(seqs: Sequences, type: str) -> Iterator[Event]:
@@ -113,16 +111,9 @@ def load_amazon_sequences(name: Name, limit_users: int | None = None) -> Sequenc
     if name not in ("beauty", "sports"):
         raise ValueError(f"The 'name' parameter must be 'beauty' or 'sports'. Got {name!r} instead.")
     path = dataset_file("rec", f"amazon-{name}", "user_sequence.txt")
-    keys, rows = [], []
-    with path.open(encoding="utf-8") as fh:
-        for line in fh:
-            if limit_users is not None and len(keys) >= limit_users:
-                break
-            parts = line.split()
-            if len(parts) >= 2:
-                keys.append(parts[0])
-                rows.append(parts[1:])
-    return Sequences.from_lists(keys, rows)
+    data = read_sequences(path, "sequences", limit=limit_users)
+    ids = data.item_ids
+    return Sequences.from_lists(data.user_ids, [[ids[j] for j in seq] for seq in data.sequences])
 
 
 def iter_amazon_events(

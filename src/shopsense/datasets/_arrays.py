@@ -1,4 +1,5 @@
-"""Array shapes of the datasets that benchmarks want as arrays, not objects."""
+"""Array shapes of the datasets that benchmarks want as arrays, not objects (judgments:
+:class:`~shopsense.datasets.Judgments`)."""
 
 from __future__ import annotations
 
@@ -7,35 +8,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["Baskets", "Judgments", "Sequences"]
-
-
-@dataclass(frozen=True)
-class Judgments:
-    """Graded relevance judgments: one row per (query, product) pair.
-
-    ``query`` and ``product_id`` are object arrays of strings, ``relevance`` float32
-    (the dataset's own scale, see ``scale``).
-    """
-
-    query: np.ndarray
-    product_id: np.ndarray
-    relevance: np.ndarray
-    scale: tuple[float, float]
-
-    def __len__(self) -> int:
-        return len(self.query)
-
-    def queries(self) -> list[str]:
-        """Distinct queries in first-seen order."""
-        return list(dict.fromkeys(self.query.tolist()))
-
-    def by_query(self) -> dict[str, dict[str, float]]:
-        """``{query: {product_id: relevance}}`` (a later duplicate pair keeps its mean)."""
-        out: dict[str, dict[str, list[float]]] = {}
-        for q, p, r in zip(self.query.tolist(), self.product_id.tolist(), self.relevance.tolist()):
-            out.setdefault(q, {}).setdefault(p, []).append(r)
-        return {q: {p: float(np.mean(v)) for p, v in d.items()} for q, d in out.items()}
+__all__ = ["Baskets", "Sequences"]
 
 
 @dataclass(frozen=True)

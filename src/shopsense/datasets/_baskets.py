@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 
 from shopsense.catalog import Event, Product
 from shopsense.datasets._arrays import Baskets
+from shopsense.datasets._basket_files import basket_lines
 from shopsense.datasets._paths import dataset_file
 
 __all__ = [
@@ -94,14 +95,11 @@ def load_online_retail_baskets(limit: int | None = None) -> Baskets:
     """All 25,900 invoices as baskets of stock codes (keys ``inv-<line>``: the file has no
     invoice numbers). Cancellation invoices are included and cannot be told apart."""
     keys, rows = [], []
-    with dataset_file(*_DIR, "online_retail_invoice_baskets_stockcodes.csv").open(encoding="utf-8") as fh:
-        for n, line in enumerate(fh, start=1):
-            if limit is not None and len(keys) >= limit:
-                break
-            items = [x.strip() for x in line.strip().split(",") if x.strip()]
-            if items:
-                keys.append(f"inv-{n}")
-                rows.append(items)
+    for n, labels in basket_lines(dataset_file(*_DIR, "online_retail_invoice_baskets_stockcodes.csv")):
+        if limit is not None and len(keys) >= limit:
+            break
+        keys.append(f"inv-{n}")
+        rows.append([x for x in labels if x])
     return Baskets.from_lists(keys, rows)
 
 
@@ -114,19 +112,17 @@ def load_groceries_baskets(limit: int | None = None) -> Baskets:
     """
     labels = {p.id for p in load_groceries_products()}
     keys, rows = [], []
-    with dataset_file("baskets", "groceries", "groceries.csv").open(encoding="utf-8") as fh:
-        for n, line in enumerate(fh, start=1):
-            if limit is not None and len(keys) >= limit:
-                break
-            items: list[str] = []
-            for x in (x.strip() for x in line.strip().split(",")):
-                if items and items[-1] not in labels and f"{items[-1]} {x}" in labels:
-                    items[-1] = f"{items[-1]} {x}"
-                elif x:
-                    items.append(x)
-            if items:
-                keys.append(f"g-{n}")
-                rows.append(items)
+    for n, line in basket_lines(dataset_file("baskets", "groceries", "groceries.csv")):
+        if limit is not None and len(keys) >= limit:
+            break
+        items: list[str] = []
+        for x in line:
+            if items and items[-1] not in labels and f"{items[-1]} {x}" in labels:
+                items[-1] = f"{items[-1]} {x}"
+            elif x:
+                items.append(x)
+        keys.append(f"g-{n}")
+        rows.append(items)
     return Baskets.from_lists(keys, rows)
 
 

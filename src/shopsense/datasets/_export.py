@@ -9,8 +9,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from shopsense.catalog import Event, Product
-from shopsense.catalog._ingest import detect_format
+from shopsense.catalog import Event, Product, detect_format
 
 __all__ = ["export_events", "export_products"]
 

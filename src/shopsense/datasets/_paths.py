@@ -46,9 +46,9 @@ def datasets_root(must_exist: bool = True) -> Path:
     return root
 
 
-def dataset_file(*parts: str) -> Path:
-    """A file under :func:`datasets_root`, with an error naming it when absent."""
-    path = datasets_root().joinpath(*parts)
+def dataset_file(*parts: str, root: str | Path | None = None) -> Path:
+    """A file under ``root`` (default :func:`datasets_root`), with an error naming it when absent."""
+    path = (Path(root) if root is not None else datasets_root()).joinpath(*parts)
     if not path.exists():
         raise DatasetNotFoundError(f"Dataset file {str(path)!r} does not exist.")
     return path

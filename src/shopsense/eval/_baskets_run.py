@@ -50,7 +50,7 @@ PROTOCOL = ("leave-one-item-out per test basket (baskets with >= 2 distinct item
 # -- systems: fit(X) -> self, rank(contexts, k) -> (n, k) item indices -------------------------
 def mask_topk(scores: np.ndarray, ctx: Sequence[np.ndarray], k: int) -> np.ndarray:
     """Top-k of each row with the cart's own items removed."""
-    from shopsense.bundles._complement import _top_k
+    from shopsense.bundles._complement import _top_k  # TODO(export)
 
     R = scores.astype(np.float64, copy=True)
     rows = np.repeat(np.arange(len(ctx)), [len(c) for c in ctx])
@@ -313,8 +313,8 @@ def evaluate_baskets(
 ) -> dict[str, Any]:
     """Read a shop's basket (and item) files, run :func:`run_baskets` and return the result
     document (``{name: {system: {metric: value}}, "_per_unit": ..., "_meta": ...}``)."""
-    from shopsense.eval._baskets import read_baskets
-    from shopsense.eval._inputs import item_categories, item_text, read_items
+    from shopsense.datasets import read_baskets, read_items
+    from shopsense.eval._recommend import item_categories, item_text
     from shopsense.eval._recommend_run import encode_item_texts, skips_line
     from shopsense.eval._report import meta
     from shopsense.eval._threads import bounded_threads

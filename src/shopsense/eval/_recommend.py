@@ -8,15 +8,15 @@ and ``shopsense eval recommend``.
 
 from __future__ import annotations
 
-import json
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from shopsense.datasets import read_items, read_sequences
 from shopsense.metrics import loo_metrics
 
 
@@ -87,29 +87,26 @@ def evaluate_model(model: Any, histories: Sequence[np.ndarray], targets: np.ndar
     return res
 
 
-# -- dataset readers (the files in ../shared/datasets/rec) ---------------------------
+# -- the files in ../shared/datasets/rec, read by shopsense.datasets ------------------------
 def read_user_sequences(path: str | Path) -> tuple[list[np.ndarray], list[str]]:
-    """``user_sequence.txt`` (user id, then item ids in time order) -> index sequences, item ids."""
-    index: dict[str, int] = {}
-    seqs = []
-    with open(path) as fh:
-        for line in fh:
-            parts = line.split()
-            if len(parts) < 2:
-                continue
-            seqs.append(np.array([index.setdefault(x, len(index)) for x in parts[1:]], np.int64))
-    return seqs, list(index)
+    """``user_sequence.txt`` (user id, then item ids in time order) -> index sequences, item ids
+    (:func:`~shopsense.datasets.read_sequences`, items indexed in order of first appearance)."""
+    data = read_sequences(path, "sequences")
+    return data.sequences, data.item_ids
 
 
 def read_office(folder: str | Path) -> tuple[list[np.ndarray], list[dict[str, Any]]]:
-    """Amazon Office: sequences over item indices and the item records (title, brand, ...)."""
+    """Amazon Office: sequences over item indices (the file's own item numbers; users in
+    index order) and the item records (title, brand, categories, description), both read
+    by :mod:`shopsense.datasets`."""
     folder = Path(folder)
-    inter = json.loads((folder / "Office.inter.json").read_text())
-    items = json.loads((folder / "Office.item.json").read_text())
-    n = max(int(k) for k in items) + 1
-    records = [items.get(str(i), {"title": "", "description": "", "brand": "", "categories": ""}) for i in range(n)]
-    seqs = [np.asarray(inter[u], np.int64) for u in sorted(inter, key=int)]
-    return seqs, records
+    items = read_items(folder / "Office.item.json")
+    by_id = dict(zip(items.ids, items.records))
+    n = max(int(k) for k in items.ids) + 1
+    records = [by_id.get(str(i), {"title": "", "description": "", "brand": "", "categories": ""}) for i in range(n)]
+    data = read_sequences(folder / "Office.inter.json", "sequences", item_ids=[str(i) for i in range(n)])
+    order = sorted(range(len(data.user_ids)), key=lambda k: int(data.user_ids[k]))
+    return [data.sequences[k] for k in order], records
 
 
 def office_text(record: dict[str, Any]) -> str:
@@ -122,3 +119,21 @@ def office_text(record: dict[str, Any]) -> str:
     if record.get("description"):
         parts.append(str(record["description"])[:500])
     return ". ".join(p for p in parts if p)
+
+
+def item_text(record: Mapping[str, Any]) -> str:
+    """The text an item is embedded from, the shape of ``Product.text()``:
+    title. brand. category path. description[:500]."""
+    return office_text(record)
+
+
+def item_categories(records: Sequence[Mapping[str, Any]]) -> np.ndarray:
+    """Integer code of each item's leaf category (the last element of its path), -1 for none."""
+    leaf = []
+    for r in records:
+        path = str(r.get("categories") or "")
+        # "A > B > C" is a path; otherwise commas separate the levels (Amazon's "A, B, C")
+        parts = [p.strip() for p in path.split(">" if ">" in path else ",") if p.strip()]
+        leaf.append(parts[-1] if parts else "")
+    codes = {c: i for i, c in enumerate(sorted(set(leaf) - {""}))}
+    return np.array([codes.get(c, -1) for c in leaf], np.int64)

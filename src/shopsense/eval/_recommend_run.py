@@ -344,7 +344,8 @@ def evaluate_recommend(
     """Read a shop's files, run :func:`run_recommend`, and return the result document:
     ``{name: {system: {metric: value}}, "_per_unit": {name: {system: {metric: {user: score}}}},
     "_meta": {...}}`` (what :func:`~shopsense.eval.write_json` and ``eval compare`` take)."""
-    from shopsense.eval._inputs import item_categories, item_text, read_items, read_sequences
+    from shopsense.datasets import read_items, read_sequences
+    from shopsense.eval._recommend import item_categories, item_text
     from shopsense.eval._report import meta
     from shopsense.eval._threads import bounded_threads
 

@@ -23,15 +23,14 @@ from typing import Any
 
 import numpy as np
 
+from shopsense.datasets import product_mapping, read_judgments
 from shopsense.errors import ValidationError
 from shopsense.eval._progress import Phases, RichPhases
 from shopsense.eval._search import (
     SearchBenchmark,
     evaluate_retrieval,
     latency_percentiles,
-    product_mapping,
     query_split,
-    read_judgments,
     rerank_scores,
     retrieval_scores,
 )
@@ -72,7 +71,7 @@ class Peer:
     """bm25s exactly as a newcomer would use it: default tokenizer, default BM25."""
 
     def __init__(self, products: Sequence[Any]) -> None:
-        from shopsense.search._lexical import import_bm25s
+        from shopsense.search import import_bm25s
 
         bm25s = import_bm25s()
 

@@ -1,6 +1,7 @@
-"""Readers for the files a shop brings to ``shopsense eval recommend`` and
-``shopsense eval baskets``: interaction sequences, event logs and item records.
+"""Readers for the files a shop brings (and the public datasets are read with):
+interaction sequences, event logs, item records and the columns of a products file.
 
+One reader per format, used by ``shopsense eval`` and by the loaders of this package.
 Malformed input never crashes a run and never changes a figure silently:
 structural problems (a missing column, a value that cannot be read) raise
 :class:`~shopsense.errors.ValidationError` naming the file, line and column;
@@ -24,8 +25,8 @@ import numpy as np
 
 from shopsense.errors import ValidationError, check_param
 
-__all__ = ["ItemData", "SequenceData", "Skips", "item_categories", "item_text", "read_events", "read_items",
-           "read_sequences", "sequence_format"]
+__all__ = ["PRODUCT_ALIASES", "ItemData", "SequenceData", "Skips", "lookup_item", "product_mapping", "read_events",
+           "read_items", "read_sequences", "sequence_format"]
 
 log = logging.getLogger(__name__)
 
@@ -143,7 +144,7 @@ def _id(value: Any) -> str:
 
 def _rows(path: Path, fmt: str) -> tuple[list[str], Iterator[tuple[int, dict[str, Any] | str]]]:
     """(columns, rows) of a CSV/JSONL/Parquet table; rows as (line, dict) or (line, error)."""
-    from shopsense.catalog._ingest import _read_rows
+    from shopsense.catalog import read_rows
 
     if fmt == "csv":
         import csv
@@ -166,11 +167,11 @@ def _rows(path: Path, fmt: str) -> tuple[list[str], Iterator[tuple[int, dict[str
             columns = list(obj) if isinstance(obj, dict) else []
         except json.JSONDecodeError as exc:
             raise ValidationError(f"{path}: line 1: invalid JSON ({exc.msg}).", field="format") from None
-    return columns, _read_rows(path, fmt)
+    return columns, read_rows(path, fmt)
 
 
 def _table_format(path: Path) -> str:
-    from shopsense.catalog._ingest import detect_format
+    from shopsense.catalog import detect_format
 
     return detect_format(path)
 
@@ -192,7 +193,8 @@ def sequence_format(path: str | Path) -> str:
     return "events" if {"user_id", "item_id"} <= cells else "sequences"
 
 
-def read_sequences(path: str | Path, fmt: str = "auto", item_ids: Sequence[str] | None = None) -> SequenceData:
+def read_sequences(path: str | Path, fmt: str = "auto", item_ids: Sequence[str] | None = None,
+                   limit: int | None = None) -> SequenceData:
     """Per-user sequences from a sequence file or an event log.
 
     ``fmt``: ``"sequences"`` (one user a line: user id, then item ids in time order,
@@ -201,6 +203,7 @@ def read_sequences(path: str | Path, fmt: str = "auto", item_ids: Sequence[str] 
     optionally ``type``; sorted by time within each user) or ``"auto"``.
     ``item_ids`` fixes the item vocabulary (from an item file): items outside it are
     skipped and counted. Without it, items are indexed in order of first appearance.
+    ``limit`` stops a sequences file after that many users are kept (not for events).
     """
     path = Path(path)
     check_param("format", fmt, fmt in ("auto", "sequences", "events"), "one of 'auto', 'sequences', 'events'",
@@ -213,7 +216,7 @@ def read_sequences(path: str | Path, fmt: str = "auto", item_ids: Sequence[str] 
     if fmt == "events":
         return _read_events(path, index, fixed)
     if path.suffix.lower() == ".json":
-        return _read_json_sequences(path, index, fixed)
+        return _read_json_sequences(path, index, fixed, limit)
     skips = Skips()
     seqs: list[np.ndarray] = []
     users: list[str] = []
@@ -221,6 +224,8 @@ def read_sequences(path: str | Path, fmt: str = "auto", item_ids: Sequence[str] 
     repeats = 0
     with path.open(encoding="utf-8-sig") as fh:
         for n, line in enumerate(fh, start=1):
+            if limit is not None and len(seqs) >= limit:
+                break
             parts = [p for p in _SPLIT.split(line.strip()) if p]
             if not parts:
                 skips.add("empty_lines", f"{path.name}:{n}")
@@ -264,7 +269,7 @@ def _index_items(items: Sequence[str], index: dict[str, int], fixed: bool, skips
     return np.asarray([j for j in out if j is not None], np.int64)
 
 
-def _read_json_sequences(path: Path, index: dict[str, int], fixed: bool) -> SequenceData:
+def _read_json_sequences(path: Path, index: dict[str, int], fixed: bool, limit: int | None = None) -> SequenceData:
     try:
         data = json.loads(path.read_text(encoding="utf-8-sig"))
     except json.JSONDecodeError as exc:
@@ -275,6 +280,8 @@ def _read_json_sequences(path: Path, index: dict[str, int], fixed: bool) -> Sequ
     skips = Skips()
     seqs, users, repeats = [], [], 0
     for user, items in data.items():
+        if limit is not None and len(seqs) >= limit:
+            break
         if not isinstance(items, list):
             raise ValidationError(f"{path}: user {user!r}: expected a list of item ids, got {type(items).__name__}.",
                                   field="sequences")
@@ -444,21 +451,60 @@ def _item_record(raw: Mapping[str, Any], mapping: Mapping[str, str]) -> dict[str
     return rec
 
 
-def item_text(record: Mapping[str, Any]) -> str:
-    """The text an item is embedded from, the shape of ``Product.text()``:
-    title. brand. category path. description[:500]."""
-    from shopsense.eval._recommend import office_text
+# -- products files ------------------------------------------------------------------------
+#: product fields a file may name differently; used only when the file has no column
+#: of that name and no ``--map`` targets it (Home Depot: product_uid, product_title)
+PRODUCT_ALIASES: dict[str, tuple[str, ...]] = {
+    "id": ("product_id", "product_uid", "item_id"),
+    "title": ("product_title", "product_name", "name"),
+}
 
-    return office_text(record)
+
+def _file_header(path: Path, fmt: str) -> list[str]:
+    import csv
+    import json
+
+    if fmt == "csv":
+        with path.open(newline="", encoding="utf-8-sig") as fh:
+            sample = fh.read(4096)
+            fh.seek(0)
+            delim = "\t" if sample.count("\t") > sample.count(",") else ","
+            for row in csv.reader(fh, delimiter=delim):
+                if any(c.strip() for c in row):
+                    return [c.strip() for c in row]
+        return []
+    if fmt == "jsonl":
+        with path.open(encoding="utf-8") as fh:
+            for line in fh:
+                if line.strip():
+                    try:
+                        obj = json.loads(line)
+                    except json.JSONDecodeError:
+                        return []  # the ingest reports the bad line itself
+                    return list(obj) if isinstance(obj, dict) else []
+        return []
+    import pyarrow.parquet as pq
+
+    return list(pq.read_schema(path).names)
 
 
-def item_categories(records: Sequence[Mapping[str, Any]]) -> np.ndarray:
-    """Integer code of each item's leaf category (the last element of its path), -1 for none."""
-    leaf = []
-    for r in records:
-        path = str(r.get("categories") or "")
-        # "A > B > C" is a path; otherwise commas separate the levels (Amazon's "A, B, C")
-        parts = [p.strip() for p in path.split(">" if ">" in path else ",") if p.strip()]
-        leaf.append(parts[-1] if parts else "")
-    codes = {c: i for i, c in enumerate(sorted(set(leaf) - {""}))}
-    return np.array([codes.get(c, -1) for c in leaf], np.int64)
+def product_mapping(path: str | Path, mapping: dict[str, str] | None = None, fmt: str | None = None) -> dict[str, str]:
+    """The ``column=field`` mapping for a products file: ``mapping`` plus, for ``id``
+    and ``title`` when the file has no such column and nothing maps to them, the first
+    column of :data:`PRODUCT_ALIASES` the file has (so Home Depot's ``product_uid`` and
+    ``product_title`` work without flags). The result is reported, never hidden."""
+    from shopsense.catalog import detect_format
+
+    path = Path(path)
+    if not path.exists():
+        raise ValidationError(f"No such products file: {str(path)!r}.", field="products")
+    out = dict(mapping or {})
+    header = _file_header(path, detect_format(path, fmt))
+    targets = set(out.values())
+    for fld, aliases in PRODUCT_ALIASES.items():
+        if fld in header or fld in targets:
+            continue
+        col = next((c for c in aliases if c in header and c not in out), None)
+        if col is not None:
+            out[col] = fld
+    return out
