@@ -1,6 +1,6 @@
 """Benchmark: basket completion, substitute detection and bundle latency.
 
-Protocol (see shopsense.eval._baskets): Online Retail baskets split by time (the
+Protocol (see shopsense.eval.run_baskets): Online Retail baskets split by time (the
 file is in invoice order, so the last 20% of invoices are the test set);
 Groceries (no timestamps) split at random 80/20. One random item of every test
 basket with >= 2 distinct items is hidden; systems rank the whole catalogue
@@ -51,7 +51,7 @@ log = logging.getLogger("bench.bundles")
 
 # -- data ------------------------------------------------------------------------------
 def load_online_retail() -> dict:
-    from shopsense.eval._baskets import read_basket_file
+    from shopsense.datasets import read_basket_file
 
     d = DATA / "online-retail"
     baskets, codes = read_basket_file(str(d / "online_retail_invoice_baskets_stockcodes.csv"))
@@ -69,7 +69,7 @@ def load_online_retail() -> dict:
 
 
 def load_groceries() -> dict:
-    from shopsense.eval._baskets import read_basket_file
+    from shopsense.datasets import read_basket_file
 
     d = DATA / "groceries"
     # a few lines write the label "long life bakery product" as "long life, bakery
@@ -172,7 +172,7 @@ def bundle_latency(ds: dict, params: dict, args) -> dict:
     from shopsense import Engine
     from shopsense.bundles import BundleService, ComplementModel
     from shopsense.catalog import Event, Product
-    from shopsense.eval._baskets import split_baskets
+    from shopsense.eval import split_baskets
 
     home = CACHE / "or_engine"
     rng = np.random.default_rng(args.seed)
@@ -251,7 +251,7 @@ def main() -> None:
         pass
     if not DATA.exists():
         sys.exit(f"datasets not found at {DATA}")
-    from shopsense.eval._report import bar_chart, meta, print_table, write_json
+    from shopsense.eval import bar_chart, meta, print_table, write_json
 
     if args.only_bundles:
         prev = json.loads(Path(args.out).read_text())

@@ -212,7 +212,7 @@ def main() -> None:
         child(*args.child)
         return
 
-    from shopsense.eval._report import bar_chart, meta, print_table, write_json
+    from shopsense.eval import bar_chart, meta, print_table, write_json
 
     results: dict[str, dict[str, dict[str, float]]] = {}
     with tempfile.TemporaryDirectory(prefix="shopsense-bench-ingest-") as td:

@@ -40,7 +40,7 @@ from pathlib import Path
 import numpy as np
 import scipy.sparse as sp
 
-from shopsense.eval._report import meta, print_table, write_json
+from shopsense.eval import meta, print_table, write_json
 from shopsense.metrics import gini, ndcg_at_k
 from shopsense.rerank import dpp_rerank, item_features, maxsum_rerank, mmr_rerank
 

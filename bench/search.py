@@ -31,22 +31,25 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "src"))
 
 from shopsense.engine import Engine
-from shopsense.eval._search import (
+from shopsense.eval import SEARCH_PEER as PEER
+from shopsense.eval import (
     SearchBenchmark,
     evaluate_rerank,
     latency_percentiles,
     load_crowdflower,
     load_homedepot,
+    print_search_table,
     query_split,
 )
-from shopsense.eval._search_run import PEER, Peer, plot, print_search_table, run_protocol
-from shopsense.search import SearchOptions, SearchService
-from shopsense.search._fusion import normalise
+from shopsense.eval import SearchPeer as Peer
+from shopsense.eval import plot_search as plot
+from shopsense.eval import run_search as run_protocol
+from shopsense.search import SearchOptions, SearchService, normalise
 
 log = logging.getLogger("bench.search")
 
 # The systems, tuning, evaluation, latency, table and plot are the package's
-# (shopsense.eval._search_run), shared with `shopsense eval search`: one implementation
+# (shopsense.eval.run_search), shared with `shopsense eval search`: one implementation
 # of the protocol; this script only picks the datasets and where results go.
 
 LEXICAL = ["peer", "bm25", "bm25-qu"]

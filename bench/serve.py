@@ -184,8 +184,8 @@ def main() -> None:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     import httpx
 
-    from shopsense.eval._report import bar_chart, meta, print_table, write_json
-    from shopsense.serve._auth import KeyStore
+    from shopsense.eval import bar_chart, meta, print_table, write_json
+    from shopsense.serve import KeyStore
 
     tmp = None
     home = args.home

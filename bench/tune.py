@@ -1,6 +1,6 @@
 """Benchmark: adapting the sentence encoder to the shop (issue 8).
 
-Protocol (shared with bench/search.py through ``shopsense.eval._search``): queries are
+Protocol (shared with bench/search.py through ``shopsense.eval``): queries are
 split dev/test by a stable hash of the query string (``query_split``, 50/50); tuning
 and every choice (early stopping, fusion weight) use dev queries only (dev is split
 again by query into train / val); figures are on test queries, never seen in tuning.
@@ -105,15 +105,14 @@ def run_dataset(name: str, args, report: dict, meta: dict) -> None:
     import torch
 
     torch.set_num_threads(2)
-    from shopsense.eval._search import (
+    from shopsense.eval import (
         evaluate_rerank,
         evaluate_retrieval,
         load_crowdflower,
         load_homedepot,
         query_split,
     )
-    from shopsense.text import TextEncoder
-    from shopsense.text._onnx import OnnxTextEncoder, export_onnx
+    from shopsense.text import OnnxTextEncoder, TextEncoder, export_onnx
     from shopsense.tune import (
         EncoderTuner,
         mine_hard_negatives,
@@ -288,8 +287,7 @@ def speed_worker(backend: str, job: Path) -> None:
     once made int8 look 2.8x faster when separate processes measure ~1.7x."""
     import torch
 
-    from shopsense.text import TextEncoder
-    from shopsense.text._onnx import OnnxTextEncoder
+    from shopsense.text import OnnxTextEncoder, TextEncoder
 
     torch.set_num_threads(2)
     j = json.loads(job.read_text())
@@ -350,7 +348,7 @@ def measure_speed(src: str, odir: Path, docs: list[str], queries: list[str], arg
 def speed_only(args) -> None:
     """``--speed-only``: re-measure the speed section of the committed tune.json with the
     cached tuned Home Depot model (no tuning, no quality runs)."""
-    from shopsense.eval._search import load_homedepot, query_split
+    from shopsense.eval import load_homedepot, query_split
 
     report = json.loads((RESULTS / "tune.json").read_text())
     meta = report.pop("_meta")
@@ -380,15 +378,12 @@ def product_search(name: str, bench, home: Path, encoders: dict, val_idx: list[i
     weights are picked per encoder on the val queries (dev side, not used to train the encoder
     when it was tuned), figures on the test queries, with the same code as ``shopsense eval search``."""
     from shopsense.engine import Engine
-    from shopsense.eval._search_run import (
-        PEER,
-        Peer,
-        System,
-        evaluate,
-        open_search,
-        tune,
-        warm_queries,
-    )
+    from shopsense.eval import SEARCH_PEER as PEER
+    from shopsense.eval import SearchPeer as Peer
+    from shopsense.eval import SearchSystem as System
+    from shopsense.eval import evaluate_search as evaluate
+    from shopsense.eval import open_search, warm_queries
+    from shopsense.eval import tune_search as tune
     from shopsense.search import DenseIndex, HybridSearcher, SearchOptions
 
     if not (home / "store.sqlite3").exists():
@@ -426,7 +421,7 @@ def save(report: dict, meta: dict, args) -> None:
         "command": "python " + " ".join(sys.argv), "machine": f"{platform.machine()} {os.cpu_count()} cores (shared "
         "with other jobs: wall times inflated; CPU seconds from getrusage also given)",
         "python": platform.python_version(), "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "protocol": "query-level hash split (shopsense.eval._search.query_split, 50/50 dev/test); tuning on dev "
+        "protocol": "query-level hash split (shopsense.eval.query_split, 50/50 dev/test); tuning on dev "
         "(train + 10% val by query for early stopping and fusion weight); NDCG@10 gains = relevance - 1, unjudged 0; "
         "retrieval over all products; re-ranking of judged products; speed on the tuned model",
         "tune_seconds_budget": args.tune_seconds, "lora_seconds_budget": args.lora_seconds or args.tune_seconds,

@@ -71,8 +71,9 @@ def search_cmd(
 ) -> None:
     """Evaluate every search system on a shop's own products and relevance judgments."""
     from shopsense.catalog import parse_mapping
-    from shopsense.eval._report import write_json
-    from shopsense.eval._search_run import PEER, eval_search_files, plot, print_search_table
+    from shopsense.eval import SEARCH_PEER as PEER
+    from shopsense.eval import eval_search_files, print_search_table, write_json
+    from shopsense.eval import plot_search as plot
 
     keys = [k.strip() for k in systems.split(",") if k.strip()] if systems else None
     res = eval_search_files(products, judgments, mapping=parse_mapping(mapping), judgment_map=parse_mapping(judgment_map),

@@ -54,10 +54,10 @@ def recommend_cmd(
     target; every item is ranked, history excluded. Reports Recall@10, NDCG@10,
     coverage@10, train seconds and latency; writes JSON with per-user scores (for
     ``shopsense eval compare``) and a PNG."""
-    from shopsense.catalog._ingest import parse_mapping
-    from shopsense.eval._output import save_report
-    from shopsense.eval._progress import RichPhases
-    from shopsense.eval._recommend_run import SYSTEMS, TABLE_METRICS, evaluate_recommend
+    from shopsense.catalog import parse_mapping
+    from shopsense.eval import RECOMMEND_SYSTEMS as SYSTEMS
+    from shopsense.eval import RECOMMEND_TABLE_METRICS as TABLE_METRICS
+    from shopsense.eval import RichPhases, evaluate_recommend, save_report
 
     chosen = _systems(systems, SYSTEMS, "--systems")
     with RichPhases(console) as phases:
@@ -99,10 +99,9 @@ def baskets_cmd(
     minus the visible items; Hit@10 and NDCG@10. Settings (mlxtend's min_support
     included) are chosen on a validation split of the training baskets. Writes JSON
     with per-basket scores (for ``shopsense eval compare``) and a PNG."""
-    from shopsense.catalog._ingest import parse_mapping
-    from shopsense.eval._baskets_run import TABLE_METRICS, evaluate_baskets
-    from shopsense.eval._output import save_report
-    from shopsense.eval._progress import RichPhases
+    from shopsense.catalog import parse_mapping
+    from shopsense.eval import BASKET_TABLE_METRICS as TABLE_METRICS
+    from shopsense.eval import RichPhases, evaluate_baskets, save_report
 
     with RichPhases(console) as phases:
         doc = evaluate_baskets(baskets, items=items, items_map=parse_mapping(items_map), fmt=fmt, split=split,
