@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 
 from shopsense.catalog import Event, EventType, Product
-from shopsense.store import Store
+from shopsense.store import Exposure, Store
 
 DEMO = Path(__file__).resolve().parents[2] / "data" / "demo"
 
@@ -56,6 +56,20 @@ def session_events() -> list[Event]:
         ev("office-u0", "office-0", "purchase", 5, session_id="s-u0-1", quantity=2, price=39.95),
         ev("office-u1", "office-3", "add_to_cart", 20, session_id="s-u1-1"),
     ]
+
+
+def shown(user: str, list_id: str, items: list[str], minute: float = 0, **kw: object) -> Exposure:
+    """An impression of a search list (the ids in the order shown)."""
+    kw.setdefault("surface", "search")
+    return Exposure(kind="impression", list_id=list_id, user_id=user, items=items, n_results=len(items),
+                    timestamp=T0 + timedelta(minutes=minute), **kw)
+
+
+def acted(user: str, list_id: str, item: str, position: int, kind: str = "click", minute: float = 1,
+          **kw: object) -> Exposure:
+    kw.setdefault("surface", "search")
+    return Exposure(kind=kind, list_id=list_id, user_id=user, item_id=item, position=position,  # type: ignore[arg-type]
+                    timestamp=T0 + timedelta(minutes=minute), **kw)
 
 
 class Unstorable:
@@ -363,3 +377,74 @@ class StoreContract:
         assert errors == []
         assert store.count_events() == 200
         assert all(store.count_events(f"office-u{t}") == 50 for t in range(4))
+
+    # -- exposures (impressions and the actions on their items) -------------------------
+    def test_exposures_round_trip_without_the_user_id(self, store: Store) -> None:
+        rows = [shown("office-u0", "L1", ["office-0", "office-1", "office-2"], session_id="s1",
+                      query="cordless phöne", variant="B", experiment="fusion-1"),
+                acted("office-u0", "L1", "office-1", 2, session_id="s1"),
+                acted("office-u0", "L1", "office-1", 2, "purchase", 3, session_id="s1", price=4.5, quantity=2),
+                shown("office-u1", "L2", [], 0.5, surface="recommend")]
+        assert store.add_exposures(rows) == 4
+        got = store.exposures()
+        assert [g["list_id"] for g in got] == ["L1", "L2", "L1", "L1"]  # time order
+        first = got[0]
+        assert first["items"] == ["office-0", "office-1", "office-2"] and first["n_results"] == 3
+        assert first["query"] == "cordless phöne" and first["variant"] == "B" and first["experiment"] == "fusion-1"
+        assert got[1]["items"] == [] and got[1]["surface"] == "recommend"
+        assert got[3]["kind"] == "purchase" and got[3]["position"] == 2 and got[3]["price"] == 4.5
+        assert got[3]["quantity"] == 2
+        assert all("user_id" not in g and g["user_key"] != "office-u0" for g in got)
+        assert got[0]["user_key"] == store.user_key("office-u0") != store.user_key("office-u1")
+        assert [g["kind"] for g in store.exposures(user_id="office-u0")] == ["impression", "click", "purchase"]
+
+    def test_a_repeated_exposure_is_stored_once(self, store: Store) -> None:
+        rows = [shown("office-u0", "L1", ["office-0"]), acted("office-u0", "L1", "office-0", 1)]
+        assert store.add_exposures(rows) == 2
+        assert store.add_exposures(rows) == 0  # a retried report
+        assert len(store.exposures()) == 2
+
+    def test_exposure_time_range(self, store: Store) -> None:
+        store.add_exposures([shown("office-u0", f"L{i}", ["office-0"], minute=i) for i in range(5)])
+        t = (T0 + timedelta(minutes=1)).timestamp()
+        u = (T0 + timedelta(minutes=3)).timestamp()
+        assert [g["list_id"] for g in store.exposures(since=t, until=u)] == ["L1", "L2"]
+
+    def test_user_key_is_stable_across_reopening(self, backend: Backend, store: Store) -> None:
+        key = store.user_key("office-u0")
+        other = backend.open()
+        try:
+            assert other.user_key("office-u0") == key
+        finally:
+            other.close()
+
+    def test_delete_user_removes_their_exposures_and_leaves_no_trace(self, backend: Backend, store: Store) -> None:
+        secret_query = "discreet pregnancy test 4f1"
+        store.add_exposures([shown(f"office-u{i}", f"N{i}", ["office-1"], i) for i in range(50)])
+        store.add_exposures([shown("erase-me", "S1", ["office-0"], 0.5, query=secret_query),
+                             acted("erase-me", "S1", "office-0", 1, query=secret_query)])
+        store.add_events(session_events())
+        assert len(store.exposures(user_id="erase-me")) == 2
+        store.delete_user("erase-me")
+        assert store.exposures(user_id="erase-me") == [] and len(store.exposures()) == 50
+        raw = backend.raw_bytes()
+        if raw is None:
+            pytest.skip(f"{backend.name}: the storage's bytes cannot be read from here")
+        assert secret_query.encode() not in raw
+        assert store.user_key("erase-me").encode() not in raw
+
+    def test_delete_before_applies_retention_to_events_and_exposures(self, store: Store) -> None:
+        store.add_events(session_events())  # minutes 0..30
+        store.add_exposures([shown("office-u0", f"L{i}", ["office-0"], minute=i * 10) for i in range(4)])
+        cut = (T0 + timedelta(minutes=15)).timestamp()
+        assert store.delete_before(cut) == {"events": 5, "exposures": 2}
+        assert store.count_events() == 2 and len(store.exposures()) == 2
+        assert store.events().timestamp.min() >= cut
+
+    def test_exposure_validation(self) -> None:
+        with pytest.raises(ValueError, match="position"):
+            Exposure(kind="click", list_id="L", user_id="u", surface="search", item_id="x")
+        with pytest.raises(ValueError, match="surface"):
+            Exposure(kind="impression", list_id="L", user_id="u", surface="homepage")
+        with pytest.raises(ValueError, match="items"):
+            Exposure(kind="impression", list_id="L", user_id="u", surface="search", item_id="x", position=1)

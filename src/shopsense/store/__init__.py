@@ -7,11 +7,12 @@ from pathlib import Path
 from typing import Any
 
 from shopsense.errors import check_param
-from shopsense.store._base import EventArrays, Store
+from shopsense.store._base import EXPOSURE_FIELDS, EXPOSURE_KINDS, EventArrays, Exposure, Store
 from shopsense.store._postgres import PostgresStore
 from shopsense.store._sqlite import SQLiteStore
 
-__all__ = ["EventArrays", "PostgresStore", "SQLiteStore", "Store", "open_store"]
+__all__ = ["EXPOSURE_FIELDS", "EXPOSURE_KINDS", "EventArrays", "Exposure", "PostgresStore", "SQLiteStore", "Store",
+           "open_store"]
 
 _POSTGRES_SCHEMES = ("postgresql://", "postgres://")
 

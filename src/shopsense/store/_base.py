@@ -4,13 +4,21 @@ implements the same class without touching callers."""
 from __future__ import annotations
 
 import hashlib
+import hmac
+import json
+import math
+import secrets
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Literal
 
 import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from shopsense.catalog import Event, Product
+from shopsense.config import SURFACES
 
 
 def event_key(e: Event) -> str:
@@ -22,6 +30,89 @@ def event_key(e: Event) -> str:
          e.session_id or "", e.query or "", str(e.quantity)]
     )
     return hashlib.blake2b(raw.encode(), digest_size=16).hexdigest()
+
+
+#: what an exposure row records: a list shown, or an action on one of its items
+EXPOSURE_KINDS = ("impression", "click", "add_to_cart", "purchase")
+
+#: the columns of an exposure as :meth:`Store.exposures` returns them (``user_key``, never the user id)
+EXPOSURE_FIELDS = ("kind", "list_id", "user_key", "session_id", "surface", "variant", "experiment", "query",
+                   "items", "n_results", "item_id", "position", "price", "quantity", "ts")
+
+
+class Exposure(BaseModel):
+    """One list shown to a shopper (``kind="impression"``: the ids in the order shown,
+    ``n_results`` found) or one action on an item of such a list (``click``,
+    ``add_to_cart``, ``purchase``: ``item_id`` and its 1-based ``position``). ``list_id``
+    is the id the engine put in the list's ``info``. The store keeps a keyed hash of
+    ``user_id`` (:meth:`Store.user_key`), never the id itself."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    kind: Literal["impression", "click", "add_to_cart", "purchase"]
+    list_id: str = Field(min_length=1, max_length=64)
+    user_id: str = Field(min_length=1, max_length=256)
+    surface: str = Field(min_length=1, max_length=32)
+    timestamp: datetime = Field(default_factory=lambda: datetime.now(UTC))
+    session_id: str | None = Field(default=None, max_length=256)
+    variant: str | None = Field(default=None, max_length=64)
+    experiment: str | None = Field(default=None, max_length=64)
+    query: str | None = Field(default=None, max_length=500)
+    items: list[str] = Field(default_factory=list, max_length=1000)
+    n_results: int | None = Field(default=None, ge=0)
+    item_id: str | None = Field(default=None, max_length=256)
+    position: int | None = Field(default=None, ge=1, le=1000)
+    price: float | None = Field(default=None, ge=0)
+    quantity: int = Field(default=1, ge=1)
+
+    @field_validator("timestamp", mode="before")
+    @classmethod
+    def _parse_ts(cls, v: Any) -> Any:
+        if isinstance(v, (int, float)) and not isinstance(v, bool):
+            return datetime.fromtimestamp(float(v), tz=UTC)
+        return v
+
+    @field_validator("timestamp")
+    @classmethod
+    def _utc(cls, v: datetime) -> datetime:
+        return v.replace(tzinfo=UTC) if v.tzinfo is None else v.astimezone(UTC)
+
+    @field_validator("price")
+    @classmethod
+    def _finite(cls, v: float | None) -> float | None:
+        if v is not None and not math.isfinite(v):
+            raise ValueError("must be finite")
+        return v
+
+    @model_validator(mode="after")
+    def _check(self) -> Exposure:
+        if self.surface not in SURFACES:
+            raise ValueError(f"unknown surface {self.surface!r}; expected one of {list(SURFACES)}")
+        if self.kind == "impression":
+            if self.item_id is not None or self.position is not None:
+                raise ValueError("an impression lists its items in 'items'; item_id and position are for actions")
+        elif self.item_id is None or self.position is None:
+            raise ValueError(f"a {self.kind!r} needs the item_id and the 1-based position it was shown at")
+        return self
+
+
+def exposure_row(e: Exposure, user_key: str) -> tuple[Any, ...]:
+    """The stored row of ``e``: a de-duplication key, then :data:`EXPOSURE_FIELDS` in order.
+    The key hashes every field but price and quantity, so a retried report is stored once."""
+    ts = e.timestamp.timestamp()
+    items = json.dumps(e.items) if e.kind == "impression" else None
+    raw = "\x1f".join([e.kind, e.list_id, user_key, e.item_id or "", str(e.position or 0), f"{ts:.6f}"])
+    key = hashlib.blake2b(raw.encode(), digest_size=16).hexdigest()
+    return (key, e.kind, e.list_id, user_key, e.session_id, e.surface, e.variant, e.experiment, e.query,
+            items, e.n_results, e.item_id, e.position, e.price, e.quantity, ts)
+
+
+def exposure_dict(row: Iterable[Any]) -> dict[str, Any]:
+    """A stored row (without its key) as a dict of :data:`EXPOSURE_FIELDS`."""
+    d = dict(zip(EXPOSURE_FIELDS, row, strict=True))
+    d["items"] = json.loads(d["items"]) if d["items"] else []
+    d["ts"] = float(d["ts"])
+    return d
 
 
 @dataclass(frozen=True)
@@ -87,7 +178,7 @@ class Store(ABC):
 
     @abstractmethod
     def delete_user(self, user_id: str) -> int:
-        """Remove every event of a user; returns the number removed."""
+        """Remove every event and every exposure of a user; returns the number of events removed."""
 
     @abstractmethod
     def delete_products(self, product_ids: list[str]) -> int: ...
@@ -100,3 +191,41 @@ class Store(ABC):
 
     @abstractmethod
     def close(self) -> None: ...
+
+    # -- exposures (what was shown, and what came of it) ------------------------------
+    # Not abstract, so a back-end written before exposures existed still opens; the
+    # SQLite and PostgreSQL stores implement them (tests/store/contract.py).
+    def add_exposures(self, exposures: Iterable[Exposure]) -> int:
+        """Append impressions and actions in one transaction (a repeat is stored once);
+        the user id is kept only as :meth:`user_key`. Returns the number newly stored."""
+        raise NotImplementedError(f"{type(self).__name__} does not store exposures")
+
+    def exposures(self, since: float | None = None, until: float | None = None,
+                  user_id: str | None = None) -> list[dict[str, Any]]:
+        """Stored exposures with ``since <= ts < until`` (and of one user), in time order,
+        as dicts of :data:`EXPOSURE_FIELDS`: ``user_key``, never the user id."""
+        raise NotImplementedError(f"{type(self).__name__} does not store exposures")
+
+    def delete_before(self, ts: float) -> dict[str, int]:
+        """Retention: delete events and exposures older than ``ts``; returns the counts."""
+        raise NotImplementedError(f"{type(self).__name__} does not delete by age")
+
+    def set_meta_default(self, key: str, value: str) -> str:
+        """Store ``value`` under ``key`` unless one is there; returns the stored value
+        (back-ends make it atomic, so processes starting together agree)."""
+        old = self.get_meta(key)
+        if old is not None:
+            return old
+        self.set_meta(key, value)
+        return self.get_meta(key) or value
+
+    def user_key(self, user_id: str) -> str:
+        """The pseudonym exposures are stored under: an HMAC of ``user_id`` keyed by a
+        secret kept in the store's meta table, so every process on the store agrees and
+        :meth:`delete_user` can find a user's exposures; nothing outside the store can
+        link it back without that secret."""
+        secret = getattr(self, "_user_secret", None)
+        if secret is None:
+            secret = self.set_meta_default("exposure_secret", secrets.token_hex(32)).encode()
+            self._user_secret = secret
+        return "u_" + hmac.new(secret, user_id.encode(), hashlib.sha256).hexdigest()[:24]

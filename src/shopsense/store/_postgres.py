@@ -34,7 +34,15 @@ import numpy as np
 
 from shopsense.catalog import Event, Product
 from shopsense.errors import ShopsenseError, require
-from shopsense.store._base import EventArrays, Store, event_key
+from shopsense.store._base import (
+    EXPOSURE_FIELDS,
+    EventArrays,
+    Exposure,
+    Store,
+    event_key,
+    exposure_dict,
+    exposure_row,
+)
 
 if TYPE_CHECKING:
     import psycopg
@@ -45,6 +53,7 @@ log = logging.getLogger(__name__)
 EVENT_PARTITIONS = 16
 
 _EVENT_COLS = "key, user_id, item_id, type, ts, session_id, query, quantity, price"
+_EXPOSURE_COLS = ", ".join(EXPOSURE_FIELDS)
 
 #: (name, SQL) in order; version n is MIGRATIONS[n - 1]. Append, never edit a released one.
 MIGRATIONS: list[tuple[str, str]] = [
@@ -77,6 +86,35 @@ CREATE INDEX events_session ON events (session_id, ts, seq);
 CREATE INDEX events_ts ON events (ts, seq);
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """),
+    # impressions and the actions on their items, partitioned like events (by the user's
+    # pseudonym) so that erasing a user rewrites one partition
+    ("exposures", f"""
+CREATE TABLE exposures (
+    seq BIGSERIAL NOT NULL,
+    key UUID NOT NULL,
+    kind TEXT NOT NULL,
+    list_id TEXT NOT NULL,
+    user_key TEXT NOT NULL,
+    session_id TEXT,
+    surface TEXT NOT NULL,
+    variant TEXT,
+    experiment TEXT,
+    query TEXT,
+    items TEXT,
+    n_results INTEGER,
+    item_id TEXT,
+    position INTEGER,
+    price DOUBLE PRECISION,
+    quantity INTEGER NOT NULL DEFAULT 1,
+    ts DOUBLE PRECISION NOT NULL,
+    UNIQUE (user_key, key)
+) PARTITION BY HASH (user_key);
+{"".join(f"CREATE TABLE exposures_p{i} PARTITION OF exposures FOR VALUES WITH (MODULUS {EVENT_PARTITIONS}, "
+         f"REMAINDER {i});{chr(10)}" for i in range(EVENT_PARTITIONS))}
+CREATE INDEX exposures_ts ON exposures (ts, seq);
+CREATE INDEX exposures_user ON exposures (user_key, ts);
+CREATE INDEX exposures_list ON exposures (list_id);
+"""),
 ]
 
 _SCHEMA_VERSION = """
@@ -92,6 +130,11 @@ CREATE TEMP TABLE IF NOT EXISTS products_stage (ord INTEGER, id TEXT, data TEXT)
 CREATE TEMP TABLE IF NOT EXISTS events_stage (
     ord INTEGER, key UUID, user_id TEXT, item_id TEXT, type TEXT, ts DOUBLE PRECISION,
     session_id TEXT, query TEXT, quantity INTEGER, price DOUBLE PRECISION
+) ON COMMIT DELETE ROWS;
+CREATE TEMP TABLE IF NOT EXISTS exposures_stage (
+    ord INTEGER, key UUID, kind TEXT, list_id TEXT, user_key TEXT, session_id TEXT, surface TEXT,
+    variant TEXT, experiment TEXT, query TEXT, items TEXT, n_results INTEGER, item_id TEXT,
+    position INTEGER, price DOUBLE PRECISION, quantity INTEGER, ts DOUBLE PRECISION
 ) ON COMMIT DELETE ROWS;
 """
 
@@ -229,30 +272,73 @@ class PostgresStore(Store):
                 )
                 return max(cur.rowcount, 0)
 
+    def add_exposures(self, exposures: Iterable[Exposure]) -> int:
+        keys: dict[str, str] = {}
+        rows = []
+        for e in exposures:
+            if e.user_id not in keys:
+                keys[e.user_id] = self.user_key(e.user_id)
+            rows.append(exposure_row(e, keys[e.user_id]))
+        if not rows:
+            return 0
+        with self._lock:
+            conn = self._connection()
+            with conn.transaction(), conn.cursor() as cur:
+                with cur.copy(f"COPY exposures_stage (ord, key, {_EXPOSURE_COLS}) FROM STDIN") as copy:
+                    for i, row in enumerate(rows):
+                        copy.write_row((i, *row))
+                cur.execute(
+                    f"INSERT INTO exposures (key, {_EXPOSURE_COLS}) SELECT key, {_EXPOSURE_COLS} "
+                    "FROM exposures_stage ORDER BY ord ON CONFLICT (user_key, key) DO NOTHING"
+                )
+                return max(cur.rowcount, 0)
+
+    def delete_before(self, ts: float) -> dict[str, int]:
+        out = {}
+        with self._lock:
+            conn = self._connection()
+            with conn.transaction():
+                for table in ("events", "exposures"):
+                    cur = conn.execute(f"DELETE FROM {table} WHERE ts < %s", (float(ts),))  # type: ignore[arg-type]
+                    out[table] = max(cur.rowcount, 0)
+        return out
+
+    def set_meta_default(self, key: str, value: str) -> str:
+        with self._lock:
+            self._connection().execute(
+                "INSERT INTO meta (key, value) VALUES (%s, %s) ON CONFLICT (key) DO NOTHING", (key, value))
+        return self.get_meta(key) or value
+
     def delete_user(self, user_id: str) -> int:
+        n = self._erase("events", "user_id", user_id)
+        self._erase("exposures", "user_key", self.user_key(user_id))
+        return n
+
+    def _erase(self, table: str, column: str, value: str) -> int:
         sql = self._psycopg.sql
         with self._lock:
             conn = self._connection()
             with conn.transaction():
                 row = conn.execute(
-                    "WITH d AS (DELETE FROM events WHERE user_id = %s RETURNING tableoid) "
-                    "SELECT count(*), min(n.nspname), min(c.relname) FROM d "
-                    "JOIN pg_class c ON c.oid = d.tableoid JOIN pg_namespace n ON n.oid = c.relnamespace",
-                    (user_id,),
+                    sql.SQL("WITH d AS (DELETE FROM {} WHERE {} = %s RETURNING tableoid) "
+                            "SELECT count(*), min(n.nspname), min(c.relname) FROM d "
+                            "JOIN pg_class c ON c.oid = d.tableoid JOIN pg_namespace n ON n.oid = c.relnamespace")
+                    .format(sql.Identifier(table), sql.Identifier(column)),
+                    (value,),
                 ).fetchone()
             n, schema, partition = int(row[0]), row[1], row[2]  # type: ignore[index]
             if n:
                 # The deleted rows' bytes stay in the pages (and index pages) until they are
                 # reused, even after a plain VACUUM: rewrite the user's partition so that no
-                # file of the database holds them (1/EVENT_PARTITIONS of the events). The
+                # file of the database holds them (1/EVENT_PARTITIONS of the table). The
                 # rewrite locks that partition; a reader holding it past the timeout leaves
                 # the bytes for autovacuum and page reuse, and says so.
                 conn.execute(f"SET lock_timeout = '{_ERASE_LOCK_TIMEOUT_MS}ms'")  # type: ignore[arg-type]
                 try:
                     conn.execute(sql.SQL("VACUUM (FULL) {}").format(sql.Identifier(schema, partition)))
                 except self._psycopg.errors.LockNotAvailable:
-                    log.warning("store: erased %d events of a user, but partition %s was busy for %d s; "
-                                "their bytes remain in free pages until reused", n, partition,
+                    log.warning("store: erased %d %s of a user, but partition %s was busy for %d s; "
+                                "their bytes remain in free pages until reused", n, table, partition,
                                 _ERASE_LOCK_TIMEOUT_MS // 1000)
                 finally:
                     conn.execute("RESET lock_timeout")
@@ -355,6 +441,23 @@ class PostgresStore(Store):
             query=np.array(cols[5], dtype=object),
             quantity=np.array(cols[6], dtype=np.int64),
         )
+
+    def exposures(self, since: float | None = None, until: float | None = None,
+                  user_id: str | None = None) -> list[dict[str, Any]]:
+        where, args = [], []
+        if since is not None:
+            where.append("ts >= %s")
+            args.append(float(since))
+        if until is not None:
+            where.append("ts < %s")
+            args.append(float(until))
+        if user_id is not None:
+            where.append("user_key = %s")
+            args.append(self.user_key(user_id))
+        query = f"SELECT {_EXPOSURE_COLS} FROM exposures"
+        if where:
+            query += " WHERE " + " AND ".join(where)
+        return [exposure_dict(r) for r in self._query(query + " ORDER BY ts, seq", tuple(args))]
 
     def close(self) -> None:
         with self._lock:

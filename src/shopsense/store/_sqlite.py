@@ -6,11 +6,20 @@ import sqlite3
 import threading
 from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from shopsense.catalog import Event, Product
-from shopsense.store._base import EventArrays, Store, event_key
+from shopsense.store._base import (
+    EXPOSURE_FIELDS,
+    EventArrays,
+    Exposure,
+    Store,
+    event_key,
+    exposure_dict,
+    exposure_row,
+)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS products (
@@ -35,7 +44,31 @@ CREATE INDEX IF NOT EXISTS events_user ON events(user_id, ts);
 CREATE INDEX IF NOT EXISTS events_session ON events(session_id, ts);
 CREATE INDEX IF NOT EXISTS events_ts ON events(ts);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS exposures (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    key TEXT NOT NULL UNIQUE,
+    kind TEXT NOT NULL,
+    list_id TEXT NOT NULL,
+    user_key TEXT NOT NULL,
+    session_id TEXT,
+    surface TEXT NOT NULL,
+    variant TEXT,
+    experiment TEXT,
+    query TEXT,
+    items TEXT,
+    n_results INTEGER,
+    item_id TEXT,
+    position INTEGER,
+    price REAL,
+    quantity INTEGER NOT NULL DEFAULT 1,
+    ts REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS exposures_ts ON exposures(ts);
+CREATE INDEX IF NOT EXISTS exposures_user ON exposures(user_key, ts);
+CREATE INDEX IF NOT EXISTS exposures_list ON exposures(list_id);
 """
+
+_EXPOSURE_COLS = ", ".join(EXPOSURE_FIELDS)
 
 
 class SQLiteStore(Store):
@@ -97,8 +130,30 @@ class SQLiteStore(Store):
             rows,
         )
 
+    def add_exposures(self, exposures: Iterable[Exposure]) -> int:
+        keys: dict[str, str] = {}
+        rows = []
+        for e in exposures:
+            if e.user_id not in keys:
+                keys[e.user_id] = self.user_key(e.user_id)
+            rows.append(exposure_row(e, keys[e.user_id]))
+        marks = ",".join("?" * (len(EXPOSURE_FIELDS) + 1))
+        return self._tx(f"INSERT OR IGNORE INTO exposures(key, {_EXPOSURE_COLS}) VALUES ({marks})", rows)
+
+    def delete_before(self, ts: float) -> dict[str, int]:
+        out = {"events": self._tx("DELETE FROM events WHERE ts < ?", [(float(ts),)]),
+               "exposures": self._tx("DELETE FROM exposures WHERE ts < ?", [(float(ts),)])}
+        with self._lock:
+            self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        return out
+
+    def set_meta_default(self, key: str, value: str) -> str:
+        self._tx("INSERT OR IGNORE INTO meta(key, value) VALUES (?, ?)", [(key, value)])
+        return self.get_meta(key) or value
+
     def delete_user(self, user_id: str) -> int:
         n = self._tx("DELETE FROM events WHERE user_id = ?", [(user_id,)])
+        self._tx("DELETE FROM exposures WHERE user_key = ?", [(self.user_key(user_id),)])
         # Copy the WAL into the main file and truncate it: otherwise the old pages,
         # with the user's ids in them, stay readable in the -wal file until the next
         # checkpoint.
@@ -190,6 +245,23 @@ class SQLiteStore(Store):
             query=np.array(cols[5], dtype=object),
             quantity=np.array(cols[6], dtype=np.int64),
         )
+
+    def exposures(self, since: float | None = None, until: float | None = None,
+                  user_id: str | None = None) -> list[dict[str, Any]]:
+        where, args = [], []
+        if since is not None:
+            where.append("ts >= ?")
+            args.append(float(since))
+        if until is not None:
+            where.append("ts < ?")
+            args.append(float(until))
+        if user_id is not None:
+            where.append("user_key = ?")
+            args.append(self.user_key(user_id))
+        sql = f"SELECT {_EXPOSURE_COLS} FROM exposures"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        return [exposure_dict(r) for r in self._query(sql + " ORDER BY ts, seq", tuple(args))]
 
     def close(self) -> None:
         with self._lock:
