@@ -1,0 +1,303 @@
+"""Scale curve: what each path costs as a shop's events and catalogue grow.
+
+    python bench/scale.py                          # events x1, x4, x16, x64; items x1 and x4
+    python bench/scale.py --factors 1,4 --quick    # a smoke run
+
+A SCALE SIMULATION, stated as such: the real Amazon Sports 5-core interactions
+(35,598 users, 18,357 items, 296,337 events) are replicated ``f`` times with remapped
+user ids (copy ``j`` of user ``u`` is ``u~j``; same items, same time order), so x64 is
+about 19M events from 2.3M users. Catalogue growth (items x``g``) maps copy ``j`` of
+each user onto item copy ``j % g``, so the item count grows ``g`` times while every
+copy keeps Sports' real co-occurrence structure. Nothing is synthesised beyond ids.
+
+Each measurement runs in a fresh subprocess with a time limit, so its peak resident
+memory (VmHWM) is its own and a path that runs out of time or memory is reported as
+such instead of ending the run:
+- ``ingest``: the events Parquet file through ``Engine.ingest_events`` (validation,
+  de-duplication, batched SQLite commits), rows/s;
+- ``load``: ``store.events()`` into the arrays models are handed (the in-process path
+  reads every event into memory);
+- one fit per model (popularity, ALS via implicit, item-kNN, EASE while the catalogue is
+  under the bound ``EASE_MAX``), with recommend p50/p99 over 300 users' histories;
+- ``spark_als``: the same events trained by Spark MLlib ALS (``shopsense.jobs``), when
+  pyspark is installed, its time and the peak memory of the driver and the JVM.
+Search over the catalogue is measured at scale in ``bench/serve.py`` (Home Depot); Sports
+has no item text to index.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "bench" / "results" / "scale.json"
+EASE_MAX = 30000  # items: EASE inverts an n x n Gram matrix (recommend/_training.py bounds it too)
+
+
+def _peak_mb() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024.0
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+# -- data ------------------------------------------------------------------------------------
+def build_files(work: Path, factor: int, item_factor: int) -> tuple[Path, Path, int, int, int]:
+    """Events Parquet and products JSONL for one size; cached in ``work``."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from shopsense.datasets import load_amazon_sequences
+
+    ev_path = work / f"events_x{factor}_i{item_factor}.parquet"
+    pr_path = work / f"products_i{item_factor}.jsonl"
+    meta_path = work / f"events_x{factor}_i{item_factor}.json"
+    if ev_path.exists() and pr_path.exists() and meta_path.exists():
+        m = json.loads(meta_path.read_text())
+        return ev_path, pr_path, m["events"], m["users"], m["items"]
+    seqs = load_amazon_sequences("sports")
+    users = [str(u) for u in seqs.keys]
+    lists = seqs.as_lists()
+    items = sorted({i for s in lists for i in s})
+    with pr_path.open("w") as fh:
+        for g in range(item_factor):
+            for i in items:
+                pid = i if g == 0 else f"{i}~{g}"
+                fh.write(json.dumps({"id": pid, "title": pid}) + "\n")
+    base_ts = 1_400_000_000.0
+    writer = None
+    n = 0
+    for j in range(factor):
+        g = j % item_factor
+        u_col, i_col, t_col = [], [], []
+        for u, s in zip(users, lists):
+            uid = u if j == 0 else f"{u}~{j}"
+            for pos, i in enumerate(s):
+                u_col.append(uid)
+                i_col.append(i if g == 0 else f"{i}~{g}")
+                t_col.append(base_ts + pos * 86400.0 + j)  # distinct per copy: no de-duplication
+        table = pa.table({"user_id": u_col, "item_id": i_col, "type": ["purchase"] * len(u_col),
+                          "timestamp": np.asarray(t_col, np.float64)})
+        if writer is None:
+            writer = pq.ParquetWriter(ev_path, table.schema)
+        writer.write_table(table)
+        n += len(u_col)
+    assert writer is not None
+    writer.close()
+    meta = {"events": n, "users": len(users) * factor, "items": len(items) * item_factor}
+    meta_path.write_text(json.dumps(meta))
+    return ev_path, pr_path, meta["events"], meta["users"], meta["items"]
+
+
+# -- children --------------------------------------------------------------------------------
+def child(task: str, home: str, events: str, products: str) -> dict:
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+    from shopsense import Engine
+
+    if task == "ingest":
+        eng = Engine(home)
+        t0 = time.perf_counter()
+        eng.ingest_products(products)
+        t1 = time.perf_counter()
+        rep = eng.ingest_events(events)
+        dt = time.perf_counter() - t1
+        eng.close()
+        return {"seconds": dt, "rows_per_s": rep.stored / dt, "stored": rep.stored, "rejected": rep.rejected,
+                "products_seconds": t1 - t0, "peak_mb": _peak_mb()}
+    if task == "spark_als":
+        from shopsense.jobs import train_spark
+
+        t0 = time.perf_counter()
+        train_spark(Engine(home))
+        dt = time.perf_counter() - t0
+        jvm = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024.0
+        return {"seconds": dt, "peak_mb": _peak_mb(), "jvm_peak_mb": jvm}
+
+    import numpy as np
+
+    from shopsense.catalog import EVENT_WEIGHTS
+    from shopsense.recommend import ALS, EASE, Interactions, ItemKNN, Popularity
+
+    eng = Engine(home)
+    t0 = time.perf_counter()
+    catalog = eng.catalog()
+    ev = eng.store.events()
+    idx = np.fromiter((catalog.index.get(i, -1) for i in ev.item_id), np.int64, len(ev))
+    _, uidx = np.unique(np.asarray(ev.user_id, dtype=str), return_inverse=True)
+    w = np.fromiter((EVENT_WEIGHTS.get(str(t), 0.0) for t in ev.type), np.float32, len(ev))
+    data = Interactions.from_arrays(uidx, idx, n_items=len(catalog), weight=w, timestamp=ev.timestamp)
+    load_s = time.perf_counter() - t0
+    del ev
+    if task == "load":
+        return {"seconds": load_s, "peak_mb": _peak_mb(), "events": len(data.user)}
+    models = {"popularity": Popularity(), "als": ALS(factors=64, iterations=10, num_threads=2),
+              "itemknn": ItemKNN(), "ease": EASE(l2=250.0)}
+    model = models[task]
+    base = _peak_mb()
+    t0 = time.perf_counter()
+    model.fit(data)
+    fit_s = time.perf_counter() - t0
+    rng = np.random.default_rng(0)
+    seqs_users = rng.choice(data.n_users, size=min(300, data.n_users), replace=False)
+    order = np.argsort(data.user, kind="stable")
+    bounds = np.searchsorted(data.user[order], np.arange(data.n_users + 1))
+    lat = []
+    for u in seqs_users:
+        hist = data.item[order[bounds[u]:bounds[u + 1]]]
+        s = time.perf_counter()
+        model.recommend([hist], k=10)
+        lat.append((time.perf_counter() - s) * 1000)
+    return {"fit_seconds": fit_s, "load_seconds": load_s, "peak_mb": _peak_mb(), "peak_before_fit_mb": base,
+            "recommend_p50_ms": float(np.percentile(lat, 50)), "recommend_p99_ms": float(np.percentile(lat, 99))}
+
+
+def run_child(task: str, home: Path, ev: Path, pr: Path, timeout: float, mem_cap_gb: float | None) -> dict:
+    """One measurement in a fresh process. ``mem_cap_gb`` caps its address space, so a model
+    that would exhaust the machine fails with MemoryError (reported) instead of taking the
+    machine down (not for the JVM, which reserves far more address space than it uses)."""
+    cmd = [sys.executable, __file__, "--child", task, str(home), str(ev), str(pr)]
+    cap = None if mem_cap_gb is None or task == "spark_als" else int(mem_cap_gb * 2**30)
+
+    def limit() -> None:
+        if cap is not None:
+            resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
+
+    t0 = time.perf_counter()
+    try:
+        p = subprocess.run(cmd, check=False, capture_output=True, text=True, timeout=timeout,
+                           preexec_fn=limit)
+    except subprocess.TimeoutExpired:
+        return {"status": f"timeout after {timeout:.0f} s"}
+    if p.returncode != 0:
+        oom = "MemoryError" in p.stderr or "Unable to allocate" in p.stderr or p.returncode in (-9, 137)
+        why = f"out of memory (address space capped at {mem_cap_gb:g} GB)" if oom else f"exit {p.returncode}"
+        return {"status": why, "stderr": p.stderr[-300:], "seconds": time.perf_counter() - t0}
+    out = json.loads(p.stdout.strip().splitlines()[-1])
+    out["status"] = "ok"
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--factors", default="1,4,16,64", help="event replication factors")
+    ap.add_argument("--item-factors", default="1,4", help="catalogue replication factors")
+    ap.add_argument("--timeout", type=float, default=1800.0, help="seconds per measurement")
+    ap.add_argument("--mem-cap-gb", type=float, default=12.0, help="address-space cap per measurement")
+    ap.add_argument("--work", default=str(Path(tempfile.gettempdir()) / "shopsense-scale"))
+    ap.add_argument("--no-spark", action="store_true")
+    ap.add_argument("--quick", action="store_true", help="x1 and x4 only, items x1")
+    ap.add_argument("--child", nargs=4, metavar=("TASK", "HOME", "EVENTS", "PRODUCTS"), help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.child:
+        print(json.dumps(child(*args.child)))
+        return
+    from shopsense.eval import meta, print_table, write_json
+
+    factors = [1, 4] if args.quick else [int(x) for x in args.factors.split(",")]
+    item_factors = [1] if args.quick else [int(x) for x in args.item_factors.split(",")]
+    work = Path(args.work)
+    work.mkdir(parents=True, exist_ok=True)
+    try:
+        import pyspark  # noqa: F401
+
+        spark = not args.no_spark
+    except ImportError:
+        spark = False
+    results: dict[str, dict[str, dict]] = {}
+    for g in item_factors:
+        for f in factors:
+            ev, pr, n_ev, n_users, n_items = build_files(work, f, g)
+            name = f"sports events x{f} items x{g} ({n_ev:,} events, {n_users:,} users, {n_items:,} items)"
+            print(f"== {name}", flush=True)
+            home = work / f"home_x{f}_i{g}"
+            if home.exists():
+                import shutil
+
+                shutil.rmtree(home)
+            row: dict[str, dict] = {}
+            row["ingest"] = run_child("ingest", home, ev, pr, args.timeout, args.mem_cap_gb)
+            print("  ingest", row["ingest"], flush=True)
+            if row["ingest"]["status"] != "ok":
+                results[name] = row
+                continue
+            row["load"] = run_child("load", home, ev, pr, args.timeout, args.mem_cap_gb)
+            for task in ("popularity", "als", "itemknn", "ease"):
+                if task == "ease" and n_items > EASE_MAX:
+                    row[task] = {"status": f"skipped: {n_items:,} items > bound {EASE_MAX:,} (falls back to item-kNN)"}
+                else:
+                    row[task] = run_child(task, home, ev, pr, args.timeout, args.mem_cap_gb)
+                print(f"  {task}", row[task], flush=True)
+            if spark:
+                row["spark_als"] = run_child("spark_als", home, ev, pr, args.timeout, args.mem_cap_gb)
+                print("  spark_als", row["spark_als"], flush=True)
+            row["_size"] = {"events": n_ev, "users": n_users, "items": n_items}
+            results[name] = row
+            import shutil
+
+            shutil.rmtree(home, ignore_errors=True)  # a x64 home is several GB
+            RESULTS.parent.mkdir(parents=True, exist_ok=True)
+            write_json(results, RESULTS, meta(
+                "scale simulation: Amazon Sports 5-core events replicated with remapped user ids "
+                "(items replicated for catalogue growth); each measurement a fresh subprocess with a "
+                f"{args.timeout:.0f} s limit and a {args.mem_cap_gb:g} GB address-space cap; peak memory = VmHWM of that process (JVM: largest child)",
+                load_average=os.getloadavg(), replication="events x" + ",".join(map(str, factors))
+                + "; items x" + ",".join(map(str, item_factors))))
+    flat = {name: {task: {k: v for k, v in m.items() if isinstance(v, (int, float))}
+                   for task, m in row.items() if not task.startswith("_")} for name, row in results.items()}
+    print_table({name: {t: {k: v for k, v in m.items() if k in ("seconds", "fit_seconds", "rows_per_s", "peak_mb",
+                                                                   "recommend_p99_ms")}
+                        for t, m in row.items()} for name, row in flat.items()}, title="scale")
+    _plot(results, RESULTS.with_suffix(".png"))
+    print(f"wrote {RESULTS}")
+
+
+def _plot(results: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
+    series: dict[str, list[tuple[float, float, float]]] = {}
+    for row in results.values():
+        if "_size" not in row:
+            continue
+        n = row["_size"]["events"]
+        items = row["_size"]["items"]
+        for task, m in row.items():
+            if task.startswith("_") or m.get("status") != "ok":
+                continue
+            secs = m.get("fit_seconds", m.get("seconds"))
+            if secs is None:
+                continue
+            series.setdefault(f"{task} (items {items:,})", []).append((n, secs, m.get("peak_mb", float("nan"))))
+    for label, pts in series.items():
+        pts.sort()
+        xs = [p[0] for p in pts]
+        axes[0].plot(xs, [p[1] for p in pts], marker="o", label=label)
+        axes[1].plot(xs, [p[2] for p in pts], marker="o", label=label)
+    for ax, ylabel in zip(axes, ("seconds", "peak resident memory (MB)")):
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel("events (log)")
+        ax.set_ylabel(ylabel + " (log)")
+        ax.grid(True, which="both", alpha=0.3)
+    axes[0].set_title("time against size")
+    axes[1].set_title("peak memory against size")
+    axes[1].legend(fontsize=7, loc="upper left")
+    fig.suptitle("shopsense scale simulation (Amazon Sports replicated; see JSON _meta)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+if __name__ == "__main__":
+    main()
