@@ -28,18 +28,17 @@ def test_clear_error_and_nonzero_exit(tmp_path):
 def test_show_hits_table_and_json(capsys, monkeypatch):
     """The one hits table behind search, recommend and the bundle commands."""
     from shopsense.catalog import Product
-    from shopsense.cli._app import console, show_hits
-    from shopsense.cli._bundles import _why
+    from shopsense.cli import bundle_why, console, show_hits
     from shopsense.results import Hit, ResultList
 
     monkeypatch.setattr(console, "width", 300)  # one line per row
     res = ResultList([Hit("p1", 0.5, "copurchase", reason="Often bought with Drill Bits", evidence={"lift": 3.25},
                           product=Product(id="p1", title="Cordless Drill " + "x" * 80, price=99.0)),
                       Hit("p2", 0.25, "popular", evidence={"count": 7})])
-    show_hits(res, _why, title="goes with p0", title_width=50)
+    show_hits(res, bundle_why, title="goes with p0", title_width=50)
     out = capsys.readouterr().out
     assert "goes with p0" in out and "Often bought with Drill Bits (lift 3.2)" in out and '{"count": 7}' in out
     assert "Cordless Drill " + "x" * 35 + " " in out and "x" * 36 not in out  # the title is cut at 50 characters
     assert "99" in out and "0.500" in out and "copurchase" in out
-    show_hits(res, _why, as_json=True)
+    show_hits(res, bundle_why, as_json=True)
     assert '"id": "p1"' in capsys.readouterr().out

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from shopsense.eval._baskets import read_basket_file
+from shopsense.datasets import read_basket_file
 
 OR_SLICE = 2000  # the first invoices of Online Retail (Dec 2010)
 

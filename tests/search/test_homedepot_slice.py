@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from shopsense.eval._search import evaluate_retrieval, load_homedepot
+from shopsense.eval import evaluate_retrieval, load_homedepot
 from shopsense.search import LexicalIndex, QueryParser, product_fields
 
 # CI clones the repository with ../shared beside it

@@ -13,10 +13,11 @@ from shopsense.search import (
     LexicalIndex,
     facet_counts,
     filter_mask,
+    normalise,
     product_fields,
     rrf,
+    weighted_fusion,
 )
-from shopsense.search._fusion import normalise, weighted_fusion
 
 
 def test_analyzer_normalises_units_and_compounds() -> None:
@@ -104,7 +105,7 @@ def test_bm25s_logger_follows_the_application() -> None:
     """bm25s sets its logger to DEBUG on import; ours hands it back to the app's level."""
     import logging
 
-    from shopsense.search._lexical import import_bm25s
+    from shopsense.search import import_bm25s
 
     logging.getLogger("bm25s").setLevel(logging.DEBUG)  # as a fresh `import bm25s` leaves it
     import_bm25s()

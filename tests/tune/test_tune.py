@@ -28,7 +28,7 @@ from shopsense.tune import (
 @pytest.fixture(scope="session")
 def homedepot(datasets_root: Path):
     """A small real slice of Home Depot: ~150 products with all their judgments."""
-    from shopsense.eval._search import load_homedepot
+    from shopsense.eval import load_homedepot
 
     return load_homedepot(datasets_root, max_products=150)
 

@@ -15,9 +15,10 @@ from shopsense.cli import (
     _serve,  # noqa: F401  (registers serve, keys)
     _tune,  # noqa: F401  (registers tune, export-onnx)
 )
-from shopsense.cli._app import app, console
+from shopsense.cli._app import app, console, show_hits
+from shopsense.cli._bundles import bundle_why
 
-__all__ = ["app", "console", "main"]
+__all__ = ["app", "bundle_why", "console", "main", "show_hits"]
 
 
 def main() -> None:

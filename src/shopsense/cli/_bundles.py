@@ -14,7 +14,8 @@ JsonOpt = typer.Option(False, "--json", help="print the full response as JSON")
 TextOpt = typer.Option(True, "--text/--no-text", help="use item text embeddings (cold start, substitutes)")
 
 
-def _why(h: Any) -> str:
+def bundle_why(h: Any) -> str:
+    """The 'why' column of the bundle commands: the reason, and the pair's lift when known."""
     why = h.reason or json.dumps(h.evidence, default=str)
     if "lift" in h.evidence and h.evidence.get("lift"):
         why += f" (lift {h.evidence['lift']:.1f})"
@@ -22,7 +23,7 @@ def _why(h: Any) -> str:
 
 
 def _show(res: Any, title: str, as_json: bool) -> None:
-    show_hits(res, _why, title=title, as_json=as_json, title_width=50)
+    show_hits(res, bundle_why, title=title, as_json=as_json, title_width=50)
 
 
 def _engine(home: Path, text: bool) -> Any:
