@@ -3,7 +3,7 @@ bundles under a budget."""
 
 from __future__ import annotations
 
-from shopsense.bundles._complement import ComplementModel, text_knn, top_k_per_row
+from shopsense.bundles._complement import ComplementModel, top_k_per_row
 from shopsense.bundles._mining import (
     BASKET_EVENT_TYPES,
     Baskets,
@@ -12,6 +12,7 @@ from shopsense.bundles._mining import (
     baskets_from_events,
     decay_weights,
 )
+from shopsense.bundles._neighbors import text_knn, top_k_dense
 from shopsense.bundles._optimize import BundleSolution, bundle_objective, solve_bundle
 from shopsense.bundles._service import BundleService
 
@@ -28,5 +29,6 @@ __all__ = [
     "decay_weights",
     "solve_bundle",
     "text_knn",
+    "top_k_dense",
     "top_k_per_row",
 ]

@@ -26,12 +26,13 @@ import numpy as np
 from scipy import sparse
 
 from shopsense.bundles._mining import CoPurchase, decay_weights
+from shopsense.bundles._neighbors import MEMO, fingerprint, kmeans_codes, text_knn, top_k_dense
 from shopsense.errors import NotFittedError, check_param
 from shopsense.results import Ranked
 
 log = logging.getLogger(__name__)
 
-__all__ = ["ComplementModel", "text_knn", "top_k_per_row"]
+__all__ = ["ComplementModel", "text_knn", "top_k_dense", "top_k_per_row"]
 
 _FORMAT = "shopsense.complement/1"
 
@@ -60,38 +61,6 @@ def top_k_per_row(m: sparse.spmatrix, k: int) -> sparse.csr_matrix:
                              shape=m.shape)
 
 
-def text_knn(emb: np.ndarray, k: int, chunk: int = 2048) -> sparse.csr_matrix:
-    """Cosine k-nearest-neighbour graph of unit vectors (self excluded), exact.
-
-    Brute force in chunks: for the catalogue sizes one CPU serves (tens of
-    thousands of items) it is a few matrix products, and exact.
-    """
-    emb = np.ascontiguousarray(emb, dtype=np.float32)
-    n = emb.shape[0]
-    k = min(k, n - 1)
-    if k <= 0:
-        return sparse.csr_matrix((n, n), dtype=np.float32)
-    rows, cols, vals = [], [], []
-    for s in range(0, n, chunk):
-        sims = emb[s:s + chunk] @ emb.T
-        idx = np.arange(s, min(s + chunk, n))
-        sims[idx - s, idx] = -np.inf
-        part = np.argpartition(-sims, k - 1, axis=1)[:, :k]
-        rows.append(np.repeat(idx, k))
-        cols.append(part.ravel())
-        vals.append(np.take_along_axis(sims, part, axis=1).ravel())
-    return sparse.csr_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
-                             shape=(n, n), dtype=np.float32)
-
-
-def _kmeans_codes(emb: np.ndarray, n_clusters: int, seed: int = 0) -> np.ndarray:
-    from scipy.cluster.vq import kmeans2
-
-    rng = np.random.default_rng(seed)
-    _, labels = kmeans2(emb.astype(np.float64), n_clusters, minit="++", seed=rng)
-    return labels.astype(np.int64)
-
-
 class ComplementModel:
     """Scores candidate additions for carts (see the module docstring).
 
@@ -107,6 +76,23 @@ class ComplementModel:
         weights of the text-neighbour and category-affinity signals.
     text_neighbors:
         size of the embedding neighbourhood.
+    exact_neighbors_max_items:
+        catalogues up to this size get exact text neighbours (blocked matrix
+        products); larger ones an HNSW graph (hnswlib, recall about 0.99).
+        Either way the graph and the k-means pseudo-categories are computed once
+        per embeddings matrix and reused by later fits with other
+        hyperparameters (a content-keyed memo), as in a tuning loop.
+    l2, ease_max_items:
+        ridge penalty of the EASE pair model and its size bound. EASE inverts a
+        dense Gram matrix of the ``ease_max_items`` most bought items: O(N^3)
+        time and 8 N^2 bytes, 200 MB and 25 s at the default 5,000 on two
+        busy shared cores (the former 15,000 costs 27 times that, 1.8 GB; the
+        weights are memoised, see ``fit``). Pairs with an item outside
+        that set use the shrunk conditional probability ``P(j | i)`` of
+        ``item_model="conditional"``, scaled so that an item's best partner
+        weighs about what it weighs under EASE (the median ratio over the items
+        both models score), and the text and category signals as before. With
+        at most ``ease_max_items`` bought items nothing falls back.
     max_partners:
         co-purchase partners kept per item (bounds memory and query time).
     prior_weight:
@@ -129,12 +115,13 @@ class ComplementModel:
     [[1, 2]]
     """
 
-    def __init__(self, item_model: str = "ease", l2: float = 20.0, ease_max_items: int = 15_000,
+    def __init__(self, item_model: str = "ease", l2: float = 20.0, ease_max_items: int = 5_000,
                  min_support: int = 2, shrink: float = 5.0, pop_exponent: float = 0.0,
                  text_weight: float = 0.3, category_weight: float = 0.05, text_neighbors: int = 20,
                  max_partners: int = 300, half_life_days: float | None = None,
                  n_clusters: int | None = None, substitute_min_sim: float = 0.6,
-                 substitute_max_lift: float = 1.0, prior_weight: float = 0.0, seed: int = 0) -> None:
+                 substitute_max_lift: float = 1.0, prior_weight: float = 0.0, seed: int = 0,
+                 exact_neighbors_max_items: int = 50_000) -> None:
         check_param("item_model", item_model, item_model in ("ease", "conditional"),
                     "'ease' or 'conditional'", "ComplementModel")
         check_param("l2", l2, l2 > 0, "a float > 0", "ComplementModel")
@@ -143,6 +130,11 @@ class ComplementModel:
                     "an int >= 1", "ComplementModel")
         check_param("max_partners", max_partners, isinstance(max_partners, int) and max_partners >= 1,
                     "an int >= 1", "ComplementModel")
+        check_param("ease_max_items", ease_max_items, isinstance(ease_max_items, int) and ease_max_items >= 2,
+                    "an int >= 2", "ComplementModel")
+        check_param("exact_neighbors_max_items", exact_neighbors_max_items,
+                    isinstance(exact_neighbors_max_items, int) and exact_neighbors_max_items >= 0,
+                    "an int >= 0", "ComplementModel")
         self.item_model = item_model
         self.l2 = l2
         self.ease_max_items = ease_max_items
@@ -159,12 +151,13 @@ class ComplementModel:
         self.substitute_max_lift = substitute_max_lift
         self.prior_weight = prior_weight
         self.seed = seed
+        self.exact_neighbors_max_items = exact_neighbors_max_items
 
     def get_params(self) -> dict[str, object]:
         return {k: getattr(self, k) for k in (
             "item_model", "l2", "ease_max_items", "min_support", "shrink", "pop_exponent", "text_weight", "category_weight", "text_neighbors",
             "max_partners", "half_life_days", "n_clusters", "substitute_min_sim", "substitute_max_lift",
-            "prior_weight", "seed")}
+            "prior_weight", "seed", "exact_neighbors_max_items")}
 
     # -- fit -----------------------------------------------------------------------
     def fit(self, X: sparse.spmatrix, categories: np.ndarray | None = None,
@@ -173,7 +166,10 @@ class ComplementModel:
 
         ``categories``: (n_items,) int codes, -1 for none; ``embeddings``:
         (n_items, dim) unit vectors; ``times``: (n_baskets,) epoch seconds for
-        the time decay.
+        the time decay. The text neighbour graph, the pseudo-categories and the
+        EASE weights are memoised by content (:data:`shopsense.bundles._neighbors.MEMO`),
+        so refitting on the same baskets and embeddings recomputes only what the
+        changed hyperparameters touch.
         """
         X = sparse.csr_matrix(X, dtype=np.float32)
         n = X.shape[1]
@@ -189,19 +185,19 @@ class ComplementModel:
         if self.item_model == "ease":
             self.pair_scores_ = self._ease(X, cp)
         else:
-            # shrunk P(j|i), damped by the candidate's popularity
-            left = sparse.diags(1.0 / (c + self.shrink + 1e-12))
-            right = sparse.diags(np.power(c + 1.0, -self.pop_exponent))
-            self.pair_scores_ = top_k_per_row(left @ cp.pair_counts_ @ right, self.max_partners).astype(np.float32)
+            self.pair_scores_ = top_k_per_row(self._conditional(cp), self.max_partners).astype(np.float32)
         self.coldness_ = (self.shrink / (c + self.shrink)) if self.shrink > 0 else np.zeros(n)
 
         # text neighbourhood for cold start and substitutes
         self.neighbors_ = None
         self.neighbor_idx_ = self.neighbor_sim_ = None
         self.substitutes_ = sparse.csr_matrix((n, n), dtype=np.float32)
+        emb_key = fingerprint(np.asarray(embeddings)) if embeddings is not None else None
         if embeddings is not None and n > 1:
             emb = np.asarray(embeddings, dtype=np.float32)
-            knn = text_knn(emb, self.text_neighbors)
+            exact_max = self.exact_neighbors_max_items
+            knn = MEMO.get(("text_knn", emb_key, self.text_neighbors, exact_max),
+                           lambda: text_knn(emb, self.text_neighbors, exact_max_items=exact_max))
             pos = knn.copy()
             pos.data = np.maximum(pos.data, 0.0)
             pos.eliminate_zeros()
@@ -224,12 +220,21 @@ class ComplementModel:
             codes = np.asarray(categories, dtype=np.int64)
         elif embeddings is not None and self.n_clusters != 0 and n >= 4:
             kc = self.n_clusters or int(max(2, round(np.sqrt(n / 2))))
-            codes = _kmeans_codes(np.asarray(embeddings), min(kc, n - 1), self.seed)
+            kc = min(kc, n - 1)
+            codes = MEMO.get(("kmeans", emb_key, kc, self.seed),
+                             lambda: kmeans_codes(np.asarray(embeddings), kc, self.seed)).copy()
         self._set_category_stats(codes)
 
         if knn is not None:
             self.substitutes_ = self._substitute_matrix(knn, codes)
         return self
+
+    def _conditional(self, cp: CoPurchase) -> sparse.csr_matrix:
+        """Shrunk ``P(j|i)``, damped by the candidate's popularity."""
+        c = cp.item_weights_
+        left = sparse.diags(1.0 / (c + self.shrink + 1e-12))
+        right = sparse.diags(np.power(c + 1.0, -self.pop_exponent))
+        return left @ cp.pair_counts_ @ right
 
     def _ease(self, X: sparse.csr_matrix, cp: CoPurchase) -> sparse.csr_matrix:
         """Pair weights learned by ridge regression of each item on the rest of its
@@ -237,27 +242,41 @@ class ComplementModel:
         probabilities it discounts partners that only repeat what other cart items
         already say, which matters for large baskets. Restricted to the
         ``ease_max_items`` most bought items (an O(n^3) inverse); the positive
-        weights are the complements, kept ``max_partners`` per item.
+        weights are the complements, kept ``max_partners`` per item. Pairs with an
+        item beyond the bound fall back to the conditional model (see the class
+        docstring).
         """
         n = X.shape[1]
         counts = cp.item_counts_
         active = np.flatnonzero(counts >= 1)
+        n_bought = len(active)
         if len(active) > self.ease_max_items:
             active = active[np.argsort(-counts[active], kind="stable")[: self.ease_max_items]]
             active.sort()
         if len(active) < 2:
             return sparse.csr_matrix((n, n), dtype=np.float32)
-        Xa = X[:, active]
-        G = (Xa.T @ Xa).toarray().astype(np.float64)
-        # no min-support mask here: zeroing entries of the Gram matrix breaks its
-        # positive definiteness; the ridge penalty is what tames rare pairs
-        G[np.diag_indices_from(G)] += self.l2
-        P = np.linalg.inv(G)
-        B = -P / np.diag(P)[None, :]
-        np.fill_diagonal(B, 0.0)
-        B = np.maximum(B, 0.0)
-        Bs = top_k_per_row(sparse.csr_matrix(B.astype(np.float32)), self.max_partners).tocoo()
-        return sparse.csr_matrix((Bs.data, (active[Bs.row], active[Bs.col])), shape=(n, n), dtype=np.float32)
+        key = ("ease", fingerprint(X), self.l2, self.ease_max_items, self.max_partners)
+        E = MEMO.get(key, lambda: _ease_weights(X, active, self.l2, self.max_partners)).copy()
+        if n_bought > len(active):
+            E = self._with_fallback(E, active, cp)
+        return E
+
+    def _with_fallback(self, E: sparse.csr_matrix, active: np.ndarray, cp: CoPurchase) -> sparse.csr_matrix:
+        """EASE pairs plus the conditional scores of every pair with an item outside ``active``."""
+        n = E.shape[0]
+        outside = np.ones(n, dtype=bool)
+        outside[active] = False
+        C = sparse.coo_matrix(self._conditional(cp))
+        sel = outside[C.row] | outside[C.col]
+        inside = sparse.csr_matrix((C.data[~sel], (C.row[~sel], C.col[~sel])), shape=(n, n))
+        e_best = np.asarray(E.max(axis=1).todense()).ravel()
+        c_best = np.asarray(inside.max(axis=1).todense()).ravel()
+        both = (e_best > 0) & (c_best > 0)
+        scale = float(np.median(e_best[both] / c_best[both])) if both.any() else 1.0
+        F = sparse.csr_matrix((scale * C.data[sel], (C.row[sel], C.col[sel])), shape=(n, n))
+        log.info("complement: EASE over %d items, conditional fallback for %d pairs (scale %.3g)",
+                 len(active), int(sel.sum()), scale)
+        return top_k_per_row(E + F, self.max_partners).astype(np.float32)
 
     def _set_category_stats(self, codes: np.ndarray | None) -> None:
         """Category co-purchase affinity and each item's share of its category."""
@@ -327,8 +346,12 @@ class ComplementModel:
             # similarity: a near-twin of a strong complement is a strong complement
             # (a mean over the neighbourhood would dilute the twin away)
             best = np.zeros_like(R)
+            buf = np.empty_like(R)  # one buffer for every slot: at 200k items a slot is 400 MB a batch
             for s_ in range(self.neighbor_idx_.shape[1]):
-                np.maximum(best, R[:, self.neighbor_idx_[:, s_]] * self.neighbor_sim_[None, :, s_], out=best)
+                np.take(R, self.neighbor_idx_[:, s_], axis=1, out=buf)
+                np.multiply(buf, self.neighbor_sim_[None, :, s_], out=buf)
+                np.maximum(best, buf, out=best)
+            del buf
             R += self.text_weight * best * self.coldness_[None, :].astype(np.float32)
         if self.category_affinity_ is not None and self.category_weight > 0:
             cat_q = np.asarray((Q @ self._G).todense(), dtype=np.float32) @ self.category_affinity_
@@ -356,7 +379,7 @@ class ComplementModel:
             R[self.substitute_mask(Q)] = -np.inf
         if allowed is not None:
             R[:, ~np.asarray(allowed, dtype=bool)] = -np.inf
-        return _top_k(R, k)
+        return top_k_dense(R, k)
 
     def substitutes(self, item: int, k: int = 10) -> tuple[np.ndarray, np.ndarray]:
         """Up to ``k`` substitutes of one item, best first."""
@@ -424,18 +447,23 @@ class ComplementModel:
         return model
 
 
-def _top_k(R: np.ndarray, k: int) -> Ranked:
-    n = R.shape[1]
-    kk = min(k, n)
-    part = np.argpartition(-R, kk - 1, axis=1)[:, :kk]
-    vals = np.take_along_axis(R, part, axis=1)
-    order = np.argsort(-vals, axis=1, kind="stable")
-    idx = np.take_along_axis(part, order, axis=1).astype(np.int64)
-    sc = np.take_along_axis(vals, order, axis=1)
-    bad = ~np.isfinite(sc)
-    idx[bad] = -1
-    sc = np.where(bad, 0.0, sc).astype(np.float32)
-    if kk < k:
-        idx = np.pad(idx, ((0, 0), (0, k - kk)), constant_values=-1)
-        sc = np.pad(sc, ((0, 0), (0, k - kk)))
-    return Ranked(idx, sc)
+def _ease_weights(X: sparse.csr_matrix, active: np.ndarray, l2: float, max_partners: int) -> sparse.csr_matrix:
+    """The positive EASE weights among ``active`` items, ``max_partners`` per row, as an (n, n) matrix."""
+    n = X.shape[1]
+    Xa = X[:, active]
+    G = (Xa.T @ Xa).toarray().astype(np.float64)
+    # no min-support mask here: zeroing entries of the Gram matrix breaks its
+    # positive definiteness; the ridge penalty is what tames rare pairs
+    G[np.diag_indices_from(G)] += l2
+    B = np.linalg.inv(G)
+    del G
+    # in place (-P / diag(P), the diagonal and negatives zeroed): three N x N arrays fewer
+    np.divide(B, -np.diag(B)[None, :], out=B)
+    np.fill_diagonal(B, 0.0)
+    np.maximum(B, 0.0, out=B)
+    Bs = top_k_per_row(sparse.csr_matrix(B.astype(np.float32)), max_partners).tocoo()
+    return sparse.csr_matrix((Bs.data, (active[Bs.row], active[Bs.col])), shape=(n, n), dtype=np.float32)
+
+
+#: the former private name, still imported by ``shopsense.eval``; use :func:`top_k_dense`
+_top_k = top_k_dense
