@@ -390,8 +390,13 @@ class Engine:
         rr = self.reranker if reorder else None
         active = rr is not None and reorders(rr, ctx)
         res = fetch(3 * k if active else k)
-        return finish(res, self.catalog(), k=k, context=ctx, reranker=rr if active else None, filters=filters,
-                      vectors=self.item_vectors, rephraser=self._rephraser)
+        out = finish(res, self.catalog(), k=k, context=ctx, reranker=rr if active else None, filters=filters,
+                     vectors=self.item_vectors, rephraser=self._rephraser)
+        # every list carries an id: impressions, clicks, carts and purchases report it (shopsense.insights)
+        import uuid
+
+        out.info["list_id"], out.info["surface"] = uuid.uuid4().hex, surface
+        return out
 
     # -- privacy -------------------------------------------------------------------
     def delete_user(self, user_id: str) -> dict[str, Any]:

@@ -441,6 +441,14 @@ class StoreContract:
         assert store.count_events() == 2 and len(store.exposures()) == 2
         assert store.events().timestamp.min() >= cut
 
+    def test_sales_are_the_purchases_with_their_price(self, store: Store) -> None:
+        store.add_events(session_events())
+        got = store.sales()
+        assert [(u, i, q, p) for u, i, _, _, q, p in got] == [("office-u0", "office-0", 2, 39.95),
+                                                             ("office-u1", "office-3", 1, 4.99)]
+        assert got[0][3] == "s-u0-1"
+        assert store.sales(since=(T0 + timedelta(minutes=10)).timestamp()) == [got[1]]
+
     def test_exposure_validation(self) -> None:
         with pytest.raises(ValueError, match="position"):
             Exposure(kind="click", list_id="L", user_id="u", surface="search", item_id="x")

@@ -206,6 +206,12 @@ class Store(ABC):
         as dicts of :data:`EXPOSURE_FIELDS`: ``user_key``, never the user id."""
         raise NotImplementedError(f"{type(self).__name__} does not store exposures")
 
+    def sales(self, since: float | None = None, until: float | None = None) -> list[tuple[Any, ...]]:
+        """Purchase events with ``since <= ts < until`` in time order, as tuples
+        ``(user_id, item_id, ts, session_id, quantity, price)`` (what revenue figures need;
+        :meth:`events` leaves the price out)."""
+        raise NotImplementedError(f"{type(self).__name__} does not list sales")
+
     def delete_before(self, ts: float) -> dict[str, int]:
         """Retention: delete events and exposures older than ``ts``; returns the counts."""
         raise NotImplementedError(f"{type(self).__name__} does not delete by age")

@@ -442,6 +442,18 @@ class PostgresStore(Store):
             quantity=np.array(cols[6], dtype=np.int64),
         )
 
+    def sales(self, since: float | None = None, until: float | None = None) -> list[tuple[Any, ...]]:
+        where, args = ["type = 'purchase'"], []
+        if since is not None:
+            where.append("ts >= %s")
+            args.append(float(since))
+        if until is not None:
+            where.append("ts < %s")
+            args.append(float(until))
+        return [tuple(r) for r in self._query(
+            "SELECT user_id, item_id, ts, session_id, quantity, price FROM events WHERE " + " AND ".join(where)
+            + " ORDER BY ts, seq", tuple(args))]
+
     def exposures(self, since: float | None = None, until: float | None = None,
                   user_id: str | None = None) -> list[dict[str, Any]]:
         where, args = [], []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import threading
 from collections.abc import Iterable, Iterator
@@ -71,6 +72,17 @@ CREATE INDEX IF NOT EXISTS exposures_list ON exposures(list_id);
 _EXPOSURE_COLS = ", ".join(EXPOSURE_FIELDS)
 
 
+def _create_private(path: Path) -> None:
+    """Create the database file readable and writable by its owner only (0600), like the API
+    keys: it holds every shopper's events. SQLite gives its -wal and -shm files the mode of
+    the database file. An existing file keeps the mode its owner chose."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return
+    os.close(fd)
+
+
 class SQLiteStore(Store):
     """Products as JSON rows keyed by id, events as columns.
 
@@ -81,6 +93,7 @@ class SQLiteStore(Store):
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        _create_private(self.path)
         self._lock = threading.RLock()
         self._conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
         self._conn.execute("PRAGMA journal_mode=WAL")
@@ -245,6 +258,18 @@ class SQLiteStore(Store):
             query=np.array(cols[5], dtype=object),
             quantity=np.array(cols[6], dtype=np.int64),
         )
+
+    def sales(self, since: float | None = None, until: float | None = None) -> list[tuple[Any, ...]]:
+        where, args = ["type = 'purchase'"], []
+        if since is not None:
+            where.append("ts >= ?")
+            args.append(float(since))
+        if until is not None:
+            where.append("ts < ?")
+            args.append(float(until))
+        return [tuple(r) for r in self._query(
+            "SELECT user_id, item_id, ts, session_id, quantity, price FROM events WHERE " + " AND ".join(where)
+            + " ORDER BY ts, seq", tuple(args))]
 
     def exposures(self, since: float | None = None, until: float | None = None,
                   user_id: str | None = None) -> list[dict[str, Any]]:
