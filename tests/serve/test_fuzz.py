@@ -54,6 +54,7 @@ OPERATIONS = [
     ("GET", "/items/{item_id}/complements"), ("POST", "/carts/complete"), ("POST", "/bundles"),
     ("POST", "/events"), ("POST", "/products"), ("GET", "/health"), ("GET", "/metrics"),
     ("GET", "/stats"), ("GET", "/bench/results"), ("GET", "/storefront/config"),
+    ("GET", "/livez"), ("GET", "/readyz"),
 ]
 
 

@@ -1,17 +1,19 @@
 """Per-key rate limits and a request body size limit.
 
-The token bucket is written by hand (a dozen lines) because the bucket is chosen
-per request from the API key resolved by our own auth dependency, which
-decorator-based limiters such as slowapi cannot see.
+The token bucket is written by hand (a dozen lines, in each shared-state back-end)
+because the bucket is chosen per request from the API key resolved by our own auth
+dependency, which decorator-based limiters such as slowapi cannot see. The buckets
+live in the shared state (:mod:`shopsense.serve._shared`), so N workers together
+allow what one did.
 """
 
 from __future__ import annotations
 
-import threading
-import time
 from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from shopsense.serve._shared import SharedState
 
 __all__ = ["BodySizeLimit", "RateLimiter"]
 
@@ -19,23 +21,13 @@ __all__ = ["BodySizeLimit", "RateLimiter"]
 class RateLimiter:
     """A token bucket per client: ``per_minute`` requests, bursts up to the same."""
 
-    def __init__(self, per_minute: int) -> None:
+    def __init__(self, per_minute: int, shared: SharedState) -> None:
         self.per_minute = per_minute
-        self._rate = per_minute / 60.0
-        self._buckets: dict[str, tuple[float, float]] = {}
-        self._lock = threading.Lock()
+        self.shared = shared
 
     def hit(self, client: str) -> float:
         """Take one token; returns 0 when allowed, else seconds until a token is free."""
-        now = time.monotonic()
-        with self._lock:
-            tokens, last = self._buckets.get(client, (float(self.per_minute), now))
-            tokens = min(float(self.per_minute), tokens + (now - last) * self._rate)
-            if tokens >= 1.0:
-                self._buckets[client] = (tokens - 1.0, now)
-                return 0.0
-            self._buckets[client] = (tokens, now)
-            return (1.0 - tokens) / self._rate
+        return self.shared.hit(client, self.per_minute)
 
 
 class BodySizeLimit:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from fastapi import Depends, Request, Security
 from fastapi.security import APIKeyHeader
@@ -17,11 +19,29 @@ from shopsense.serve._errors import ApiError
 from shopsense.serve._limits import RateLimiter
 from shopsense.serve._metrics import Metrics
 from shopsense.serve._privacy import Pseudonymizer
+from shopsense.serve._shared import SharedState
+from shopsense.serve._sync import ChangeFeed
 
 if TYPE_CHECKING:
     from shopsense.engine import Engine
 
 __all__ = ["Principal", "ServeState", "get_engine", "get_settings", "get_state", "reader", "writer"]
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+def shared_call(shared: SharedState | None, fn: Callable[[], T]) -> T:
+    """Run one shared-state operation; an unreachable Redis (or a SQLite file locked for
+    longer than its timeout) is a 503 the client may retry, never a silent local fallback."""
+    errors: tuple[type[BaseException], ...] = shared.errors if shared is not None else ()
+    try:
+        return fn()
+    except errors as exc:
+        log.error("shared state unavailable: %s", exc)
+        raise ApiError(503, "SharedStateUnavailable", "The state shared by the server's workers "
+                       "(rate limits, cache versions) cannot be reached; retry shortly.",
+                       headers={"Retry-After": "1"}) from exc
 
 
 @dataclass
@@ -36,7 +56,38 @@ class ServeState:
     require_read_key: bool = False
     demo_key: str | None = None
     demo_users: list[str] = field(default_factory=list)
+    shared: SharedState | None = None
+    feed: ChangeFeed | None = None
     engine: Any = None  # set in the lifespan
+    #: readiness: set once the engine is open and warm, cleared when shutdown starts
+    ready: bool = False
+    capabilities: dict[str, str] = field(default_factory=dict)
+
+    # -- after a write: drop this worker's cached responses, then tell the others -------
+    def events_stored(self, events: Sequence[Any]) -> None:
+        self.cache.invalidate()
+        if self.feed is not None:
+            self._tell(lambda: self.feed.events_stored(events))  # type: ignore[union-attr]
+
+    def products_changed(self) -> None:
+        self.cache.invalidate()
+        if self.feed is not None:
+            self._tell(self.feed.products_changed)
+
+    def user_forgotten(self, user_id: str) -> None:
+        self.cache.invalidate()
+        if self.feed is not None:
+            self._tell(lambda: self.feed.user_forgotten(user_id))  # type: ignore[union-attr]
+
+    def _tell(self, publish: Callable[[], int]) -> None:
+        errors: tuple[type[BaseException], ...] = self.shared.errors if self.shared is not None else ()
+        try:
+            publish()
+        except errors as exc:
+            log.error("write stored but not published to the other workers: %s", exc)
+            raise ApiError(503, "SharedStateUnavailable", "The write was stored, but the other "
+                           "workers could not be told; send it again (identical events are "
+                           "not stored twice).", headers={"Retry-After": "1"}) from exc
 
 
 @dataclass(frozen=True)
@@ -53,6 +104,9 @@ def get_state(request: Request) -> ServeState:
 
 
 def get_engine(state: ServeState = Depends(get_state)) -> Engine:
+    """The engine, first brought up to date with the writes other workers acknowledged."""
+    if state.feed is not None:
+        shared_call(state.shared, state.feed.sync)
     return state.engine
 
 
@@ -79,7 +133,7 @@ def _principal(request: Request, state: ServeState, token: str | None) -> Princi
 
 
 def _limit(state: ServeState, p: Principal) -> None:
-    wait = state.limiter.hit(p.bucket)
+    wait = shared_call(state.shared, lambda: state.limiter.hit(p.bucket))
     if wait > 0:
         state.metrics.rate_limited.inc()
         raise ApiError(429, "RateLimited",

@@ -12,20 +12,33 @@ __all__ = ["demo_users", "warm_up"]
 log = logging.getLogger(__name__)
 
 
-def warm_up(engine: Any) -> None:
-    """Load the catalogue and every built capability; a missing one is logged, not fatal."""
-    engine.catalog()
+def warm_up(engine: Any) -> dict[str, str]:
+    """Load the catalogue and every built capability; returns each capability's state.
+
+    ``ready``: loaded. ``unavailable: ...``: not built or not installed, which is not
+    fatal (the endpoint says so). ``failed: ...``: built but would not load, which
+    keeps ``/readyz`` at 503.
+    """
+    from shopsense.errors import MissingDependencyError, NotFittedError, NotFoundError
+
     cat = engine.catalog()
     if not len(cat):
-        return
+        return {"catalog": "empty"}
     probe = cat.ids[0]
+    out = {"catalog": "ready"}
     for name, call in (("search", lambda: engine.search(cat.products[0].title[:40], k=1)),
                        ("recommend", lambda: engine.similar(probe, k=1)),
                        ("bundles", lambda: engine.complements(probe, k=1))):
         try:
             call()
-        except Exception as exc:  # noqa: BLE001 - not built or not installed: the endpoint will say so
+            out[name] = "ready"
+        except (NotFittedError, MissingDependencyError, ImportError, NotFoundError) as exc:
             log.warning("warm-up of %s skipped: %s", name, exc)
+            out[name] = f"unavailable: {exc}"
+        except Exception as exc:  # noqa: BLE001 - reported by /readyz
+            log.error("warm-up of %s failed: %s", name, exc)
+            out[name] = f"failed: {type(exc).__name__}: {exc}"
+    return out
 
 
 def demo_users(engine: Any, n: int = 6) -> list[str]:

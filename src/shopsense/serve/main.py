@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -21,7 +23,9 @@ from shopsense.serve._errors import install_error_handlers
 from shopsense.serve._limits import BodySizeLimit, RateLimiter
 from shopsense.serve._metrics import Metrics
 from shopsense.serve._privacy import Pseudonymizer
+from shopsense.serve._shared import open_shared_state
 from shopsense.serve._state import ServeState
+from shopsense.serve._sync import ChangeFeed, Syncer
 from shopsense.serve._warm import demo_users, warm_up
 from shopsense.serve.routers import (
     bundles,
@@ -36,41 +40,60 @@ from shopsense.serve.routers import (
 )
 from shopsense.serve.routers.ui import STATIC
 
-__all__ = ["DEMO_KEY_NAME", "create_app"]
+__all__ = ["APP_ENV", "DEMO_KEY_NAME", "app_from_env", "create_app"]
 
 log = logging.getLogger("shopsense.serve.access")
 
 #: the storefront's key in demo mode; replaced at every demo start
 DEMO_KEY_NAME = "storefront-demo"
 
+#: how ``shopsense serve --workers N`` hands each worker process its app (JSON)
+APP_ENV = "SHOPSENSE_SERVE_APP"
+
 
 def create_app(
     settings: Settings | None = None, *, engine: Any = None, require_read_key: bool = False,
     demo: bool = False, bench_dir: str | Path | None = None, warm: bool = True,
+    demo_key: str | None = None,
 ) -> FastAPI:
     """Build the API + storefront app for one engine home.
 
     ``engine`` may be passed in (tests, embedding); otherwise it is opened from
     ``settings.home`` in the lifespan and closed at shutdown. With ``demo`` a fresh
-    write key is created for the bundled storefront and handed to it by
+    write key is created for the bundled storefront (or ``demo_key`` is used, which
+    ``shopsense serve --workers N`` creates once for all workers) and handed to it by
     ``GET /storefront/config``: for a local demo only, never for a public server.
+
+    Several processes may serve the same home at once (``shopsense serve --workers
+    N``): rate limits, cache invalidation and the engines' view of each other's
+    writes go through the shared state (:mod:`shopsense.serve._shared`): Redis when
+    ``settings.redis_url`` is set, else ``<home>/serve_state.sqlite3``.
     """
     settings = settings or (engine.settings if engine is not None else Settings.load())
     home = Path(settings.home)
     keys = KeyStore(settings.api_keys_file or home / "api_keys.json")
+    shared = open_shared_state(settings)
+    feed_box: list[ChangeFeed] = []  # the feed starts in the lifespan, before the engine
     state = ServeState(
-        settings=settings, keys=keys, limiter=RateLimiter(settings.rate_limit_per_minute),
-        metrics=Metrics(), cache=ResponseCache(version=lambda: rules_version(home)),
-        pseudo=Pseudonymizer(home / ".log_secret"),
+        settings=settings, keys=keys, limiter=RateLimiter(settings.rate_limit_per_minute, shared),
+        metrics=Metrics(), pseudo=Pseudonymizer(home / ".log_secret"),
+        cache=ResponseCache(version=lambda: rules_version(home), shared=shared,
+                            feed_position=lambda: feed_box[0].position if feed_box else 0),
         bench_dir=Path(bench_dir) if bench_dir else Path.cwd() / "bench" / "results",
-        require_read_key=require_read_key,
+        require_read_key=require_read_key, shared=shared,
     )
     if demo:
-        keys.revoke_named(DEMO_KEY_NAME)
-        state.demo_key = keys.create("write", name=DEMO_KEY_NAME)
+        if demo_key is None:
+            keys.revoke_named(DEMO_KEY_NAME)
+            demo_key = keys.create("write", name=DEMO_KEY_NAME)
+        state.demo_key = demo_key
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # the feed's position is read before the engine loads anything, so a write made
+        # by another worker meanwhile is replayed rather than missed
+        feed = ChangeFeed(shared, state.pseudo)
+        feed_box[:] = [feed]
         own = engine is None
         if own:
             from shopsense.engine import Engine
@@ -78,15 +101,26 @@ def create_app(
             state.engine = Engine(settings=settings)
         else:
             state.engine = engine
-        if warm:
-            warm_up(state.engine)
-        if demo:
-            state.demo_users = demo_users(state.engine)
+        feed.engine = state.engine
+        state.feed = feed
+        syncer = Syncer(feed)
         try:
+            if warm:
+                state.capabilities = warm_up(state.engine)
+            if demo:
+                state.demo_users = demo_users(state.engine)
+            syncer.start()
+            state.ready = True
             yield
         finally:
+            # uvicorn runs this after the in-flight requests finished (or its graceful
+            # timeout passed); events were committed before they were acknowledged, so
+            # nothing is left to flush
+            state.ready = False
+            syncer.stop()
             if own:
                 state.engine.close()
+            shared.close()
 
     app = FastAPI(
         title="shopsense", version=_version(), lifespan=lifespan,
@@ -102,6 +136,7 @@ def create_app(
         t0 = time.perf_counter()
         response = await call_next(request)
         dt = time.perf_counter() - t0
+        response.headers["X-Worker"] = str(os.getpid())  # which worker answered
         route = getattr(request.scope.get("route"), "path", None) or "unmatched"
         if not route.startswith("/static"):
             state.metrics.requests.labels(request.method, route, str(response.status_code)).inc()
@@ -121,7 +156,10 @@ def create_app(
                            allow_methods=["GET", "POST", "DELETE"],
                            allow_headers=["X-API-Key", "Content-Type"])
 
-    for module in (search, users, items, carts, bundles, events, products, system, ui):
+    from shopsense.serve.routers import analytics, experiments, merchandising  # the owner's console (insights)
+
+    for module in (search, users, items, carts, bundles, events, products, system, ui, analytics, experiments,
+                   merchandising):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     return app
@@ -133,6 +171,21 @@ def _version() -> str:
     return __version__
 
 
+def app_env(settings: Settings, **app_kwargs: Any) -> str:
+    """What :func:`app_from_env` rebuilds the app from in a worker process (JSON)."""
+    values = settings.model_dump(mode="json")
+    values["home"] = str(Path(settings.home).resolve())  # the workers may start elsewhere
+    if settings.llm_api_key is not None:  # model_dump masks secrets
+        values["llm_api_key"] = settings.llm_api_key.get_secret_value()
+    return json.dumps({"settings": values, "app": {k: (str(v) if isinstance(v, Path) else v)
+                                                   for k, v in app_kwargs.items()}})
+
+
 def app_from_env() -> FastAPI:
-    """Factory for ``uvicorn --factory shopsense.serve.main:app_from_env`` (settings from env)."""
-    return create_app(Settings.load())
+    """Factory for ``uvicorn --factory shopsense.serve.main:app_from_env``: the app that
+    ``shopsense serve`` put in ``SHOPSENSE_SERVE_APP``, else settings from the environment."""
+    raw = os.environ.get(APP_ENV)
+    if not raw:
+        return create_app(Settings.load())
+    spec = json.loads(raw)
+    return create_app(Settings(**spec["settings"]), **spec["app"])

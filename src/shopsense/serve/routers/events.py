@@ -30,5 +30,6 @@ def post_events(
 ) -> Any:
     stored = engine.add_events(events)
     state.metrics.events.inc(stored)
-    state.cache.invalidate()  # recommendations react to new events
+    # committed by the store above: the reply is sent only once the events are durable
+    state.events_stored(events)  # recommendations react to new events, in every worker
     return {"received": len(events), "stored": stored, "duplicates": len(events) - stored}

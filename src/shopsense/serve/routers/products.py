@@ -28,7 +28,7 @@ def upsert(
     engine: Any = Depends(get_engine),
 ) -> Any:
     n = engine.add_products(products)
-    state.cache.invalidate()
+    state.products_changed()
     total = engine.store.count_products()
     state.metrics.products.set(total)
     return {"upserted": n, "products": total}

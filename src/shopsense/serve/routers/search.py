@@ -60,6 +60,8 @@ def search(
     engine: Any = Depends(get_engine),
 ) -> Any:
     filters = filters_from(category, brand, price_min, price_max, in_stock, rating_min, attr)
+    if state.feed is not None:
+        state.feed.saw(user_id)  # another worker's events for them reach us
     key = ("search", q, k, user_id, tuple(sorted((a, str(b)) for a, b in filters.items())))
     cached = state.cache.get(key)
     if cached is not None:

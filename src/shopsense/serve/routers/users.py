@@ -38,6 +38,8 @@ def recommendations(
     engine: Any = Depends(get_engine),
 ) -> Any:
     filters = filters_from(category, brand, price_min, price_max, in_stock, None, None)
+    if state.feed is not None:
+        state.feed.saw(user_id)  # another worker's events for them reach us
     key = ("recommend", user_id, k, tuple(sorted((a, str(b)) for a, b in filters.items())))
     cached = state.cache.get(key)
     if cached is not None:
@@ -58,6 +60,6 @@ def delete_user(
     engine: Any = Depends(get_engine),
 ) -> Any:
     removed = engine.delete_user(user_id)
-    state.cache.invalidate()  # cached lists may have been computed from this user's events
+    state.user_forgotten(user_id)  # cached lists may have been computed from this user's events
     log.info("deleted user %s: %s", state.pseudo(user_id), removed)
     return {"user_id": user_id, "removed": removed}

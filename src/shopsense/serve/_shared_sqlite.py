@@ -1,0 +1,141 @@
+"""Shared serve state in one SQLite file: correct across the workers of one machine.
+
+WAL mode lets readers run beside the one writer; every rate-limit hit is one short
+``BEGIN IMMEDIATE`` transaction, so the token buckets of N processes never race.
+Nothing here needs to survive a power cut (counters and a feed of recent changes),
+so commits do not wait for the disk (``synchronous=OFF``; a process crash loses
+nothing, the OS still holds the pages). A worker that starts reads the feed's head
+and catches up from there, so a file left by an earlier run is harmless.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from pathlib import Path
+
+from shopsense.serve._shared import FEED_KEEP, Change, FeedGap, SharedState
+
+__all__ = ["SQLiteSharedState"]
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS buckets (k TEXT PRIMARY KEY, tokens REAL NOT NULL, at REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS changes (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT, kind TEXT NOT NULL, origin TEXT NOT NULL,
+    users TEXT NOT NULL, at REAL NOT NULL
+);
+"""
+
+
+class SQLiteSharedState(SharedState):
+    name = "sqlite"
+    errors = (sqlite3.OperationalError,)
+
+    def __init__(self, path: str | Path, keep: int = FEED_KEEP) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.keep = keep
+        self._lock = threading.Lock()
+        self._db: sqlite3.Connection | None = None
+        with self._lock:
+            self._conn.executescript(_SCHEMA)
+
+    @property
+    def _conn(self) -> sqlite3.Connection:
+        # (re)opened on use: an app whose lifespan runs twice (tests) closes it in between
+        if self._db is None:
+            # 30 s: under a burst every worker queues on the write lock; never fail a request for it
+            db = sqlite3.connect(self.path, timeout=30.0, check_same_thread=False, isolation_level=None)
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=OFF")
+            self._db = db
+        return self._db
+
+    def _write(self) -> _Tx:
+        return _Tx(self, "BEGIN IMMEDIATE")
+
+    def _read(self) -> _Tx:
+        return _Tx(self, "BEGIN")
+
+    # -- rate limits ---------------------------------------------------------------
+    def hit(self, bucket: str, per_minute: int) -> float:
+        rate = per_minute / 60.0
+        with self._write():
+            now = time.time()  # wall clock: the processes share it, not their monotonic clocks
+            row = self._conn.execute("SELECT tokens, at FROM buckets WHERE k = ?", (bucket,)).fetchone()
+            tokens, at = row if row else (float(per_minute), now)
+            tokens = min(float(per_minute), tokens + max(0.0, now - at) * rate)
+            wait = 0.0
+            if tokens >= 1.0:
+                tokens -= 1.0
+            else:
+                wait = (1.0 - tokens) / rate
+            self._conn.execute("INSERT OR REPLACE INTO buckets(k, tokens, at) VALUES (?, ?, ?)",
+                               (bucket, tokens, now))
+        return wait
+
+    # -- change feed ---------------------------------------------------------------
+    def publish(self, kind: str, origin: str, users: tuple[tuple[str, str], ...] = ()) -> int:
+        change = Change(0, kind, origin, users)
+        with self._write():
+            cur = self._conn.execute("INSERT INTO changes(kind, origin, users, at) VALUES (?, ?, ?, ?)",
+                                     (kind, origin, change.payload(), time.time()))
+            return int(cur.lastrowid or 0)
+
+    def _head(self) -> int:
+        # AUTOINCREMENT keeps the last number here even after old rows are deleted
+        row = self._conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 'changes'").fetchone()
+        return int(row[0]) if row else 0
+
+    def head(self) -> int:
+        with self._read():
+            return self._head()
+
+    def changes_since(self, seq: int, limit: int = 1000) -> list[Change]:
+        with self._read():  # one snapshot for the head and the rows
+            head = self._head()
+            if head <= seq:
+                if head < seq:  # the file was replaced or emptied
+                    raise FeedGap(head)
+                return []
+            rows = self._conn.execute(
+                "SELECT seq, kind, origin, users FROM changes WHERE seq > ? ORDER BY seq LIMIT ?",
+                (seq, limit)).fetchall()
+        if not rows or rows[0][0] != seq + 1:
+            raise FeedGap(head)
+        return [Change(int(s), k, o, Change.users_of(u)) for s, k, o, u in rows]
+
+    # -- upkeep ----------------------------------------------------------------------
+    def housekeeping(self) -> None:
+        with self._write():
+            # a bucket untouched for over a minute is full again: the same as no row
+            self._conn.execute("DELETE FROM buckets WHERE at < ?", (time.time() - 61.0,))
+            self._conn.execute("DELETE FROM changes WHERE seq <= ?", (self._head() - self.keep,))
+
+    def close(self) -> None:
+        with self._lock:
+            if self._db is not None:
+                self._db.close()
+                self._db = None
+
+
+class _Tx:
+    """``with``: one transaction on the state's connection, committed or rolled back."""
+
+    def __init__(self, state: SQLiteSharedState, begin: str) -> None:
+        self.state, self.begin = state, begin
+
+    def __enter__(self) -> None:
+        self.state._lock.acquire()
+        try:
+            self.state._conn.execute(self.begin)
+        except BaseException:
+            self.state._lock.release()
+            raise
+
+    def __exit__(self, exc_type: object, *_: object) -> None:
+        try:
+            self.state._conn.execute("ROLLBACK" if exc_type else "COMMIT")
+        finally:
+            self.state._lock.release()

@@ -1,0 +1,179 @@
+"""Keep one worker's engine in step with the writes the other workers acknowledged.
+
+Each worker holds caches derived from the store: per-user histories and profiles,
+basket counts, the catalogue. A write through worker A updates A's engine at once
+(the engine's own hooks); :class:`ChangeFeed` carries it to the others: A publishes
+the change after the store committed it, and every worker, before each request and
+once a second in the background, reads the changes it has not seen and replays them
+into its engine's in-memory hooks. The store itself is never written twice.
+
+The feed never holds a user id: it holds the home's pseudonym of it (the keyed hash
+the logs use, :class:`~shopsense.serve._privacy.Pseudonymizer`), so deleting a user
+leaves no trace in the shared state. A worker maps a pseudonym back only for the users
+it has served itself (:meth:`ChangeFeed.saw`), which are the only users its engine
+holds anything about. Workers on several machines (Redis) need the same ``.log_secret``
+in their homes, as they need the same models.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import socket
+import threading
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from shopsense.serve._shared import Change, FeedGap, SharedState
+
+__all__ = ["ChangeFeed", "Syncer"]
+
+log = logging.getLogger(__name__)
+
+
+class ChangeFeed:
+    """This worker's position in the shared change feed, and what it does with news."""
+
+    def __init__(self, shared: SharedState, pseudo: Callable[[str], str]) -> None:
+        self.shared = shared
+        self.pseudo = pseudo
+        # pseudonym -> user id, for every user whose requests this worker served: it grows
+        # like the engine's own per-user caches, which it exists to keep fresh
+        self._users: dict[str, str] = {}
+        #: names this worker in the feed, so it skips the changes it made itself
+        self.origin = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
+        self.engine: Any = None
+        # read before the engine opens: a change made while it loads is replayed, not lost
+        self.position = shared.head()
+        self._lock = threading.Lock()
+
+    def saw(self, user_id: str | None) -> None:
+        """A request names ``user_id``: this worker's engine may now cache something of it."""
+        if user_id:
+            self._users[self.pseudo(user_id)] = user_id
+
+    # -- writing -------------------------------------------------------------------
+    def events_stored(self, events: Sequence[Any]) -> int:
+        pairs = sorted({(self.pseudo(str(e.user_id)), _type(e)) for e in events})
+        return self.shared.publish("events", self.origin, tuple(pairs))
+
+    def products_changed(self) -> int:
+        return self.shared.publish("products", self.origin)
+
+    def user_forgotten(self, user_id: str) -> int:
+        self._users.pop(self.pseudo(user_id), None)
+        return self.shared.publish("forget", self.origin, ((self.pseudo(user_id), ""),))
+
+    # -- reading -------------------------------------------------------------------
+    def _apply(self, changes: list[Change]) -> None:
+        engine = self.engine
+        if any(c.kind == "products" for c in changes):
+            _products_changed(engine)
+        # events of users this worker never served still matter to shared counts (baskets):
+        # they are replayed under the pseudonym, which no per-user cache holds
+        events = [_event(self._users.get(p, p), t) for c in changes if c.kind == "events"
+                  for p, t in c.users]
+        if events:
+            engine._events_added(events)
+        for c in changes:
+            if c.kind != "forget":
+                continue
+            for p, _ in c.users:
+                user_id = self._users.pop(p, None)
+                if user_id is not None:
+                    _forget(engine, user_id)
+                else:
+                    # nothing cached under the user here; the basket counts it took part in
+                    # are refitted from the store (without it) within bundles_refresh_s
+                    engine._events_added([_event(p, "purchase")])
+
+    def sync(self) -> int:
+        """Replay every change since the last call into the engine; returns the new position."""
+        with self._lock:
+            while True:
+                try:
+                    batch = self.shared.changes_since(self.position)
+                except FeedGap as gap:
+                    log.warning("change feed: changes after %d are gone (head %d); resynchronising "
+                                "every in-memory cache", self.position, gap.head)
+                    if self.engine is not None:
+                        _resync_all(self.engine)
+                    self.position = gap.head
+                    return self.position
+                if not batch:
+                    return self.position
+                if self.engine is not None:
+                    self._apply([c for c in batch if c.origin != self.origin])
+                self.position = batch[-1].seq
+
+
+class Syncer:
+    """A daemon thread that syncs the feed and tidies the shared state now and then,
+    so an idle worker stays close to the head and never has far to catch up."""
+
+    def __init__(self, feed: ChangeFeed, interval_s: float = 1.0, tidy_every: int = 60) -> None:
+        self.feed, self.interval_s, self.tidy_every = feed, interval_s, tidy_every
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="shopsense-feed", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=5.0)
+
+    def _run(self) -> None:
+        ticks = 0
+        while not self._stop.wait(self.interval_s):
+            try:
+                self.feed.sync()
+                ticks += 1
+                if ticks % self.tidy_every == 0:
+                    self.feed.shared.housekeeping()
+            except Exception as exc:  # noqa: BLE001 - retried next tick; requests sync themselves
+                log.warning("background feed sync failed: %s", exc)
+
+
+# -- the engine hooks a replay uses ---------------------------------------------------
+# The engine applies these itself when a write goes through it; a replay must run the
+# in-memory part only (the store already holds the write). The engine has no public
+# method for that yet, so they are reached here, in one place.
+
+def _type(event: Any) -> str:
+    t = getattr(event, "type", "")
+    return str(getattr(t, "value", t))
+
+
+def _event(user_id: str, type_: str) -> Any:
+    """An event that carries only what the services' ``on_events`` read: who and what kind."""
+    from shopsense.catalog import Event, EventType
+
+    return Event.model_construct(user_id=user_id, item_id=None, type=EventType(type_))
+
+
+def _products_changed(engine: Any) -> None:
+    engine._products_changed()
+
+
+def _services(engine: Any) -> list[Any]:
+    if hasattr(engine, "_services"):
+        return [svc for _, svc in engine._services()]
+    return [s for s in (engine._search, engine._recommend, engine._bundles) if s is not None]
+
+
+def _forget(engine: Any, user_id: str) -> None:
+    for service in _services(engine):
+        if hasattr(service, "forget_user"):
+            service.forget_user(user_id)
+
+
+def _resync_all(engine: Any) -> None:
+    """Changes were missed: assume the catalogue and every user's history changed."""
+    _products_changed(engine)
+    ev = engine.store.events()
+    users = sorted({str(u) for u in ev.user_id})
+    if users:
+        engine._events_added([_event(u, "purchase") for u in users])

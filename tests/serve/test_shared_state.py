@@ -1,0 +1,114 @@
+"""The shared serve state: one contract for the SQLite and Redis back-ends, and what
+two apps on one home (two workers, in one process here) see of each other's writes."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+
+from shopsense.serve._shared import Change, FeedGap, SharedState
+from shopsense.serve._shared_sqlite import SQLiteSharedState
+
+from ._redis import redis_url  # noqa: F401 - a fixture
+from .conftest import needs
+
+
+@pytest.fixture(params=["sqlite", "redis"])
+def shared(request, tmp_path):  # type: ignore[no-untyped-def]
+    if request.param == "sqlite":
+        state: SharedState = SQLiteSharedState(tmp_path / "serve_state.sqlite3")
+    else:
+        from shopsense.serve._shared_redis import RedisSharedState
+
+        state = RedisSharedState(request.getfixturevalue("redis_url"), prefix=f"t{uuid.uuid4().hex[:8]}")
+    yield state
+    state.close()
+
+
+# -- the contract every back-end runs ------------------------------------------------------
+
+def test_bucket_allows_per_minute_then_says_how_long_to_wait(shared):
+    assert [shared.hit("ip:a", 3) for _ in range(3)] == [0.0, 0.0, 0.0]
+    wait = shared.hit("ip:a", 3)
+    assert 0 < wait <= 20.0  # one token every 20 s at 3 a minute
+    assert shared.hit("ip:b", 3) == 0.0  # buckets are per client
+
+
+def test_feed_returns_changes_in_order_after_a_position(shared):
+    assert shared.head() == 0 and shared.changes_since(0) == []
+    pairs = (("u_1", "purchase"), ("u_2", "view"))
+    assert shared.publish("events", "w1", pairs) == 1
+    assert shared.publish("products", "w2") == 2
+    assert shared.publish("forget", "w1", (("u_1", ""),)) == 3
+    got = shared.changes_since(0)
+    assert got == [Change(1, "events", "w1", pairs), Change(2, "products", "w2"),
+                   Change(3, "forget", "w1", (("u_1", ""),))]
+    assert shared.changes_since(1, limit=1) == [got[1]]
+    assert shared.changes_since(3) == [] and shared.head() == 3
+
+
+def test_feed_gap_when_the_reader_is_ahead_of_the_head(shared):
+    """The shared state was emptied (Redis restarted without persistence): resync in full."""
+    shared.publish("products", "w1")
+    with pytest.raises(FeedGap):
+        shared.changes_since(10)
+
+
+def test_feed_gap_when_trimmed(tmp_path):
+    state = SQLiteSharedState(tmp_path / "s.sqlite3", keep=2)
+    for _ in range(5):
+        state.publish("products", "w1")
+    state.housekeeping()
+    assert [c.seq for c in state.changes_since(3)] == [4, 5]
+    with pytest.raises(FeedGap) as gap:
+        state.changes_since(1)
+    assert gap.value.head == 5
+
+
+def test_response_cache_entries_live_in_redis_only(shared):
+    shared.cache_put("k", {"hits": [1]}, ttl_s=60)
+    assert shared.cache_get("k") == ({"hits": [1]} if shared.shares_cache else None)
+
+
+# -- two workers on one home ---------------------------------------------------------------
+
+def test_feed_never_holds_a_user_id(home, make_client):
+    with make_client(home, warm=False) as c:
+        key = c.app.state.shopsense.keys.create("write")
+        r = c.post("/events", json=[{"user_id": "secret-shopper-42", "item_id": "x", "type": "view"}],
+                   headers={"X-API-Key": key})
+        assert r.status_code == 200, r.text
+    for path in home.glob("serve_state.sqlite3*"):
+        assert b"secret-shopper-42" not in path.read_bytes()
+
+
+def test_livez_and_readyz(home, make_client):
+    with make_client(home, warm=False) as c:
+        assert c.get("/livez").json()["status"] == "alive"
+        ready = c.get("/readyz")
+        assert ready.status_code == 200 and ready.json()["shared_state"] == "sqlite"
+        state = c.app.state.shopsense
+        state.ready = False  # what a worker says while it starts or drains
+        r = c.get("/readyz")
+        assert r.status_code == 503 and r.json()["problems"] == ["starting or shutting down"]
+        state.ready, state.capabilities = True, {"recommend": "failed: OSError: unreadable"}
+        assert c.get("/readyz").status_code == 503
+
+
+@needs("recommend")
+def test_deleting_a_user_on_one_worker_reaches_the_other(home, make_client, office_data):
+    from collections import Counter
+
+    from shopsense.engine import Engine
+
+    user = Counter(e.user_id for e in office_data[1]).most_common(1)[0][0]
+    with make_client(home, warm=False) as a, make_client(home, warm=False) as b:
+        key = a.app.state.shopsense.keys.create("write")
+        before = b.get(f"/users/{user}/recommendations").json()
+        assert before["hits"]
+        assert a.delete(f"/users/{user}", headers={"X-API-Key": key}).status_code == 200
+        after = b.get(f"/users/{user}/recommendations").json()
+    with Engine(home) as fresh:
+        expected = [h.id for h in fresh.recommend(user, k=10).hits]
+    assert [h["id"] for h in after["hits"]] == expected != [h["id"] for h in before["hits"]]
