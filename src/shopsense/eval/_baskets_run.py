@@ -50,13 +50,13 @@ PROTOCOL = ("leave-one-item-out per test basket (baskets with >= 2 distinct item
 # -- systems: fit(X) -> self, rank(contexts, k) -> (n, k) item indices -------------------------
 def mask_topk(scores: np.ndarray, ctx: Sequence[np.ndarray], k: int) -> np.ndarray:
     """Top-k of each row with the cart's own items removed."""
-    from shopsense.bundles._complement import _top_k  # TODO(export)
+    from shopsense.bundles import top_k_dense
 
     R = scores.astype(np.float64, copy=True)
     rows = np.repeat(np.arange(len(ctx)), [len(c) for c in ctx])
     if len(rows):
         R[rows, np.concatenate(ctx)] = -np.inf
-    return _top_k(R, k).indices
+    return top_k_dense(R, k).indices
 
 
 class PopularityCompleter:
