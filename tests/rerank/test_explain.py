@@ -36,15 +36,48 @@ def test_reasons_match_sources(catalog: Catalog) -> None:
     ]
     r = [h.reason for h in explain(hits, catalog)]
     assert r[0] == "Often bought with Leather Chesterfield Sofa"
-    assert r[1] == "Because you viewed Leather Chesterfield Sofa"
+    # no event type in the evidence: no claim about what the shopper did with it
+    assert r[1] == "Because of your interest in Leather Chesterfield Sofa"
     assert r[2].startswith("Similar to Leather")
     assert "after" in r[3]
     assert r[4].startswith("Goes well with")
     assert r[5] == "New arrival similar to Leather Chesterfield Sofa"
     assert r[6] == "Matches 'leather' and your price limit"
-    assert r[7] == "Popular in Sofas this week"
+    assert r[7] == "Popular in Sofas"  # undated popularity is not "this week"
     assert r[8] == FALLBACK_REASONS["popular"]
     assert r[9]
+
+
+def test_reasons_say_what_the_shopper_did_and_when(catalog: Catalog) -> None:
+    """The storefront issue: "Because you viewed..." over a history of purchases, and
+    "Trending this week" over 2014 timestamps."""
+    import time
+
+    def r(src: str, **ev: object) -> str:
+        return explain([Hit("c", 1.0, src, evidence={"because_item": "a", **ev})], catalog)[0].reason
+
+    assert r("cf", event_type="purchase") == "Because you bought Leather Chesterfield Sofa"
+    assert r("ease", event_type="add_to_cart") == "Because you added Leather Chesterfield Sofa to your cart"
+    assert r("als", event_type="view") == "Because you viewed Leather Chesterfield Sofa"
+    assert "viewed" not in r("cf") and "viewed" not in r("sequential")
+    assert r("sequential", event_type="purchase") == "Often bought after Leather Chesterfield Sofa"
+    assert r("trending", category="Sofas", as_of=1_400_000_000) == "Popular in Sofas"
+    assert r("trending", category="Sofas", as_of=time.time() - 3600) == "Trending in Sofas this week"
+    assert r("trending") == "Popular with shoppers" and "week" not in FALLBACK_REASONS["trending"]
+    assert r("bm25", matched_terms=[], low_confidence=True) == "Might be related to your search"
+
+
+def test_short_titles_keep_the_product_name() -> None:
+    from shopsense.rerank._explain import short_title
+
+    assert short_title("Paper Mate Medium Point Retractable Gel Pens, 8 Colored Ink Pens (1746)") == \
+        "Paper Mate Medium Point Retractable Gel Pens"
+    assert short_title("Walnut Coffee Table with a very long descriptive title indeed and more") == \
+        "Walnut Coffee Table with a very long descriptive…"
+    cut = short_title("Walnut Coffee Table Set for the living room with extra storage", limit=30)
+    assert cut.endswith("…") and not cut[:-1].split()[-1] in {"with", "for", "the", "and"}
+    assert short_title("Short Name") == "Short Name"
+    assert short_title("AT&T 210, Black") == "AT&T 210, Black"  # too short a head: the title stays whole
 
 
 def test_titles_shortened_and_unknown_falls_back(catalog: Catalog) -> None:

@@ -4,12 +4,21 @@ Every reason is built from facts the candidate generator recorded (the item it
 was recommended because of, the matched query terms, the category it is popular
 in); nothing is invented. When the evidence is missing a generic but still true
 sentence for the source is used, so a reason is never empty.
+
+Claims the evidence cannot back are not made: "you viewed X" only when the
+evidence says the event was a view (``event_type``; a shop whose history is all
+purchases must not read "viewed"), "trending" only when the evidence dates the
+popularity within :data:`RECENT_S` of now (popularity computed over 2014 events is
+"popular", not "this week"), and "goes well with" only for a positive complement
+score (the bundles service drops the rest).
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import re
+import time
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
@@ -17,9 +26,12 @@ from shopsense.results import Hit
 
 log = logging.getLogger(__name__)
 
-__all__ = ["FALLBACK_REASONS", "OpenAIRephraser", "Rephraser", "explain", "reason_for"]
+__all__ = ["FALLBACK_REASONS", "OpenAIRephraser", "Rephraser", "explain", "reason_for", "short_title"]
 
-_TITLE_CHARS = 40
+_TITLE_CHARS = 48
+
+#: popularity dated within this many seconds of now may be called "trending"
+RECENT_S = 14 * 86400.0
 
 #: a generic but true reason per source, used when the evidence says nothing more
 FALLBACK_REASONS: dict[str, str] = {
@@ -28,21 +40,49 @@ FALLBACK_REASONS: dict[str, str] = {
     "hybrid": "Matches your search",
     "search": "Matches your search",
     "personal": "Picked for you from your activity",
-    "popular": "Popular right now",
-    "trending": "Trending this week",
+    "popular": "Popular with shoppers",
+    "trending": "Popular with shoppers",
     "cf": "Shoppers with similar taste liked this",
     "als": "Shoppers with similar taste liked this",
     "ease": "Shoppers with similar taste liked this",
     "itemknn": "Shoppers with similar taste liked this",
     "content": "Similar to items you looked at",
-    "sequential": "Often viewed next",
+    "sequential": "Often chosen next by other shoppers",
     "copurchase": "Often bought together",
     "complement": "Goes well with your items",
     "new_item": "New arrival",
     "bundle": "Part of a bundle",
     "pinned": "Featured by the shop",
+    "low_confidence": "Might be related to your search",
 }
 _DEFAULT = "Recommended for you"
+
+# what the shopper did with the evidence item, in the words of each event type
+_DID = {"purchase": "Because you bought {}", "add_to_cart": "Because you added {} to your cart",
+        "view": "Because you viewed {}", "click": "Because you viewed {}", "rating": "Because you rated {}",
+        "wishlist": "Because you saved {}"}
+_DONE_BY_OTHERS = {"purchase": "bought", "add_to_cart": "added to carts", "view": "viewed", "click": "viewed"}
+
+# words that must not end a shortened title: "Table with…" reads as if something is missing
+_DANGLING = frozenset({"a", "an", "and", "at", "by", "for", "from", "in", "of", "on", "or", "the", "to",
+                       "with", "w/", "&", "+", "-", "x"})
+
+
+def short_title(title: str, limit: int = _TITLE_CHARS) -> str:
+    """``title`` shortened for a reason: the name before the first comma or bracket
+    when that still reads as a product (three words or more), then cut at a word
+    boundary without a dangling "with"/"for"/"and", with an ellipsis when cut."""
+    title = " ".join(str(title).split())
+    head = re.split(r",\s|\s\(|\s[-|–—]\s|;\s", title, maxsplit=1)[0].strip()
+    if head != title and len(head.split()) >= 3:
+        title = head
+    if len(title) <= limit:
+        return title
+    words = title[: limit + 1].split(" ")
+    words = words[:-1] if len(words) > 1 else [title[:limit]]
+    while len(words) > 1 and (words[-1].lower() in _DANGLING or not words[-1].strip(" ,;:-")):
+        words.pop()
+    return " ".join(words).rstrip(" ,;:-") + "…"
 
 
 def _title(item_id: Any, catalog: Any) -> str | None:
@@ -52,12 +92,23 @@ def _title(item_id: Any, catalog: Any) -> str | None:
     idx = catalog.index.get(str(item_id))
     if idx is None:
         return None
-    title = catalog.products[idx].title.strip()
-    if len(title) > _TITLE_CHARS:
-        # cut at a word boundary so the shortened title still reads naturally
-        cut = title[: _TITLE_CHARS].rsplit(" ", 1)[0].rstrip(" ,;:-")
-        title = (cut or title[:_TITLE_CHARS]) + "…"
-    return title
+    return short_title(catalog.products[idx].title.strip())
+
+
+def _event_type(ev: Mapping[str, Any]) -> str | None:
+    """The event type the evidence item came from (``event_type``), if recorded."""
+    t = ev.get("event_type")
+    t = getattr(t, "value", t)
+    return str(t).lower() if t else None
+
+
+def _recent(ev: Mapping[str, Any], now: float | None = None) -> bool:
+    """Whether the evidence dates its popularity within :data:`RECENT_S` of now."""
+    for key in ("as_of", "window_end", "last_event"):
+        ts = ev.get(key)
+        if isinstance(ts, (int, float)) and not isinstance(ts, bool):
+            return (now or time.time()) - float(ts) <= RECENT_S
+    return False
 
 
 def _terms(ev: Mapping[str, Any]) -> list[str]:
@@ -111,6 +162,8 @@ def reason_for(hit: Hit, catalog: Any = None, context: Mapping[str, Any] | None 
     because = _title(ev.get("because_item"), catalog)
 
     if src in {"bm25", "dense", "hybrid", "search"}:
+        if ev.get("low_confidence"):
+            return FALLBACK_REASONS["low_confidence"]
         terms = _terms(ev)
         cons = ev.get("constraints") or {}
         cphr = _constraint_phrases(cons) if isinstance(cons, Mapping) else []
@@ -125,15 +178,21 @@ def reason_for(hit: Hit, catalog: Any = None, context: Mapping[str, Any] | None 
         return FALLBACK_REASONS["personal"]
     if src in {"popular", "trending"}:
         cat = ev.get("category")
-        if cat:
-            return f"Popular in {cat} this week" if src == "trending" else f"Popular in {cat}"
-        return FALLBACK_REASONS[src]
+        if src == "trending" and _recent(ev):
+            return f"Trending in {cat} this week" if cat else "Trending this week"
+        return f"Popular in {cat}" if cat else FALLBACK_REASONS[src]
     if src in {"cf", "als", "ease", "itemknn"}:
-        return f"Because you viewed {because}" if because else FALLBACK_REASONS["cf"]
+        if not because:
+            return FALLBACK_REASONS["cf"]
+        did = _DID.get(_event_type(ev) or "")
+        return did.format(because) if did else f"Because of your interest in {because}"
     if src == "content":
         return f"Similar to {because}" if because else FALLBACK_REASONS["content"]
     if src == "sequential":
-        return f"Often viewed after {because}" if because else FALLBACK_REASONS["sequential"]
+        if not because:
+            return FALLBACK_REASONS["sequential"]
+        done = _DONE_BY_OTHERS.get(_event_type(ev) or "")
+        return f"Often {done} after {because}" if done else f"Often chosen after {because}"
     if src == "copurchase":
         return f"Often bought with {because}" if because else FALLBACK_REASONS["copurchase"]
     if src == "complement":
