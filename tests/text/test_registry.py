@@ -181,20 +181,6 @@ def test_item_embeddings_from_a_shop_context(tmp_path: Path) -> None:
     assert enc.calls == 2
 
 
-def test_item_embeddings_still_accepts_an_object_with_home(tmp_path: Path) -> None:
-    enc = _FixedEncoder({"a full": np.array([1.0, 0.0])})
-
-    class _Old:
-        home = tmp_path / "home"
-        encoder = enc
-
-        def catalog(self) -> _Catalog:
-            return _Catalog(["a"])
-
-    np.testing.assert_array_equal(item_embeddings(_Old()), [[1.0, 0.0]])  # type: ignore[arg-type]
-    assert (Home(_Old.home).embeddings / "fixed").is_dir()
-
-
 def _imports(path: Path) -> set[str]:
     """Modules a file imports, anywhere in it (inside functions too)."""
     out: set[str] = set()

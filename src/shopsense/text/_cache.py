@@ -13,7 +13,6 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from shopsense.home import Home
 from shopsense.text._encoder import TextEncoder, model_slug, text_hash
 
 if TYPE_CHECKING:
@@ -137,9 +136,7 @@ def item_embeddings(ctx: ShopContext, progress: bool = False, text: str = "full"
     """(n_items, dim) unit vectors of ``ctx.encoder``, aligned with ``ctx.catalog()`` order
     and cached under ``ctx.paths.embeddings``, so only changed products are re-encoded.
     ``text`` is what each product is embedded from (see :func:`item_texts`)."""
-    # until every caller passes a ShopContext: an object with only ``.home`` (the old engine)
-    paths = getattr(ctx, "paths", None) or Home(Path(ctx.home))  # type: ignore[attr-defined]
     catalog = ctx.catalog()
-    vecs, _ = encode_cached(ctx.encoder, item_texts(catalog, text), paths.embeddings,
+    vecs, _ = encode_cached(ctx.encoder, item_texts(catalog, text), ctx.paths.embeddings,
                             progress=progress, prune=text == "full")
     return vecs
