@@ -94,6 +94,18 @@ class Settings(BaseSettings):
         default_factory=dict,
         description='extra Spark configuration of the batch jobs, e.g. {"spark.driver.memory" = "8g"}',
     )
+    event_retention_days: float | None = Field(
+        default=None, gt=0,
+        description="delete events and exposures older than this many days (shopsense privacy retention, and "
+        "the server every retention_interval_s); unset: keep them",
+    )
+    retention_interval_s: float = Field(default=3600.0, ge=60, description="how often the server applies "
+                                        "event_retention_days")
+    analytics_epsilon: float | None = Field(
+        default=None, gt=0,
+        description="differential privacy of exported analytics: Laplace noise with this epsilon on every count "
+        "of a CSV export (shopsense analytics --csv, /analytics/...?format=csv); unset: exact counts",
+    )
 
     @field_validator("rerank_diversity")
     @classmethod
