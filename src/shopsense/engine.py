@@ -238,9 +238,22 @@ class Engine:
                 self._recommend = RecommendService(self)
             return self._recommend
 
-    def train(self, progress: bool = False, **options: Any) -> dict[str, Any]:
-        """Retrain the recommendation models from the stored events; saves a new version."""
-        manifest = self.recommender.train(progress=progress, **options)
+    def train(self, progress: Any = False, *, backend: str = "local", **options: Any) -> dict[str, Any]:
+        """Retrain the recommendation models from the stored events; saves a new version.
+
+        ``backend="local"`` fits every generator and the ranker in this process;
+        ``backend="spark"`` fits ALS, popularity and trending as Spark jobs
+        (:func:`shopsense.jobs.train_spark`, ``Settings.spark_master``) for event logs that
+        outgrow one process. Both write the same model folders, so serving does not change."""
+        check_param("backend", backend, backend in ("local", "spark"), "'local' or 'spark'", "train")
+        if backend == "spark":
+            from shopsense.jobs import train_spark
+
+            manifest = train_spark(self, progress, **options)
+            if self._recommend is not None:
+                self._recommend.load()
+        else:
+            manifest = self.recommender.train(progress=progress, **options)
         self._stamps["recommend"] = self._build_stamp("recommend")
         return manifest
 

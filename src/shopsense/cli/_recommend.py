@@ -18,6 +18,8 @@ def train_cmd(
     sasrec_seconds: float = typer.Option(300.0, "--sasrec-seconds", help="time budget for the sequential model"),
     no_sasrec: bool = typer.Option(False, "--no-sasrec", help="skip the sequential transformer"),
     no_ranker: bool = typer.Option(False, "--no-ranker", help="skip the LambdaMART ranker"),
+    engine: str = typer.Option("local", "--engine", help="local: every model in this process; spark: ALS, "
+                               "popularity and trending as Spark jobs (Settings.spark_master)"),
     home: Path = HomeOpt,
 ) -> None:
     """Retrain every recommendation model from the stored events; saves a new version under HOME/models."""
@@ -26,7 +28,11 @@ def train_cmd(
             status.update(msg)
             console.print(f"[dim]{msg}[/]")
 
-        out = eng.train(progress=say, sasrec=not no_sasrec, sasrec_seconds=sasrec_seconds, ranker=not no_ranker)
+        if engine == "spark":
+            out = eng.train(progress=say, backend="spark")
+        else:
+            out = eng.train(progress=say, backend=engine, sasrec=not no_sasrec, sasrec_seconds=sasrec_seconds,
+                            ranker=not no_ranker)
     console.print(f"model version [bold]{out['version']}[/]: {', '.join(out['models'])} "
                   f"(serving: {out['primary']}), {out['n_users']:,} users, {out['n_items']:,} items, "
                   f"{out['train_seconds']:.0f}s")
