@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import typer
 from rich.table import Table
@@ -12,25 +13,64 @@ from shopsense.cli._app import HomeOpt, app, console, handle_errors
 keys_app = typer.Typer(help="Manage API keys (stored hashed in the engine home).", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
 
+#: seconds a worker may take to answer uvicorn's liveness ping before it is replaced
+WORKER_HEALTHCHECK_S = 30
+
 
 def run_server(
     home: Path, host: str = "127.0.0.1", port: int = 8000, *, demo: bool = False,
     require_read_key: bool = False, cors: list[str] | None = None, bench_dir: Path | None = None,
-    log_level: str = "info",
+    log_level: str = "info", workers: int = 1, redis_url: str | None = None,
+    graceful_timeout: float = 30.0, keep_alive: float = 5.0, warm: bool = True,
 ) -> None:
-    """Serve the API, storefront and dashboard for ``home`` with uvicorn (blocks)."""
+    """Serve the API, storefront and dashboard for ``home`` with uvicorn (blocks).
+
+    ``workers > 1`` starts that many processes on one socket; each builds its app from
+    the settings this process resolved (``SHOPSENSE_SERVE_APP``) and loads the engine
+    itself. They share rate limits, cache invalidation and each other's writes through
+    Redis (``redis_url``) or ``<home>/serve_state.sqlite3``. On SIGINT/SIGTERM a worker
+    stops accepting, lets in-flight requests finish (``graceful_timeout`` seconds at
+    most) and closes the engine; acknowledged events are already committed.
+    """
+    import inspect
+    import os
+
     from shopsense.config import Settings
-    from shopsense.errors import require
+    from shopsense.errors import check_param, require
 
     uvicorn = require("uvicorn", "api")
-    from shopsense.serve.main import create_app
+    from shopsense.serve.main import APP_ENV, DEMO_KEY_NAME, app_env, create_app
 
-    overrides = {"cors_origins": cors} if cors else {}
+    check_param("workers", workers, workers >= 1, "an int >= 1", "serve")
+    overrides: dict[str, object] = {"cors_origins": cors} if cors else {}
+    if redis_url:
+        overrides["redis_url"] = redis_url
     settings = Settings.load(home, **overrides)
-    application = create_app(settings, demo=demo, require_read_key=require_read_key,
-                             bench_dir=bench_dir)
+    if settings.redis_url:  # fail here, with the pip hint, rather than in every worker
+        require("redis", "redis")
     # uvicorn's own access log prints raw paths, which carry user ids: ours pseudonymises
-    uvicorn.run(application, host=host, port=port, access_log=False, log_level=log_level)
+    options: dict[str, Any] = {"host": host, "port": port, "access_log": False, "log_level": log_level,
+                               "timeout_graceful_shutdown": graceful_timeout,
+                               "timeout_keep_alive": keep_alive}
+    if "timeout_worker_healthcheck" in inspect.signature(uvicorn.Config).parameters:
+        # uvicorn kills a worker that does not answer its parent's ping within this time; its
+        # 5 s default killed workers whose model loading held the GIL on a busy machine
+        options["timeout_worker_healthcheck"] = WORKER_HEALTHCHECK_S
+    if workers == 1:
+        application = create_app(settings, demo=demo, require_read_key=require_read_key,
+                                 bench_dir=bench_dir, warm=warm)
+        uvicorn.run(application, **options)
+        return
+    demo_key = None
+    if demo:  # one key for all workers: each creating its own would revoke the others'
+        from shopsense.serve._auth import KeyStore
+
+        keys = KeyStore(settings.api_keys_file or Path(settings.home) / "api_keys.json")
+        keys.revoke_named(DEMO_KEY_NAME)
+        demo_key = keys.create("write", name=DEMO_KEY_NAME)
+    os.environ[APP_ENV] = app_env(settings, demo=demo, demo_key=demo_key, warm=warm,
+                                  require_read_key=require_read_key, bench_dir=bench_dir)
+    uvicorn.run("shopsense.serve.main:app_from_env", factory=True, workers=workers, **options)
 
 
 @app.command()
@@ -39,6 +79,17 @@ def serve(
     home: Path = HomeOpt,
     host: str = typer.Option("127.0.0.1", help="interface to listen on"),
     port: int = typer.Option(8000, help="port to listen on"),
+    workers: int = typer.Option(None, "--workers", min=1, show_default="the number of CPU cores",
+                                help="worker processes; 1 serves from this process"),
+    redis_url: str = typer.Option(None, "--redis-url", help="share rate limits, the response cache "
+                                  "and writes between workers through this Redis (default: "
+                                  "Settings.redis_url, else a SQLite file in the home)"),
+    graceful_timeout: float = typer.Option(30.0, "--graceful-timeout", min=0,
+                                           help="seconds in-flight requests get to finish at shutdown"),
+    keep_alive: float = typer.Option(5.0, "--keep-alive", min=0, help="seconds an idle connection "
+                                     "stays open (behind a proxy: more than the proxy's idle timeout)"),
+    warm: bool = typer.Option(True, "--warm/--no-warm", help="load the catalogue and models before "
+                              "accepting requests (else on first use)"),
     demo: bool = typer.Option(False, "--demo", help="hand the storefront a fresh write key "
                               "(local demos only)"),
     private_reads: bool = typer.Option(False, "--private-reads",
@@ -48,10 +99,14 @@ def serve(
                                    "(default ./bench/results)"),
 ) -> None:
     """Serve the HTTP API, the storefront (/) and the dashboard (/dashboard)."""
+    import os
+
+    n = workers or os.cpu_count() or 1
     console.print(f"storefront: http://{host}:{port}/   dashboard: http://{host}:{port}/dashboard"
-                  f"   API docs: http://{host}:{port}/docs")
+                  f"   API docs: http://{host}:{port}/docs   workers: {n}")
     run_server(home, host, port, demo=demo, require_read_key=private_reads, cors=cors,
-               bench_dir=bench_dir)
+               bench_dir=bench_dir, workers=n, redis_url=redis_url, graceful_timeout=graceful_timeout,
+               keep_alive=keep_alive, warm=warm)
 
 
 def _keystore(home: Path):  # type: ignore[no-untyped-def]

@@ -1,0 +1,270 @@
+"""``shopsense serve --workers 2``: real server processes sharing one home.
+
+Issue "Serve a shop's real traffic": rate limits and cache invalidation hold across
+two workers, with Redis and without it, and acknowledged events survive ``kill -9``.
+
+Each worker is reached through its own keep-alive connection (a connection is
+accepted by one process; ``X-Worker`` names it), so a test chooses which worker
+answers instead of hoping the kernel spreads the requests.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from ._redis import free_port, redis_url  # noqa: F401 - a fixture
+from .conftest import needs
+
+httpx = pytest.importorskip("httpx")
+pytest.importorskip("uvicorn")
+
+#: generous deadlines for a loaded machine; nothing here is a timing assertion
+START_S = 180.0
+REQUEST_S = 120.0
+
+
+@dataclass
+class Server:
+    proc: subprocess.Popen
+    url: str
+    home: Path
+    log: Path
+    #: one keep-alive client per worker pid
+    workers: dict[int, httpx.Client] = field(default_factory=dict)
+
+    def pin(self, n: int) -> list[tuple[int, httpx.Client]]:
+        """``n`` clients, each held to a different worker."""
+        deadline = time.monotonic() + START_S
+        spare: list[httpx.Client] = []
+        while len(self.workers) < n:
+            if time.monotonic() > deadline or self.proc.poll() is not None:
+                raise AssertionError(f"saw workers {sorted(self.workers)}; log:\n{self.log.read_text()}")
+            c = httpx.Client(base_url=self.url, timeout=REQUEST_S,
+                             limits=httpx.Limits(max_connections=1, max_keepalive_connections=1))
+            try:
+                pid = int(c.get("/livez").headers["X-Worker"])
+            except httpx.TransportError:
+                c.close()
+                time.sleep(0.2)
+                continue
+            if pid in self.workers:
+                spare.append(c)  # keep it open, so the next connection may go elsewhere
+            else:
+                self.workers[pid] = c
+        for c in spare:
+            c.close()
+        return list(self.workers.items())[:n]
+
+    def answered(self, response: httpx.Response, pid: int) -> httpx.Response:
+        """``response``, after checking that worker ``pid`` sent it (the log tells why not)."""
+        assert int(response.headers["X-Worker"]) == pid, self.log.read_text()
+        return response
+
+    def stop(self) -> None:
+        for c in self.workers.values():
+            c.close()
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)  # uvicorn: drain, then shut the workers down
+            try:
+                self.proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+
+
+def shopsense_cmd() -> list[str]:
+    exe = Path(sys.executable).with_name("shopsense")
+    if exe.exists():
+        return [str(exe)]
+    return [sys.executable, "-c", "from shopsense.cli import main; main()"]
+
+
+def start_server(home: Path, toml: str = "", workers: int = 2) -> Server:
+    (home / "shopsense.toml").write_text(toml)
+    port = free_port()
+    log = home.parent / f"server-{port}.log"
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    env.pop("SHOPSENSE_SERVE_APP", None)
+    cmd = [*shopsense_cmd(), "serve", "--home", str(home), "--port", str(port), "--workers",
+           str(workers), "--no-warm", "--keep-alive", "300", "--graceful-timeout", "10"]
+    with log.open("wb") as out:
+        # its own process group: kill -9 reaches the uvicorn parent and every worker
+        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env,
+                                start_new_session=True)
+    return Server(proc, f"http://127.0.0.1:{port}", home, log)
+
+
+def _backend_toml(backend: str, request: pytest.FixtureRequest) -> str:
+    if backend == "sqlite":
+        return ""
+    url = request.getfixturevalue("redis_url")
+    return f'redis_url = "{url}"\nredis_prefix = "t{uuid.uuid4().hex[:8]}"\n'
+
+
+def _home(built_home: Path, tmp_path: Path) -> Path:
+    home = tmp_path / "home"
+    shutil.copytree(built_home, home)
+    return home
+
+
+@pytest.fixture()
+def backend(request: pytest.FixtureRequest) -> str:
+    """``sqlite`` (the embedded default) or ``redis``, chosen by each test's parametrize."""
+    return str(request.param)
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "redis"], indirect=True)
+def test_rate_limit_holds_across_two_workers(backend, built_home, tmp_path, request):
+    """Two tokens a minute for the anonymous client: three requests through two workers
+    get exactly one 429 (each worker alone would have allowed two)."""
+    home = _home(built_home, tmp_path)
+    item = _some_item(home)
+    server = start_server(home, "rate_limit_per_minute = 2\n" + _backend_toml(backend, request))
+    try:
+        (pa, a), (pb, b) = server.pin(2)
+        answers = [(server.answered(c.get(f"/items/{item}"), pid), pid)
+                   for c, pid in ((a, pa), (b, pb), (a, pa))]
+        statuses = [r.status_code for r, _ in answers]
+        assert statuses == [200, 200, 429], [r.text for r, _ in answers]
+        assert answers[2][0].json()["error"] == "RateLimited" and answers[2][0].headers["Retry-After"]
+        assert b.get("/items/" + item).status_code == 429  # still one bucket, whichever worker
+        ready = a.get("/readyz").json()
+        assert ready["status"] == "ready" and ready["shared_state"] == backend
+    finally:
+        server.stop()
+    assert server.proc.returncode == 0, server.log.read_text()
+
+
+@needs("recommend")
+@pytest.mark.parametrize("backend", ["sqlite", "redis"], indirect=True)
+def test_event_on_one_worker_refreshes_the_others_cached_recommendations(backend, built_home, tmp_path,
+                                                                         office_data, request):
+    """Worker B caches U's list (response cache and the engine's copy of U's history);
+    U buys the top item through worker A; B's next answer is what a fresh engine says."""
+    from shopsense.serve._auth import KeyStore
+
+    home = _home(built_home, tmp_path)
+    keys = KeyStore(home / "api_keys.json")
+    write = keys.create("write", name="test")
+    user = _user_with_history(office_data)
+    server = start_server(home, _backend_toml(backend, request))
+    try:
+        (pa, a), (pb, b) = server.pin(2)
+        path = f"/users/{user}/recommendations"
+        first = server.answered(b.get(path, params={"k": 10}), pb)
+        assert first.status_code == 200, first.text
+        before = [h["id"] for h in first.json()["hits"]]
+        assert before
+        again = server.answered(b.get(path, params={"k": 10}), pb)
+        assert [h["id"] for h in again.json()["hits"]] == before
+        bought = before[0]
+        r = server.answered(a.post("/events", json=[{"user_id": user, "item_id": bought,
+                                                     "type": "purchase"}],
+                                   headers={"X-API-Key": write}), pa)
+        assert r.status_code == 200 and r.json()["stored"] == 1, r.text
+        after = server.answered(b.get(path, params={"k": 10}), pb)
+        now = [h["id"] for h in after.json()["hits"]]
+        assert bought not in now  # not the cached list: purchased items are excluded
+        assert now == _fresh_recommendations(home, user, 10)  # nor computed from a stale history
+    finally:
+        server.stop()
+
+
+def test_acknowledged_events_survive_kill_9(built_home, tmp_path, office_data):
+    """Events are posted through both workers while the whole server is SIGKILLed:
+    every batch that got a 2xx is in the store afterwards."""
+    from shopsense.serve._auth import KeyStore
+    from shopsense.store import SQLiteStore
+
+    home = _home(built_home, tmp_path)
+    write = KeyStore(home / "api_keys.json").create("write", name="test")
+    items = sorted({e.item_id for e in office_data[1]})[:20]
+    server = start_server(home, "rate_limit_per_minute = 100000\n")
+    acked: list[str] = []
+    stop = threading.Event()
+
+    def post(client: httpx.Client, tag: str) -> None:
+        i = 0
+        while not stop.is_set():
+            user = f"kill9-{tag}-{i}"
+            batch = [{"user_id": user, "item_id": it, "type": "view"} for it in items[:5]]
+            try:
+                r = client.post("/events", json=batch, headers={"X-API-Key": write})
+            except httpx.TransportError:
+                return  # killed mid-request: not acknowledged
+            if r.status_code // 100 == 2:
+                acked.append(user)
+            i += 1
+
+    try:
+        (_, a), (_, b) = server.pin(2)
+        threads = [threading.Thread(target=post, args=(c, t)) for c, t in ((a, "a"), (b, "b"))]
+        for t in threads:
+            t.start()
+        deadline = time.monotonic() + REQUEST_S
+        while len(acked) < 20 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        os.killpg(server.proc.pid, signal.SIGKILL)
+        server.proc.wait()
+        stop.set()
+        for t in threads:
+            t.join(timeout=REQUEST_S)
+    finally:
+        stop.set()
+        server.stop()
+    assert len(acked) >= 20, server.log.read_text()
+    assert {u.split("-")[1] for u in acked} == {"a", "b"}  # both workers acknowledged some
+    store = SQLiteStore(home / "store.sqlite3")
+    try:
+        missing = [u for u in acked if store.count_events(user_id=u) != 5]
+    finally:
+        store.close()
+    assert not missing
+
+
+# -- helpers ----------------------------------------------------------------------------
+
+def _some_item(home: Path) -> str:
+    from shopsense.store import SQLiteStore
+
+    store = SQLiteStore(home / "store.sqlite3")
+    try:
+        return store.product_ids()[0]
+    finally:
+        store.close()
+
+
+def _user_with_history(office_data) -> str:  # type: ignore[no-untyped-def]
+    from collections import Counter
+
+    counts = Counter(e.user_id for e in office_data[1])
+    return counts.most_common(1)[0][0]
+
+
+def _fresh_recommendations(home: Path, user: str, k: int) -> list[str]:
+    from shopsense.engine import Engine
+
+    with Engine(home) as eng:
+        return [h.id for h in eng.recommend(user, k=k).hits]
+
+
+def test_serve_help_lists_worker_options():
+    from typer.testing import CliRunner
+
+    from shopsense.cli import app
+
+    r = CliRunner().invoke(app, ["serve", "--help"])
+    assert r.exit_code == 0
+    for opt in ("--workers", "--redis-url", "--graceful-timeout", "--keep-alive", "--no-warm"):
+        assert opt in r.output
