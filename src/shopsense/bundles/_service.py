@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import time
 from collections.abc import Sequence
@@ -22,7 +23,34 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-__all__ = ["BundleService"]
+__all__ = ["BundleService", "near_duplicate_titles", "title_key"]
+
+#: token Jaccard at or above which two titles name the same product
+NEAR_DUPLICATE_JACCARD = 0.75
+#: text cosine at or above which an addition is a twin of a cart item, not a complement
+NEAR_DUPLICATE_COSINE = 0.95
+#: text cosine at or above which an addition in the same category as a cart item (leaf
+#: or its parent: rollerball and ballpoint pens) is a substitute of it (another gel pen
+#: for a gel pen), whatever the co-purchase lift says
+SUBSTITUTE_COSINE = 0.8
+_NO_SIGNAL = "no purchase signal for these items yet"
+#: below this a score is the popularity prior plus float rounding: no signal
+_MIN_SIGNAL = 1e-8
+
+
+def title_key(title: str) -> frozenset[str]:
+    """The words of a title that identify a product (case, punctuation and pack sizes
+    in brackets ignored), for near-duplicate checks."""
+    t = re.sub(r"\([^)]*\)", " ", str(title).casefold())
+    return frozenset(w for w in re.findall(r"[\w&+]+", t) if len(w) > 1 or w.isdigit())
+
+
+def near_duplicate_titles(a: frozenset[str], b: frozenset[str], threshold: float = NEAR_DUPLICATE_JACCARD) -> bool:
+    """Whether two :func:`title_key` sets name the same product (equal, or token
+    Jaccard >= ``threshold``)."""
+    if not a or not b:
+        return False
+    return a == b or len(a & b) / len(a | b) >= threshold
 
 
 class BundleService:
@@ -163,30 +191,72 @@ class BundleService:
                             "observed": False})
         return out
 
+    @staticmethod
+    def _signal(model: ComplementModel, items: np.ndarray, scores: np.ndarray) -> np.ndarray:
+        """Scores less the popularity prior: what co-purchase, learned complements,
+        category affinity or text twins say. Zero means the item was only ranked by
+        popularity (a cart of items nobody bought yet), which is no complement."""
+        prior = (float(getattr(model, "prior_weight", 0.0)) + 1e-6) * np.asarray(model.popularity_)[items]
+        return np.asarray(scores, dtype=np.float64) - prior
+
+    def _distinct(self, catalog: Catalog, cart: list[int], cand: list[int]) -> list[int]:
+        """``cand`` without near-duplicates of the cart (same or nearly the same title,
+        a text twin, or a close text neighbour in the same leaf category: a substitute)
+        nor of an earlier candidate, order kept."""
+        keys = [title_key(catalog.products[i].title) for i in cart]
+        emb = self._embeddings
+        twins = None
+        if emb is not None and cart and cand and emb.shape[0] == len(catalog):
+            c, a = np.asarray(cand), np.asarray(cart)
+            cos = emb[c] @ emb[a].T
+            fam = [{x for x in catalog.products[i].category[-2:] if x} for i in cart]
+            same = np.array([[bool(fam_a & set(catalog.products[j].category[-2:])) for fam_a in fam]
+                             for j in cand], dtype=bool).reshape(len(cand), len(cart))
+            twins = ((cos >= NEAR_DUPLICATE_COSINE) | (same & (cos >= SUBSTITUTE_COSINE))).any(axis=1)
+        out = []
+        for pos, j in enumerate(cand):
+            key = title_key(catalog.products[j].title)
+            if (twins is not None and twins[pos]) or any(near_duplicate_titles(key, k) for k in keys):
+                continue
+            keys.append(key)
+            out.append(j)
+        return out
+
     def _allowed(self, catalog: Catalog, in_stock_only: bool) -> np.ndarray:
         return catalog.in_stock.copy() if in_stock_only else np.ones(len(catalog), dtype=bool)
 
     # -- public API --------------------------------------------------------------------
     def complete_cart(self, item_ids: Sequence[str], k: int = 10, in_stock_only: bool = True,
                       exclude_substitutes: bool = True) -> ResultList:
-        """Rank additions for a whole cart: never the cart items nor their substitutes."""
+        """Rank additions for a whole cart: never the cart items, their substitutes nor
+        near-duplicates of them (same product under another id, text twins), and only
+        items some signal ties to the cart: with none (items nobody bought yet) the list
+        is empty and ``info["reason"]`` says so, rather than popular items called complements."""
         check_param("k", k, isinstance(k, int) and 1 <= k <= 1000, "an int in [1, 1000]", "complete_cart")
         check_param("item_ids", item_ids, len(item_ids) > 0, "a non-empty list of product ids", "complete_cart")
         t0 = time.perf_counter()
         self._indices(self.ctx.catalog(), item_ids)  # unknown ids fail before any fitting
         model, catalog = self._ready()
         cart = self._indices(catalog, item_ids)
-        ranked = model.rank([cart], k=k, exclude_substitutes=exclude_substitutes,
+        # room for the near-duplicates and signal-less items dropped below
+        ranked = model.rank([cart], k=min(len(catalog), 3 * k + 10), exclude_substitutes=exclude_substitutes,
                             allowed=self._allowed(catalog, in_stock_only))
-        hits = []
         keep = ranked.indices[0] >= 0
-        evs = self._because(model, catalog, cart, [int(j) for j in ranked.indices[0][keep]])
-        for j, s, ev in zip(ranked.indices[0][keep], ranked.scores[0][keep], evs):
+        idx, sc = ranked.indices[0][keep], ranked.scores[0][keep]
+        ok = self._signal(model, idx, sc) > _MIN_SIGNAL
+        score = dict(zip(idx[ok].tolist(), sc[ok].tolist()))
+        chosen = self._distinct(catalog, cart, idx[ok].tolist())[:k]
+        hits = []
+        evs = self._because(model, catalog, cart, chosen)
+        for j, ev in zip(chosen, evs):
+            s = score[j]
             src = "copurchase" if ev.pop("observed") else "complement"
             hits.append(Hit(catalog.ids[j], float(s), src, {src: float(s)}, evidence=ev,
                             product=catalog.products[j]))
-        return ResultList(hits, {"cart": list(item_ids),
-                                            "took_ms": round(1000 * (time.perf_counter() - t0), 2)})
+        info: dict[str, Any] = {"cart": list(item_ids), "took_ms": round(1000 * (time.perf_counter() - t0), 2)}
+        if not hits and not ok.any():
+            info["reason"] = _NO_SIGNAL
+        return ResultList(hits, info)
 
     def complements(self, item_id: str, k: int = 10, in_stock_only: bool = True) -> ResultList:
         """What goes with one item (complete_cart of a one-item cart)."""
@@ -247,11 +317,20 @@ class BundleService:
             # an unknown price cannot be checked against the budget
             allowed &= np.isfinite(catalog.price) & (catalog.price <= left + 1e-9)
         ranked = model.rank([anchors], k=max(self.candidates, n_pick), allowed=allowed)
-        cand = np.array([j for j in ranked.indices[0] if j >= 0], dtype=np.int64)
-        rel = np.array([s for j, s in zip(ranked.indices[0], ranked.scores[0]) if j >= 0], dtype=np.float64)
+        got = ranked.indices[0] >= 0
+        cand = ranked.indices[0][got].astype(np.int64)
+        # only items some signal ties to the anchors: ranking by the popularity prior alone
+        # would sell a bundle of unrelated best-sellers (with an objective of 0, "optimal")
+        rel = self._signal(model, cand, ranked.scores[0][got])
+        has = rel > _MIN_SIGNAL
+        distinct = set(self._distinct(catalog, anchors, cand[has].tolist()))
+        sel = has & np.isin(cand, list(distinct))
+        cand, rel = cand[sel], rel[sel]
         if left is not None and left < 0:
             cand, rel = cand[:0], rel[:0]
             info["reason"] = "the given items alone exceed the budget"
+        elif not has.any():
+            info["reason"] = _NO_SIGNAL
         scale = max(rel.max(initial=0.0), 1e-12)
         rel = np.maximum(rel, 0.0) / scale
         S = model.pair_scores_
@@ -272,9 +351,20 @@ class BundleService:
             hits.append(Hit(catalog.ids[j], float(rel[p] + ev["pair_bonus"]), "bundle",
                             {"complement": float(rel[p] * scale), "pairs": ev["pair_bonus"]},
                             evidence=ev, product=catalog.products[j]))
-        total = anchor_price + float(np.nansum(catalog.price[chosen])) if chosen else anchor_price
-        info.update({"total_price": None if not np.isfinite(total) else round(total, 2),
-                     "objective": round(sol.objective, 6), "optimal": sol.optimal, "nodes": sol.nodes,
+        items = anchors + chosen
+        prices = catalog.price[items] if items else np.zeros(0)
+        known = np.isfinite(prices)
+        # one unknown price makes the total unknown: a sum over the priced items only would
+        # read as the price of the whole bundle
+        total = float(prices.sum()) if known.all() else None
+        info.update({"total_price": None if total is None else round(total, 2),
+                     "known_price_total": round(float(prices[known].sum()), 2) if known.any() else None,
+                     "price_unknown": [catalog.ids[i] for i, k_ in zip(items, known) if not k_],
+                     "budget_left": (round(float(budget) - total, 2) if budget is not None and total is not None
+                                     else None),
+                     "objective": round(sol.objective, 6),
+                     # a proof of optimality over an all-zero objective says nothing
+                     "optimal": bool(sol.optimal and chosen and sol.objective > 0), "nodes": sol.nodes,
                      "candidates": len(cand),
                      "took_ms": round(1000 * (time.perf_counter() - t0), 2)})
         return ResultList(hits, info)
