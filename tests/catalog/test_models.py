@@ -49,3 +49,29 @@ def test_event_timestamps_and_types():
         Event.model_validate({"user_id": "u", "item_id": "1", "type": "view", "timestamp": "yesterday"})
     with pytest.raises(pydantic.ValidationError, match="item_id is required"):
         Event.model_validate({"user_id": "u", "type": "view"})
+
+
+@pytest.mark.parametrize("user_id", ["a/b", "/", ".", "..", "a\x00b", "tab\there", "\x7f"])
+def test_user_ids_that_cannot_round_trip_through_a_url_are_refused(user_id):
+    """Hostile-input issue, family 4: such ids were accepted by POST /events and ingest, but
+    GET/DELETE /users/{user_id} could never reach them. Refused, naming field and rule."""
+    with pytest.raises(pydantic.ValidationError) as exc:
+        Event.model_validate({"user_id": user_id, "item_id": "1", "type": "view"})
+    err = exc.value.errors()[0]
+    assert err["loc"] == ("user_id",) and "URL" in err["msg"]
+
+
+@pytest.mark.parametrize("user_id", ["a.b", "...", "a b", "ü", "a%2Fb", "a?b#c", "x" * 256])
+def test_user_ids_that_round_trip_are_kept(user_id):
+    assert Event.model_validate({"user_id": user_id, "item_id": "1", "type": "view"}).user_id == user_id
+
+
+def test_item_and_product_ids_refuse_dots_and_control_characters_but_keep_slashes():
+    """Product ids with '/' exist in real catalogues (groceries: 'rolls/buns'): kept."""
+    assert Product.model_validate({"id": "rolls/buns", "title": "x"}).id == "rolls/buns"
+    assert Event.model_validate({"user_id": "u", "item_id": "rolls/buns", "type": "view"}).item_id == "rolls/buns"
+    for bad in (".", "..", "a\nb"):
+        with pytest.raises(pydantic.ValidationError, match="id"):
+            Product.model_validate({"id": bad, "title": "x"})
+        with pytest.raises(pydantic.ValidationError, match="item_id"):
+            Event.model_validate({"user_id": "u", "item_id": bad, "type": "view"})

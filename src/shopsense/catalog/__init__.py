@@ -10,9 +10,24 @@ from shopsense.catalog._ingest import (
     read_rows,
 )
 from shopsense.catalog._match import FILTER_KEYS, match_mask
-from shopsense.catalog._models import EVENT_WEIGHTS, Event, EventType, Product
+from shopsense.catalog._models import (
+    EVENT_WEIGHTS,
+    MAX_PRICE,
+    MAX_QUANTITY,
+    MAX_RATING_COUNT,
+    TIME_AHEAD_S,
+    Event,
+    EventType,
+    Product,
+    check_id,
+    check_number,
+    check_time,
+    time_window,
+)
 
 __all__ = [
-    "EVENT_WEIGHTS", "FILTER_KEYS", "Catalog", "Event", "EventType", "IngestReport", "Product", "Reject",
-    "detect_format", "ingest", "match_mask", "parse_mapping", "read_rows",
+    "EVENT_WEIGHTS", "FILTER_KEYS", "MAX_PRICE", "MAX_QUANTITY", "MAX_RATING_COUNT", "TIME_AHEAD_S",
+    "Catalog", "Event", "EventType", "IngestReport", "Product", "Reject",
+    "check_id", "check_number", "check_time", "detect_format", "ingest", "match_mask", "parse_mapping",
+    "read_rows", "time_window",
 ]

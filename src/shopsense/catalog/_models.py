@@ -1,13 +1,25 @@
-"""Product and event schema (pydantic)."""
+"""Product and event schema (pydantic), and the bounds every value must respect.
+
+One rule per field, whatever the source: the same functions check a CSV cell, a JSONL
+value, a Parquet value and an HTTP body, so a value refused by one is refused by all,
+with one message that names the rule. The rules apply to input (``model_validate``);
+rows a store reads back (``model_validate_json`` of what it wrote) were checked when
+they were written and are not refused again, so tightening a rule never makes an
+existing home unreadable.
+"""
 
 from __future__ import annotations
 
+import json
 import math
+import re
+import time
 from datetime import UTC, datetime
 from enum import Enum
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+from pydantic_core import PydanticCustomError
 
 
 class EventType(str, Enum):
@@ -36,6 +48,137 @@ def _as_utc(value: datetime) -> datetime:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
+# -- bounds: one rule per field, for every format and for HTTP ---------------------------------
+#: prices (and product ratings' scale) are finite; a price above this is a data error
+MAX_PRICE = 1e9
+#: items of one event (a purchase of a million units is a data error, not a basket)
+MAX_QUANTITY = 1_000_000
+MAX_RATING_COUNT = 1_000_000_000
+#: event and product times lie in [1970-01-01, now + TIME_AHEAD_S] (clock skew allowance)
+TIME_AHEAD_S = 86_400.0
+_NUMBER = re.compile(r"\s*[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\s*|\s*[+-]?(inf|infinity|nan)\s*", re.IGNORECASE)
+#: an id must come back unchanged from a URL path: no '/', no control characters
+_BAD_URL_ID = re.compile(r"[/\x00-\x1f\x7f-\x9f]")
+_BAD_ID = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def _rule(rule: str, message: str, value: Any) -> PydanticCustomError:
+    try:
+        shown = str(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else repr(value)
+    except ValueError:  # an int too long to print (sys.get_int_max_str_digits)
+        shown = f"an integer of {value.bit_length()} bits"
+    if len(shown) > 80:
+        shown = shown[:77] + "..."
+    # braces in the value must not read as the error's template fields
+    return PydanticCustomError(rule, f"{message}; got {shown}".replace("{", "{{").replace("}", "}}"))
+
+
+def check_number(value: Any, lo: float, hi: float) -> float | None:
+    """A finite number in ``[lo, hi]``; ``None`` or a blank cell is "no value". A string is
+    parsed; ``inf``, ``nan`` and anything out of range are refused, never stored as "no value".
+
+    >>> check_number("49.90", 0, 1e9)
+    49.9
+    >>> check_number("inf", 0, 1e9)
+    Traceback (most recent call last):
+    ...
+    pydantic_core._pydantic_core.PydanticCustomError: must be a finite number in [0, 1e+09]; got 'inf'
+    """
+    if value is None:
+        return None
+    if isinstance(value, str):
+        if not value.strip():
+            return None
+        try:
+            x = float(value)
+        except ValueError:
+            raise _rule("float_parsing", "must be a number", value) from None
+    elif isinstance(value, bool):
+        raise _rule("float_type", "must be a number, not a boolean", value)
+    else:
+        try:
+            x = float(value)
+        except (TypeError, ValueError, OverflowError):
+            raise _rule("float_type", f"must be a finite number in [{lo:g}, {hi:g}]", value) from None
+    if not (math.isfinite(x) and lo <= x <= hi):
+        raise _rule("out_of_range", f"must be a finite number in [{lo:g}, {hi:g}]", value)
+    return x
+
+
+def time_window() -> tuple[float, float]:
+    """The accepted times, in seconds since 1970 (UTC): from 1970-01-01 to now plus a day."""
+    return 0.0, time.time() + TIME_AHEAD_S
+
+
+def _window_rule(value: Any, hint: str = "") -> PydanticCustomError:
+    hi = datetime.fromtimestamp(time_window()[1], UTC).strftime("%Y-%m-%dT%H:%MZ")
+    return _rule("time_out_of_range", f"must be a time from 1970-01-01 to now + 1 day ({hi}){hint}", value)
+
+
+def check_time(value: Any) -> Any:
+    """Seconds since 1970 (a number or a numeric string) -> an aware datetime, inside
+    :func:`time_window`; other values pass to pydantic's datetime parsing and are checked by
+    :func:`check_datetime` after it. Never an OverflowError: the bound is checked first."""
+    if isinstance(value, bool):
+        raise _rule("datetime_type", "must be an ISO 8601 time or seconds since 1970", value)
+    if isinstance(value, (int, float)) or (isinstance(value, str) and _NUMBER.fullmatch(value)):
+        try:
+            x = float(value)
+        except OverflowError:
+            x = math.inf
+        lo, hi = time_window()
+        if not (math.isfinite(x) and lo <= x <= hi):
+            hint = " (seconds since 1970, not milliseconds)" if hi < x < hi * 1e3 else ""
+            raise _window_rule(value, hint)
+        return datetime.fromtimestamp(x, tz=UTC)
+    return value
+
+
+def check_datetime(value: datetime) -> datetime:
+    """A parsed datetime in UTC, inside :func:`time_window` (naive means UTC)."""
+    try:
+        utc = _as_utc(value)
+        x = utc.timestamp()
+    except (OverflowError, ValueError, OSError):  # e.g. 0001-01-01T00:00:00+14:00
+        raise _window_rule(value.isoformat()) from None
+    lo, hi = time_window()
+    if not lo <= x <= hi:
+        raise _window_rule(value.isoformat())
+    return utc
+
+
+def check_id(value: str, url: bool = True) -> str:
+    """An id that round-trips through a URL path: not ``.`` or ``..``, no ``/`` (when ``url``)
+    and no control characters."""
+    bad = _BAD_URL_ID if url else _BAD_ID
+    if value in (".", "..") or bad.search(value):
+        what = "contain '/' or control characters" if url else "contain control characters"
+        raise _rule("id_not_url_safe", f"must not be '.' or '..' nor {what} (ids appear in URL paths)",
+                    value)
+    return value
+
+
+def _as_id(v: Any) -> Any:
+    if isinstance(v, float) and v.is_integer():
+        v = int(v)
+    return str(v) if isinstance(v, int) and not isinstance(v, bool) else v
+
+
+def _json_cell(v: str) -> Any:
+    """A JSON cell (CSV export of a list or an object); a malformed one is that row's reject."""
+    try:
+        return json.loads(v)
+    except RecursionError:
+        raise _rule("json_invalid", "invalid JSON (nested too deeply)", v) from None
+    except ValueError as exc:
+        raise _rule("json_invalid", f"invalid JSON ({exc})", v) from None
+
+
+def _input(info: ValidationInfo) -> bool:
+    """True for input; False when a store reads back a row it wrote (JSON mode)."""
+    return info.mode != "json"
+
+
 class Product(BaseModel):
     """A catalogue item. ``id`` is the shop's own string id."""
 
@@ -47,20 +190,24 @@ class Product(BaseModel):
     brand: str = ""
     category: list[str] = Field(default_factory=list, description="category path, root first")
     attributes: dict[str, str] = Field(default_factory=dict)
-    price: float | None = Field(default=None, ge=0)
+    price: float | None = Field(default=None, ge=0, le=MAX_PRICE)
     currency: str = "USD"
     in_stock: bool = True
     rating: float | None = Field(default=None, ge=0, le=5)
-    rating_count: int = Field(default=0, ge=0)
+    rating_count: int = Field(default=0, ge=0, le=MAX_RATING_COUNT)
     image_url: str | None = None
     created_at: datetime = Field(default_factory=_utcnow)
 
     @field_validator("id", mode="before")
     @classmethod
     def _id_to_str(cls, v: Any) -> Any:
-        if isinstance(v, float) and v.is_integer():
-            v = int(v)
-        return str(v) if isinstance(v, int) else v
+        return _as_id(v)
+
+    @field_validator("id")
+    @classmethod
+    def _id_in_urls(cls, v: str, info: ValidationInfo) -> str:
+        # product ids may hold '/' (real catalogues do: "rolls/buns"); see the README
+        return check_id(v, url=False) if _input(info) else v
 
     @field_validator("category", mode="before")
     @classmethod
@@ -69,9 +216,7 @@ class Product(BaseModel):
             return []
         if isinstance(v, str) and v.strip().startswith("["):
             # a JSON list (CSV export): names such as "Tape, Adhesives & Fasteners" keep their comma
-            import json
-
-            return json.loads(v)
+            return _json_cell(v)
         if isinstance(v, str):
             sep = ">" if ">" in v else ("/" if "/" in v else ",")
             return [p.strip() for p in v.split(sep) if p.strip()]
@@ -83,28 +228,30 @@ class Product(BaseModel):
         if v is None:
             return {}
         if isinstance(v, str):
-            import json
-
-            v = json.loads(v) if v.strip() else {}
+            v = _json_cell(v) if v.strip() else {}
         if isinstance(v, dict):
             return {str(k): str(x) for k, x in v.items() if x is not None and x != ""}
         return v
 
-    @field_validator("price", "rating", mode="before")
+    @field_validator("price", mode="before")
     @classmethod
-    def _finite(cls, v: Any) -> Any:
-        if isinstance(v, str) and not v.strip():
-            return None
-        if isinstance(v, float) and math.isnan(v):
-            return None
-        if isinstance(v, float) and math.isinf(v):
-            raise ValueError("must be finite")
-        return v
+    def _price(cls, v: Any) -> Any:
+        return check_number(v, 0, MAX_PRICE)
+
+    @field_validator("rating", mode="before")
+    @classmethod
+    def _rating(cls, v: Any) -> Any:
+        return check_number(v, 0, 5)
+
+    @field_validator("created_at", mode="before")
+    @classmethod
+    def _parse_ts(cls, v: Any, info: ValidationInfo) -> Any:
+        return check_time(v) if _input(info) else v
 
     @field_validator("created_at")
     @classmethod
-    def _utc(cls, v: datetime) -> datetime:
-        return _as_utc(v)
+    def _utc(cls, v: datetime, info: ValidationInfo) -> datetime:
+        return check_datetime(v) if _input(info) else _as_utc(v)
 
     def text(self) -> str:
         """The text an encoder or a lexical index sees for this product."""
@@ -129,29 +276,38 @@ class Event(BaseModel):
     timestamp: datetime = Field(default_factory=_utcnow)
     session_id: str | None = None
     query: str | None = None
-    quantity: int = Field(default=1, ge=1)
-    price: float | None = Field(default=None, ge=0)
+    quantity: int = Field(default=1, ge=1, le=MAX_QUANTITY)
+    price: float | None = Field(default=None, ge=0, le=MAX_PRICE)
 
     @field_validator("user_id", "item_id", "session_id", mode="before")
     @classmethod
     def _id_to_str(cls, v: Any) -> Any:
-        if isinstance(v, float) and v.is_integer():
-            v = int(v)
-        return str(v) if isinstance(v, int) else v
+        return _as_id(v)
+
+    @field_validator("user_id")
+    @classmethod
+    def _user_in_urls(cls, v: str) -> str:
+        return check_id(v)  # /users/{user_id}: read and erased over HTTP
+
+    @field_validator("item_id")
+    @classmethod
+    def _item_in_urls(cls, v: str | None) -> str | None:
+        return v if v is None else check_id(v, url=False)
+
+    @field_validator("price", mode="before")
+    @classmethod
+    def _price(cls, v: Any) -> Any:
+        return check_number(v, 0, MAX_PRICE)
 
     @field_validator("timestamp", mode="before")
     @classmethod
     def _parse_ts(cls, v: Any) -> Any:
-        if isinstance(v, (int, float)) and not isinstance(v, bool):
-            return datetime.fromtimestamp(float(v), tz=UTC)
-        if isinstance(v, str) and v.strip().replace(".", "", 1).isdigit():
-            return datetime.fromtimestamp(float(v), tz=UTC)
-        return v
+        return check_time(v)
 
     @field_validator("timestamp")
     @classmethod
     def _utc(cls, v: datetime) -> datetime:
-        return _as_utc(v)
+        return check_datetime(v)
 
     @model_validator(mode="after")
     def _item_required(self) -> Event:
