@@ -4,6 +4,7 @@ from shopsense.catalog._catalog import Catalog
 from shopsense.catalog._ingest import (
     IngestReport,
     Reject,
+    Unreadable,
     detect_format,
     ingest,
     parse_mapping,
@@ -27,7 +28,7 @@ from shopsense.catalog._models import (
 
 __all__ = [
     "EVENT_WEIGHTS", "FILTER_KEYS", "MAX_PRICE", "MAX_QUANTITY", "MAX_RATING_COUNT", "TIME_AHEAD_S",
-    "Catalog", "Event", "EventType", "IngestReport", "Product", "Reject",
+    "Catalog", "Event", "EventType", "IngestReport", "Product", "Reject", "Unreadable",
     "check_id", "check_number", "check_time", "detect_format", "ingest", "match_mask", "parse_mapping",
     "read_rows", "time_window",
 ]

@@ -4,6 +4,16 @@ Rows are read in batches (bounded memory), renamed by the shop's column mapping,
 validated with the pydantic schema and written batch by batch, each batch in one
 transaction. A bad row never stops good rows: it is written to a rejects file
 (JSONL: line, field, value, reason) and counted in the report.
+
+Whatever a row holds, it is that row's reject, never a traceback:
+
+- values outside the bounds of :mod:`shopsense.catalog._models` (one rule per field, the same
+  for every format and for HTTP);
+- bytes that are not UTF-8 (CSV, JSONL): the line is rejected, not repaired, and the reject
+  names the line, the column and the byte;
+- a damaged Parquet row group: its rows are one reject naming their range, the readable
+  groups are kept; a file whose footer cannot be read is refused before anything is stored;
+- a row the store itself refuses: the batch is retried row by row and only that row is lost.
 """
 
 from __future__ import annotations
@@ -11,10 +21,12 @@ from __future__ import annotations
 import csv
 import json
 import logging
+import os
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Self
 
 import pydantic
 
@@ -102,51 +114,180 @@ def detect_format(path: Path, fmt: str | None = None) -> str:
     )
 
 
-def read_rows(path: Path, fmt: str) -> Iterator[tuple[int, dict[str, Any] | str]]:
-    """Yield (line number, row). A row that cannot even be parsed is yielded as an
-    error string so it is reported, not dropped."""
-    if fmt == "csv":
-        with path.open(newline="", encoding="utf-8-sig") as fh:
-            sample = fh.read(4096)
-            fh.seek(0)
-            delim = "\t" if sample.count("\t") > sample.count(",") else ","
-            reader = csv.DictReader(fh, delimiter=delim)
-            header = reader.fieldnames or []
-            while True:
-                try:
-                    row = next(reader)
-                except StopIteration:
-                    return
-                except csv.Error as exc:
-                    yield reader.line_num, f"unreadable CSV row: {exc}"
-                    continue
-                if None in row:  # more cells than the header
-                    yield reader.line_num, f"row has more cells than the {len(header)}-column header"
-                    continue
-                yield reader.line_num, row
-    elif fmt == "jsonl":
-        with path.open(encoding="utf-8") as fh:
-            for n, line in enumerate(fh, start=1):
-                if not line.strip():
-                    continue
-                try:
-                    obj = json.loads(line)
-                except json.JSONDecodeError as exc:
-                    yield n, f"invalid JSON: {exc.msg}"
-                    continue
-                if not isinstance(obj, dict):
-                    yield n, "a JSONL line must be an object"
-                    continue
-                yield n, obj
-    else:
-        import pyarrow.parquet as pq
+class Unreadable(str):
+    """What :func:`read_rows` yields for a part of a file it cannot read: the reason, and
+    how many rows it covers (a damaged Parquet row group covers many), which column, and
+    the offending text. It is a ``str``, so callers that test for an error string work."""
 
+    rows: int
+    field: str
+    value: str
+
+    def __new__(cls, reason: str, *, rows: int = 1, field: str = "(row)", value: str = "") -> Self:
+        self = super().__new__(cls, reason)
+        self.rows, self.field, self.value = rows, field, value
+        return self
+
+
+#: a byte that is not UTF-8, as the 'surrogateescape' error handler decodes it
+_UNDECODABLE = re.compile("[\udc80-\udcff]")
+
+
+def _undecodable(text: str) -> str | None:
+    """Where ``text`` holds a byte that was not UTF-8, said in words; None when it holds none."""
+    if text.isascii():  # O(1) in CPython: the common case costs nothing
+        return None
+    m = _UNDECODABLE.search(text)
+    if m is None:
+        return None
+    return f"byte 0x{ord(m.group()) - 0xDC00:02x} at character {m.start() + 1}"
+
+
+def _readable(text: str) -> str:
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")[:200]
+
+
+def _checked_lines(fh: Iterator[str], bad: list[tuple[int, str, str]]) -> Iterator[str]:
+    """The lines of ``fh``, noting in ``bad`` (line, where, text) those with non-UTF-8 bytes."""
+    for n, line in enumerate(fh, start=1):
+        where = _undecodable(line)
+        if where is not None:
+            bad.append((n, where, _readable(line.rstrip("\r\n"))))
+        yield line
+
+
+def _csv_rows(path: Path) -> Iterator[tuple[int, dict[str, Any] | str]]:
+    bad: list[tuple[int, str, str]] = []
+    with path.open(newline="", encoding="utf-8-sig", errors="surrogateescape") as fh:
+        sample = fh.read(4096)
+        fh.seek(0)
+        delim = "\t" if sample.count("\t") > sample.count(",") else ","
+        reader = csv.DictReader(_checked_lines(fh, bad), delimiter=delim)
+        header = reader.fieldnames or []
+        if bad:
+            line, where, _ = bad[0]
+            raise ValidationError(
+                f"{path.name}: line {line} (the header) is not valid UTF-8 ({where}); nothing was "
+                "stored. Convert the file to UTF-8 first.", field="path")
+        while True:
+            try:
+                row = next(reader)
+            except StopIteration:
+                return
+            except csv.Error as exc:
+                bad.clear()
+                yield reader.line_num, f"unreadable CSV row: {exc}"
+                continue
+            if bad:  # a byte of this row is not UTF-8: rejected, not repaired
+                line, where, text = bad[0]
+                bad.clear()
+                column = next((str(k) for k, v in row.items()
+                               if isinstance(v, str) and _undecodable(v)), "(row)")
+                yield reader.line_num, Unreadable(f"invalid UTF-8 on line {line} ({where})",
+                                                  field=column, value=text)
+                continue
+            if None in row:  # more cells than the header
+                yield reader.line_num, f"row has more cells than the {len(header)}-column header"
+                continue
+            yield reader.line_num, row
+
+
+def _jsonl_rows(path: Path) -> Iterator[tuple[int, dict[str, Any] | str]]:
+    with path.open(encoding="utf-8-sig", errors="surrogateescape") as fh:
+        for n, line in enumerate(fh, start=1):
+            where = _undecodable(line)
+            if where is not None:  # rejected, not repaired
+                yield n, Unreadable(f"invalid UTF-8 on line {n} ({where})", field=_undecodable_key(line),
+                                    value=_readable(line.rstrip("\r\n")))
+                continue
+            if not line.strip():
+                continue
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError as exc:
+                yield n, f"invalid JSON: {exc.msg}"
+                continue
+            except RecursionError:
+                yield n, "invalid JSON: nested too deeply"
+                continue
+            except ValueError as exc:  # e.g. an integer of more than 4,300 digits
+                yield n, f"invalid JSON: {exc}"
+                continue
+            if not isinstance(obj, dict):
+                yield n, "a JSONL line must be an object"
+                continue
+            yield n, obj
+
+
+def _undecodable_key(line: str) -> str:
+    """The key whose value holds the non-UTF-8 byte, when the line is otherwise an object."""
+    try:
+        obj = json.loads(line)
+    except (ValueError, RecursionError):
+        return "(row)"
+    if not isinstance(obj, dict):
+        return "(row)"
+    return next((str(k) for k, v in obj.items() if isinstance(v, str) and _undecodable(v)), "(row)")
+
+
+def _batch_rows(batch: Any) -> list[dict[str, Any] | Unreadable]:
+    """The rows of one Arrow batch; a value Python cannot hold (a timestamp past year 9999)
+    is that row's reject, naming the column, not the whole batch's."""
+    try:
+        return batch.to_pylist()  # type: ignore[no-any-return]
+    except Exception:  # noqa: BLE001, S110 - fall back to value by value to find the culprit
+        pass
+    out: list[dict[str, Any] | Unreadable] = []
+    names, columns = batch.schema.names, batch.columns
+    for i in range(batch.num_rows):
+        row: dict[str, Any] = {}
+        for name, col in zip(names, columns, strict=True):
+            try:
+                row[name] = col[i].as_py()
+            except Exception as exc:  # noqa: BLE001
+                out.append(Unreadable(f"unreadable value ({type(exc).__name__}: {exc})", field=name))
+                break
+        else:
+            out.append(row)
+    return out
+
+
+def _parquet_rows(path: Path) -> Iterator[tuple[int, dict[str, Any] | str]]:
+    import pyarrow.parquet as pq
+
+    try:
         pf = pq.ParquetFile(path)
-        n = 0
-        for batch in pf.iter_batches(batch_size=5000):
-            for row in batch.to_pylist():
-                n += 1
-                yield n, row
+        sizes = [pf.metadata.row_group(g).num_rows for g in range(pf.num_row_groups)]
+    except Exception as exc:  # noqa: BLE001 - pyarrow raises OSError, ArrowInvalid...
+        raise ValidationError(f"{path.name} is not a readable Parquet file ({exc}); nothing was stored.",
+                              field="path") from None
+    start = 0  # rows before this group
+    for g, size in enumerate(sizes):
+        done = 0
+        try:
+            for batch in pf.iter_batches(batch_size=5000, row_groups=[g]):
+                for row in _batch_rows(batch):
+                    done += 1
+                    yield start + done, row
+        except Exception as exc:  # noqa: BLE001 - a damaged group: report it, keep the others
+            if done < size:
+                first, last = start + done + 1, start + size
+                yield first, Unreadable(
+                    f"row group {g} is damaged: rows {first}-{last} unreadable ({type(exc).__name__}: "
+                    f"{str(exc).strip()[:200]})", rows=size - done, value=f"{first}-{last}")
+        start += size
+
+
+def read_rows(path: Path, fmt: str) -> Iterator[tuple[int, dict[str, Any] | str]]:
+    """Yield (line number, row); for Parquet the row's number, from 1. A row that cannot even
+    be parsed is yielded as an error string (an :class:`Unreadable`) so it is reported, not
+    dropped; a file that cannot be read at all raises :class:`ValidationError` before the
+    first row."""
+    if fmt == "csv":
+        return _csv_rows(path)
+    if fmt == "jsonl":
+        return _jsonl_rows(path)
+    return _parquet_rows(path)
 
 
 def _map_row(
@@ -172,20 +313,39 @@ def _map_row(
         else:
             unknown.add(col)
     if attrs:
-        base = out.get("attributes") or {}
+        base = out.get("attributes", {})
         if isinstance(base, str):
-            base = json.loads(base) if base.strip() else {}
-        out["attributes"] = {**attrs, **base}
+            try:
+                base = json.loads(base) if base.strip() else {}
+            except (ValueError, RecursionError):
+                base = None
+        if isinstance(base, dict):
+            out["attributes"] = {**attrs, **base}
+        # else the cell is left as it is, and the schema rejects it, naming 'attributes'
     return out
 
 
 def _rejects_from(exc: pydantic.ValidationError, line: int, raw: dict[str, Any]) -> list[Reject]:
     out = []
     for err in exc.errors():
-        loc = ".".join(str(x) for x in err["loc"]) or "(row)"
-        value = raw.get(str(err["loc"][0])) if err["loc"] else ""
-        out.append(Reject(line, loc, err["msg"], "" if value is None else str(value)[:200]))
+        loc = ".".join(str(x) for x in err["loc"])
+        if not loc:  # a rule on the whole row names its field first ("item_id is required ...")
+            first = err["msg"].removeprefix("Value error, ").split(" ", 1)[0]
+            loc = first if first in raw or first in _EVENT_FIELDS | _PRODUCT_FIELDS else "(row)"
+        value = raw.get(loc.split(".", 1)[0], "")
+        out.append(Reject(line, loc, err["msg"], "" if value is None else _shown(value)))
     return out
+
+
+def _shown(value: Any) -> str:
+    try:
+        return str(value)[:200]
+    except ValueError:  # an int too long to print
+        return f"<an integer of {value.bit_length()} bits>"
+
+
+#: errors of a store that mean "this row's data", not "the store is down": retried row by row
+_ROW_ERRORS = (ValueError, TypeError, OverflowError)
 
 
 def ingest(
@@ -225,25 +385,41 @@ def ingest(
     unknown: set[str] = set()
     seen_ids: dict[str, int] = {}
     batch: list[Any] = []
+    lines: list[int] = []
 
-    def reject(r: Reject) -> None:
+    def reject(r: Reject, rows: int = 1) -> None:
         nonlocal rfile
-        report.rejected += 1
+        report.rejected += rows
         if len(report.rejects) < 100:
             report.rejects.append(r)
         if rpath is not None:
             if rfile is None:
                 rpath.parent.mkdir(parents=True, exist_ok=True)
-                rfile = rpath.open("w", encoding="utf-8")
+                # rejected rows hold shop data (user ids): readable by the owner only
+                fd = os.open(rpath, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+                rfile = os.fdopen(fd, "w", encoding="utf-8")
                 report.rejects_path = str(rpath)
             rfile.write(json.dumps(r.__dict__) + "\n")
 
     def flush() -> None:
-        if batch:
+        if not batch:
+            return
+        refused = 0
+        try:
             new = write(batch)
-            report.stored += new
-            report.duplicates += len(batch) - new
-            batch.clear()
+        except _ROW_ERRORS:
+            # one row the store cannot hold must not take the batch with it: retry row by row
+            new = 0
+            for obj, ln in zip(batch, lines, strict=True):
+                try:
+                    new += write([obj])
+                except _ROW_ERRORS as exc:
+                    refused += 1
+                    reject(Reject(ln, "(row)", f"the store refused the row ({type(exc).__name__}: {exc})"))
+        report.stored += new
+        report.duplicates += len(batch) - new - refused
+        batch.clear()
+        lines.clear()
 
     prog = None
     if progress:
@@ -255,16 +431,21 @@ def ingest(
         task = prog.add_task(kind, total=None)
     try:
         for line, row in read_rows(path, fmt):
-            report.read += 1
             if isinstance(row, str):
-                reject(Reject(line, "(row)", row))
+                n = getattr(row, "rows", 1)
+                report.read += n
+                reject(Reject(line, getattr(row, "field", "(row)"), str(row), getattr(row, "value", "")), n)
                 continue
-            mapped = _map_row(row, mapping, kind, unknown)
+            report.read += 1
             try:
+                mapped = _map_row(row, mapping, kind, unknown)
                 obj = model.model_validate(mapped)
             except pydantic.ValidationError as exc:
                 for r in _rejects_from(exc, line, mapped)[:1]:
                     reject(r)
+                continue
+            except Exception as exc:  # noqa: BLE001 - whatever a row holds, it never stops the file
+                reject(Reject(line, "(row)", f"unexpected {type(exc).__name__}: {exc}"))
                 continue
             if kind == "products":
                 first = seen_ids.get(obj.id)
@@ -273,6 +454,7 @@ def ingest(
                     continue
                 seen_ids[obj.id] = line
             batch.append(obj)
+            lines.append(line)
             if len(batch) >= batch_size:
                 flush()
                 if prog is not None:
