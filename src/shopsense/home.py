@@ -20,6 +20,7 @@ instead of joining strings, so the layout lives in one place::
 
 from __future__ import annotations
 
+import secrets
 import time
 from dataclasses import dataclass
 from importlib import resources
@@ -115,9 +116,14 @@ class Home:
         return self.root / "rejects"
 
     def rejects_file(self, kind: str, source: Path) -> Path:
-        """A new rejects report for one ingest of ``source``."""
+        """A new rejects report for one ingest of ``source``: never the name of another one.
+
+        Two ingests started in the same second (``events.csv`` and ``events.jsonl``, or the
+        same file twice, in two processes) each get their own file: the name holds the time,
+        the kind, the source's whole file name and a random suffix.
+        """
         stamp = time.strftime("%Y%m%d-%H%M%S")
-        return self.rejects / f"{stamp}-{kind}-{Path(source).stem}.jsonl"
+        return self.rejects / f"{stamp}-{kind}-{Path(source).name}-{secrets.token_hex(6)}.jsonl"
 
     @property
     def logs(self) -> Path:
