@@ -4,6 +4,7 @@ commands from a module of this package; this file only wires them."""
 from __future__ import annotations
 
 from shopsense.cli import (
+    _admin,  # noqa: F401  (registers users delete, models list, models prune)
     _bundles,  # noqa: F401  (registers complements, complete-cart, substitutes, bundle)
     _catalog,  # noqa: F401  (registers ingest, stats)
     _demo,  # noqa: F401  (registers demo)
