@@ -11,6 +11,7 @@ from shopsense.cli import (
     _eval,  # noqa: F401  (registers eval)
     _eval_rec,  # noqa: F401  (registers eval recommend, eval baskets)
     _insights,  # noqa: F401  (registers analytics, experiments, privacy)
+    _jobs,  # noqa: F401  (registers jobs train-als, jobs cooccurrence, jobs embed)
     _recommend,  # noqa: F401  (registers train, recommend, similar)
     _rules,  # noqa: F401  (registers rules)
     _search,  # noqa: F401  (registers index, search)
