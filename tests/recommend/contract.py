@@ -3,6 +3,9 @@ whose right answer is known: two clusters of items, {0, 1, 2} and {3, 4, 5}."""
 
 from __future__ import annotations
 
+import json
+import shutil
+
 import numpy as np
 import pytest
 
@@ -35,6 +38,8 @@ class RecommenderContract:
     should put the missing cluster item first."""
 
     knows_clusters = True
+    #: False where the model copies its arrays into another library (torch) on load
+    maps_arrays = True
 
     def make(self) -> Recommender:
         raise NotImplementedError
@@ -105,3 +110,43 @@ class RecommenderContract:
         np.testing.assert_array_equal(a.indices, b.indices)
         np.testing.assert_allclose(a.scores, b.scores, rtol=1e-5, atol=1e-6)
         assert not list(tmp_path.glob("**/*.pkl"))
+
+    def test_score_items_equals_score(self, fitted: Recommender) -> None:
+        """Serving scores candidate lists through score_items: the same numbers as score()."""
+        hs = [np.array([0, 1]), np.array([4]), np.array([5, 0, 1]), np.zeros(0, np.int64)]
+        items = np.array([6, 2, 0, 5, 3, 3])
+        full = fitted.score(hs)
+        part = fitted.score_items(hs, items)
+        assert part.shape == (len(hs), len(items)) and part.dtype == np.float32
+        np.testing.assert_allclose(part, full[:, items], rtol=1e-4, atol=1e-5)
+        assert np.isneginf(fitted.score_items(hs, np.array([N_ITEMS, -1]))).all()
+
+    def test_loads_memory_mapped_and_old_layout(self, fitted: Recommender, tmp_path) -> None:  # type: ignore[no-untyped-def]
+        """Arrays are saved as .npy and mapped read-only, so N workers share one copy; nothing
+        writes into them while serving; a folder in the first layout (arrays.npz) still loads."""
+        fitted.save(tmp_path / "m")
+        loaded = Recommender.load(tmp_path / "m")
+        state = loaded._state()
+        if self.maps_arrays:
+            mapped = [a for a in state.values() if isinstance(a, np.memmap) or isinstance(a.base, np.memmap)]
+            assert mapped and all(not a.flags.writeable for a in mapped)
+        hs = [np.array([0, 1]), np.array([4])]
+        ref = fitted.recommend(hs, 5)
+        for _ in range(2):  # a second call reuses whatever the first one cached
+            r = loaded.recommend(hs, 5)
+            np.testing.assert_array_equal(r.indices, ref.indices)
+            loaded.similar_items([0], 3)
+            loaded.because(np.array([0, 1]), np.array([2, 5]))
+            loaded.score_items(hs, np.array([2, 5]))
+        old = tmp_path / "old"
+        old.mkdir()
+        np.savez(old / "arrays.npz", **{k: np.asarray(v) for k, v in fitted._state().items()})
+        manifest = json.loads((tmp_path / "m" / "manifest.json").read_text())
+        manifest.pop("arrays")
+        manifest["format_version"] = 1
+        (old / "manifest.json").write_text(json.dumps(manifest))
+        for extra in (tmp_path / "m").iterdir():  # the ranker's own files (booster, generators)
+            if extra.suffix not in (".npy", ".json") or extra.name == "stack.json":
+                (shutil.copytree if extra.is_dir() else shutil.copy)(extra, old / extra.name)
+        back = Recommender.load(old)
+        np.testing.assert_array_equal(back.recommend(hs, 5).indices, ref.indices)

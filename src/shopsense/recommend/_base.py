@@ -26,7 +26,7 @@ from shopsense.results import Ranked
 
 log = logging.getLogger(__name__)
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 1: arrays.npz; 2: one .npy per array (memory-mapped)
 
 
 @dataclass(frozen=True)
@@ -111,17 +111,32 @@ def histories_to_csr(histories: Sequence[np.ndarray], n_items: int,
 
 
 def top_k(scores: np.ndarray, k: int) -> Ranked:
-    """Top-k of each row of a dense score matrix; -inf entries become -1 pads."""
+    """Top-k of each row of a dense score matrix; -inf entries become -1 pads.
+
+    Ties are broken by the lower item index, including at the k-th place, so the answer
+    does not depend on how a selection algorithm happened to order equal scores: a list
+    cut from a longer one (the precomputed candidates) equals a list computed directly.
+    """
     n, m = scores.shape
     k_eff = min(k, m)
     if k_eff == 0:
         return Ranked(np.full((n, 0), -1, np.int64), np.zeros((n, 0), np.float32))
     if k_eff < m:
         part = np.argpartition(-scores, k_eff - 1, axis=1)[:, :k_eff]
+        ps = np.take_along_axis(scores, part, axis=1)
+        kth = ps.min(axis=1)
+        # rows where items tied with the k-th score were left out: take the lowest indices
+        straddle = np.flatnonzero(np.isfinite(kth) & ((scores >= kth[:, None]).sum(axis=1) > k_eff))
+        for r in straddle:
+            above = np.flatnonzero(scores[r] > kth[r])
+            tied = np.flatnonzero(scores[r] == kth[r])[: k_eff - len(above)]
+            part[r] = np.concatenate([above, tied])
+        if len(straddle):
+            ps = np.take_along_axis(scores, part, axis=1)
     else:
         part = np.tile(np.arange(m), (n, 1))
-    ps = np.take_along_axis(scores, part, axis=1)
-    order = np.argsort(-ps, axis=1, kind="stable")
+        ps = np.take_along_axis(scores, part, axis=1)
+    order = np.lexsort((part, -ps), axis=-1)
     idx = np.take_along_axis(part, order, axis=1).astype(np.int64)
     sc = np.take_along_axis(ps, order, axis=1).astype(np.float32)
     bad = ~np.isfinite(sc)
@@ -158,6 +173,21 @@ class Recommender(ABC):
     @abstractmethod
     def score(self, histories: Sequence[np.ndarray], weights: Sequence[np.ndarray] | None = None) -> np.ndarray:
         """(n_queries, n_items) float32 scores, higher is better."""
+
+    def score_items(self, histories: Sequence[np.ndarray], items: np.ndarray,
+                    weights: Sequence[np.ndarray] | None = None) -> np.ndarray:
+        """(n_queries, len(items)) float32 scores of the given ``items`` only, -inf for indices
+        the model does not know; equal to ``score(histories, weights)[:, items]``.
+
+        Serving scores a short candidate list (precomputed lists, item neighbours) this way,
+        so a call costs what the candidates cost, not what the catalogue costs. The default
+        slices :meth:`score` (catalogue-sized work); models whose score decomposes per item
+        override it."""
+        self._check_fitted()
+        items = np.asarray(items, np.int64)
+        ok = (items >= 0) & (items < self.n_items_)
+        s = np.asarray(self.score(histories, weights), np.float32)
+        return np.where(ok[None, :], s[:, np.where(ok, items, 0)], -np.inf).astype(np.float32)
 
     def params(self) -> dict[str, Any]:
         """Constructor keyword arguments (JSON)."""
@@ -211,7 +241,8 @@ class Recommender(ABC):
 
     def _because_by_single_scores(self, history: np.ndarray, items: np.ndarray, last: int = 20) -> np.ndarray:
         """Shared by models whose score is additive over the history: the one of the last
-        ``last`` known history items whose one-item history scores each item highest."""
+        ``last`` known history items whose one-item history scores each item highest.
+        Scores only ``items`` (:meth:`score_items`), never the catalogue."""
         h = np.asarray(history, np.int64)
         h = h[(h >= 0) & (h < self.n_items_)][-last:]
         items = np.asarray(items, np.int64)
@@ -219,25 +250,33 @@ class Recommender(ABC):
         ok = (items >= 0) & (items < self.n_items_)
         if len(h) == 0 or not ok.any():
             return out
-        s = np.asarray(self.score([np.array([x]) for x in h]), np.float64)[:, items[ok]]
+        s = np.asarray(self.score_items([np.array([x]) for x in h], items[ok]), np.float64)
         out[ok] = h[np.argmax(s, axis=0)]
         return out
 
     # -- persistence ------------------------------------------------------------------
     def save(self, path: str | Path) -> Path:
+        """A folder of one ``<name>.npy`` per learned array plus ``manifest.json``; serving
+        loads the arrays memory-mapped (:meth:`load`), so workers share one copy."""
         self._check_fitted()
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
-        np.savez(path / "arrays.npz", **self._state())
+        arrays = self._state()
+        for name, a in arrays.items():
+            np.save(path / f"{name}.npy", np.asarray(a), allow_pickle=False)
         manifest = {"format": "shopsense.recommender", "format_version": FORMAT_VERSION,
                     "class": type(self).__name__, "params": self.params(), "n_items": int(self.n_items_),
-                    "saved_at": time.time()}
+                    "arrays": sorted(arrays), "saved_at": time.time()}
         (path / "manifest.json").write_text(json.dumps(manifest, indent=2))
         return path
 
     @classmethod
-    def load(cls, path: str | Path) -> Recommender:
-        """Load any saved model; ``Recommender.load`` picks the class from the manifest."""
+    def load(cls, path: str | Path, *, mmap: bool = True) -> Recommender:
+        """Load any saved model; ``Recommender.load`` picks the class from the manifest.
+
+        ``mmap`` maps the ``.npy`` arrays read-only instead of reading them (the pages are
+        shared by every process that maps the same file); folders of the first layout
+        (one ``arrays.npz``) are read into memory."""
         path = Path(path)
         manifest = json.loads((path / "manifest.json").read_text())
         klass = _REGISTRY.get(manifest["class"])
@@ -247,17 +286,14 @@ class Recommender(ABC):
         if cls is not Recommender and not issubclass(klass, cls):
             raise ValidationError(f"{path} holds a {klass.__name__}, not a {cls.__name__}", field="class")
         if klass.load.__func__ is not Recommender.load.__func__ and cls is not klass:  # type: ignore[attr-defined]
-            return klass.load(path)  # models with extra files (the ranker) load themselves
-        return klass._load_base(path, manifest)
+            return klass.load(path, mmap=mmap)  # models with extra files (the ranker) load themselves
+        return klass._load_base(path, manifest, mmap=mmap)
 
     @classmethod
-    def _load_base(cls, path: Path, manifest: dict[str, Any]) -> Recommender:
-        klass = cls
-        model = klass(**manifest["params"])
-        with np.load(path / "arrays.npz", allow_pickle=False) as z:
-            arrays = {k: z[k] for k in z.files}
+    def _load_base(cls, path: Path, manifest: dict[str, Any], mmap: bool = True) -> Recommender:
+        model = cls(**manifest["params"])
         model.n_items_ = int(manifest["n_items"])
-        model._set_state(arrays)
+        model._set_state(load_arrays(path, manifest.get("arrays"), mmap=mmap))
         return model
 
     def __init_subclass__(cls, **kw: Any) -> None:
@@ -266,6 +302,16 @@ class Recommender(ABC):
 
 
 _REGISTRY: dict[str, type[Recommender]] = {}
+
+
+def load_arrays(path: Path, names: Sequence[str] | None, mmap: bool = True) -> dict[str, np.ndarray]:
+    """The arrays of a model folder: ``<name>.npy`` files (memory-mapped read-only with
+    ``mmap``), else the first layout's ``arrays.npz`` (read into memory)."""
+    if names is not None and all((path / f"{n}.npy").exists() for n in names):
+        return {n: np.load(path / f"{n}.npy", mmap_mode="r" if mmap else None, allow_pickle=False)
+                for n in names}
+    with np.load(path / "arrays.npz", allow_pickle=False) as z:
+        return {k: z[k] for k in z.files}
 
 
 def mask_scores(scores: np.ndarray, histories: Sequence[np.ndarray] | None, allowed: np.ndarray | None) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from typing import ClassVar
 
 import numpy as np
 
@@ -58,6 +59,24 @@ class EASE(Recommender):
             x.data[:] = 1.0
         return np.asarray(x @ self.B_, dtype=np.float32)
 
+    def score_items(self, histories: Sequence[np.ndarray], items: np.ndarray,
+                    weights: Sequence[np.ndarray] | None = None) -> np.ndarray:
+        """Only the history rows and candidate columns of B are read: ``B[h][:, items]``."""
+        self._check_fitted()
+        items = np.asarray(items, np.int64)
+        ok = (items >= 0) & (items < self.n_items_)
+        cols = np.where(ok, items, 0)
+        x = histories_to_csr(histories, self.n_items_, None if self.binary else weights)
+        if self.binary:
+            x.data[:] = 1.0
+        out = np.zeros((x.shape[0], len(items)), np.float32)
+        for r in range(x.shape[0]):
+            lo, hi = x.indptr[r], x.indptr[r + 1]
+            if lo < hi:
+                out[r] = x.data[lo:hi] @ self.B_[np.ix_(x.indices[lo:hi], cols)]
+        out[:, ~ok] = -np.inf
+        return out
+
     def similar_items(self, items: Sequence[int] | np.ndarray, k: int = 10, *,
                       allowed: np.ndarray | None = None) -> Ranked:
         self._check_fitted()
@@ -91,31 +110,83 @@ class ItemKNN(Recommender):
         self.neighbors = neighbors
         self.shrink = shrink
 
+    #: up to this many items, each block of similarities is dense (the exact neighbours of the
+    #: original dense fit, ties included); above it only co-occurring pairs are visited
+    dense_max_items: ClassVar[int] = 30000
+
     def fit(self, data: Interactions) -> ItemKNN:
+        """Cosine similarities in blocks of rows (never the n x n matrix at once), keeping the
+        ``neighbors`` best of each row."""
         import scipy.sparse as sp
 
         x = data.csr(binary=True)
-        g = (x.T @ x).toarray().astype(np.float32)
-        norms = np.sqrt(np.diag(g))
-        sim = g / (np.outer(norms, norms) + self.shrink + 1e-9)
-        np.fill_diagonal(sim, 0.0)
-        n = sim.shape[0]
+        n = data.n_items
+        # column counts are the diagonal of XᵀX (binary): exact integers, as the dense product gives
+        norms = np.sqrt(np.bincount(x.indices, minlength=n).astype(np.float32))
+        xt = x.T.tocsr()
         kk = min(self.neighbors, max(n - 1, 1))
-        if kk < n:
-            thresh_idx = np.argpartition(-sim, kk - 1, axis=1)[:, :kk]
-            rows = np.repeat(np.arange(n), kk)
-            vals = sim[rows, thresh_idx.ravel()]
-            sim = sp.csr_matrix((vals, (rows, thresh_idx.ravel())), shape=(n, n), dtype=np.float32)
-        else:
-            sim = sp.csr_matrix(sim)
-        self.S_ = sim
-        self.n_items_ = data.n_items
+        block = max(64, (1 << 23) // max(n, 1))
+        rows, cols, vals = [], [], []
+        for start in range(0, n, block):
+            blk = np.arange(start, min(n, start + block))
+            g = xt[blk] @ x  # (block, n) co-occurrence counts
+            if n <= self.dense_max_items:
+                sim = g.toarray().astype(np.float32) / (np.outer(norms[blk], norms) + self.shrink + 1e-9)
+                sim[np.arange(len(blk)), blk] = 0.0
+                if kk < n:
+                    top = np.argpartition(-sim, kk - 1, axis=1)[:, :kk]
+                    r = np.repeat(np.arange(len(blk)), kk)
+                    rows.append(blk[r]); cols.append(top.ravel()); vals.append(sim[r, top.ravel()])
+                else:
+                    r, c = np.nonzero(sim)
+                    rows.append(blk[r]); cols.append(c); vals.append(sim[r, c])
+                continue
+            g = g.tocsr()
+            g.sum_duplicates()
+            for j, item in enumerate(blk):
+                lo, hi = g.indptr[j], g.indptr[j + 1]
+                c = g.indices[lo:hi]
+                v = g.data[lo:hi].astype(np.float32) / (norms[item] * norms[c] + self.shrink + 1e-9)
+                keep = c != item
+                c, v = c[keep], v[keep]
+                if len(c) > kk:
+                    t = np.argpartition(-v, kk - 1)[:kk]
+                    c, v = c[t], v[t]
+                rows.append(np.full(len(c), item)); cols.append(c); vals.append(v)
+        cat = (lambda parts, dt: np.concatenate(parts).astype(dt) if parts else np.zeros(0, dt))
+        self.S_ = sp.csr_matrix((cat(vals, np.float32), (cat(rows, np.int64), cat(cols, np.int64))),
+                                shape=(n, n), dtype=np.float32)
+        self.n_items_ = n
         return self
 
     def score(self, histories: Sequence[np.ndarray], weights: Sequence[np.ndarray] | None = None) -> np.ndarray:
         self._check_fitted()
         x = histories_to_csr(histories, self.n_items_, weights)
         return np.asarray((x @ self.S_).toarray(), dtype=np.float32)
+
+    def score_items(self, histories: Sequence[np.ndarray], items: np.ndarray,
+                    weights: Sequence[np.ndarray] | None = None) -> np.ndarray:
+        """Reads only the neighbour rows of the history items."""
+        self._check_fitted()
+        items = np.asarray(items, np.int64)
+        ok = (items >= 0) & (items < self.n_items_)
+        uniq, back = np.unique(items, return_inverse=True)
+        x = histories_to_csr(histories, self.n_items_, weights)
+        s = self.S_
+        out = np.zeros((x.shape[0], len(items)), np.float32)
+        for r in range(x.shape[0]):
+            lo, hi = x.indptr[r], x.indptr[r + 1]
+            if lo == hi or len(items) == 0:
+                continue
+            h, w = x.indices[lo:hi], x.data[lo:hi]
+            starts, ends = s.indptr[h], s.indptr[h + 1]
+            idx = np.concatenate([s.indices[a:b] for a, b in zip(starts, ends)])
+            val = np.concatenate([s.data[a:b] * wt for a, b, wt in zip(starts, ends, w)])
+            pos = np.minimum(np.searchsorted(uniq, idx), len(uniq) - 1)
+            hit = uniq[pos] == idx
+            out[r] = np.bincount(pos[hit], weights=val[hit], minlength=len(uniq))[back]
+        out[:, ~ok] = -np.inf
+        return out
 
     def because(self, history: np.ndarray, items: np.ndarray) -> np.ndarray:
         return self._because_by_single_scores(history, items)
@@ -172,6 +243,7 @@ class ALS(Recommender):
         # model holds no per-user state (nothing to forget when a user is deleted)
         self.item_factors_ = np.asarray(m.item_factors, np.float32)
         self._yty = None
+        self._m_inv = None
         self.n_items_ = data.n_items
         return self
 
@@ -202,6 +274,16 @@ class ALS(Recommender):
         self._check_fitted()
         return self.user_factors(histories, weights) @ self.item_factors_.T
 
+    def score_items(self, histories: Sequence[np.ndarray], items: np.ndarray,
+                    weights: Sequence[np.ndarray] | None = None) -> np.ndarray:
+        """The folded-in user factor against the candidates' factors only."""
+        self._check_fitted()
+        items = np.asarray(items, np.int64)
+        ok = (items >= 0) & (items < self.n_items_)
+        out = self.user_factors(histories, weights) @ self.item_factors_[np.where(ok, items, 0)].T
+        out[:, ~ok] = -np.inf
+        return out.astype(np.float32, copy=False)
+
     def similar_items(self, items: Sequence[int] | np.ndarray, k: int = 10, *,
                       allowed: np.ndarray | None = None) -> Ranked:
         self._check_fitted()
@@ -213,8 +295,28 @@ class ALS(Recommender):
         mask_scores(s, [np.array([i]) for i in items], allowed)
         return top_k(s, k)
 
-    def because(self, history: np.ndarray, items: np.ndarray) -> np.ndarray:
-        return self._because_by_single_scores(history, items)
+    def because(self, history: np.ndarray, items: np.ndarray, last: int = 20) -> np.ndarray:
+        """The one of the last ``last`` history items whose one-item fold-in scores each item
+        highest. A one-item history folds in to ``c M⁻¹y / (1 + (c-1) yᵀM⁻¹y)`` (Sherman-Morrison,
+        M = YᵀY + λI, c = alpha), so one f x f inverse serves every item: no solve per item."""
+        self._check_fitted()
+        h = np.asarray(history, np.int64)
+        h = h[(h >= 0) & (h < self.n_items_)][-last:]
+        items = np.asarray(items, np.int64)
+        out = np.full(len(items), -1, np.int64)
+        ok = (items >= 0) & (items < self.n_items_)
+        if len(h) == 0 or not ok.any():
+            return out
+        if getattr(self, "_m_inv", None) is None:
+            self.user_factors([np.zeros(0, np.int64)])  # sets YᵀY + λI
+            self._m_inv = np.linalg.inv(self._yty)
+        yh = self.item_factors_[h].astype(np.float64)
+        z = yh @ self._m_inv
+        c = self.alpha
+        scale = c / (1.0 + (c - 1.0) * np.einsum("ij,ij->i", z, yh))
+        s = scale[:, None] * (z @ self.item_factors_[items[ok]].T.astype(np.float64))
+        out[ok] = h[np.argmax(s, axis=0)]
+        return out
 
     def _state(self) -> dict[str, np.ndarray]:
         return {"item_factors": self.item_factors_}
@@ -222,3 +324,4 @@ class ALS(Recommender):
     def _set_state(self, arrays: dict[str, np.ndarray]) -> None:
         self.item_factors_ = arrays["item_factors"]
         self._yty = None
+        self._m_inv = None

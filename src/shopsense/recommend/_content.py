@@ -71,6 +71,16 @@ class ContentRecommender(Recommender):
         self._check_fitted()
         return self.user_vectors(histories, weights) @ self.item_vectors_.T
 
+    def score_items(self, histories: Sequence[np.ndarray], items: np.ndarray,
+                    weights: Sequence[np.ndarray] | None = None) -> np.ndarray:
+        """The profile against the candidates' vectors only."""
+        self._check_fitted()
+        items = np.asarray(items, np.int64)
+        ok = (items >= 0) & (items < self.n_items_)
+        out = self.user_vectors(histories, weights) @ self.item_vectors_[np.where(ok, items, 0)].T
+        out[:, ~ok] = -np.inf
+        return out.astype(np.float32, copy=False)
+
     def because(self, history: np.ndarray, items: np.ndarray) -> np.ndarray:
         """For each item, the history item whose text is closest (for explanations)."""
         h = np.asarray([i for i in history if 0 <= i < self.n_items_], np.int64)

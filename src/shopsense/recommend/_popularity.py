@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from shopsense.recommend._base import Interactions, Recommender
+from shopsense.recommend._base import Interactions, Recommender, top_k
 
 
 class Popularity(Recommender):
@@ -32,6 +32,22 @@ class Popularity(Recommender):
         # a vanishing tie-breaker keeps the order deterministic across batch and single calls
         base = self.item_scores_ - np.arange(self.n_items_, dtype=np.float32) * 1e-9
         return np.tile(base, (len(histories), 1))
+
+    def score_items(self, histories: Sequence[np.ndarray], items: np.ndarray,
+                    weights: Sequence[np.ndarray] | None = None) -> np.ndarray:
+        self._check_fitted()
+        items = np.asarray(items, np.int64)
+        ok = (items >= 0) & (items < self.n_items_)
+        cols = np.where(ok, items, 0)
+        base = np.where(ok, self.item_scores_[cols] - cols.astype(np.float32) * np.float32(1e-9), -np.inf)
+        return np.tile(base.astype(np.float32), (len(histories), 1))
+
+    def ranking(self, n: int) -> np.ndarray:
+        """The ``n`` best item indices in :meth:`score` order (score, then lower index):
+        computed once, so a fallback list costs nothing per call."""
+        self._check_fitted()
+        base = self.item_scores_ - np.arange(self.n_items_, dtype=np.float32) * 1e-9
+        return top_k(base[None, :].astype(np.float32), n).indices[0]
 
     def _state(self) -> dict[str, np.ndarray]:
         return {"item_scores": self.item_scores_}

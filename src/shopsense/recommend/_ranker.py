@@ -251,13 +251,18 @@ class RankingStack(Recommender):
         return path
 
     @classmethod
-    def load(cls, path: str | Path) -> RankingStack:
+    def load(cls, path: str | Path, *, mmap: bool = True, generators: dict[str, Recommender] | None = None
+             ) -> RankingStack:
+        """Load a saved stack; ``generators`` (already loaded, by name) are shared instead of
+        loading the copies saved beside the booster."""
         lgb = require("lightgbm", "recommend")
         path = Path(path)
-        model = cls._load_base(path, json.loads((path / "manifest.json").read_text()))
+        model = cls._load_base(path, json.loads((path / "manifest.json").read_text()), mmap=mmap)
         meta = json.loads((path / "stack.json").read_text())
         model.generator_names_ = list(meta["generators"])
-        model.generators_ = {n: Recommender.load(path / f"gen_{n}") for n in model.generator_names_}
+        given = generators or {}
+        model.generators_ = {n: given[n] if n in given else Recommender.load(path / f"gen_{n}", mmap=mmap)
+                             for n in model.generator_names_}
         model.booster_ = lgb.Booster(model_file=str(path / "ranker.txt"))
         model.best_iteration_ = int(meta["best_iteration"])
         return model  # type: ignore[return-value]

@@ -172,18 +172,32 @@ class SASRec(Recommender):
 
     def score(self, histories: Sequence[np.ndarray], weights: Sequence[np.ndarray] | None = None) -> np.ndarray:
         self._check_fitted()
+        return self._scores(histories, None)
+
+    def score_items(self, histories: Sequence[np.ndarray], items: np.ndarray,
+                    weights: Sequence[np.ndarray] | None = None) -> np.ndarray:
+        """The sequence's last hidden state against the candidates' embeddings only."""
+        self._check_fitted()
+        items = np.asarray(items, np.int64)
+        ok = (items >= 0) & (items < self.n_items_)
+        out = self._scores(histories, np.where(ok, items, 0))
+        out[:, ~ok] = -np.inf
+        return out
+
+    def _scores(self, histories: Sequence[np.ndarray], items: np.ndarray | None) -> np.ndarray:
         torch = require("torch", "embed")
         torch.set_num_threads(self.num_threads)
         net = self._net
         was_training = net.training
         net.eval()
-        out = np.zeros((len(histories), self.n_items_), np.float32)
+        out = np.zeros((len(histories), self.n_items_ if items is None else len(items)), np.float32)
         with torch.inference_mode():
+            emb = None if items is None else net.item.weight[torch.from_numpy(items + 1)]
             for s in range(0, len(histories), 512):
                 padded, lens = self._pad(histories[s:s + 512])
                 h = net(torch.from_numpy(padded), torch.from_numpy(lens))
                 last = h[torch.arange(len(lens)), torch.from_numpy(lens - 1)]
-                sc = net.logits(last).numpy()
+                sc = (net.logits(last) if emb is None else last @ emb.T).numpy()
                 empty = np.array([len(x) == 0 for x in histories[s:s + 512]])
                 sc[empty] = 0.0  # no sequence, no opinion
                 out[s:s + 512] = sc
