@@ -166,6 +166,8 @@ def reason_for(hit: Hit, catalog: Any = None, context: Mapping[str, Any] | None 
             return FALLBACK_REASONS["low_confidence"]
         terms = _terms(ev)
         cons = ev.get("constraints") or {}
+        if isinstance(cons, Mapping) and str(cons.get("color", "")).lower() in {t.lower() for t in terms}:
+            cons = {k: v for k, v in cons.items() if k != "color"}  # "Matches 'black'" says it already
         cphr = _constraint_phrases(cons) if isinstance(cons, Mapping) else []
         if terms:
             quoted = _join([f"'{t}'" for t in terms])

@@ -52,10 +52,11 @@ def facet_counts(catalog: Any, rows: np.ndarray, max_values: int = 20, max_attri
                 buckets[f"{lo:g}-{hi:g}" if np.isfinite(hi) else f"{lo:g}+"] = c
             lo = hi
         out["price"] = buckets
-    out["in_stock"] = {"true": int(catalog.in_stock[rows].sum()), "false": int((~catalog.in_stock[rows]).sum())}
+    if len(rows):
+        out["in_stock"] = {"true": int(catalog.in_stock[rows].sum()), "false": int((~catalog.in_stock[rows]).sum())}
     rating = catalog.rating[rows]
     if (~np.isnan(rating)).any():
-        out["rating"] = {f"{t}+": int((rating >= t).sum()) for t in (4, 3, 2, 1)}
+        out["rating"] = {f"{t}+": c for t in (4, 3, 2, 1) if (c := int((rating >= t).sum()))}
     attr_counts: dict[str, Counter[str]] = {}
     for i in rows if max_attributes > 0 else ():
         for k, v in catalog.products[int(i)].attributes.items():

@@ -49,11 +49,23 @@ class SearchOptions:
     lexical_candidates: int = 200
     dense_candidates: int = 100
     personal_weight: float = 0.15
+    # the query's product type: leaf categories whose mean item vector is closest to the
+    # query ("laptop" -> notebooks, not laptop cases whose titles say "laptop") get this
+    # added (hybrid mode; 0 turns it off)
+    category_boost: float = 0.25
+    # relevance: a result scoring below this share of the best is the long tail, left out of
+    # the results, the facet counts and the total
+    relevance_floor: float = 0.3
+    # a result no query word matched is a match only with a cosine of at least min_dense,
+    # and a confident one from confident_dense (MiniLM: nonsense scores ~0.3, real ~0.5+)
+    min_dense: float = 0.35
+    confident_dense: float = 0.5
 
     def validated(self) -> SearchOptions:
         check_param("mode", self.mode, self.mode in MODES, f"one of {MODES}", "search")
         check_param("fusion", self.fusion, self.fusion in FUSIONS, f"one of {FUSIONS}", "search")
-        for name in ("lexical_weight", "dense_weight", "synonym_weight", "boost", "personal_weight"):
+        for name in ("lexical_weight", "dense_weight", "synonym_weight", "boost", "personal_weight", "category_boost",
+                     "relevance_floor", "min_dense", "confident_dense"):
             v = getattr(self, name)
             check_param(name, v, isinstance(v, (int, float)) and v >= 0, "a number >= 0", "search")
         return self
@@ -79,9 +91,20 @@ class Retrieved:
     personal: np.ndarray | None
     satisfied: list[dict[str, Any]]  # per row: the soft constraints it meets
     parsed: ParsedQuery
-    pool: np.ndarray  # every matching row (for facets and the total)
+    pool: np.ndarray  # every matching row
     mode: str = "hybrid"
     extra: dict[str, Any] = field(default_factory=dict)
+    # per ranked row: relevant (not the long tail), and a match no query word backs
+    # whose cosine is below ``confident_dense``
+    relevant: np.ndarray | None = None
+    low_confidence: np.ndarray | None = None
+    relevant_pool: np.ndarray | None = None  # every relevant row (facets and the total)
+    intent: dict[str, float] = field(default_factory=dict)  # product-type categories -> cosine
+
+    @property
+    def lexical_match(self) -> bool:
+        """Whether any query word matched any product (after filters)."""
+        return bool(len(self.lexical) and float(np.max(self.lexical)) > 0)
 
 
 class HybridSearcher:
@@ -97,6 +120,56 @@ class HybridSearcher:
         self.options = (options or SearchOptions()).validated()
         self._words_cache: dict[int, str] = {}
         self.has_attributes = any(p.attributes for p in catalog.products)
+        self._centroids: tuple[np.ndarray, np.ndarray, list[str]] | None = None
+
+    # -- product type --------------------------------------------------------------
+    def _category_centroids(self) -> tuple[np.ndarray, np.ndarray, list[str]]:
+        """(unit mean item vector per leaf category with >= 2 items, each row's category
+        code or -1, the names); empty without item vectors."""
+        if self._centroids is None:
+            from scipy import sparse
+
+            vecs = self.dense.vectors_ if self.dense is not None else None
+            leaf = np.asarray(self.catalog.category_leaf, dtype=object)
+            names, codes = np.unique(leaf.astype(str), return_inverse=True)
+            counts = np.bincount(codes, minlength=len(names))
+            keep = (counts >= 2) & (names != "")
+            if vecs is None or not keep.any() or len(vecs) != len(leaf):
+                self._centroids = (np.zeros((0, 1), np.float32), np.full(len(leaf), -1), [])
+            else:
+                new = np.cumsum(keep) - 1
+                row_code = np.where(keep[codes], new[codes], -1)
+                ok = row_code >= 0
+                G = sparse.csr_matrix((np.ones(int(ok.sum()), np.float32), (row_code[ok], np.flatnonzero(ok))),
+                                      shape=(int(keep.sum()), len(leaf)))
+                C = np.asarray(G @ vecs, dtype=np.float32)
+                C /= np.maximum(np.linalg.norm(C, axis=1, keepdims=True), 1e-12)
+                self._centroids = (C, row_code, [str(n) for n in names[keep]])
+        return self._centroids
+
+    def category_intent(self, qvec: np.ndarray | None, min_similarity: float = 0.5,
+                        margin: float = 0.02) -> dict[str, float]:
+        """The leaf categories the query names as a product type: those whose mean item
+        vector is within ``margin`` of the closest, if that one is at least
+        ``min_similarity`` from the query (``{}`` otherwise)."""
+        if qvec is None:
+            return {}
+        C, _, names = self._category_centroids()
+        if not names:
+            return {}
+        sims = C @ np.asarray(qvec, dtype=np.float32)
+        best = float(sims.max())
+        if best < min_similarity:
+            return {}
+        return {names[i]: round(float(sims[i]), 4) for i in np.argsort(-sims) if sims[i] >= best - margin}
+
+    def _intent_rows(self, rows: np.ndarray, intent: Mapping[str, float]) -> np.ndarray:
+        """Bool per row: in one of the ``intent`` categories."""
+        if not intent or not len(rows):
+            return np.zeros(len(rows), dtype=bool)
+        _, row_code, names = self._category_centroids()
+        codes = [i for i, n in enumerate(names) if n in intent]
+        return np.isin(row_code[rows], codes)
 
     # -- parts -----------------------------------------------------------------
     def parse(self, query: str, understand: bool = True) -> ParsedQuery:
@@ -190,6 +263,8 @@ class HybridSearcher:
                 fused[j] += opts.boost * n * scale
         elif parsed.constraints:
             sat = [self.satisfied(int(r), parsed) for r in rows]
+        if opts.mode == "hybrid" and opts.category_boost > 0 and qvec is not None and len(rows):
+            fused = fused + opts.category_boost * self._intent_rows(rows, self.category_intent(qvec))
         return fused, dense, sat
 
     # -- the whole query ---------------------------------------------------------
@@ -233,9 +308,38 @@ class HybridSearcher:
         order = np.argsort(-fused, kind="stable")
         in_dense = np.isin(cand, dense_top)
         pool = np.union1d(matched, dense_top) if opts.mode == "hybrid" else (matched if opts.mode == "bm25" else dense_top)
-        return Retrieved(rows=cand[order], scores=fused[order], lexical=lex_all[cand][order], dense=dense[order],
-                         in_dense_top=in_dense[order], personal=None if personal is None else personal[order],
-                         satisfied=[sat[i] for i in order], parsed=parsed, pool=pool, mode=opts.mode)
+        r = Retrieved(rows=cand[order], scores=fused[order], lexical=lex_all[cand][order], dense=dense[order],
+                      in_dense_top=in_dense[order], personal=None if personal is None else personal[order],
+                      satisfied=[sat[i] for i in order], parsed=parsed, pool=pool, mode=opts.mode,
+                      intent=self.category_intent(qvec) if opts.mode == "hybrid" else {})
+        self._relevance(r, lex_all, matched, opts)
+        return r
+
+    def _relevance(self, r: Retrieved, lex_all: np.ndarray, matched: np.ndarray, opts: SearchOptions) -> None:
+        """Mark the ranked rows that are results rather than the long tail: a score of at
+        least ``relevance_floor`` of the best, and for rows no query word matched, a
+        cosine of at least ``min_dense`` (``low_confidence`` below ``confident_dense``).
+        ``relevant_pool`` adds the lexical matches beyond the candidates whose lexical
+        part alone reaches the floor, so facet counts and the total cover them too."""
+        lex, dense = r.lexical.astype(np.float64), np.nan_to_num(r.dense.astype(np.float64), nan=-1.0)
+        words = lex > 0
+        semantic = ~words & (dense >= opts.min_dense)
+        ok = words | semantic
+        best = float(r.scores[ok].max()) if ok.any() else 0.0
+        floor = opts.relevance_floor * best if best > 0 else 0.0
+        rel = ok & (r.scores >= floor)
+        r.relevant = rel
+        r.low_confidence = rel & ~words & (dense < opts.confident_dense)
+        extra = np.zeros(0, dtype=np.int64)
+        weighted = r.mode == "hybrid" and opts.fusion == "weighted"
+        if len(matched) and (weighted or r.mode == "bm25") and best > 0 and words.any():
+            outside = np.setdiff1d(matched, r.rows)
+            top_lex = float(lex.max())
+            # their fused score is at least their lexical part (BM25 scaled as the fusion does)
+            part = lex_all[outside].astype(np.float64)
+            part = opts.lexical_weight * part / top_lex if weighted else part
+            extra = outside[part >= floor]
+        r.relevant_pool = np.union1d(r.rows[rel], extra).astype(np.int64)
 
     def rank(self, query: str, k: int = 100, options: SearchOptions | None = None) -> np.ndarray:
         """Just the top-``k`` rows (what the benchmark scores)."""

@@ -24,7 +24,7 @@ from shopsense.errors import ValidationError
 from shopsense.results import Hit, ResultList
 from shopsense.search._analysis import Analyzer
 from shopsense.search._dense import DenseIndex
-from shopsense.search._facets import facet_counts
+from shopsense.search._facets import facet_counts, filter_mask
 from shopsense.search._hybrid import HybridSearcher, Retrieved, SearchOptions
 from shopsense.search._lexical import LexicalIndex, product_fields
 from shopsense.search._query import QueryParser
@@ -248,19 +248,85 @@ class SearchService:
         r = s.retrieve(query, k=k, filters=filters, profile=profile, options=opts)
         hits = self._hits(s, r, k)
         parsed = r.parsed
-        parsed.category, parsed.category_confidence = _predict_category(s.catalog, r.rows[:20], r.scores[:20])
-        info = {
+        pool = r.relevant_pool if r.relevant_pool is not None else r.pool
+        if r.intent:  # the query names a product type: that is the category it understood
+            best = next(iter(r.intent))
+            parsed.category, parsed.category_confidence = best, r.intent[best]
+        elif hits:
+            keep = r.relevant if r.relevant is not None else np.ones(len(r.rows), dtype=bool)
+            parsed.category, parsed.category_confidence = _predict_category(
+                s.catalog, r.rows[keep][:20], r.scores[keep][:20])
+        info: dict[str, Any] = {
             "query": parsed.as_dict(),
-            "facets": facet_counts(s.catalog, r.pool, max_attributes=10 if s.has_attributes else 0),
-            "total": len(r.pool),
+            "facets": facet_counts(s.catalog, pool, max_attributes=10 if s.has_attributes else 0),
+            "total": len(pool),
             "filters": dict(filters or {}), "personalized": profile is not None,
-            "took_ms": round((time.perf_counter() - t0) * 1000.0, 2),
+            # no query word matched: the results (if any) come from meaning alone
+            "low_confidence": bool(hits) and not r.lexical_match,
         }
+        if not hits:
+            info["zero_results"] = True
+            # spelling suggestions only when no product has the query's words at all; when
+            # the filters took every match away, the constraint note says so instead
+            text = parsed.text or parsed.original
+            info["suggestions"] = [] if _matches(s, text, None) else self.suggestions(s, text, filters)
+            info["popular_categories"] = _largest_categories(s.catalog)
+        if parsed.filters:
+            note = self._constraint_note(s, r, k, filters, profile, opts)
+            if note:
+                info["constraint_note"] = note
+        info["took_ms"] = round((time.perf_counter() - t0) * 1000.0, 2)
         return ResultList(hits, info)
 
+    def suggestions(self, s: HybridSearcher, query: str, filters: Mapping[str, Any] | None = None,
+                    n: int = 3) -> list[str]:
+        """Queries one spelling change away that match products (with ``filters``):
+        each unknown word replaced by its closest catalogue words (edit distance, then
+        word frequency); ``[]`` when nothing close matches."""
+        words = s.lexical.analyzer.words(query)
+        known = s.parser.word_counts_
+        out: list[str] = []
+        for i, w in enumerate(words):
+            if w in known or not w.isalpha() or len(w) < 3:
+                continue
+            for alt in _close_words(s.parser, w, n):
+                cand = " ".join(words[:i] + [alt] + words[i + 1:])
+                if cand not in out and _matches(s, cand, filters):
+                    out.append(cand)
+        return out[:n]
+
+    def _constraint_note(self, s: HybridSearcher, r: Retrieved, k: int, filters: Mapping[str, Any] | None,
+                         profile: np.ndarray | None, opts: SearchOptions) -> dict[str, Any] | None:
+        """What the filters read from the query text (a price) took away: the query
+        without them is searched, and its best ``k`` results that the parsed filters
+        rule out are counted, with how many have no price at all (a price filter never
+        matches an unknown price). ``None`` when they took nothing away."""
+        parsed = r.parsed
+        plain = parsed.text or parsed.original
+        wide = s.retrieve(plain, k=k, filters=filters, profile=profile, options=opts)
+        keep = wide.relevant if wide.relevant is not None else np.ones(len(wide.rows), dtype=bool)
+        top = wide.rows[keep][:k]
+        if not len(top):
+            return None
+        out_ = ~filter_mask_rows(s.catalog, parsed.filters, top)
+        removed = top[out_]
+        if not len(removed):
+            return None
+        unknown = int(np.isnan(s.catalog.price[removed]).sum()) if "price" in parsed.filters else 0
+        from collections import Counter
+
+        cats = Counter(c for c in s.catalog.category_leaf[removed] if c).most_common(1)
+        return {"filters": dict(parsed.filters), "removed": len(removed), "of": len(top),
+                "no_price": unknown, "out_of_range": len(removed) - unknown, "query": plain,
+                "category": cats[0][0] if cats else None}
+
     def _hits(self, s: HybridSearcher, r: Retrieved, k: int) -> list[Hit]:
-        hits = []
-        for j in range(min(k, len(r.rows))):
+        hits: list[Hit] = []
+        for j in range(len(r.rows)):
+            if len(hits) >= k:
+                break
+            if r.relevant is not None and not r.relevant[j]:
+                continue  # the long tail: no query word and too far in meaning, or far below the best
             row = int(r.rows[j])
             lex = float(r.lexical[j])
             dense = float(r.dense[j])
@@ -280,6 +346,8 @@ class SearchService:
             if r.personal is not None:
                 sources["personal"] = float(r.personal[j])
                 evidence["affinity"] = round(float(r.personal[j]), 4)
+            if r.low_confidence is not None and r.low_confidence[j]:
+                evidence["low_confidence"] = True
             hits.append(Hit(id=s.catalog.ids[row], score=float(r.scores[j]), source=source, sources=sources,
                             evidence=evidence, product=s.catalog.products[row]))
         return hits
@@ -299,6 +367,50 @@ def _predict_category(catalog: Any, rows: np.ndarray, scores: np.ndarray) -> tup
         return None, 0.0
     best = max(mass, key=mass.__getitem__)
     return best, round(mass[best] / float(w.sum()), 3)
+
+
+def filter_mask_rows(catalog: Any, filters: Mapping[str, Any], rows: np.ndarray) -> np.ndarray:
+    """``filters`` tested on ``rows`` only (aligned with them)."""
+    from shopsense.catalog import match_mask
+
+    return match_mask(catalog, filters, rows=rows)
+
+
+def _close_words(parser: Any, word: str, n: int) -> list[str]:
+    """Catalogue words close to ``word``: SymSpell within the parser's edit distance,
+    else difflib over the 20,000 most frequent words."""
+    out: list[str] = []
+    try:
+        from symspellpy import Verbosity
+
+        for sug in parser.symspell.lookup(word, Verbosity.CLOSEST, max_edit_distance=parser.max_edit):
+            if sug.term != word and sug.term not in out:
+                out.append(sug.term)
+    except ImportError:  # symspellpy is part of the search extra; difflib still answers
+        pass
+    if len(out) < n:
+        import difflib
+
+        vocab = sorted(parser.word_counts_, key=lambda w: -parser.word_counts_[w])[:20_000]
+        out += [w for w in difflib.get_close_matches(word, vocab, n=n, cutoff=0.75) if w not in out]
+    return out[:n]
+
+
+def _matches(s: HybridSearcher, query: str, filters: Mapping[str, Any] | None) -> bool:
+    """Whether some product passing ``filters`` matches a word of ``query``."""
+    lex = s.lexical.scores(s.lexical.analyzer.analyze(query))
+    mask = filter_mask(s.catalog, filters) if filters else None
+    if mask is not None:
+        lex = np.where(mask, lex, 0.0)
+    return bool(np.any(lex > 0))
+
+
+def _largest_categories(catalog: Any, n: int = 8) -> list[dict[str, Any]]:
+    """The ``n`` leaf categories with the most products (for a zero-results page)."""
+    from collections import Counter
+
+    counts = Counter(c for c in catalog.category_leaf if c)
+    return [{"name": c, "count": m} for c, m in counts.most_common(n)]
 
 
 def _whole_words(encoder: Any) -> set[str]:
