@@ -16,6 +16,9 @@ __all__ = ["FILTER_KEYS", "PRICE_BUCKETS", "facet_counts", "filter_mask"]
 #: upper bounds of the price facet buckets
 PRICE_BUCKETS = (10.0, 25.0, 50.0, 100.0, 250.0, 500.0, 1000.0, float("inf"))
 
+#: attributes that identify a product rather than describe it: no shopper filters on them
+IDENTIFIER_ATTRIBUTES = frozenset({"ean", "upc", "gtin", "isbn", "sku", "mpn", "model", "asin", "id"})
+
 
 def filter_mask(catalog: Any, filters: Mapping[str, Any] | None) -> np.ndarray | None:
     """Bool mask of products passing ``filters``; ``None`` when there is no filter.
@@ -60,7 +63,11 @@ def facet_counts(catalog: Any, rows: np.ndarray, max_values: int = 20, max_attri
     attr_counts: dict[str, Counter[str]] = {}
     for i in rows if max_attributes > 0 else ():
         for k, v in catalog.products[int(i)].attributes.items():
-            attr_counts.setdefault(k, Counter())[v] += 1
+            if k.strip().casefold() not in IDENTIFIER_ATTRIBUTES and str(v).strip():
+                attr_counts.setdefault(k, Counter())[v] += 1
+    # an attribute whose every value is different (a part number) refines nothing
+    attr_counts = {k: c for k, c in attr_counts.items()
+                   if not (sum(c.values()) >= 5 and len(c) > 0.8 * sum(c.values()))}
     if attr_counts:
         top = sorted(attr_counts, key=lambda k: -sum(attr_counts[k].values()))[:max_attributes]
         out["attributes"] = {k: dict(attr_counts[k].most_common(max_values)) for k in top}
