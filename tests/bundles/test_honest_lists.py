@@ -15,7 +15,6 @@ from __future__ import annotations
 import pytest
 
 from shopsense.bundles import BundleService
-from shopsense.bundles._service import near_duplicate_titles, title_key
 
 PRODUCTS = [
     {"id": "pen", "title": "Red Gel Pen, Fine Point (12 pack)", "price": 6.0, "category": ["Pens"]},
@@ -42,13 +41,6 @@ def shop(tmp_path_factory):  # type: ignore[no-untyped-def]
     eng._bundles = BundleService(eng, use_text=False)
     yield eng
     eng.close()
-
-
-def test_title_keys_find_the_same_product_under_another_id() -> None:
-    a, b = title_key(PRODUCTS[0]["title"]), title_key(PRODUCTS[1]["title"])
-    assert near_duplicate_titles(a, b)
-    assert not near_duplicate_titles(a, title_key("Blue Ballpoint Pen, Medium"))
-    assert not near_duplicate_titles(frozenset(), frozenset())
 
 
 def test_complements_of_an_item_nobody_bought_are_empty_and_say_why(shop) -> None:  # type: ignore[no-untyped-def]

@@ -68,16 +68,20 @@ def test_reasons_say_what_the_shopper_did_and_when(catalog: Catalog) -> None:
 
 
 def test_short_titles_keep_the_product_name() -> None:
-    from shopsense.rerank._explain import short_title
+    cat = Catalog([
+        Product(id="pen", title="Paper Mate Medium Point Retractable Gel Pens, 8 Colored Ink Pens (1746)"),
+        Product(id="set", title="Walnut Coffee Table Set for the living room with extra storage and more"),
+        Product(id="att", title="AT&T 210, Black"),
+    ])
 
-    assert short_title("Paper Mate Medium Point Retractable Gel Pens, 8 Colored Ink Pens (1746)") == \
-        "Paper Mate Medium Point Retractable Gel Pens"
-    assert short_title("Walnut Coffee Table with a very long descriptive title indeed and more") == \
-        "Walnut Coffee Table with a very long descriptive…"
-    cut = short_title("Walnut Coffee Table Set for the living room with extra storage", limit=30)
-    assert cut.endswith("…") and not cut[:-1].split()[-1] in {"with", "for", "the", "and"}
-    assert short_title("Short Name") == "Short Name"
-    assert short_title("AT&T 210, Black") == "AT&T 210, Black"  # too short a head: the title stays whole
+    def because(item: str) -> str:
+        return explain([Hit("x", 1.0, "copurchase", evidence={"because_item": item})], cat)[0].reason
+
+    assert because("pen") == "Often bought with Paper Mate Medium Point Retractable Gel Pens"
+    cut = because("set")
+    assert cut == "Often bought with Walnut Coffee Table Set for the living room…"
+    assert cut[:-1].split()[-1] not in {"with", "for", "the", "and"}
+    assert because("att") == "Often bought with AT&T 210, Black"  # too short a head: the title stays whole
 
 
 def test_titles_shortened_and_unknown_falls_back(catalog: Catalog) -> None:
