@@ -129,6 +129,21 @@ class Engine:
         self._events_added(items)
         return n
 
+    # -- in-memory notifications (writes another process already stored) ----------------
+    def notify_events(self, events: Sequence[Event]) -> None:
+        """Events were stored by another process (a server's other worker): drop what this
+        engine cached from the old state (histories, profiles, basket counts). Reads nothing."""
+        self._events_added(events)
+
+    def notify_products_changed(self) -> None:
+        """Products were changed by another process: re-read the catalogue on next use."""
+        self._products_changed()
+
+    def forget_in_memory(self, user_id: str) -> dict[str, Any]:
+        """Drop what the loaded services hold about ``user_id`` (the store's rows were erased
+        by whoever called :meth:`delete_user`)."""
+        return {name: service.forget_user(user_id) for name, service in self._services()}
+
     def _services(self) -> list[tuple[str, Service]]:
         """The services created so far (each is created on first use)."""
         return [(name, svc) for name, svc in (("search", self._search), ("recommend", self._recommend),
@@ -414,10 +429,7 @@ class Engine:
     # -- privacy -------------------------------------------------------------------
     def delete_user(self, user_id: str) -> dict[str, Any]:
         """Remove every event and profile of a user from the store, indexes and models."""
-        removed: dict[str, Any] = {"events": self.store.delete_user(user_id)}
-        for name, service in self._services():
-            removed[name] = service.forget_user(user_id)
-        return removed
+        return {"events": self.store.delete_user(user_id), **self.forget_in_memory(user_id)}
 
 
 def _check_k(k: object, owner: str) -> None:

@@ -69,24 +69,24 @@ class ChangeFeed:
     def _apply(self, changes: list[Change]) -> None:
         engine = self.engine
         if any(c.kind == "products" for c in changes):
-            _products_changed(engine)
+            engine.notify_products_changed()
         # events of users this worker never served still matter to shared counts (baskets):
         # they are replayed under the pseudonym, which no per-user cache holds
         events = [_event(self._users.get(p, p), t) for c in changes if c.kind == "events"
                   for p, t in c.users]
         if events:
-            engine._events_added(events)
+            engine.notify_events(events)
         for c in changes:
             if c.kind != "forget":
                 continue
             for p, _ in c.users:
                 user_id = self._users.pop(p, None)
                 if user_id is not None:
-                    _forget(engine, user_id)
+                    engine.forget_in_memory(user_id)
                 else:
                     # nothing cached under the user here; the basket counts it took part in
                     # are refitted from the store (without it) within bundles_refresh_s
-                    engine._events_added([_event(p, "purchase")])
+                    engine.notify_events([_event(p, "purchase")])
 
     def sync(self) -> int:
         """Replay every change since the last call into the engine; returns the new position."""
@@ -110,7 +110,9 @@ class ChangeFeed:
 
 class Syncer:
     """A daemon thread that syncs the feed and tidies the shared state now and then,
-    so an idle worker stays close to the head and never has far to catch up."""
+    so an idle worker stays close to the head and never has far to catch up; it also
+    swaps in an index or model version that ``shopsense index`` / ``train`` wrote
+    (:meth:`Engine.swap_new_builds`: loaded beside the serving one, no request waits)."""
 
     def __init__(self, feed: ChangeFeed, interval_s: float = 1.0, tidy_every: int = 60) -> None:
         self.feed, self.interval_s, self.tidy_every = feed, interval_s, tidy_every
@@ -130,6 +132,8 @@ class Syncer:
         while not self._stop.wait(self.interval_s):
             try:
                 self.feed.sync()
+                if self.feed.engine is not None:
+                    self.feed.engine.swap_new_builds()
                 ticks += 1
                 if ticks % self.tidy_every == 0:
                     self.feed.shared.housekeeping()
@@ -138,9 +142,9 @@ class Syncer:
 
 
 # -- the engine hooks a replay uses ---------------------------------------------------
-# The engine applies these itself when a write goes through it; a replay must run the
-# in-memory part only (the store already holds the write). The engine has no public
-# method for that yet, so they are reached here, in one place.
+# The engine applies these itself when a write goes through it; a replay runs the
+# in-memory part only (the store already holds the write): Engine.notify_events,
+# notify_products_changed and forget_in_memory.
 
 def _type(event: Any) -> str:
     t = getattr(event, "type", "")
@@ -154,26 +158,10 @@ def _event(user_id: str, type_: str) -> Any:
     return Event.model_construct(user_id=user_id, item_id=None, type=EventType(type_))
 
 
-def _products_changed(engine: Any) -> None:
-    engine._products_changed()
-
-
-def _services(engine: Any) -> list[Any]:
-    if hasattr(engine, "_services"):
-        return [svc for _, svc in engine._services()]
-    return [s for s in (engine._search, engine._recommend, engine._bundles) if s is not None]
-
-
-def _forget(engine: Any, user_id: str) -> None:
-    for service in _services(engine):
-        if hasattr(service, "forget_user"):
-            service.forget_user(user_id)
-
-
 def _resync_all(engine: Any) -> None:
     """Changes were missed: assume the catalogue and every user's history changed."""
-    _products_changed(engine)
+    engine.notify_products_changed()
     ev = engine.store.events()
     users = sorted({str(u) for u in ev.user_id})
     if users:
-        engine._events_added([_event(u, "purchase") for u in users])
+        engine.notify_events([_event(u, "purchase") for u in users])
