@@ -76,6 +76,8 @@ def short_title(title: str, limit: int = _TITLE_CHARS) -> str:
     head = re.split(r",\s|\s\(|\s[-|–—]\s|;\s", title, maxsplit=1)[0].strip()
     if head != title and len(head.split()) >= 3:
         title = head
+        if len(title) <= limit + limit // 6:  # a whole product name reads better than a cut one
+            return title
     if len(title) <= limit:
         return title
     words = title[: limit + 1].split(" ")

@@ -124,6 +124,7 @@ def create_app(
 
     app = FastAPI(
         title="shopsense", version=_version(), lifespan=lifespan,
+        docs_url=None, redoc_url=None,  # served from local files by routers.ui (no CDN)
         description="Search and recommendations for an online shop. Reads are open unless the "
         "server requires a key; every write and admin call needs an `X-API-Key` with the "
         "`write` role. Errors: `{error, message, field}` with a 4xx status.",

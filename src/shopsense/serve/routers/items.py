@@ -1,4 +1,4 @@
-"""``/items/{item_id}``: a product, its similar items and its complements."""
+"""``/items/{item_id}``: a product, its similar items, its substitutes and its complements."""
 
 from __future__ import annotations
 
@@ -61,3 +61,17 @@ def complements(
     engine.product(item_id)
     return _cached(state, ("complements", item_id, k),
                    lambda: render(engine.complements(item_id, k=k), engine, "complements"))
+
+
+@router.get("/{item_id}/substitutes", response_model=ResultsOut,
+            summary="Items that could replace this one (similar text and category, rarely bought together)")
+def substitutes(
+    item_id: str = ItemId,
+    k: int = Query(10, ge=1, le=200),
+    _: Principal = Depends(reader),
+    state: ServeState = Depends(get_state),
+    engine: Any = Depends(get_engine),
+) -> Any:
+    engine.product(item_id)
+    return _cached(state, ("substitutes", item_id, k),
+                   lambda: render(engine.substitutes(item_id, k=k), engine, "substitutes"))
