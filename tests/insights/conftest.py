@@ -30,8 +30,8 @@ def demo_products() -> list[dict]:
     return rows
 
 
-def simulate(products: list[dict], days: int = 3, sessions_per_day: int = 40, seed: int = 7
-             ) -> tuple[list[Exposure], list[Event]]:
+def simulate(products: list[dict], days: int = 3, sessions_per_day: int = 40, seed: int = 7,
+             t0: datetime = T0) -> tuple[list[Exposure], list[Event]]:
     """Deterministic traffic: per session one or two searches (and a recommendation
     list), clicks that favour the top positions, some carts and purchases."""
     rng = np.random.default_rng(seed)
@@ -45,7 +45,7 @@ def simulate(products: list[dict], days: int = 3, sessions_per_day: int = 40, se
         for s in range(sessions_per_day):
             user = f"shopper-{int(rng.integers(60))}"
             sid = f"sess-{d}-{s}"
-            t = T0 + timedelta(days=d, minutes=10 * s)
+            t = t0 + timedelta(days=d, minutes=10 * s)
             queries = [str(rng.choice(WORDS)) if rng.random() > 0.12 else str(rng.choice(NOTHING))
                        for _ in range(int(rng.integers(1, 3)))]
             lists = [("search", q, (by_word.get(q) or [])[:10]) for q in queries]

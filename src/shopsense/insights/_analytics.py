@@ -203,7 +203,7 @@ class Analytics:
             c["lists_with_purchase"] += int(bool(self._acted(r["list_id"], "purchase")))
         rev = {r["surface"]: r for r in self.revenue()}
         out = []
-        for s in sorted(set(agg) | set(rev)):
+        for s in sorted(set(agg) | (set(rev) - {"unattributed"})):
             c = agg[s]
             out.append({"surface": s, "impressions": c["impressions"], "clicks": c["clicks"],
                         "lists_clicked": c["lists_clicked"], "lists_with_cart": c["lists_with_cart"],

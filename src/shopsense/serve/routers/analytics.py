@@ -65,6 +65,12 @@ def console() -> FileResponse:
     return FileResponse(STATIC / "console.html")
 
 
+@router.get("/benchmarks", include_in_schema=False)
+def benchmarks() -> FileResponse:
+    """The benchmark charts (bench/results), moved off the system dashboard."""
+    return FileResponse(STATIC / "benchmarks.html")
+
+
 def _time(value: str | None, name: str) -> float | None:
     """``YYYY-MM-DD`` (UTC midnight) or seconds since the epoch."""
     if value is None or value == "":

@@ -1,4 +1,5 @@
-// shopsense dashboard: counts, latency and benchmark charts as plain SVG (nothing external).
+// shopsense system dashboard: counts, latency and model versions as plain SVG (nothing external);
+// benchmark charts are on /benchmarks (benchmarks.js), the owner's figures on /console.
 "use strict";
 const $ = (s) => document.querySelector(s);
 const NS = "http://www.w3.org/2000/svg";
@@ -60,32 +61,8 @@ async function refreshStats() {
     : el("div", { class: "empty" }, "nothing built yet (run shopsense index / train)"));
 }
 
-// bench JSON: {"dataset": {"system": {"metric": value}}, "_meta": {...}}
-async function refreshBench() {
-  const all = await get("/bench/results");
-  const box = $("#bench");
-  box.replaceChildren();
-  for (const [name, res] of Object.entries(all)) {
-    const panel = el("div", { class: "panel", "data-bench": name }, el("h3", {}, name));
-    const meta = res._meta || {};
-    if (meta.date || meta.command) panel.append(el("div", { class: "meta" }, [meta.date, meta.machine, meta.command].filter(Boolean).join(" · ")));
-    for (const [dataset, systems] of Object.entries(res)) {
-      if (dataset.startsWith("_") || !systems || typeof systems !== "object") continue;
-      const metrics = {};
-      Object.entries(systems).forEach(([sys, vals], si) => {
-        if (!vals || typeof vals !== "object") return;
-        for (const [m, v] of Object.entries(vals)) if (typeof v === "number" && isFinite(v)) (metrics[m] = metrics[m] || []).push([sys, v, si]);
-      });
-      const charts = Object.entries(metrics).slice(0, 8).map(([m, rows]) => barChart(rows, `${dataset} · ${m}`));
-      if (charts.length) panel.append(...charts);
-    }
-    box.append(panel);
-  }
-  if (!Object.keys(all).length) box.append(el("div", { class: "empty" }, "no benchmark results found"));
-}
-
 async function tick() {
   try { await refreshStats(); } catch (e) { $("#counts").replaceChildren(el("div", { class: "empty" }, `stats unavailable: ${e.message}`)); }
 }
-tick(); refreshBench().catch((e) => { $("#bench").textContent = `bench results unavailable: ${e.message}`; });
+tick();
 setInterval(tick, 5000);
