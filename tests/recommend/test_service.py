@@ -189,7 +189,124 @@ def test_file_ingest_reaches_a_running_recommender(trained, tmp_path) -> None:  
     before = eng.recommend("u9", k=10)
     seen = set(eng.store.events(user_id="u9").item_id)
     far = [p.id for p in eng.catalog().products if p.id not in seen | set(before.ids)][-5:]
-    rows = "".join(f"u9,{i},add_to_cart,{1_900_000_000 + n}\n" for n, i in enumerate(far))
+    rows = "".join(f"u9,{i},add_to_cart,{1_700_000_000 + n}\n" for n, i in enumerate(far))
     (tmp_path / "ev.csv").write_text("user_id,item_id,type,timestamp\n" + rows, encoding="utf-8")
     assert eng.ingest_events(tmp_path / "ev.csv").stored == 5
     assert eng.recommend("u9", k=10).ids != before.ids
+
+
+# -- serving paths: precomputed lists, online fold-in over neighbours, memory-mapped models -------------
+UNCHANGED = [f"u{i}" for i in range(40, 70)]  # users no other test writes to
+
+
+def _same_answer(a, b) -> None:  # type: ignore[no-untyped-def]
+    assert a.ids == b.ids
+    assert [h.reason for h in a.hits] == [h.reason for h in b.hits]
+    assert [h.source for h in a.hits] == [h.source for h in b.hits]
+    assert [h.evidence for h in a.hits] == [h.evidence for h in b.hits]
+    for x, y in zip(a.hits, b.hits):
+        assert x.sources.keys() == y.sources.keys()
+        assert x.score == pytest.approx(y.score, rel=1e-4, abs=1e-5)
+        for g in x.sources:
+            assert x.sources[g] == pytest.approx(y.sources[g], rel=1e-3, abs=1e-4)
+
+
+def test_precomputed_list_equals_full_scoring(trained) -> None:  # type: ignore[no-untyped-def]
+    """An unchanged user is answered from the list training precomputed with the primary
+    model (the stack here): same items, order, sources, evidence and reasons as scoring
+    every item with every model, with and without filters."""
+    eng, report, _ = trained
+    assert report["primary"] == "stack" and report["precomputed"]["users"] == N_USERS
+    for user in UNCHANGED:
+        for filters in (None, {"in_stock": True}):
+            fast = eng.recommend(user, k=10, filters=filters)
+            full = eng.recommend(user, k=10, filters=filters, precomputed=False)
+            assert fast.info["path"] == "precomputed" and full.info["path"] == "full"
+            _same_answer(fast, full)
+
+
+def test_fresh_event_is_folded_in_over_neighbours(trained) -> None:  # type: ignore[no-untyped-def]
+    """A new event changes the user's next list at once, without retraining: the user is
+    scored online on their list plus the neighbours of their recent items, and the list
+    now holds neighbours of the new item."""
+    eng, _, _ = trained
+    user = "u70"
+    before = eng.recommend(user, k=10)
+    assert before.info["path"] == "precomputed"
+    seen = set(eng.store.events(user_id=user).item_id)
+    item = next(p for p in eng.catalog().ids if p not in seen and p not in before.ids
+                and len(eng.recommender.neighbours(p)) >= 20)
+    eng.add_events([{"user_id": user, "item_id": item, "type": "add_to_cart"}])
+    after = eng.recommend(user, k=10)
+    assert after.info["path"] == "candidates" and after.ids != before.ids
+    assert set(after.ids) & set(eng.recommender.neighbours(item))
+    assert all(h.sources and h.evidence.get("because_item") for h in after.hits if h.source == "cf")
+
+
+def test_new_user_and_session_are_folded_in(trained) -> None:  # type: ignore[no-untyped-def]
+    eng, _, seqs = trained
+    items = [f"o{int(i)}" for i in seqs[71][:2]]
+    eng.add_events([{"user_id": "fresh-71", "item_id": i, "type": "view"} for i in items])
+    res = eng.recommend("fresh-71", k=10)
+    assert res.info["personalised"] and res.info["path"] == "candidates" and len(res) == 10
+    near = set(eng.recommender.neighbours(items[0])) | set(eng.recommender.neighbours(items[1]))
+    assert set(res.ids) & near
+    nxt = eng.next_items(items, k=10)
+    assert nxt.info["path"] == "candidates" and len(nxt) == 10 and not set(items) & set(nxt.ids)
+
+
+def test_models_and_tables_are_memory_mapped(trained) -> None:  # type: ignore[no-untyped-def]
+    """Model arrays and the precomputed tables load as read-only maps of the .npy files, so
+    N workers share one copy; serving writes into none of them."""
+    import numpy as np
+
+    from shopsense.recommend import RecommendService
+
+    eng, report, _ = trained
+    svc = RecommendService(eng)
+    models = svc.models()
+    for name in ("ease", "als"):
+        arrays = models[name]._state()
+        assert all(isinstance(a, np.memmap) or isinstance(a.base, np.memmap) for a in arrays.values()), name
+    folder = eng.home / "models" / report["version"]
+    for table in ("candidates", "candidate_scores", "candidate_sources", "item_neighbours"):
+        a = np.load(folder / f"{table}.npy", mmap_mode="r")
+        assert a.shape[0] in (N_USERS, len(json.loads((folder / "item_ids.json").read_text())))
+    for user in UNCHANGED[:5]:
+        assert svc.recommend(user, k=10).ids == svc.recommend(user, k=10, precomputed=False).ids
+
+
+def test_version_in_the_first_layout_still_serves(trained, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """A model version saved before the tables and the .npy layout (one arrays.npz per
+    model, no candidate lists) loads and answers on the full-scoring path."""
+    import shutil
+
+    import numpy as np
+
+    from shopsense.recommend import RecommendService
+
+    eng, report, _ = trained
+    models = eng.home / "models"
+    old = models / "old-layout"
+    shutil.copytree(models / report["version"], old)
+    for f in ("candidates.json", "users.json", "candidates.npy", "candidate_scores.npy",
+              "candidate_sources.npy", "user_fingerprints.npy", "item_neighbours.npy"):
+        (old / f).unlink()
+    for mf in old.glob("**/manifest.json"):
+        m = json.loads(mf.read_text())
+        if "arrays" in m:
+            np.savez(mf.parent / "arrays.npz", **{n: np.load(mf.parent / f"{n}.npy") for n in m.pop("arrays")})
+            for f in mf.parent.glob("*.npy"):
+                f.unlink()
+            mf.write_text(json.dumps(m))
+    pointer = (models / "CURRENT").read_text()
+    (models / "CURRENT").write_text("old-layout")
+    try:
+        svc = RecommendService(eng)
+        for user in UNCHANGED[:5]:
+            res = svc.recommend(user, k=10)
+            assert res.info["path"] == "full"
+            assert res.ids == eng.recommend(user, k=10).ids
+    finally:
+        (models / "CURRENT").write_text(pointer)
+        shutil.rmtree(old)

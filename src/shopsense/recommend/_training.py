@@ -16,7 +16,9 @@ import logging
 import os
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -29,6 +31,15 @@ from shopsense.recommend._base import Interactions, Recommender
 from shopsense.recommend._cf import ALS, EASE, ItemKNN
 from shopsense.recommend._content import ContentRecommender
 from shopsense.recommend._popularity import Popularity, Trending
+from shopsense.recommend._precompute import (
+    HALF_LIFE_DAYS,
+    Precomputed,
+    explain_generators,
+    fingerprint,
+    neighbour_table,
+    precompute_lists,
+    weighted_history,
+)
 from shopsense.recommend._ranker import ItemSide
 
 __all__ = ["train_models"]
@@ -40,23 +51,65 @@ def _now_version() -> str:
     return time.strftime("%Y%m%d-%H%M%S", time.gmtime()) + f"-{os.getpid() % 10000:04d}"
 
 
-def _interactions(ctx: ShopContext, catalog: Any) -> tuple[Interactions, list[str], np.ndarray]:
-    ev = ctx.store.events()
-    types = np.asarray(ev.type, dtype=object)
-    items = np.asarray(ev.item_id, dtype=object)
-    idx = np.array([catalog.index.get(i, -1) if i else -1 for i in items], np.int64)
-    w = np.array([EVENT_WEIGHTS.get(str(t), 0.0) for t in types], np.float32)
-    keep = (idx >= 0) & (w > 0)
-    users = np.asarray(ev.user_id, dtype=object)[keep]
-    uniq, uidx = np.unique(users.astype(str), return_inverse=True)
-    data = Interactions.from_arrays(uidx, idx[keep], n_users=len(uniq), n_items=len(catalog),
-                                    weight=w[keep], timestamp=np.asarray(ev.timestamp)[keep])
-    return data, list(uniq), keep
+@dataclass(frozen=True)
+class _Events:
+    """The store's events as arrays: user, model item index (-1 unknown), type weight, time."""
+
+    user: np.ndarray  # str objects
+    item: np.ndarray  # int64
+    weight: np.ndarray  # float64 (EVENT_WEIGHTS of the type)
+    timestamp: np.ndarray  # float64
+    purchase: np.ndarray  # bool
+
+    @classmethod
+    def read(cls, ctx: ShopContext, catalog: Any) -> _Events:
+        ev = ctx.store.events()
+        items = np.asarray(ev.item_id, dtype=object)
+        types = np.asarray(ev.type, dtype=object).astype(str)
+        idx = np.array([catalog.index.get(i, -1) if i else -1 for i in items], np.int64)
+        w = np.array([EVENT_WEIGHTS.get(t, 0.0) for t in types], np.float64)
+        return cls(np.asarray(ev.user_id, dtype=object).astype(str), idx, w,
+                   np.asarray(ev.timestamp, np.float64), types == "purchase")
+
+
+def _interactions(ev: _Events, n_items: int) -> Interactions:
+    keep = (ev.item >= 0) & (ev.weight > 0)
+    uniq, uidx = np.unique(ev.user[keep], return_inverse=True)
+    return Interactions.from_arrays(uidx, ev.item[keep], n_users=len(uniq), n_items=n_items,
+                                    weight=ev.weight[keep].astype(np.float32), timestamp=ev.timestamp[keep])
+
+
+def _serving_histories(ev: _Events, half_life_days: float
+                       ) -> tuple[list[str], list[np.ndarray], list[np.ndarray], list[np.ndarray]]:
+    """Each user's history, weights and purchases exactly as serving builds them from the
+    store (:func:`weighted_history` over the user's events in store order), users with no
+    history left out."""
+    uniq, inv = np.unique(ev.user, return_inverse=True)
+    order = np.argsort(inv, kind="stable")  # the store's time order within each user
+    bounds = np.searchsorted(inv[order], np.arange(len(uniq) + 1))
+    ids, hists, weights, bought = [], [], [], []
+    for u in range(len(uniq)):
+        rows = order[bounds[u]:bounds[u + 1]]
+        h, w = weighted_history(ev.item[rows], ev.weight[rows], ev.timestamp[rows], half_life_days)
+        if len(h):
+            b = ev.item[rows][ev.purchase[rows] & (ev.item[rows] >= 0)]
+            ids.append(str(uniq[u])); hists.append(h); weights.append(w); bought.append(b)
+    return ids, hists, weights, bought
 
 def train_models(ctx: ShopContext, progress: bool | Callable[[str], None] = False, *, sasrec: bool = True,
-                 sasrec_seconds: float = 300.0, ranker: bool = True, ease_max_items: int = 30000) -> dict[str, Any]:
-    """Fit every generator and the ranker on the stored events; save a new version under
-    ``ctx.paths.models`` and make it current. Returns the manifest (with ``version``)."""
+                 sasrec_seconds: float = 300.0, ranker: bool = True, ease_max_items: int = 30000,
+                 content: bool = True, candidates: int = 100, neighbours: int = 50,
+                 neighbour_models: Sequence[str] = ("ease", "itemknn", "content"),
+                 recency_half_life_days: float = HALF_LIFE_DAYS) -> dict[str, Any]:
+    """Fit every generator and the ranker on the stored events, precompute the serving
+    tables, save a new version under ``ctx.paths.models`` and make it current. Returns the
+    manifest (with ``version``).
+
+    ``content=False`` skips the text model (and the encoder) where items have no useful text.
+    After fitting, each known user's top-``candidates`` list by the primary model and the
+    ``neighbours`` nearest items of every item under each of ``neighbour_models`` that was
+    fitted are saved beside the models (:mod:`shopsense.recommend._precompute`); histories
+    are weighted with ``recency_half_life_days`` as serving weights them."""
     from shopsense.recommend._ranker import RankingStack  # lightgbm: loaded only to train
     from shopsense.recommend._sasrec import SASRec
 
@@ -65,11 +118,12 @@ def train_models(ctx: ShopContext, progress: bool | Callable[[str], None] = Fals
     catalog = ctx.catalog()
     if len(catalog) == 0:
         raise NotFittedError("No products in the store; ingest products before training.")
-    data, _, _ = _interactions(ctx, catalog)
+    events = _Events.read(ctx, catalog)
+    data = _interactions(events, len(catalog))
     say(f"events: {len(data.user):,} interactions, {data.n_users:,} users, {data.n_items:,} items")
     if len(data.user) == 0:
         raise NotFittedError("No usable events (view/click/cart/purchase on known products); ingest events first.")
-    vecs = _item_vectors(ctx, say)
+    vecs = _item_vectors(ctx, say) if content else None
 
     def generators() -> dict[str, Recommender]:
         gens: dict[str, Recommender] = {"popularity": Popularity(),
@@ -136,9 +190,40 @@ def train_models(ctx: ShopContext, progress: bool | Callable[[str], None] = Fals
         models["stack"].generators_ = dict(final)  # type: ignore[attr-defined]
         models["stack"].item_side_ = _item_side(catalog, data)  # type: ignore[attr-defined]
     models.update(final)
-    manifest = _save(ctx.paths, models, primary, catalog, data, metrics, time.perf_counter() - t0)
+    tables = _tables(models, primary, events, say, candidates=candidates, neighbours=neighbours,
+                     neighbour_models=neighbour_models, half_life_days=recency_half_life_days)
+    manifest = _save(ctx.paths, models, primary, catalog, data, metrics, time.perf_counter() - t0, tables)
     say(f"saved model version {manifest['version']} in {time.perf_counter() - t0:.1f}s")
     return manifest
+
+def _tables(models: dict[str, Recommender], primary: str, events: _Events, say: Callable[[str], None], *,
+            candidates: int, neighbours: int, neighbour_models: Sequence[str], half_life_days: float
+            ) -> Callable[[Path], dict[str, Any]]:
+    """Compute the serving tables; returns the function that saves them into a version folder."""
+    t = time.perf_counter()
+    # the models in the order serving loads them (the manifest's sorted names, the stack last)
+    ordered = {n: models[n] for n in sorted(models) if n != "stack"}
+    if "stack" in models:
+        ordered["stack"] = models["stack"]
+    user_ids, hists, weights, bought = _serving_histories(events, half_life_days)
+    say(f"precomputing the top-{candidates} lists of {len(user_ids):,} users with {primary}")
+    lists = precompute_lists(ordered, primary, hists, weights, bought, n=candidates, say=say)
+    prints = [fingerprint(h, w) for h, w in zip(hists, weights)]
+    nb_names = [n for n in neighbour_models if n in models and n != "stack"]
+    tables = [neighbour_table(models[n], neighbours) for n in nb_names]
+    nb = np.concatenate(tables, axis=1) if tables else None
+    meta = {"n": int(lists["candidates"].shape[1]), "primary": primary, "generators": explain_generators(ordered),
+            "half_life_days": half_life_days, "users": len(user_ids), "neighbour_models": nb_names,
+            "neighbours_per_model": neighbours, "excludes": "purchased", "seconds": 0.0}
+    meta["seconds"] = round(time.perf_counter() - t, 2)
+    say(f"  serving tables in {meta['seconds']:.1f}s (neighbours from {', '.join(nb_names) or 'none'})")
+
+    def save(folder: Path) -> dict[str, Any]:
+        Precomputed.save(folder, meta, user_ids, prints, lists, nb)
+        return meta
+
+    return save
+
 
 def _item_vectors(ctx: ShopContext, say: Callable[[str], None]) -> np.ndarray | None:
     say("encoding item texts")
@@ -156,7 +241,8 @@ def _item_side(catalog: Any, data: Interactions) -> ItemSide:
     return ItemSide(popularity=pop, age=age, price=catalog.price.astype(np.float32), category=cat)
 
 def _save(paths: Home, models: dict[str, Recommender], primary: str, catalog: Any, data: Interactions,
-          metrics: dict[str, Any], seconds: float) -> dict[str, Any]:
+          metrics: dict[str, Any], seconds: float, tables: Callable[[Path], dict[str, Any]] | None = None
+          ) -> dict[str, Any]:
     """Write ``models/<version>/`` through a temp folder and point ``models/CURRENT`` at it."""
     version = _now_version()
     paths.models.mkdir(parents=True, exist_ok=True)
@@ -170,10 +256,12 @@ def _save(paths: Home, models: dict[str, Recommender], primary: str, catalog: An
         else:
             m.save(tmp / name)
     (tmp / "item_ids.json").write_text(json.dumps(list(catalog.ids)))
+    precomputed = tables(tmp) if tables is not None else None
     manifest = {"version": version, "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                 "primary": primary, "models": sorted(models), "n_items": len(catalog),
                 "n_users": data.n_users, "n_interactions": len(data.user), "train_seconds": seconds,
-                "metrics": metrics, "format": "shopsense.recommend", "format_version": 1}
+                "metrics": metrics, "precomputed": precomputed, "format": "shopsense.recommend",
+                "format_version": 2}
     (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2))
     os.replace(tmp, paths.model_version(version))  # a half-written version is never visible under its name
     ptr = paths.models / ".CURRENT.tmp"
