@@ -12,11 +12,11 @@ import pytest
 
 pytest.importorskip("typer")
 
-from typer.testing import CliRunner  # noqa: E402
+from typer.testing import CliRunner
 
-from shopsense.cli import app  # noqa: E402
-from shopsense.insights import Analytics  # noqa: E402
-from shopsense.store import SQLiteStore  # noqa: E402
+from shopsense.cli import app
+from shopsense.insights import Analytics
+from shopsense.store import SQLiteStore
 
 runner = CliRunner()
 

@@ -13,7 +13,7 @@ import pytest
 pytest.importorskip("fastapi")
 pytest.importorskip("sentence_transformers")
 
-from tests.insights.conftest import demo_products  # noqa: E402
+from tests.insights.conftest import demo_products
 
 
 @pytest.fixture(scope="module")
@@ -143,3 +143,23 @@ def test_user_export_and_retention(client) -> None:  # type: ignore[no-untyped-d
     r = client.post("/privacy/retention", params={"days": 2.5}, headers=_h(client)).json()
     assert r["removed"]["events"] == 24 and r["removed"]["exposures"] == 0  # purchases 3, 4 and 5 days old
     assert client.get("/privacy/users/s3/export", headers=_h(client)).json()["events"] == []
+
+
+def test_the_server_applies_retention_on_a_schedule(built, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import shutil
+
+    from fastapi.testclient import TestClient
+
+    from shopsense.config import Settings
+    from shopsense.serve import create_app
+
+    home = tmp_path / "home"
+    shutil.copytree(built, home)
+    app = create_app(Settings.load(home, event_retention_days=2.5), warm=False)
+    with TestClient(app) as c:
+        store = app.state.shopsense.engine.store
+        deadline = time.time() + 30
+        while store.count_events() != 16 and time.time() < deadline:  # the sweep runs at start
+            time.sleep(0.2)
+        assert store.count_events() == 16  # purchases 1 and 2 days old stay
+        assert c.get("/health").status_code == 200
