@@ -14,7 +14,8 @@ from hypothesis import HealthCheck, given, settings
 from .conftest import has_capability
 
 NEEDS = {"/users/{user_id}/recommendations": "recommend", "/items/{item_id}/similar": "recommend",
-         "/items/{item_id}/complements": "bundles", "/carts/complete": "bundles",
+         "/items/{item_id}/complements": "bundles", "/items/{item_id}/substitutes": "bundles",
+         "/carts/complete": "bundles",
          "/bundles": "bundles", "/search": "search"}
 EXAMPLES = 8
 
@@ -51,7 +52,8 @@ def test_every_route_is_fuzzed(api_schema):
 OPERATIONS = [
     ("GET", "/search"), ("GET", "/users/{user_id}/recommendations"), ("DELETE", "/users/{user_id}"),
     ("GET", "/items/{item_id}"), ("GET", "/items/{item_id}/similar"),
-    ("GET", "/items/{item_id}/complements"), ("POST", "/carts/complete"), ("POST", "/bundles"),
+    ("GET", "/items/{item_id}/complements"), ("GET", "/items/{item_id}/substitutes"),
+    ("POST", "/carts/complete"), ("POST", "/bundles"),
     ("POST", "/events"), ("POST", "/products"), ("GET", "/health"), ("GET", "/metrics"),
     ("GET", "/stats"), ("GET", "/bench/results"), ("GET", "/storefront/config"),
     ("GET", "/livez"), ("GET", "/readyz"),
