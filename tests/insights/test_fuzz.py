@@ -7,9 +7,9 @@ import pytest
 
 schemathesis = pytest.importorskip("schemathesis")
 pytest.importorskip("sentence_transformers")
-from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import HealthCheck, given, settings
 
-from tests.insights.conftest import demo_products  # noqa: E402
+from tests.insights.conftest import demo_products
 
 EXAMPLES = 8
 
