@@ -186,3 +186,20 @@ def test_no_output_holds_a_user_id_or_key(store, demo_home) -> None:  # type: ig
     text = repr([a.daily(), a.top_queries(), a.zero_result_queries(), a.low_click_queries(), a.surfaces(),
                  a.positions(), a.revenue(), a.catalogue_health(), a.summary()])
     assert "shopper-" not in text and "u_" not in text
+
+
+def test_a_list_id_shared_by_two_shoppers_keeps_their_clicks_apart(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """A response cache can hand one list (one id) to several shoppers: a click counts for
+    the impression of the shopper who clicked."""
+    from shopsense.store import Exposure
+
+    s = SQLiteStore(tmp_path / "s.sqlite3")
+    t = T0.timestamp()
+    s.add_exposures([Exposure(kind="impression", list_id="L", user_id=u, surface="search", query="pen",
+                              items=["a", "b"], timestamp=t) for u in ("u1", "u2")]
+                    + [Exposure(kind="click", list_id="L", user_id="u1", surface="search", item_id="b", position=2,
+                                timestamp=t + 1)])
+    a = Analytics(s)
+    assert a.top_queries()[0]["ctr"] == 0.5 and a.surfaces()[0]["lists_clicked"] == 1
+    assert [p["clicks"] for p in a.positions()] == [0, 1]
+    s.close()

@@ -77,13 +77,15 @@ class Analytics:
         self.store, self.since, self.until, self.understand = store, since, until, understand
         self.rows = store.exposures(since=since, until=until)
         self.impressions = [r for r in self.rows if r["kind"] == "impression"]
-        self._actions: dict[str, dict[str, list[dict[str, Any]]]] = defaultdict(lambda: defaultdict(list))
+        # actions joined to impressions by list id *and* shopper: a cached list can reach
+        # several shoppers under one id, and one's click is not another's
+        self._actions: dict[tuple[str, str], dict[str, list[dict[str, Any]]]] = defaultdict(lambda: defaultdict(list))
         for r in self.rows:
             if r["kind"] != "impression":
-                self._actions[r["list_id"]][r["kind"]].append(r)
+                self._actions[(r["list_id"], r["user_key"])][r["kind"]].append(r)
 
-    def _acted(self, list_id: str, kind: str) -> list[dict[str, Any]]:
-        return self._actions.get(list_id, {}).get(kind, [])
+    def _acted(self, impression: Mapping[str, Any], kind: str) -> list[dict[str, Any]]:
+        return self._actions.get((impression["list_id"], impression["user_key"]), {}).get(kind, [])
 
     # -- traffic ----------------------------------------------------------------------
     def daily(self) -> list[dict[str, Any]]:
@@ -132,7 +134,7 @@ class Analytics:
             e["searches"] += 1
             e["users"].add(r["user_key"])
             e["zero_results"] += int(_n_results(r) == 0)
-            clicks = self._acted(r["list_id"], "click")
+            clicks = self._acted(r, "click")
             e["lists_clicked"] += int(bool(clicks))
             e["clicks"] += len(clicks)
             e["positions"] += [c["position"] for c in clicks]
@@ -196,11 +198,11 @@ class Analytics:
         for r in self.impressions:
             c = agg[r["surface"]]
             c["impressions"] += 1
-            clicks = self._acted(r["list_id"], "click")
+            clicks = self._acted(r, "click")
             c["clicks"] += len(clicks)
             c["lists_clicked"] += int(bool(clicks))
-            c["lists_with_cart"] += int(bool(self._acted(r["list_id"], "add_to_cart")))
-            c["lists_with_purchase"] += int(bool(self._acted(r["list_id"], "purchase")))
+            c["lists_with_cart"] += int(bool(self._acted(r, "add_to_cart")))
+            c["lists_with_purchase"] += int(bool(self._acted(r, "purchase")))
         rev = {r["surface"]: r for r in self.revenue()}
         out = []
         for s in sorted(set(agg) | (set(rev) - {"unattributed"})):
@@ -225,7 +227,7 @@ class Analytics:
             for p in range(1, min(len(r["items"]), max_position) + 1):
                 shown[p] += 1
             for kind in ("click", "add_to_cart", "purchase"):
-                for a in self._acted(r["list_id"], kind):
+                for a in self._acted(r, kind):
                     if a["position"] and a["position"] <= max_position:
                         acts[kind][a["position"]] += 1
         return [{"position": p, "shown": shown[p], "clicks": acts["click"][p], "add_to_carts": acts["add_to_cart"][p],
