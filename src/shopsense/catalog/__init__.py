@@ -21,7 +21,6 @@ from shopsense.catalog._models import (
     EventType,
     Product,
     check_id,
-    check_number,
     check_time,
     time_window,
 )
@@ -29,6 +28,6 @@ from shopsense.catalog._models import (
 __all__ = [
     "EVENT_WEIGHTS", "FILTER_KEYS", "MAX_PRICE", "MAX_QUANTITY", "MAX_RATING_COUNT", "TIME_AHEAD_S",
     "Catalog", "Event", "EventType", "IngestReport", "Product", "Reject", "Unreadable",
-    "check_id", "check_number", "check_time", "detect_format", "ingest", "match_mask", "parse_mapping",
+    "check_id", "check_time", "detect_format", "ingest", "match_mask", "parse_mapping",
     "read_rows", "time_window",
 ]
