@@ -36,12 +36,14 @@ SETTINGS = settings(max_examples=EXAMPLES, deadline=None, derandomize=True, data
 SCRATCH = "/dev/shm" if os.access("/dev/shm", os.W_OK) else None
 #: stands for a byte that is not UTF-8 (0xff) until the file is written
 MARK = "\ue000"
+#: stands for a stray quote opening the id cell (the csv writer would escape a real one)
+QUOTE = "\ue001"
 ROW = "(row)"  # a defect of the whole row rather than of one field
 
 # -- good rows -------------------------------------------------------------------------------
 _word = st.text(st.characters(categories=("L", "N")), min_size=1, max_size=8)
 #: free text: punctuation (quotes, commas, braces) and spaces of every kind
-_text = st.text(st.characters(categories=("L", "N", "P", "S", "Zs"), exclude_characters=MARK),
+_text = st.text(st.characters(categories=("L", "N", "P", "S", "Zs"), exclude_characters=MARK + QUOTE),
                 min_size=1, max_size=15).filter(str.strip)
 _ts = st.one_of(st.integers(0, 1_750_000_000),
                 st.datetimes(min_value=__import__("datetime").datetime(1971, 1, 1),
@@ -91,7 +93,7 @@ TEXT_PRODUCT = [("price", "inf"), ("price", "NaN"), ("rating_count", 99999999999
                 ("created_at", "9999-01-01"), ("created_at", "0001-01-01T00:00:00+14:00"),
                 ("attributes", "{bad"), ("attributes", "[1,2]"), ("attributes", "[" * 5000),
                 ("category", "[1, 2"), ("id", "."), ("id", "a\x02"), ("title", None)]
-RAW_CSV = [("user_id", "utf8"), (ROW, "extra_cell")]
+RAW_CSV = [("user_id", "utf8"), (ROW, "extra_cell"), (ROW, "open_quote")]
 RAW_JSONL = [("user_id", "utf8"), (ROW, "bad_json"), (ROW, "not_object"), (ROW, "deep"),
              ("user_id", "surrogate")]
 
@@ -123,8 +125,12 @@ def write(path: Path, rows: list[dict[str, Any]], raw: dict[int, str], fmt: str,
         w.writerow(cols)
         for i, r in enumerate(rows):
             cells = ["" if r.get(c) is None else str(r[c]) for c in cols]
+            if raw.get(i) == "open_quote":  # ids are letters and digits: never quoted by the writer
+                k = cols.index("user_id" if "user_id" in cols else "id")
+                cells[k] = QUOTE + cells[k]
             w.writerow(cells + (["surplus"] if raw.get(i) == "extra_cell" else []))
-        path.write_bytes(buf.getvalue().encode("utf-8").replace(MARK.encode(), b"\xff"))
+        data = buf.getvalue().encode("utf-8").replace(MARK.encode(), b"\xff").replace(QUOTE.encode(), b'"')
+        path.write_bytes(data)
     elif fmt == "jsonl":
         lines = []
         for i, r in enumerate(rows):
@@ -165,7 +171,7 @@ def hostile_file(draw: Any, kind: str, fmt: str) -> tuple[list[dict[str, Any]], 
                     rows.append(row)
                     continue
                 row["id"] = first
-            elif how in ("extra_cell", "bad_json", "not_object", "deep"):
+            elif how in ("extra_cell", "open_quote", "bad_json", "not_object", "deep"):
                 raw[i] = how
             elif field == "item_id" or (field == "type" and how is None):
                 row["type"] = row["type"] if how is not None else None

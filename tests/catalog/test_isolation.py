@@ -156,3 +156,42 @@ def test_an_unavailable_store_still_stops_the_ingest(tmp_path):
     f.write_text("user_id,item_id,type\nu,i,view\n")
     with pytest.raises(sqlite3.OperationalError):
         ingest(f, "events", write)
+
+
+def _lines(n: int) -> list[str]:
+    return ["user_id,item_id,type,timestamp"] + [f"u{i},i{i},view,{1_700_000_000 + i}" for i in range(n)]
+
+
+@pytest.mark.parametrize("column", [0, 1, 2, 3])
+def test_stray_quotes_cost_their_own_lines_only(engine, tmp_path, column):
+    """A quote opening a cell that never closes swallowed the lines after it into one cell
+    (up to the csv field limit, or to the next stray quote): those good rows were lost."""
+    lines = _lines(3000)
+    for k in (100, 1500, 2999):  # the last one runs to the end of the file
+        cells = lines[k].split(",")
+        cells[column] = '"' + cells[column]
+        lines[k] = ",".join(cells)
+    f = tmp_path / "e.csv"
+    f.write_text("\n".join(lines) + "\n")
+    rep = engine.ingest_events(f)
+    assert (rep.read, rep.stored, rep.rejected) == (3000, 2997, 3)
+    assert [r.line for r in rep.rejects] == [101, 1501, 3000]
+    assert all("quote" in r.reason for r in rep.rejects)
+
+
+def test_quoted_cells_over_several_lines_are_kept(engine, tmp_path):
+    f = tmp_path / "p.csv"
+    f.write_text('id,title,description\na,Pipe 12" long,"one\ntwo, ""three""\nfour"\nb,B,x\n')
+    rep = engine.ingest_products(f)
+    assert (rep.stored, rep.rejected) == (2, 0)
+    assert engine.product("a").description == 'one\ntwo, "three"\nfour' and engine.product("a").title == 'Pipe 12" long'
+
+
+def test_an_oversized_cell_is_reported_on_its_own_line(engine, tmp_path):
+    lines = _lines(10)
+    lines[3] = "u2," + "x" * 200_000 + ",view,1"
+    f = tmp_path / "e.csv"
+    f.write_text("\n".join(lines) + "\n")
+    rep = engine.ingest_events(f)
+    assert (rep.read, rep.stored, rep.rejected) == (10, 9, 1)
+    assert rep.rejects[0].line == 4 and "field larger than field limit" in rep.rejects[0].reason

@@ -147,49 +147,107 @@ def _readable(text: str) -> str:
     return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")[:200]
 
 
-def _checked_lines(fh: Iterator[str], bad: list[tuple[int, str, str]]) -> Iterator[str]:
-    """The lines of ``fh``, noting in ``bad`` (line, where, text) those with non-UTF-8 bytes."""
-    for n, line in enumerate(fh, start=1):
-        where = _undecodable(line)
-        if where is not None:
-            bad.append((n, where, _readable(line.rstrip("\r\n"))))
-        yield line
+class _Lines:
+    """The lines of a text file, for the csv module: numbered, those holding bytes that are
+    not UTF-8 noted in ``bad`` (line, where, text), and those of the record being read kept
+    in ``record``, so that a broken record can be re-read from its second line."""
+
+    def __init__(self, fh: Iterator[str]) -> None:
+        self._fh = fh
+        self._back: list[str] = []
+        self.n = 0
+        self.record: list[str] = []
+        self.bad: list[tuple[int, str, str]] = []
+
+    def __iter__(self) -> _Lines:
+        return self
+
+    def __next__(self) -> str:
+        line = self._back.pop() if self._back else next(self._fh)
+        self.n += 1
+        if not line.isascii():
+            where = _undecodable(line)
+            if where is not None:
+                self.bad.append((self.n, where, _readable(line.rstrip("\r\n"))))
+        self.record.append(line)
+        return line
+
+    def reread_after_first(self) -> None:
+        """Forget the current record but its first line: its other lines are read again."""
+        rest = self.record[1:]
+        self._back.extend(reversed(rest))
+        self.n -= len(rest)
+        self.bad = [b for b in self.bad if b[0] <= self.n]
+        self.record = []
+
+
+def _one_record(lines: list[str], delim: str, width: int) -> bool:
+    """Whether the lines of a record that ran over several lines are one well-formed record
+    of ``width`` cells: a quoted cell opened and closed at cell boundaries (strict parsing).
+    A stray quote that swallowed the lines after it fails: it runs to the end of the file,
+    or its closing quote is the next stray one, followed by more text."""
+    try:
+        records = list(csv.reader(lines, delimiter=delim, strict=True))
+    except csv.Error:
+        return False
+    return len(records) == 1 and len(records[0]) == width
 
 
 def _csv_rows(path: Path) -> Iterator[tuple[int, dict[str, Any] | str]]:
-    bad: list[tuple[int, str, str]] = []
+    """Rows of a CSV file. A quoted cell may run over several lines, but a record that runs
+    over several lines and is not one well-formed record (:func:`_one_record`), or that the
+    csv module cannot read, is an unbalanced quote: its first line is rejected and reading
+    goes on from the next line, so a stray quote never swallows the good rows after it."""
     with path.open(newline="", encoding="utf-8-sig", errors="surrogateescape") as fh:
         sample = fh.read(4096)
         fh.seek(0)
         delim = "\t" if sample.count("\t") > sample.count(",") else ","
-        reader = csv.DictReader(_checked_lines(fh, bad), delimiter=delim)
-        header = reader.fieldnames or []
-        if bad:
-            line, where, _ = bad[0]
+        lines = _Lines(fh)
+        reader = csv.reader(lines, delimiter=delim)
+        header = next(reader, [])
+        if lines.bad:
+            line, where, _ = lines.bad[0]
             raise ValidationError(
                 f"{path.name}: line {line} (the header) is not valid UTF-8 ({where}); nothing was "
                 "stored. Convert the file to UTF-8 first.", field="path")
+        width = len(header)
         while True:
+            start = lines.n + 1
+            lines.record.clear()
             try:
-                row = next(reader)
+                cells = next(reader)
             except StopIteration:
                 return
             except csv.Error as exc:
-                bad.clear()
-                yield reader.line_num, f"unreadable CSV row: {exc}"
+                hint = " (an unbalanced quote?); only this line is rejected" if len(lines.record) > 1 else ""
+                lines.reread_after_first()
+                reader = csv.reader(lines, delimiter=delim)  # a fresh parser: no half-read quote
+                yield start, f"unreadable CSV row: {exc}{hint}"
                 continue
-            if bad:  # a byte of this row is not UTF-8: rejected, not repaired
-                line, where, text = bad[0]
-                bad.clear()
-                column = next((str(k) for k, v in row.items()
-                               if isinstance(v, str) and _undecodable(v)), "(row)")
-                yield reader.line_num, Unreadable(f"invalid UTF-8 on line {line} ({where})",
-                                                  field=column, value=text)
+            if not cells:  # a blank line
                 continue
-            if None in row:  # more cells than the header
-                yield reader.line_num, f"row has more cells than the {len(header)}-column header"
+            end = lines.n
+            # a record over several lines must be one well-formed record; a cell of a one-line
+            # record ends with a newline only when its quote ran to the end of the file
+            if (end > start and not _one_record(lines.record, delim, width)) or cells[-1].endswith(("\n", "\r")):
+                lines.reread_after_first()
+                reader = csv.reader(lines, delimiter=delim)
+                yield start, "unbalanced quote: the row ran over the lines after it; only this line is rejected"
                 continue
-            yield reader.line_num, row
+            if lines.bad:  # a byte of this row is not UTF-8: rejected, not repaired
+                line, where, text = lines.bad[0]
+                lines.bad.clear()
+                column = next((str(h) for h, v in zip(header, cells, strict=False) if _undecodable(v)), "(row)")
+                yield end, Unreadable(f"invalid UTF-8 on line {line} ({where})", field=column, value=text)
+                continue
+            if len(cells) > width:
+                yield end, f"row has more cells than the {width}-column header"
+                continue
+            row: dict[str, Any] = dict(zip(header, cells, strict=False))
+            if len(cells) < width:
+                for h in header[len(cells):]:
+                    row.setdefault(h, None)
+            yield end, row
 
 
 def _jsonl_rows(path: Path) -> Iterator[tuple[int, dict[str, Any] | str]]:
