@@ -145,8 +145,22 @@ def test_console_pages(server, page) -> None:  # type: ignore[no-untyped-def]
     page.wait_for_selector("#export-out:not([hidden])")
     assert '"exposures"' in page.locator("#export-out").inner_text()
     _shot(page, "08-privacy")
-    assert "shopper-" not in "".join(page.locator("#page").inner_text() for _ in [0]).replace("shopper-3", "")
+    assert "shopper-" not in page.locator("#page").inner_text().replace("shopper-3", "")
     assert page.errors == []  # type: ignore[attr-defined]
+
+
+def test_benchmarks_have_their_own_page(server, page) -> None:  # type: ignore[no-untyped-def]
+    base, _ = server
+    page.goto(base + "/dashboard")
+    page.wait_for_selector("[data-stat=products]")
+    assert page.locator("[data-bench]").count() == 0  # the system page no longer holds them
+    _shot(page, "10-system")
+    if not httpx.get(base + "/bench/results").json():
+        pytest.skip("no bench/results/*.json in this checkout")
+    page.goto(base + "/benchmarks")
+    page.wait_for_selector("details[data-bench][open] svg")
+    assert page.locator("details[data-bench]").count() >= 1
+    _shot(page, "11-benchmarks")
 
 
 def test_experiment_in_the_console(server, page) -> None:  # type: ignore[no-untyped-def]
