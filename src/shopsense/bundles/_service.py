@@ -29,9 +29,11 @@ __all__ = ["BundleService", "near_duplicate_titles", "title_key"]
 NEAR_DUPLICATE_JACCARD = 0.75
 #: text cosine at or above which an addition is a twin of a cart item, not a complement
 NEAR_DUPLICATE_COSINE = 0.95
-#: text cosine at or above which an addition in the same category as a cart item (leaf
-#: or its parent: rollerball and ballpoint pens) is a substitute of it (another gel pen
-#: for a gel pen), whatever the co-purchase lift says
+#: text cosine at or above which an addition in the same category as a cart item is a
+#: substitute of it (another gel pen for a gel pen), whatever the co-purchase lift says:
+#: same leaf category (rollerball pen for a rollerball pen), or only the same parent
+#: (a ballpoint pen for a rollerball pen; staples and staplers differ in text)
+SUBSTITUTE_COSINE_LEAF = 0.6
 SUBSTITUTE_COSINE = 0.8
 _NO_SIGNAL = "no purchase signal for these items yet"
 #: below this a score is the popularity prior plus float rounding: no signal
@@ -212,7 +214,10 @@ class BundleService:
             fam = [{x for x in catalog.products[i].category[-2:] if x} for i in cart]
             same = np.array([[bool(fam_a & set(catalog.products[j].category[-2:])) for fam_a in fam]
                              for j in cand], dtype=bool).reshape(len(cand), len(cart))
-            twins = ((cos >= NEAR_DUPLICATE_COSINE) | (same & (cos >= SUBSTITUTE_COSINE))).any(axis=1)
+            leaf = np.asarray(catalog.category_leaf, dtype=object)
+            same_leaf = (leaf[c][:, None] == leaf[a][None, :]) & (leaf[c][:, None] != "")
+            twins = ((cos >= NEAR_DUPLICATE_COSINE) | (same & (cos >= SUBSTITUTE_COSINE))
+                     | (same_leaf & (cos >= SUBSTITUTE_COSINE_LEAF))).any(axis=1)
         out = []
         for pos, j in enumerate(cand):
             key = title_key(catalog.products[j].title)
