@@ -290,7 +290,7 @@ def test_version_in_the_first_layout_still_serves(trained, tmp_path) -> None:  #
     old = models / "old-layout"
     shutil.copytree(models / report["version"], old)
     for f in ("candidates.json", "users.json", "candidates.npy", "candidate_scores.npy",
-              "candidate_sources.npy", "user_fingerprints.npy", "item_neighbours.npy"):
+              "candidate_sources.npy", "candidate_evidence.npy", "user_fingerprints.npy", "item_neighbours.npy"):
         (old / f).unlink()
     for mf in old.glob("**/manifest.json"):
         m = json.loads(mf.read_text())

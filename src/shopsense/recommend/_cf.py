@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -178,18 +178,34 @@ class ItemKNN(Recommender):
             lo, hi = x.indptr[r], x.indptr[r + 1]
             if lo == hi or len(items) == 0:
                 continue
-            h, w = x.indices[lo:hi], x.data[lo:hi]
-            starts, ends = s.indptr[h], s.indptr[h + 1]
-            idx = np.concatenate([s.indices[a:b] for a, b in zip(starts, ends)])
-            val = np.concatenate([s.data[a:b] * wt for a, b, wt in zip(starts, ends, w)])
+            row, idx, val = _csr_rows(s, x.indices[lo:hi])
+            val = val * x.data[lo:hi][row]
             pos = np.minimum(np.searchsorted(uniq, idx), len(uniq) - 1)
             hit = uniq[pos] == idx
             out[r] = np.bincount(pos[hit], weights=val[hit], minlength=len(uniq))[back]
         out[:, ~ok] = -np.inf
         return out
 
-    def because(self, history: np.ndarray, items: np.ndarray) -> np.ndarray:
-        return self._because_by_single_scores(history, items)
+    def because(self, history: np.ndarray, items: np.ndarray, last: int = 20) -> np.ndarray:
+        """The one of the last ``last`` history items with the largest similarity ``S[h, item]``
+        to each item (its one-item score), read from the history's neighbour rows only."""
+        self._check_fitted()
+        h = np.asarray(history, np.int64)
+        h = h[(h >= 0) & (h < self.n_items_)][-last:]
+        items = np.asarray(items, np.int64)
+        out = np.full(len(items), -1, np.int64)
+        ok = (items >= 0) & (items < self.n_items_)
+        if len(h) == 0 or not ok.any():
+            return out
+        s = self.S_
+        uniq, back = np.unique(items[ok], return_inverse=True)
+        row, idx, val = _csr_rows(s, h)
+        pos = np.minimum(np.searchsorted(uniq, idx), len(uniq) - 1)
+        hit = uniq[pos] == idx
+        sim = np.zeros((len(h), len(uniq)))
+        sim[row[hit], pos[hit]] = val[hit].astype(np.float64)
+        out[ok] = h[np.argmax(sim[:, back], axis=0)]
+        return out
 
     def _state(self) -> dict[str, np.ndarray]:
         s = self.S_.tocsr()
@@ -200,6 +216,16 @@ class ItemKNN(Recommender):
 
         self.S_ = sp.csr_matrix((arrays["data"], arrays["indices"], arrays["indptr"]),
                                 shape=(self.n_items_, self.n_items_))
+
+
+def _csr_rows(m: Any, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The stored entries of ``rows`` of a CSR matrix as (position in ``rows``, column, value),
+    gathered in one vectorised step (no Python loop over the rows)."""
+    starts, ends = np.asarray(m.indptr[rows], np.int64), np.asarray(m.indptr[rows + 1], np.int64)
+    lens = ends - starts
+    pos = np.repeat(np.arange(len(rows)), lens)
+    offs = np.arange(int(lens.sum()), dtype=np.int64) + np.repeat(starts - (np.cumsum(lens) - lens), lens)
+    return pos, np.asarray(m.indices[offs]), np.asarray(m.data[offs])
 
 
 class ALS(Recommender):

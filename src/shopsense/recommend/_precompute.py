@@ -5,7 +5,8 @@ After the models are fitted, training writes into the version folder
 - each known user's top-``N`` list by the primary model, what they bought left out
   (``candidates.npy``, int32 item indices, best first; ``candidate_scores.npy``), the
   explanation sources of every listed
-  item (``candidate_sources.npy``: each generator's score normalised over the list), the
+  item (``candidate_sources.npy``: each generator's score normalised over the list) and
+  the history item that explains it (``candidate_evidence.npy``, from ``because()``), the
   row of each user (``users.json``) and a fingerprint of the history the list was scored
   from (``user_fingerprints.npy``): a user whose history is unchanged is answered from the
   list, in time that does not depend on the catalogue;
@@ -35,7 +36,7 @@ from shopsense.recommend._base import Recommender, mask_scores, top_k
 
 log = logging.getLogger(__name__)
 
-__all__ = ["HALF_LIFE_DAYS", "Precomputed", "explain_generators", "fingerprint", "neighbour_table",
+__all__ = ["HALF_LIFE_DAYS", "Precomputed", "best_generators", "explain_generators", "fingerprint", "neighbour_table",
            "precompute_lists", "weighted_history", "zscores"]
 
 #: default recency half-life of event weights, in days (RecommendService.recency_half_life_days)
@@ -89,7 +90,8 @@ def precompute_lists(models: dict[str, Recommender], primary: str, histories: Se
                      batch_size: int = 256, say: Callable[[str], None] = lambda m: None) -> dict[str, np.ndarray]:
     """Top-``n`` of the primary model for every history (in batches), without each user's
     ``exclude`` items (what they bought: never recommended by default), with each explaining
-    generator's score of every listed item normalised over the list (:func:`zscores`)."""
+    generator's score of every listed item normalised over the list (:func:`zscores`) and
+    the history item that explains it, asked of its best generator (``because``)."""
     prim = models[primary]
     gens = explain_generators(models)
     n_eff = min(n, prim.n_items_)
@@ -97,6 +99,7 @@ def precompute_lists(models: dict[str, Recommender], primary: str, histories: Se
     cand = np.full((u, n_eff), -1, np.int32)
     scores = np.zeros((u, n_eff), np.float32)
     sources = np.full((u, n_eff, len(gens)), np.nan, np.float32)
+    evidence = np.full((u, n_eff), -1, np.int32)
     for s in range(0, u, batch_size):
         hs = [np.asarray(h, np.int64) for h in histories[s:s + batch_size]]
         ws = [np.asarray(w, np.float32) for w in weights[s:s + batch_size]]
@@ -117,9 +120,25 @@ def precompute_lists(models: dict[str, Recommender], primary: str, histories: Se
             for r in range(len(hs)):
                 ok = valid[r]
                 sources[s + r, ok, g] = zscores(rows[r, ok], rows[r, ok])
+        for r, h in enumerate(hs):  # the evidence of each listed item, from its best generator
+            ok = np.flatnonzero(valid[r])
+            bests = best_generators(sources[s + r, ok], gens, primary)
+            for name in dict.fromkeys(bests):
+                at = ok[[j for j, b in enumerate(bests) if b == name]]
+                evidence[s + r, at] = models[name].because(h, top.indices[r, at])
         if (s // batch_size) % 20 == 0:
             say(f"  precomputed lists: {min(s + batch_size, u):,}/{u:,} users")
-    return {"candidates": cand, "candidate_scores": scores, "candidate_sources": sources}
+    return {"candidates": cand, "candidate_scores": scores, "candidate_sources": sources,
+            "candidate_evidence": evidence}
+
+
+def best_generators(sources: np.ndarray, generators: Sequence[str], fallback: str) -> list[str]:
+    """For each row of normalised sources (one column per generator, NaN unknown), the
+    generator that explains the item best (the first on ties); ``fallback`` when none can."""
+    v = np.where(np.isfinite(sources), sources, -np.inf)
+    best = np.argmax(v, axis=1) if v.shape[1] else np.zeros(len(v), np.int64)
+    known = np.isfinite(sources).any(axis=1) if v.shape[1] else np.zeros(len(v), bool)
+    return [generators[b] if k else fallback for b, k in zip(best, known)]
 
 
 def neighbour_table(model: Recommender, m: int = 50, max_block_bytes: int = 1 << 26) -> np.ndarray:
@@ -160,6 +179,7 @@ class Precomputed:
     sources: np.ndarray  # (n_users, n, n_generators) float32
     fingerprints: np.ndarray  # (n_users,) uint64
     neighbours: np.ndarray | None  # (n_items, m_total) int32
+    evidence: np.ndarray | None = None  # (n_users, n) int32: the explaining history item, -1 none
 
     @property
     def n(self) -> int:
@@ -204,6 +224,8 @@ class Precomputed:
 
         users = json.loads((folder / "users.json").read_text())
         nb = folder / "item_neighbours.npy"
+        ev = folder / "candidate_evidence.npy"
         return cls(json.loads((folder / META_FILE).read_text()), {u: i for i, u in enumerate(users)},
                    arr("candidates"), arr("candidate_scores"), arr("candidate_sources"),
-                   arr("user_fingerprints"), np.load(nb, mmap_mode=mode) if nb.exists() else None)
+                   arr("user_fingerprints"), np.load(nb, mmap_mode=mode) if nb.exists() else None,
+                   np.load(ev, mmap_mode=mode) if ev.exists() else None)

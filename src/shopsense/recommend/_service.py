@@ -44,6 +44,7 @@ from shopsense.recommend._base import Recommender, mask_scores, top_k
 from shopsense.recommend._precompute import (
     HALF_LIFE_DAYS,
     Precomputed,
+    best_generators,
     explain_generators,
     fingerprint,
     weighted_history,
@@ -269,7 +270,7 @@ class RecommendService:
         elif filters:  # still validate the filters, as the full path does
             match_mask(self.ctx.catalog(), filters, rows=np.zeros(0, np.int64))
         if len(exclude):
-            ok &= ~np.isin(items, exclude)
+            ok &= _not_in(items, exclude)
         return ok
 
     def recommend(self, user_id: str, k: int = 10, filters: Mapping[str, Any] | None = None,
@@ -392,7 +393,14 @@ class RecommendService:
                 scores = np.asarray(pre.scores[row, pos], np.float32)
                 table = np.asarray(pre.sources[row][pos], np.float32)
                 srcs = [{g: float(v) for g, v in zip(pre.generators, t) if np.isfinite(v)} for t in table]
-                hits = self._hits(hist, chosen, scores, srcs, sequential)
+                if pre.evidence is not None and not sequential:  # nothing to ask the models
+                    bests = best_generators(table, pre.generators, self._primary)
+                    because = np.asarray(pre.evidence[row][pos], np.int64)
+                    evidence = [self._claim(g, hist, int(b)) for g, b in zip(bests, because)]
+                    hits = [self._hit(int(i), float(sc), SOURCES.get(g, "cf"), sr, ev)
+                            for i, sc, sr, g, ev in zip(chosen, scores, srcs, bests, evidence)]
+                else:
+                    hits = self._hits(hist, chosen, scores, srcs, sequential)
                 hits = self._add_new_items(hits, hist, w, k, filters, exclude)
                 return self._finish(hits[:k], {**info, "path": "precomputed"})
         if pre is None or pre.neighbours is None:  # a version trained before the tables: score all
@@ -479,7 +487,7 @@ class RecommendService:
         """Hits with the best-explaining generator as source and its evidence (asked once per
         generator for all of its items)."""
         bests = []
-        for sr in srcs:
+        for sr in srcs:  # as best_generators() picks from the precomputed table
             best = max(sr, key=sr.get) if sr else self._primary  # type: ignore[arg-type]
             if sequential and "sasrec" in sr:
                 best = "sasrec"
@@ -498,7 +506,7 @@ class RecommendService:
             return hits
         new = np.arange(self._n_trained, len(self._item_ids))
         ok = allowed[new] if allowed is not None else self._ok(new, filters, exclude)
-        new = new[ok & ~np.isin(new, hist)]
+        new = new[ok & _not_in(new, hist)]
         if len(new) == 0:
             return hits
         sims = content.score_items([hist], new, [w])[0]
@@ -527,19 +535,27 @@ class RecommendService:
             bs = (m.because(hist, np.asarray(items, np.int64)[pos]) if m is not None
                   else np.full(len(pos), -1, np.int64))
             for j, b in zip(pos, bs):
-                b = int(b)
-                if b < 0:
-                    if gen == "content":
-                        continue
-                    b = int(hist[-1])
-                out[j] = {"because_item": self._item_ids[b]}
+                out[j] = self._claim(gen, hist, int(b))
         return out
+
+    def _claim(self, gen: str, hist: np.ndarray, because: int) -> dict[str, Any]:
+        """Evidence from a ``because()`` answer: the most recent item when the model cannot
+        say, except for text similarity, where no close item means no claim."""
+        if len(hist) == 0 or (because < 0 and gen == "content"):
+            return {}
+        return {"because_item": self._item_ids[because if because >= 0 else int(hist[-1])]}
 
     def _hit(self, i: int, score: float, source: str, sources: dict[str, float], evidence: dict[str, Any]) -> Hit:
         return Hit(id=self._item_ids[i], score=float(score), source=source, sources=sources, evidence=evidence)
 
     def _finish(self, hits: list[Hit], info: dict[str, Any]) -> ResultList:
         return ResultList(hits, {**info, "model_version": self._manifest.get("version"), "model": self._primary})
+
+
+def _not_in(items: np.ndarray, exclude: np.ndarray) -> np.ndarray:
+    """``~np.isin(items, exclude)`` for the short arrays of one call, without isin's set-up."""
+    ex = set(np.asarray(exclude).tolist())
+    return np.fromiter((i not in ex for i in np.asarray(items).tolist()), bool, len(items))
 
 
 def _recent_distinct(history: np.ndarray, n: int) -> np.ndarray:

@@ -157,9 +157,10 @@ def train_models(ctx: ShopContext, progress: bool | Callable[[str], None] = Fals
     val_hist = [seqs[u][:-1] for u in val_users]
     val_tgt = np.array([seqs[u][-1] for u in val_users], np.int64)
     metrics: dict[str, Any] = {}
-    say("fitting generators on the time split")
     gens = generators()
-    fit_all(gens, head)
+    if ranker and len(val_users) >= 50:
+        say("fitting generators on the time split")  # only the ranker learns from these fits
+        fit_all(gens, head)
     if sasrec and len(val_users) >= 20:
         say(f"training SASRec (budget {sasrec_seconds:.0f}s)")
         sas = SASRec(max_seconds=sasrec_seconds, epochs=200, num_threads=1, text_init=vecs is not None)
