@@ -18,14 +18,16 @@ from shopsense.bundles import (
     text_knn,
     top_k_dense,
 )
-from shopsense.bundles._neighbors import MEMO, Memo, fingerprint, kmeans_codes
+from shopsense.bundles._neighbors import MEMO, PAIRS, Memo, fingerprint, kmeans_codes
 
 
 @pytest.fixture(autouse=True)
 def _fresh_memo():
     MEMO.clear()
+    PAIRS.clear()
     yield
     MEMO.clear()
+    PAIRS.clear()
 
 
 @pytest.fixture
@@ -187,10 +189,13 @@ def test_refit_with_other_hyperparameters_reuses_neighbours_clusters_and_ease(mo
     second = ComplementModel(l2=20.0, text_weight=0.0, category_weight=0.0, prior_weight=0.02).fit(
         X, embeddings=emb.copy())
     assert calls == {"knn": 1, "kmeans": 1, "ease": 1}
+    assert second.copurchase_ is first.copurchase_  # the pair counts too
     ComplementModel(l2=200.0, text_weight=0.3).fit(X, embeddings=emb)
     assert calls == {"knn": 1, "kmeans": 1, "ease": 2}
+    assert ComplementModel(min_support=3).fit(X).copurchase_ is not first.copurchase_
     # a memo hit is the same model as a fresh computation
     MEMO.clear()
+    PAIRS.clear()
     fresh = ComplementModel(l2=20.0, text_weight=0.3).fit(X, embeddings=emb)
     assert calls == {"knn": 2, "kmeans": 2, "ease": 3}
     for attr in ("pair_scores_", "neighbors_", "substitutes_"):
@@ -229,3 +234,28 @@ def test_fit_and_rank_at_200k_items_stay_sparse():
     assert m.pair_scores_.nnz < 50 * n
     got = m.rank([[0, 1], [5]], k=10)
     assert got.indices.shape == (2, 10) and np.all(got.indices >= 0)
+
+
+def test_score_equals_the_former_column_gather(or_split_small):
+    """The items x carts gather of the cold-candidate signal gives the former floats exactly."""
+    X, emb, carts = or_split_small
+    m = ComplementModel(text_weight=1.0, category_weight=0.5, prior_weight=0.02).fit(X, embeddings=emb)
+    Q = m._carts(carts)
+    R = np.asarray((Q @ m.pair_scores_).todense(), dtype=np.float32)
+    borrow = (Q @ sparse.diags(m.coldness_.astype(np.float32)) @ m.neighbors_).tocsr()
+    R += np.asarray((borrow @ m.pair_scores_).todense(), dtype=np.float32)
+    best = np.zeros_like(R)
+    for s_ in range(m.neighbor_idx_.shape[1]):
+        np.maximum(best, R[:, m.neighbor_idx_[:, s_]] * m.neighbor_sim_[None, :, s_], out=best)
+    R += m.text_weight * best * m.coldness_[None, :].astype(np.float32)
+    cat_q = np.asarray((Q @ m._G).todense(), dtype=np.float32) @ m.category_affinity_
+    R += m.category_weight * cat_q[:, np.maximum(m.categories_, 0)] * m.category_share_[None, :]
+    R += (m.prior_weight + 1e-6) * m.popularity_[None, :].astype(np.float32)
+    np.testing.assert_array_equal(m.score(carts), R)
+
+
+@pytest.fixture(scope="module")
+def or_split_small(online_retail, or_vectors):
+    X = basket_matrix(online_retail["baskets"][:1500], online_retail["n"])
+    carts = [b[:-1] for b in online_retail["baskets"][1500:1700] if len(b) >= 2]
+    return X, or_vectors, carts

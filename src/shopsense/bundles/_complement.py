@@ -26,7 +26,14 @@ import numpy as np
 from scipy import sparse
 
 from shopsense.bundles._mining import CoPurchase, decay_weights
-from shopsense.bundles._neighbors import MEMO, fingerprint, kmeans_codes, text_knn, top_k_dense
+from shopsense.bundles._neighbors import (
+    MEMO,
+    PAIRS,
+    fingerprint,
+    kmeans_codes,
+    text_knn,
+    top_k_dense,
+)
 from shopsense.errors import NotFittedError, check_param
 from shopsense.results import Ranked
 
@@ -166,10 +173,11 @@ class ComplementModel:
 
         ``categories``: (n_items,) int codes, -1 for none; ``embeddings``:
         (n_items, dim) unit vectors; ``times``: (n_baskets,) epoch seconds for
-        the time decay. The text neighbour graph, the pseudo-categories and the
-        EASE weights are memoised by content (:data:`shopsense.bundles._neighbors.MEMO`),
-        so refitting on the same baskets and embeddings recomputes only what the
-        changed hyperparameters touch.
+        the time decay. The pair counts, the text neighbour graph, the
+        pseudo-categories and the EASE weights are memoised by content
+        (``shopsense.bundles._neighbors.MEMO`` and ``PAIRS``), so refitting on the
+        same baskets and embeddings recomputes only what the changed
+        hyperparameters touch.
         """
         X = sparse.csr_matrix(X, dtype=np.float32)
         n = X.shape[1]
@@ -178,14 +186,17 @@ class ComplementModel:
         if categories is not None and len(categories) != n:
             raise ValueError(f"categories has {len(categories)} entries for {n} items")
         w = decay_weights(times, self.half_life_days) if times is not None else None
-        self.copurchase_ = cp = CoPurchase(self.min_support).fit(X, w)
+        x_key = fingerprint(X)
+        self.copurchase_ = cp = PAIRS.get(("copurchase", x_key, fingerprint(w), self.min_support),
+                                          lambda: CoPurchase(self.min_support).fit(X, w))
         c = cp.item_weights_
         self.item_counts_ = c
         self.popularity_ = c / max(c.max(initial=0.0), 1e-12)
-        if self.item_model == "ease":
-            self.pair_scores_ = self._ease(X, cp)
-        else:
-            self.pair_scores_ = top_k_per_row(self._conditional(cp), self.max_partners).astype(np.float32)
+        # what the pair scores depend on: a tuning grid that moves only the signal
+        # weights reuses them
+        pkey = ("pair_scores", x_key, fingerprint(w), self.item_model, self.min_support, self.max_partners,
+                self.shrink, self.pop_exponent) + ((self.l2, self.ease_max_items) if self.item_model == "ease" else ())
+        self.pair_scores_ = PAIRS.get(pkey, lambda: self._pair_scores(X, cp, x_key)).copy()
         self.coldness_ = (self.shrink / (c + self.shrink)) if self.shrink > 0 else np.zeros(n)
 
         # text neighbourhood for cold start and substitutes
@@ -229,6 +240,11 @@ class ComplementModel:
             self.substitutes_ = self._substitute_matrix(knn, codes)
         return self
 
+    def _pair_scores(self, X: sparse.csr_matrix, cp: CoPurchase, x_key: tuple) -> sparse.csr_matrix:
+        if self.item_model == "ease":
+            return self._ease(X, cp, x_key)
+        return top_k_per_row(self._conditional(cp), self.max_partners).astype(np.float32)
+
     def _conditional(self, cp: CoPurchase) -> sparse.csr_matrix:
         """Shrunk ``P(j|i)``, damped by the candidate's popularity."""
         c = cp.item_weights_
@@ -236,7 +252,7 @@ class ComplementModel:
         right = sparse.diags(np.power(c + 1.0, -self.pop_exponent))
         return left @ cp.pair_counts_ @ right
 
-    def _ease(self, X: sparse.csr_matrix, cp: CoPurchase) -> sparse.csr_matrix:
+    def _ease(self, X: sparse.csr_matrix, cp: CoPurchase, x_key: tuple) -> sparse.csr_matrix:
         """Pair weights learned by ridge regression of each item on the rest of its
         basket (EASE, Steck 2019), closed form. Unlike summed conditional
         probabilities it discounts partners that only repeat what other cart items
@@ -255,28 +271,52 @@ class ComplementModel:
             active.sort()
         if len(active) < 2:
             return sparse.csr_matrix((n, n), dtype=np.float32)
-        key = ("ease", fingerprint(X), self.l2, self.ease_max_items, self.max_partners)
+        key = ("ease", x_key, self.l2, self.ease_max_items, self.max_partners)
         E = MEMO.get(key, lambda: _ease_weights(X, active, self.l2, self.max_partners)).copy()
         if n_bought > len(active):
             E = self._with_fallback(E, active, cp)
         return E
 
-    def _with_fallback(self, E: sparse.csr_matrix, active: np.ndarray, cp: CoPurchase) -> sparse.csr_matrix:
-        """EASE pairs plus the conditional scores of every pair with an item outside ``active``."""
+    def _with_fallback(self, E: sparse.csr_matrix, active: np.ndarray, cp: CoPurchase,
+                       block: int = 8192) -> sparse.csr_matrix:
+        """EASE pairs plus the conditional scores of every pair with an item outside ``active``.
+
+        In blocks of ``block`` rows: at 200k items the co-purchase pairs number in the
+        hundreds of millions, and the conditional matrix need never exist whole.
+        """
         n = E.shape[0]
         outside = np.ones(n, dtype=bool)
         outside[active] = False
-        C = sparse.coo_matrix(self._conditional(cp))
-        sel = outside[C.row] | outside[C.col]
-        inside = sparse.csr_matrix((C.data[~sel], (C.row[~sel], C.col[~sel])), shape=(n, n))
-        e_best = np.asarray(E.max(axis=1).todense()).ravel()
-        c_best = np.asarray(inside.max(axis=1).todense()).ravel()
+        c = cp.item_weights_
+        left = 1.0 / (c + self.shrink + 1e-12)
+        right = np.power(c + 1.0, -self.pop_exponent)
+        pc = sparse.csr_matrix(cp.pair_counts_)
+
+        def conditional(rows: sparse.csr_matrix, first: np.ndarray) -> np.ndarray:
+            r = np.repeat(first, np.diff(rows.indptr))
+            return left[r] * rows.data * right[rows.indices]
+
+        # scale: the median ratio of an item's best EASE weight to its best conditional
+        # score, over the items both models score
+        inner = pc[active][:, active]
+        inner.data = conditional(inner, active)
+        e_best = np.asarray(E[active].max(axis=1).todense()).ravel()
+        c_best = np.asarray(inner.max(axis=1).todense()).ravel()
         both = (e_best > 0) & (c_best > 0)
         scale = float(np.median(e_best[both] / c_best[both])) if both.any() else 1.0
-        F = sparse.csr_matrix((scale * C.data[sel], (C.row[sel], C.col[sel])), shape=(n, n))
+        parts, n_fallback = [], 0
+        for r0 in range(0, n, block):
+            rows = pc[r0:r0 + block]
+            first = np.arange(r0, r0 + rows.shape[0])
+            vals = conditional(rows, first)
+            local = np.repeat(np.arange(rows.shape[0]), np.diff(rows.indptr))
+            sel = outside[local + r0] | outside[rows.indices]
+            n_fallback += int(sel.sum())
+            F = sparse.csr_matrix((scale * vals[sel], (local[sel], rows.indices[sel])), shape=rows.shape)
+            parts.append(top_k_per_row(E[r0:r0 + block] + F, self.max_partners).astype(np.float32))
         log.info("complement: EASE over %d items, conditional fallback for %d pairs (scale %.3g)",
-                 len(active), int(sel.sum()), scale)
-        return top_k_per_row(E + F, self.max_partners).astype(np.float32)
+                 len(active), n_fallback, scale)
+        return sparse.vstack(parts, format="csr") if parts else sparse.csr_matrix((n, n), dtype=np.float32)
 
     def _set_category_stats(self, codes: np.ndarray | None) -> None:
         """Category co-purchase affinity and each item's share of its category."""
@@ -345,18 +385,31 @@ class ComplementModel:
             # cold candidates borrow the score of their best text neighbour, weighted by
             # similarity: a near-twin of a strong complement is a strong complement
             # (a mean over the neighbourhood would dilute the twin away)
-            best = np.zeros_like(R)
-            buf = np.empty_like(R)  # one buffer for every slot: at 200k items a slot is 400 MB a batch
+            # Laid out items x carts, a neighbour's scores for the whole batch are one
+            # contiguous row: each slot gathers rows, not single floats, into buffers
+            # reused across slots (at 50k items the former column gathers and their
+            # temporaries took 60 of the 68 s a batch of 512 carts cost). The same
+            # products and maxima in the same order, so the same floats.
+            RT = np.ascontiguousarray(R.T)
+            best = np.zeros_like(RT)
+            buf = np.empty_like(RT)
             for s_ in range(self.neighbor_idx_.shape[1]):
-                np.take(R, self.neighbor_idx_[:, s_], axis=1, out=buf)
-                np.multiply(buf, self.neighbor_sim_[None, :, s_], out=buf)
+                # the indices are valid; mode="raise" would copy through a buffer
+                np.take(RT, self.neighbor_idx_[:, s_], axis=0, out=buf, mode="clip")
+                buf *= self.neighbor_sim_[:, s_, None]
                 np.maximum(best, buf, out=best)
-            del buf
-            R += self.text_weight * best * self.coldness_[None, :].astype(np.float32)
+            del RT, buf
+            best *= self.text_weight
+            best *= self.coldness_.astype(np.float32)[:, None]
+            R += best.T
+            del best
         if self.category_affinity_ is not None and self.category_weight > 0:
             cat_q = np.asarray((Q @ self._G).todense(), dtype=np.float32) @ self.category_affinity_
             codes = np.maximum(self.categories_, 0)
-            R += self.category_weight * cat_q[:, codes] * self.category_share_[None, :]
+            spread = cat_q[:, codes]
+            spread *= self.category_weight
+            spread *= self.category_share_[None, :]
+            R += spread
         # a popularity prior (vanishing by default: it only orders items the other
         # signals cannot tell apart)
         R += (self.prior_weight + 1e-6) * self.popularity_[None, :].astype(np.float32)

@@ -159,6 +159,7 @@ class CoPurchase:
             pc = w_counts.multiply(keep).tocsr()
             pc.eliminate_zeros()
         self.pair_counts_ = pc.astype(np.float64)
+        self._lift: sparse.csr_matrix | None = None
         self.n_baskets_ = n_b
         self.total_weight_ = max(wsum, 1e-12)
         self.n_items_ = n
@@ -184,10 +185,13 @@ class CoPurchase:
         return float(self.pair_counts_[i, j]) * self.total_weight_ / den if den > 0 else 0.0
 
     def lift_matrix(self) -> sparse.csr_matrix:
-        """Lift of every kept pair (sparse, same pattern as ``pair_counts_``)."""
+        """Lift of every kept pair (sparse, same pattern as ``pair_counts_``; computed
+        once per fit, callers must not change it)."""
         self._check()
-        inv = 1.0 / np.maximum(self.item_weights_, 1e-12)
-        return (sparse.diags(inv) @ self.pair_counts_ @ sparse.diags(inv) * self.total_weight_).tocsr()
+        if getattr(self, "_lift", None) is None:
+            inv = 1.0 / np.maximum(self.item_weights_, 1e-12)
+            self._lift = (sparse.diags(inv) @ self.pair_counts_ @ sparse.diags(inv) * self.total_weight_).tocsr()
+        return self._lift
 
     def confidence_matrix(self) -> sparse.csr_matrix:
         """``confidence(i -> j)`` for every kept pair (rows are antecedents)."""

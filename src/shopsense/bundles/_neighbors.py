@@ -35,7 +35,7 @@ from shopsense.results import Ranked
 
 log = logging.getLogger(__name__)
 
-__all__ = ["MEMO", "Memo", "fingerprint", "kmeans_codes", "text_knn", "top_k_dense"]
+__all__ = ["MEMO", "PAIRS", "Memo", "fingerprint", "kmeans_codes", "text_knn", "top_k_dense"]
 
 #: width of the column sample that sets the pre-filter threshold; rows narrower than
 #: four times this go straight to ``argpartition`` (the filter would buy nothing)
@@ -308,3 +308,5 @@ class Memo:
 
 #: neighbour graphs, cluster codes and EASE weights shared by every ComplementModel fit
 MEMO = Memo()
+#: co-purchase counts and pair scores (hundreds of MB at 50k items: only the last few are kept)
+PAIRS = Memo(size=3)
