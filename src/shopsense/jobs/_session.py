@@ -28,6 +28,9 @@ DEFAULT_CONF: dict[str, str] = {
     "spark.ui.showConsoleProgress": "false",
     # basket days and time decay are computed in UTC, as the in-process miners do
     "spark.sql.session.timeZone": "UTC",
+    # MLlib runs one BLAS call per task and core: a multi-threaded native BLAS underneath only
+    # oversubscribes the executors (Spark's own advice for ALS)
+    "spark.executorEnv.OPENBLAS_NUM_THREADS": "1",
 }
 
 
