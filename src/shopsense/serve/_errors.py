@@ -23,7 +23,7 @@ from shopsense.errors import (
     ValidationError,
 )
 
-__all__ = ["ApiError", "install_error_handlers", "problem"]
+__all__ = ["ApiError", "install_error_handlers", "problem", "server_error"]
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +53,21 @@ _STATUS: list[tuple[type[BaseException], int]] = [
     (MissingDependencyError, 503),
     (ShopsenseError, 400),
 ]
+
+
+def server_error(request: Request, exc: BaseException) -> JSONResponse:
+    """The JSON 500 for an error nothing else handled, with a request id that the client sees
+    and the log keeps. The log gets the route, the error's class and its stack, never its
+    message nor the raw path: either can hold a user id."""
+    import traceback
+    import uuid
+
+    rid = uuid.uuid4().hex[:16]
+    route = getattr(request.scope.get("route"), "path", None) or "unmatched"
+    log.error("server error request_id=%s %s %s: %s\n%s", rid, request.method, route, type(exc).__name__,
+              "".join(traceback.format_tb(exc.__traceback__)).rstrip())
+    return problem(500, "InternalError", f"Internal error; request id {rid}.", None,
+                   headers={"X-Request-ID": rid})
 
 
 def _field_of_loc(loc: tuple[Any, ...] | list[Any]) -> str:

@@ -24,6 +24,8 @@ class Metrics:
                               registry=self.registry)
         self.rate_limited = Counter("shopsense_rate_limited", "Requests refused by the rate limit",
                                     registry=self.registry)
+        self.server_errors = Counter("shopsense_server_errors", "Responses with a 5xx status", ["route"],
+                                     registry=self.registry)
         self.products = Gauge("shopsense_catalog_products", "Products in the store",
                               registry=self.registry)
 

@@ -19,7 +19,7 @@ from shopsense.config import Settings
 from shopsense.rerank import rules_version
 from shopsense.serve._auth import KeyStore
 from shopsense.serve._cache import ResponseCache
-from shopsense.serve._errors import install_error_handlers
+from shopsense.serve._errors import install_error_handlers, server_error
 from shopsense.serve._limits import BodySizeLimit, RateLimiter
 from shopsense.serve._metrics import Metrics
 from shopsense.serve._privacy import Pseudonymizer
@@ -135,13 +135,18 @@ def create_app(
     @app.middleware("http")
     async def access(request: Request, call_next: Any) -> Any:
         t0 = time.perf_counter()
-        response = await call_next(request)
+        try:
+            response = await call_next(request)
+        except Exception as exc:  # noqa: BLE001 - unhandled: a JSON 500 with a request id, counted and logged below
+            response = server_error(request, exc)
         dt = time.perf_counter() - t0
         response.headers["X-Worker"] = str(os.getpid())  # which worker answered
         route = getattr(request.scope.get("route"), "path", None) or "unmatched"
         if not route.startswith("/static"):
             state.metrics.requests.labels(request.method, route, str(response.status_code)).inc()
             state.metrics.latency.labels(route).observe(dt)
+            if response.status_code >= 500:
+                state.metrics.server_errors.labels(route).inc()
         if log.isEnabledFor(logging.INFO):
             # the raw path can hold a user id: log the route template and a pseudonym instead
             params = request.scope.get("path_params", {})
