@@ -2,6 +2,7 @@
 
     python bench/ingest.py            # full run (~500k events, Icecat 19,406, Home Depot 54,667)
     python bench/ingest.py --quick    # 120k events, for a smoke run
+    python bench/ingest.py --hostile  # 1M events with 1% hostile rows vs the same file without them
 
 Each (dataset, system) runs in its own fresh subprocess, so peak RSS (ru_maxrss) is that
 system's alone; ``rss_after_import_mb`` is the same process before it reads a row.
@@ -14,6 +15,14 @@ Files are built from real data with the shopsense.datasets loaders in a temp dir
 shopsense validates every row (pydantic), reports rejects, dedupes, and commits batch by
 batch with upserts and indexes; the peer does none of that (pandas.read_csv then
 DataFrame.to_sql into SQLite), so the ratio is the price of those guarantees.
+
+``--hostile`` (results in ``bench/results/ingest_hostile.json``) builds, under /tmp, a
+synthetic events CSV of ``--rows`` rows in which ``--bad-rate`` of the rows carry one defect
+each, every kind in turn (out-of-range prices, quantities and timestamps, ids that cannot
+appear in a URL, unknown types, missing items, bytes that are not UTF-8, extra cells, stray
+quotes), and the same file without those rows. It ingests both in fresh processes and checks
+that every good row is stored and every bad row reported on its line with its field; with
+``--baseline REV`` it also runs the code of git revision REV on both files (the peer).
 
 The script also checks the CLI: ``shopsense ingest products`` of the full Icecat and
 Home Depot files must end with read == stored + rejected (no silent drops), and a
@@ -34,9 +43,11 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results" / "ingest.json"
+HOSTILE_RESULTS = ROOT / "bench" / "results" / "ingest_hostile.json"
 HD_MAP = {"product_uid": "id", "product_title": "title"}
 
 
@@ -62,10 +73,13 @@ def child(system: str, kind: str, path: str, home: str, mapping: str) -> None:
         eng = Engine(home)
         t0 = time.perf_counter()
         fn = eng.ingest_products if kind == "products" else eng.ingest_events
+        cpu0 = time.process_time()
         rep = fn(path, mapping=mapping_d)
         secs = time.perf_counter() - t0
+        cpu = time.process_time() - cpu0
         stored = eng.store.count_products() if kind == "products" else eng.store.count_events()
-        out = {"read": rep.read, "stored": stored, "rejected": rep.rejected, "seconds": secs}
+        out = {"read": rep.read, "stored": stored, "rejected": rep.rejected, "seconds": secs, "cpu_s": cpu,
+               "rejects_path": rep.rejects_path}
         eng.close()
     else:
         import pandas as pd
@@ -86,12 +100,15 @@ def child(system: str, kind: str, path: str, home: str, mapping: str) -> None:
     print("RESULT " + json.dumps(out))
 
 
-def run_child(system: str, kind: str, path: Path, home: Path, mapping: dict[str, str]) -> dict[str, float]:
+def run_child(system: str, kind: str, path: Path, home: Path, mapping: dict[str, str],
+              src: Path | None = None) -> dict[str, Any]:
+    """One system on one file in a fresh process; ``src`` puts another source tree first."""
     if home.exists():
         shutil.rmtree(home)
+    env = {**os.environ, "PYTHONPATH": str(src)} if src else None
     proc = subprocess.run(
         [sys.executable, __file__, "--child", system, kind, str(path), str(home), json.dumps(mapping)],
-        capture_output=True, text=True, check=False,
+        capture_output=True, text=True, check=False, env=env,
     )
     line = next((x for x in proc.stdout.splitlines() if x.startswith("RESULT ")), None)
     if proc.returncode != 0 or line is None:
@@ -202,15 +219,169 @@ def cli_checks(tmp: Path) -> dict[str, dict[str, dict[str, float]]]:
     return out
 
 
+# -- hostile rows -------------------------------------------------------------------------------
+#: (kind, field the reject must name, how the row is broken); every kind in turn
+HOSTILE: list[tuple[str, str, str]] = [
+    ("price_inf", "price", "inf"), ("price_nan", "price", "nan"), ("price_negative", "price", "-1"),
+    ("quantity_overflow", "quantity", "99999999999999999999"), ("quantity_zero", "quantity", "0"),
+    ("timestamp_1e17", "timestamp", "1e17"), ("timestamp_overflow", "timestamp", "99999999999999999999"),
+    ("timestamp_year1_plus14", "timestamp", "0001-01-01T00:00:00+14:00"),
+    ("timestamp_year9999", "timestamp", "9999-12-31T00:00:00Z"),
+    ("timestamp_milliseconds", "timestamp", "1700000000000"),
+    ("user_id_slash", "user_id", "a/b"), ("user_id_dotdot", "user_id", ".."),
+    ("user_id_control", "user_id", "u\x01x"), ("user_id_nul", "user_id", "u\x00x"),
+    ("type_unknown", "type", "teleport"), ("item_id_missing", "item_id", ""),
+    ("invalid_utf8", "user_id", "\udcff"), ("extra_cell", "(row)", ""), ("stray_quote", "(row)", ""),
+]
+HOSTILE_COLUMNS = ["user_id", "item_id", "type", "timestamp", "quantity", "price"]
+
+
+def build_hostile(tmp: Path, rows: int, bad_rate: float) -> tuple[Path, Path, dict[int, tuple[str, str]]]:
+    """(file with bad rows, the same file without them, {line: (kind, field)} of the bad rows)."""
+    import random
+
+    rng = random.Random(0)
+    every = max(1, round(1 / bad_rate))
+    bad: dict[int, tuple[str, str]] = {}
+    hostile, clean = tmp / "events_hostile.csv", tmp / "events_clean.csv"
+    types = ["view", "view", "view", "click", "add_to_cart", "purchase"]
+    with hostile.open("wb") as fh, clean.open("wb") as fc:
+        head = (",".join(HOSTILE_COLUMNS) + "\n").encode()
+        fh.write(head)
+        fc.write(head)
+        k = 0
+        for i in range(rows):
+            cells = [f"u{rng.randrange(100_000)}", f"i{rng.randrange(50_000)}", rng.choice(types),
+                     str(1_600_000_000 + i), str(rng.randint(1, 3)), f"{rng.uniform(0.5, 500):.2f}"]
+            if i % every != every // 2:
+                line = (",".join(cells) + "\n").encode()
+                fh.write(line)
+                fc.write(line)
+                continue
+            kind, fld, value = HOSTILE[k % len(HOSTILE)]
+            k += 1
+            if kind == "extra_cell":
+                cells.append("surplus")
+            elif kind == "stray_quote":
+                cells[1] = '"' + cells[1]
+            elif fld != "(row)":
+                cells[HOSTILE_COLUMNS.index(fld)] = value
+            fh.write((",".join(cells) + "\n").encode("utf-8", "surrogateescape"))
+            bad[i + 2] = (kind, fld)  # line numbers: the header is line 1
+    return hostile, clean, bad
+
+
+def check_rejects(path: str | None, bad: dict[int, tuple[str, str]]) -> dict[str, Any]:
+    """Compare a rejects file with the bad rows: each reported once, on its line, naming its field."""
+    got: dict[int, str] = {}
+    if path:
+        with open(path, encoding="utf-8") as fh:
+            for x in fh:
+                r = json.loads(x)
+                got[r["line"]] = r["field"]
+    per_kind: dict[str, int] = {}
+    wrong_field = 0
+    for line, (kind, fld) in bad.items():
+        if got.get(line) == fld:
+            per_kind[kind] = per_kind.get(kind, 0) + 1
+        elif line in got:
+            wrong_field += 1
+    return {"bad_rows": len(bad), "reported_on_their_line": sum(1 for line in bad if line in got),
+            "reported_with_their_field": sum(per_kind.values()), "reported_with_another_field": wrong_field,
+            "reports_of_good_rows": sum(1 for line in got if line not in bad), "per_kind": per_kind}
+
+
+def _count(n: int) -> str:
+    return f"{n // 1_000_000}M" if n % 1_000_000 == 0 else f"{n // 1000}k"
+
+
+def hostile_run(rows: int, bad_rate: float, baseline: str | None, out: Path) -> None:
+    from shopsense.eval import meta, print_table, write_json
+
+    load_before = os.getloadavg()
+    results: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory(prefix="shopsense-bench-hostile-", dir="/tmp") as td:
+        tmp = Path(td)
+        t0 = time.perf_counter()
+        hostile, clean, bad = build_hostile(tmp, rows, bad_rate)
+        n_good = rows - len(bad)
+        print(f"built {hostile.name} ({rows:,} rows, {len(bad):,} bad) and {clean.name} ({n_good:,} rows) "
+              f"in {time.perf_counter() - t0:.0f}s")
+        src = None
+        if baseline:
+            src = tmp / "baseline"
+            src.mkdir()
+            archive = subprocess.run(["git", "-C", str(ROOT), "archive", baseline, "src"], capture_output=True,
+                                     check=True).stdout
+            subprocess.run(["tar", "-x", "-C", str(src)], input=archive, check=True)
+            src = src / "src"
+        systems = [("shopsense", None)] + ([(f"shopsense_{baseline}", src)] if src else [])
+        for name, tree in systems:
+            for ds, path in ((f"events_{_count(rows)}_clean", clean),
+                             (f"events_{_count(rows)}_hostile_{bad_rate:.0%}", hostile)):
+                try:
+                    r = run_child("shopsense", "events", path, tmp / f"home_{name}_{path.stem}", {}, tree)
+                except RuntimeError as exc:  # the code before the fix crashed on hostile rows
+                    err = str(exc).strip().splitlines()[-1]
+                    print(f"{ds:28s} {name:24s} FAILED: {err}")
+                    results.setdefault(ds, {})[name] = {"crashed": 1, "error": err[:200]}
+                    continue
+                good = n_good  # both files hold the same good rows
+                row: dict[str, Any] = {k: round(float(r[k]), 3) for k in
+                                       ("read", "stored", "rejected", "seconds", "cpu_s", "rows_per_s")}
+                row["good_rows"] = good
+                row["good_rows_all_stored"] = int(r["stored"] == good)
+                if path == hostile:
+                    chk = check_rejects(r.get("rejects_path"), bad)
+                    row.update({k: v for k, v in chk.items() if k != "per_kind"})
+                    row["bad_rows_all_reported"] = int(chk["reported_with_their_field"] == len(bad)
+                                                       and chk["reports_of_good_rows"] == 0)
+                    results.setdefault("hostile_kinds_reported", {})[name] = chk["per_kind"]
+                print(f"{ds:28s} {name:24s} {r['read']:>9,} read {r['stored']:>9,} stored "
+                      f"{r['rejected']:>7,} rejected {r['seconds']:7.1f}s ({r['cpu_s']:.1f}s CPU)")
+                results.setdefault(ds, {})[name] = row
+        for name, _ in systems:
+            c = results[f"events_{_count(rows)}_clean"].get(name, {})
+            h = results[f"events_{_count(rows)}_hostile_{bad_rate:.0%}"].get(name, {})
+            if "seconds" in c and "seconds" in h:
+                h["seconds_ratio_vs_clean"] = round(h["seconds"] / c["seconds"], 3)
+                h["cpu_ratio_vs_clean"] = round(h["cpu_s"] / c["cpu_s"], 3)
+    shown = ("read", "stored", "rejected", "seconds", "cpu_s", "rows_per_s")
+    print_table({d: {s: {m: v[m] for m in shown if m in v} for s, v in sy.items()}
+                 for d, sy in results.items() if d.startswith("events")}, title="hostile ingest")
+    m = meta(
+        "Synthetic events CSV (user_id,item_id,type,timestamp,quantity,price; unique timestamps, so no "
+        f"duplicates); one row in {max(1, round(1 / bad_rate))} carries one defect, the "
+        f"{len(HOSTILE)} kinds in turn ({', '.join(k for k, _, _ in HOSTILE)}); the clean file is the same "
+        "file without those rows. Each (system, file) in a fresh subprocess ingesting into a fresh "
+        "SQLite home through Engine.ingest_events; seconds = wall time of the call, cpu_s = process time "
+        "of the call. Checks: stored == good rows; every bad row's line in the rejects file with the "
+        "field of its defect, no good row reported. One run each; the 2-core machine was shared.",
+        rows=rows, bad_rate=bad_rate, baseline=baseline,
+        load_average_1m_before=round(load_before[0], 2), load_average_1m_after=round(os.getloadavg()[0], 2),
+    )
+    write_json(results, out, m)
+    print(f"wrote {out}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="120k events instead of ~495k")
-    ap.add_argument("--out", type=Path, default=RESULTS)
+    ap.add_argument("--out", type=Path, default=None)
+    ap.add_argument("--hostile", action="store_true", help="1M events with 1%% hostile rows vs the same file "
+                    "without them (bench/results/ingest_hostile.json)")
+    ap.add_argument("--rows", type=int, default=1_000_000, help="--hostile: rows in the file")
+    ap.add_argument("--bad-rate", type=float, default=0.01, help="--hostile: share of hostile rows")
+    ap.add_argument("--baseline", default=None, help="--hostile: also run the code of this git revision")
     ap.add_argument("--child", nargs=5, metavar=("SYSTEM", "KIND", "PATH", "HOME", "MAP"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
         child(*args.child)
         return
+    if args.hostile:
+        hostile_run(args.rows, args.bad_rate, args.baseline, args.out or HOSTILE_RESULTS)
+        return
+    args.out = args.out or RESULTS
 
     from shopsense.eval import bar_chart, meta, print_table, write_json
 
