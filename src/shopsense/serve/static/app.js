@@ -5,16 +5,18 @@ const $ = (sel) => document.querySelector(sel);
 const state = {
   key: null, user: null, session: "s-" + Math.random().toString(36).slice(2, 10),
   cart: [], filters: {}, q: "", recsVersion: 0, lastRecIds: [], refreshTimer: null,
+  item: null, lastFocus: null,
 };
+const STORE = { cart: "shopsense_cart", recent: "shopsense_recent" };
 
 function h(tag, attrs = {}, ...kids) {
   const el = document.createElement(tag);
   for (const [k, v] of Object.entries(attrs)) {
     if (k === "class") el.className = v;
     else if (k.startsWith("on")) el.addEventListener(k.slice(2), v);
-    else if (v !== null && v !== undefined) el.setAttribute(k, v);
+    else if (v !== null && v !== undefined && v !== false) el.setAttribute(k, v === true ? "" : v);
   }
-  for (const kid of kids.flat()) if (kid !== null && kid !== undefined) el.append(kid);
+  for (const kid of kids.flat()) if (kid !== null && kid !== undefined && kid !== false) el.append(kid);
   return el;
 }
 
@@ -36,53 +38,123 @@ function notice(text) {
   n.textContent = text; n.hidden = !text;
 }
 
+function load(key, fallback) {
+  try { return JSON.parse(localStorage.getItem(key)) ?? fallback; } catch (e) { return fallback; }
+}
+function save(key, value) {
+  try { localStorage.setItem(key, JSON.stringify(value)); } catch (e) { /* private mode: memory only */ }
+}
+
+// -- words a shopper reads: attribute names and filters without internal spellings
+const ACRONYMS = new Set(["ean", "upc", "usb", "hdmi", "lan", "led", "lcd", "sku", "id", "rj", "ac", "dc", "cpu", "gpu", "ram"]);
+function label(name) {
+  const words = String(name).replace(/[_-]+/g, " ").trim().split(/\s+/);
+  return words.map((w, i) => ACRONYMS.has(w.toLowerCase()) ? w.toUpperCase()
+    : i === 0 ? w.charAt(0).toUpperCase() + w.slice(1) : w).join(" ");
+}
+function leaf(p) { return p && p.category && p.category.length ? p.category[p.category.length - 1] : ""; }
+function priceRange(lo, hi) {
+  if (lo !== undefined && lo !== null && hi !== undefined && hi !== null) return `${fmt(lo)}–${fmt(hi)}`;
+  if (hi !== undefined && hi !== null) return `under ${fmt(hi)}`;
+  return `over ${fmt(lo)}`;
+}
+function fmt(x) { return Number.isInteger(x) ? String(x) : Number(x).toFixed(2); }
+
 // -- images: hosts are often unreachable (offline demo), so every image has a neat fallback
-const PALETTE = ["#0b6e4f", "#2a6f97", "#7b2cbf", "#c05621", "#2f855a", "#9b2c2c", "#4a5568", "#b7791f"];
+const PALETTE = ["#0b6e4f", "#2a5f85", "#6a28a8", "#9a4515", "#276749", "#9b2c2c", "#4a5568", "#7a4f0e"];
 function placeholder(p) {
-  const label = (p.category && p.category.length ? p.category[p.category.length - 1] : p.brand) || "";
   const words = (p.title || p.id || "?").replace(/[^\p{L}\p{N} ]/gu, " ").split(/\s+/).filter(Boolean);
   const initials = words.slice(0, 2).map((w) => w[0].toUpperCase()).join("");
-  let hash = 0; for (const c of label || p.id) hash = (hash * 31 + c.charCodeAt(0)) >>> 0;
-  return h("div", { class: "ph", style: `background:${PALETTE[hash % PALETTE.length]}` },
-    initials, h("small", {}, label));
+  const key = leaf(p) || p.brand || p.id || "?";
+  let hash = 0; for (const c of key) hash = (hash * 31 + c.charCodeAt(0)) >>> 0;
+  return h("div", { class: "ph", style: `background:${PALETTE[hash % PALETTE.length]}`, "aria-hidden": "true" },
+    initials, h("small", {}, leaf(p) || p.brand || ""));
 }
 function thumb(p) {
   const box = h("div", { class: "thumb" });
   if (p && p.image_url) {
-    const img = h("img", { src: p.image_url, alt: p.title, loading: "lazy", referrerpolicy: "no-referrer" });
+    const img = h("img", { src: p.image_url, alt: "", loading: "lazy", referrerpolicy: "no-referrer" });
     img.addEventListener("error", () => { box.replaceChildren(placeholder(p)); });
     box.append(img);
   } else box.append(placeholder(p || {}));
   return box;
 }
 
-function money(p) {
-  return p && p.price !== null && p.price !== undefined ? `${p.price.toFixed(2)} ${p.currency || ""}` : "";
+function hasPrice(p) { return p && p.price !== null && p.price !== undefined; }
+function money(x, currency) { return `${Number(x).toFixed(2)}${currency ? " " + currency : ""}`; }
+function priceOf(p) { return hasPrice(p) ? money(p.price, p.currency) : ""; }
+function priceEl(p, cls = "price") {
+  return hasPrice(p) ? h("div", { class: cls }, priceOf(p)) : h("div", { class: cls + " unknown" }, "Price not available");
 }
 
 function reasonOf(hit) {
   if (hit.reason) return hit.reason;
-  return { bm25: "Matches your search", dense: "Close in meaning to your search", popular: "Popular right now" }[hit.source] || hit.source;
+  return { bm25: "Matches your search", dense: "Related to your search", popular: "Popular with shoppers" }[hit.source] || "Recommended";
 }
+
+function itemHref(id) { return "#/item/" + encodeURIComponent(id); }
 
 function card(hit, surface, opts = {}) {
   const p = hit.product || { id: hit.id, title: hit.id };
-  const el = h("div", { class: "card", "data-id": hit.id, "data-source": hit.source, "data-surface": surface },
-    thumb(p),
-    h("div", { class: "title" }, p.title),
-    h("div", { class: "meta" }, [p.brand, p.category && p.category[p.category.length - 1]].filter(Boolean).join(" · ")),
-    h("div", { class: "price" }, money(p)),
-    h("div", { class: "reason", title: JSON.stringify(hit.evidence || {}) }, reasonOf(hit)),
-    h("button", { class: "add ghost", type: "button", onclick: (e) => { e.stopPropagation(); addToCart(p); } }, "Add to cart"));
+  const low = hit.evidence && hit.evidence.low_confidence;
+  const el = h("article", { class: "card" + (low ? " low" : ""), "data-id": hit.id, "data-source": hit.source,
+    "data-surface": surface },
+  thumb(p),
+  h("a", { class: "title", href: itemHref(hit.id), onclick: () => sendEvent("click", hit.id) }, p.title),
+  h("div", { class: "meta" }, [p.brand, leaf(p)].filter(Boolean).join(" · ")),
+  priceEl(p),
+  opts.reason === false ? null : h("div", { class: "reason" + (low ? " low" : "") }, reasonOf(hit)),
+  h("button", { class: "add ghost", type: "button", "aria-label": `Add to cart: ${p.title}`,
+    onclick: (e) => { e.stopPropagation(); addToCart(p); } }, "Add to cart"));
   if (opts.fresh) el.classList.add("fresh");
-  el.addEventListener("click", () => { sendEvent("click", hit.id); location.hash = "#/item/" + encodeURIComponent(hit.id); });
+  // the whole card is a pointer target; keyboard users have the title link and the button
+  el.addEventListener("click", (e) => {
+    if (e.target.closest("a, button")) return;
+    sendEvent("click", hit.id); location.hash = itemHref(hit.id);
+  });
   return el;
 }
 
-function fill(container, hits, surface, emptyText, freshIds) {
-  const el = $(container);
-  el.replaceChildren(...(hits.length ? hits.map((x) => card(x, surface, { fresh: freshIds && freshIds.has(x.id) }))
-    : [h("div", { class: "empty" }, emptyText)]));
+function fill(container, hits, surface, emptyText, opts = {}) {
+  const el = typeof container === "string" ? $(container) : container;
+  el.replaceChildren(...(hits.length ? hits.map((x) => card(x, surface, { reason: opts.reason, fresh: opts.fresh && opts.fresh.has(x.id) }))
+    : [h("p", { class: "empty" }, emptyText)]));
+}
+
+// -- lists worth showing: no near-identical titles, some category variety in a row
+function titleKey(t) {
+  const words = String(t || "").toLowerCase().replace(/\([^)]*\)/g, " ").match(/[\p{L}\p{N}&+]+/gu) || [];
+  return new Set(words.filter((w) => w.length > 1 || /\d/.test(w)));
+}
+function nearDuplicate(a, b, threshold = 0.6) {
+  if (!a.size || !b.size) return false;
+  let inter = 0; for (const w of a) if (b.has(w)) inter += 1;
+  return inter / (a.size + b.size - inter) >= threshold;
+}
+function diversify(hits, k, { perCategory = 2, perParent = 3, perReason = 3, exclude = [] } = {}) {
+  const keys = exclude.map(titleKey);
+  const byCat = {}, byParent = {}, byReason = {};
+  const out = [], spare = [];
+  for (const x of hits) {
+    const p = x.product || {};
+    const key = titleKey(p.title || x.id);
+    if (keys.some((k2) => nearDuplicate(key, k2))) continue;
+    const cat = leaf(p) || "?", why = x.reason || x.source;
+    const parent = p.category && p.category.length > 1 ? p.category[p.category.length - 2] : cat;
+    if ((byCat[cat] || 0) >= perCategory || (byParent[parent] || 0) >= perParent || (byReason[why] || 0) >= perReason) {
+      spare.push([x, key]); continue;
+    }
+    byCat[cat] = (byCat[cat] || 0) + 1; byParent[parent] = (byParent[parent] || 0) + 1;
+    byReason[why] = (byReason[why] || 0) + 1;
+    keys.push(key); out.push(x);
+    if (out.length >= k) return out;
+  }
+  for (const [x, key] of spare) { // not enough variety to be strict: fill, still without duplicates
+    if (out.length >= k) break;
+    if (keys.some((k2) => nearDuplicate(key, k2))) continue;
+    keys.push(key); out.push(x);
+  }
+  return out;
 }
 
 // -- events: every click, view, search and add-to-cart is a real POST /events
@@ -102,167 +174,411 @@ function scheduleRecs() {
   state.refreshTimer = setTimeout(loadRecs, 250);
 }
 
+// -- home: recommendations, recently viewed, categories, popular items
 async function loadRecs() {
   if (!state.user) return;
   $("#recs-status").textContent = "updating…";
   try {
-    const r = await api(`/users/${encodeURIComponent(state.user)}/recommendations?k=12`);
-    const ids = r.hits.map((x) => x.id);
+    const r = await api(`/users/${encodeURIComponent(state.user)}/recommendations?k=36`);
+    const hits = diversify(r.hits, 12, { exclude: state.cart.map((x) => x.product.title) });
+    const ids = hits.map((x) => x.id);
     const fresh = new Set(state.lastRecIds.length ? ids.filter((i) => !state.lastRecIds.includes(i)) : []);
     const changed = state.lastRecIds.length && (fresh.size > 0 || ids.join() !== state.lastRecIds.join());
     state.lastRecIds = ids;
     state.recsVersion += 1;
     $("#recs").dataset.version = String(state.recsVersion);
     $("#recs").dataset.ids = ids.join(",");
-    fill("#recs", r.hits, "recommend", "No recommendations yet.", fresh);
-    $("#recs-status").textContent = changed
-      ? `updated from your activity: ${fresh.size} new` : `for ${state.user}`;
+    const personal = r.personalised !== false;
+    $("#recs-title").firstChild.textContent = personal ? "Recommended for you " : "Popular now ";
+    fill("#recs", hits, "recommend", "No recommendations yet.", { fresh });
+    $("#recs-status").textContent = changed ? `updated from your activity: ${fresh.size} new`
+      : personal ? `for ${state.user}` : "nothing to personalise yet";
   } catch (e) {
     $("#recs-status").textContent = `unavailable (${e.message})`;
-    $("#recs").replaceChildren(h("div", { class: "empty" }, "Recommendations are not available right now."));
+    $("#recs").replaceChildren(h("p", { class: "empty" }, "Recommendations are not available right now."));
   }
 }
 
-// -- cart
-function addToCart(p) {
-  if (!state.cart.find((x) => x.id === p.id)) state.cart.push(p);
+function renderRecent() {
+  const recent = load(STORE.recent, []).filter((p) => p && p.id);
+  $("#recent-section").hidden = !recent.length;
+  fill("#recent", recent.slice(0, 8).map((p) => ({ id: p.id, source: "recent", product: p })), "recent", "", { reason: false });
+}
+
+function rememberViewed(p) {
+  const keep = ["id", "title", "brand", "category", "price", "currency", "image_url", "in_stock"];
+  const slim = Object.fromEntries(keep.map((k) => [k, p[k]]));
+  const recent = load(STORE.recent, []).filter((x) => x && x.id !== p.id);
+  save(STORE.recent, [slim, ...recent].slice(0, 12));
+}
+
+async function loadHome() {
+  renderRecent();
+  try {
+    const r = await api("/storefront/home?k=24&categories=12");
+    $("#categories").replaceChildren(...r.categories.map((c) => h("a", {
+      class: "cat", href: "#/category/" + encodeURIComponent(c.name) }, thumb(c.example),
+    h("span", { class: "cat-name" }, c.name), h("span", { class: "meta" }, `${c.count} products`))));
+    fill("#popular", diversify(r.popular.hits, 12, { perParent: 4, perReason: 99 }), "popular",
+      r.popular_error ? "Popular items appear once the recommenders are trained." : "Nothing popular yet.", { reason: false });
+  } catch (e) {
+    $("#categories").replaceChildren(h("p", { class: "empty" }, `Categories unavailable (${e.message})`));
+  }
+}
+
+// -- cart: quantities, prices, remove, subtotal, completion
+function persistCart() { save(STORE.cart, state.cart); }
+
+function addToCart(p, qty = 1) {
+  const line = state.cart.find((x) => x.id === p.id);
+  if (line) line.qty += qty; else state.cart.push({ id: p.id, qty, product: p });
+  persistCart();
   sendEvent("add_to_cart", p.id);
   renderCart();
-  $("#cart").hidden = false;
+  openCart();
+}
+
+function setQty(id, qty) {
+  const line = state.cart.find((x) => x.id === id);
+  if (!line) return;
+  if (qty <= 0) state.cart = state.cart.filter((x) => x.id !== id); else line.qty = qty;
+  persistCart();
+  renderCart();
+}
+
+function openCart() {
+  const cart = $("#cart");
+  if (!cart.hidden) return;
+  state.lastFocus = document.activeElement;
+  cart.hidden = false; $("#backdrop").hidden = false;
+  $("#cart-btn").setAttribute("aria-expanded", "true");
+  document.body.classList.add("drawer-open");
+  $("#cart-close").focus();
+}
+function closeCart() {
+  $("#cart").hidden = true; $("#backdrop").hidden = true;
+  $("#cart-btn").setAttribute("aria-expanded", "false");
+  document.body.classList.remove("drawer-open");
+  const back = state.lastFocus && document.contains(state.lastFocus) ? state.lastFocus : $("#cart-btn");
+  back.focus();
+}
+
+function cartLine(line) {
+  const p = line.product;
+  const total = hasPrice(p) ? money(p.price * line.qty, p.currency) : "no price";
+  return h("li", { "data-id": p.id, class: "cart-line" },
+    thumb(p),
+    h("div", { class: "cart-main" },
+      h("a", { class: "title", href: itemHref(p.id), onclick: closeCart }, p.title),
+      h("div", { class: "meta" }, hasPrice(p) ? `${priceOf(p)} each` : "Price not available"),
+      h("div", { class: "qty", role: "group", "aria-label": `Quantity of ${p.title}` },
+        h("button", { type: "button", class: "ghost step dec", "aria-label": "One less",
+          onclick: () => setQty(p.id, line.qty - 1) }, "−"),
+        h("output", { class: "n", "aria-live": "polite" }, String(line.qty)),
+        h("button", { type: "button", class: "ghost step inc", "aria-label": "One more",
+          onclick: () => setQty(p.id, line.qty + 1) }, "+"),
+        h("button", { type: "button", class: "link remove", "aria-label": `Remove: ${p.title}`,
+          onclick: () => setQty(p.id, 0) }, "Remove"))),
+    h("div", { class: "line-total" + (hasPrice(p) ? "" : " unknown") }, total));
 }
 
 async function renderCart() {
-  $("#cart-count").textContent = String(state.cart.length);
-  $("#cart-items").replaceChildren(...state.cart.map((p) => h("li", { "data-id": p.id }, p.title, " ", h("span", { class: "meta" }, money(p)))));
-  if (!state.cart.length) { $("#cart-complete").replaceChildren(h("div", { class: "empty" }, "Your cart is empty.")); return; }
+  const count = state.cart.reduce((s, x) => s + x.qty, 0);
+  $("#cart-count").textContent = String(count);
+  $("#cart-items-word").textContent = count === 1 ? " item" : " items";
+  $("#cart-items").replaceChildren(...state.cart.map(cartLine));
+  const priced = state.cart.filter((x) => hasPrice(x.product));
+  const unpriced = state.cart.filter((x) => !hasPrice(x.product));
+  const currency = priced.length ? priced[0].product.currency : "";
+  const subtotal = priced.reduce((s, x) => s + x.product.price * x.qty, 0);
+  $("#cart-summary").replaceChildren(...(state.cart.length ? [
+    h("div", { class: "subtotal" }, h("span", {}, `Subtotal (${count} item${count === 1 ? "" : "s"})`),
+      h("b", { id: "cart-subtotal" }, priced.length ? money(subtotal, currency) : "—")),
+    unpriced.length ? h("p", { class: "meta" }, `${unpriced.length} item${unpriced.length === 1 ? " has" : "s have"} no price and ${unpriced.length === 1 ? "is" : "are"} not in the subtotal.`) : null,
+  ] : [h("p", { class: "empty" }, "Your cart is empty.")]));
+  if (!state.cart.length) { $("#cart-complete").replaceChildren(h("p", { class: "empty" }, "Add something to see what goes with it.")); return; }
   try {
-    const r = await api("/carts/complete", { method: "POST", body: JSON.stringify({ items: state.cart.map((p) => p.id), k: 5 }) });
-    fill("#cart-complete", r.hits, "cart", "Nothing to add.");
-  } catch (e) { $("#cart-complete").replaceChildren(h("div", { class: "empty" }, `unavailable (${e.message})`)); }
+    const r = await api("/carts/complete", { method: "POST", body: JSON.stringify({ items: state.cart.map((x) => x.id), k: 8 }) });
+    const hits = diversify(r.hits, 4, { perCategory: 4, perParent: 4, perReason: 99, exclude: state.cart.map((x) => x.product.title) });
+    fill("#cart-complete", hits, "cart", r.reason === "no purchase signal for these items yet"
+      ? "No purchase data yet for these items, so nothing to suggest." : "Nothing to add.");
+  } catch (e) { $("#cart-complete").replaceChildren(h("p", { class: "empty" }, `unavailable (${e.message})`)); }
 }
 
 // -- search with facets
-function facetGroups(info, hits) {
-  const groups = {};
-  const f = info.facets;
-  if (f && typeof f === "object") {
-    for (const [name, vals] of Object.entries(f)) {
-      if (Array.isArray(vals)) groups[name] = vals.map((v) => [String(v.value ?? v.name ?? v[0]), v.count ?? v[1]]);
-      else if (vals && typeof vals === "object") groups[name] = Object.entries(vals);
-    }
+const FACET_NAMES = { category: "Category", brand: "Brand", price: "Price", rating: "Rating", in_stock: "Availability" };
+
+function facetValueLabel(name, value) {
+  if (name === "price") {
+    const [lo, hi] = value.split("-");
+    return value.endsWith("+") ? `${value.slice(0, -1)} and over` : `${lo} – ${hi}`;
   }
-  if (!Object.keys(groups).length) { // derive from the results when the engine sent none
-    const count = (fn) => { const m = {}; for (const x of hits) { const v = fn(x.product || {}); if (v) m[v] = (m[v] || 0) + 1; } return Object.entries(m); };
-    groups.category = count((p) => p.category && p.category[p.category.length - 1]);
-    groups.brand = count((p) => p.brand);
+  if (name === "rating") return `${value.replace("+", "")} stars & up`;
+  if (name === "in_stock") return value === "true" ? "In stock" : "Out of stock";
+  return value;
+}
+
+function facetGroups(info) {
+  // [name, label, [[value, count], ...]]; attributes become one group each
+  const f = info.facets || {};
+  const groups = [];
+  const sorted = (obj) => Object.entries(obj || {}).filter(([v, n]) => v && n > 0);
+  for (const name of ["category", "brand", "price", "rating", "in_stock"]) {
+    let vals = sorted(f[name]);
+    if (name === "in_stock") vals = vals.filter(([v]) => v === "true");
+    if (name === "category" || name === "brand") vals.sort((a, b) => b[1] - a[1]);
+    if (vals.length) groups.push([name, FACET_NAMES[name], vals.slice(0, 10)]);
   }
-  for (const k of Object.keys(groups)) groups[k] = groups[k].filter((x) => x[0] && x[1]).sort((a, b) => b[1] - a[1]).slice(0, 8);
+  for (const [attr, vals] of Object.entries(f.attributes || {}).slice(0, 6)) {
+    const v = sorted(vals);
+    const numeric = v.every(([x]) => /^-?\d+(\.\d+)?$/.test(x));
+    v.sort(numeric ? (a, b) => Number(a[0]) - Number(b[0]) : (a, b) => b[1] - a[1]);
+    if (v.length) groups.push(["attr:" + attr, label(attr), v.slice(0, 8)]);
+  }
   return groups;
 }
 
-const FILTERABLE = { category: "category", brand: "brand", in_stock: "in_stock" };
+function filterLabel(key, value) {
+  if (key.startsWith("attr:")) return `${label(key.slice(5))}: ${value}`;
+  return `${FACET_NAMES[key] || label(key)}: ${facetValueLabel(key, value)}`;
+}
 
-function renderFacets(groups) {
+function renderFacets(info) {
   const box = $("#facets");
-  box.replaceChildren(h("div", { class: "meta" }, "Refine"));
-  for (const [name, vals] of Object.entries(groups)) {
-    if (!vals.length) continue;
-    box.append(h("h3", {}, name.replace(/_/g, " ")));
+  const groups = facetGroups(info);
+  box.replaceChildren();
+  for (const [name, title, vals] of groups) {
+    const list = h("ul", { class: "facet-list" });
     for (const [value, n] of vals) {
-      const param = FILTERABLE[name] || null;
-      box.append(h("button", { class: "facet", type: "button", "data-facet": name, "data-value": value,
-        onclick: () => { if (param) { state.filters[param] = value; } else { state.filters["attr:" + name] = value; } runSearch(); } },
-      h("span", {}, value), h("span", { class: "n" }, String(n))));
+      const on = state.filters[name] === value;
+      list.append(h("li", {}, h("button", { class: "facet" + (on ? " on" : ""), type: "button", "data-facet": name,
+        "data-value": value, "aria-pressed": on ? "true" : "false",
+        onclick: () => { if (on) delete state.filters[name]; else state.filters[name] = value; runSearch(); } },
+      h("span", {}, facetValueLabel(name, value)), h("span", { class: "n" }, String(n)))));
     }
+    box.append(h("div", { class: "facet-group", "data-group": name }, h("h2", {}, title), list));
   }
+  $("#facets-box").hidden = !groups.length;
+  $("#view-search .layout").classList.toggle("no-facets", !groups.length);
+  if (window.matchMedia("(max-width: 760px)").matches) $("#facets-details").open = false;
+}
+
+function searchParams() {
+  const params = new URLSearchParams({ q: state.q, k: "24" });
+  if (state.user) params.set("user_id", state.user);
+  for (const [k, v] of Object.entries(state.filters)) {
+    if (k.startsWith("attr:")) params.append("attr", `${k.slice(5)}:${v}`);
+    else if (k === "price") {
+      const [lo, hi] = v.replace("+", "-").split("-");
+      params.set("price_min", lo);
+      // buckets are [lo, hi): the filter is inclusive, so stop a cent below the next bucket
+      if (hi) params.set("price_max", String(Math.max(Number(lo), Number(hi) - 0.01)));
+    } else if (k === "rating") params.set("rating_min", v.replace("+", ""));
+    else params.set(k, v);
+  }
+  return params;
+}
+
+function constraintText(filters) {
+  const p = filters.price || {};
+  return p.min !== undefined || p.max !== undefined ? priceRange(p.min, p.max) : Object.keys(filters).join(", ");
 }
 
 function renderUnderstood(q, info) {
-  // the search service returns what it understood in info.query (corrections, constraints)
+  // what the search service understood (info.query), in shopper words: no internal attribute names
   const parsed = info.query || {};
   const parts = [];
   const fixes = Object.entries(parsed.corrections || {});
   if (fixes.length) {
     let corrected = q;
     for (const [a, b] of fixes) corrected = corrected.replace(new RegExp(`\\b${a.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}\\b`, "i"), b);
-    parts.push(h("span", {}, "Showing results for ", h("b", { id: "corrected" }, corrected), " "));
+    parts.push(h("span", {}, "Showing results for ", h("b", { id: "corrected" }, corrected), ". "));
   }
-  const cons = Object.entries(parsed.constraints || {}).filter(([, v]) => v !== null && v !== "" && !(typeof v === "object" && !Object.keys(v).length))
-    .map(([k, v]) => `${k}: ${typeof v === "object" ? Object.entries(v).map(([a, b]) => `${a} ${b}`).join(", ") : v}`);
-  if (cons.length) parts.push(h("span", {}, "· understood ", h("b", {}, cons.join("; ")), " "));
-  if (parsed.category) parts.push(h("span", {}, "· category ", h("b", {}, parsed.category), " "));
-  if (typeof info.total === "number") parts.push(h("span", {}, `· ${info.total} matches`));
+  const c = parsed.constraints || {};
+  const understood = [];
+  if (c.price) understood.push(`price ${priceRange(c.price.min, c.price.max)}`);
+  if (c.brand) understood.push(`brand ${c.brand}`);
+  if (c.color) understood.push(`colour ${c.color}`);
+  if (c.size) understood.push(`size ${c.size}`);
+  if (understood.length) parts.push(h("span", {}, "Understood: ", h("b", { id: "understood-terms" }, understood.join(", ")), ". "));
+  if (typeof info.total === "number" && info.total) parts.push(h("span", {}, `${info.total} result${info.total === 1 ? "" : "s"}.`));
   $("#understood").replaceChildren(...parts);
+}
+
+function renderNote(q, info) {
+  const box = $("#search-note");
+  const note = info.constraint_note;
+  const kids = [];
+  if (note && note.removed) {
+    const what = constraintText(note.filters);
+    const show = (text) => h("button", { type: "button", class: "ghost", id: "show-unpriced",
+      onclick: () => { location.hash = "#/search/" + encodeURIComponent(note.query); } }, text);
+    if (note.no_price) {
+      kids.push(h("p", { id: "constraint-note" }, `${note.no_price} of the best matches for “${note.query}”`
+        + `${note.category ? ` (mostly ${note.category})` : ""} have no price, so “${what}” left them out.`));
+      kids.push(show(`Search “${note.query}” without the price limit`));
+    } else {
+      kids.push(h("p", { id: "constraint-note" }, `“${what}” left out ${note.removed} of the best matches for “${note.query}”: they cost more.`));
+      kids.push(show(`Search “${note.query}” at any price`));
+    }
+  }
+  if (info.low_confidence) {
+    kids.push(h("p", { id: "low-confidence" }, `No product matches the words “${q}”. These are the closest in meaning; they might not be what you want.`));
+  }
+  box.replaceChildren(...kids);
+  box.hidden = !kids.length;
+}
+
+function renderZero(q, info) {
+  const box = $("#zero");
+  if (!info.zero_results) { box.hidden = true; box.replaceChildren(); return; }
+  const sugg = info.suggestions || [];
+  const cats = info.popular_categories || [];
+  const filtered = Object.keys(state.filters).length > 0;
+  box.replaceChildren(...[
+    h("h2", {}, `No results for “${q}”`),
+    filtered ? h("p", {}, "Your filters may be too narrow. ",
+      h("button", { type: "button", class: "link", onclick: () => { state.filters = {}; runSearch(); } }, "Clear all filters")) : null,
+    sugg.length ? h("p", { class: "suggest" }, "Did you mean ",
+      ...sugg.flatMap((s, i) => [i ? ", " : "", h("a", { href: "#/search/" + encodeURIComponent(s) }, s)]), "?")
+      : h("p", {}, "Check the spelling, or try a more general word."),
+    cats.length ? h("div", {}, h("h3", {}, "Popular categories"),
+      h("div", { class: "chips" }, ...cats.map((c) => h("a", { class: "chip", href: "#/category/" + encodeURIComponent(c.name) }, c.name)))) : null,
+  ].filter(Boolean));
+  box.hidden = false;
 }
 
 async function runSearch() {
   const q = state.q;
   if (!q) return;
-  const params = new URLSearchParams({ q, k: "24" });
-  if (state.user) params.set("user_id", state.user);
-  const attrs = [];
-  for (const [k, v] of Object.entries(state.filters)) {
-    if (k.startsWith("attr:")) attrs.push(`${k.slice(5)}:${v}`); else params.set(k, v);
-  }
-  for (const a of attrs) params.append("attr", a);
+  $("#search-title").textContent = state.filters.category && q === state.filters.category ? q : `Search: ${q}`;
   $("#active-filters").replaceChildren(...Object.entries(state.filters).map(([k, v]) =>
-    h("button", { class: "chip", type: "button", onclick: () => { delete state.filters[k]; runSearch(); } }, `${k.replace("attr:", "")}: ${v} ×`)));
+    h("button", { class: "chip", type: "button", "aria-label": `Remove filter ${filterLabel(k, v)}`,
+      onclick: () => { delete state.filters[k]; runSearch(); } }, filterLabel(k, v), h("span", { "aria-hidden": "true" }, " ×"))));
   try {
-    const r = await api("/search?" + params.toString());
+    const r = await api("/search?" + searchParams().toString());
     renderUnderstood(q, r);
-    renderFacets(facetGroups(r, r.hits));
-    fill("#results", r.hits, "search", `No results for “${q}”.`);
+    renderNote(q, r);
+    renderFacets(r);
+    renderZero(q, r);
+    if (r.zero_results) $("#results").replaceChildren();
+    else fill("#results", r.hits, "search", `No results for “${q}”.`);
   } catch (e) {
-    $("#results").replaceChildren(h("div", { class: "empty" }, `Search failed: ${e.message}`));
+    $("#results").replaceChildren(h("p", { class: "empty" }, `Search failed: ${e.message}`));
   }
+  // what the page shows now answers this query (tests and screen readers wait on it)
+  const view = $("#view-search");
+  view.dataset.q = q; view.dataset.done = String(Number(view.dataset.done || 0) + 1);
 }
 
 // -- product page
+function attributesTable(p) {
+  const rows = Object.entries(p.attributes || {}).filter(([, v]) => String(v).trim());
+  if (!rows.length) return null;
+  return h("table", { class: "attrs" }, h("caption", {}, "Specifications"),
+    h("tbody", {}, ...rows.map(([k, v]) => h("tr", {}, h("th", { scope: "row" }, label(k)), h("td", {}, v)))));
+}
+
 async function showItem(id) {
   const detail = $("#item-detail");
   let p;
-  try { p = await api("/items/" + encodeURIComponent(id)); } catch (e) { detail.replaceChildren(h("div", { class: "empty" }, e.message)); return; }
+  try { p = await api("/items/" + encodeURIComponent(id)); } catch (e) { detail.replaceChildren(h("p", { class: "empty" }, e.message)); return; }
+  state.item = p;
+  $("#view-item").dataset.id = p.id;  // the page now shows this product
   sendEvent("view", id);
-  detail.replaceChildren(thumb(p), h("div", {},
+  rememberViewed(p);
+  const qty = h("input", { id: "qty-main", type: "number", min: "1", max: "99", value: "1", inputmode: "numeric" });
+  detail.replaceChildren(thumb(p), h("div", { class: "info" },
+    h("nav", { class: "crumbs", "aria-label": "Category" }, ...(p.category || []).flatMap((c, i) => [i ? " › " : "",
+      h("a", { href: "#/category/" + encodeURIComponent(c) }, c)])),
     h("h1", {}, p.title),
-    h("div", { class: "meta" }, [p.brand, (p.category || []).join(" › ")].filter(Boolean).join(" · ")),
-    h("p", { class: "price" }, money(p)),
-    h("p", {}, (p.description || "").slice(0, 600)),
-    h("button", { id: "add-main", type: "button", onclick: () => addToCart(p) }, "Add to cart")));
+    h("div", { class: "meta" }, [p.brand, p.rating ? `${p.rating.toFixed(1)} ★ (${p.rating_count})` : ""].filter(Boolean).join(" · ")),
+    priceEl(p, "price big"),
+    h("p", { class: p.in_stock ? "stock in" : "stock out" }, p.in_stock ? "In stock" : "Out of stock"),
+    h("div", { class: "buy" }, h("label", { for: "qty-main" }, "Quantity"), qty,
+      h("button", { id: "add-main", type: "button", onclick: () => addToCart(p, Math.max(1, parseInt(qty.value, 10) || 1)) }, "Add to cart")),
+    p.description ? h("p", { class: "desc" }, p.description.slice(0, 700)) : null,
+    attributesTable(p)));
   const safe = async (sel, fn, surface, empty) => {
-    try { const r = await fn(); fill(sel, r.hits, surface, empty); }
-    catch (e) { $(sel).replaceChildren(h("div", { class: "empty" }, `unavailable (${e.message})`)); }
+    try {
+      const r = await fn();
+      // every card would say "Similar to <this item>": the heading says it once
+      fill(sel, r.hits, surface, r.reason === "no purchase signal for these items yet" ? empty.noSignal : empty.none,
+        { reason: false });
+    } catch (e) { $(sel).replaceChildren(h("p", { class: "empty" }, `unavailable (${e.message})`)); }
   };
-  safe("#similar", () => api(`/items/${encodeURIComponent(id)}/similar?k=10`), "similar", "No similar items.");
-  safe("#complements", () => api(`/items/${encodeURIComponent(id)}/complements?k=10`), "complements", "No complements found yet.");
+  safe("#similar", () => api(`/items/${encodeURIComponent(id)}/substitutes?k=8`), "similar",
+    { none: "No similar items found." });
+  safe("#complements", () => api(`/items/${encodeURIComponent(id)}/complements?k=8`), "complements",
+    { none: "Nothing is often bought with this item yet.",
+      noSignal: "Nobody has bought this item yet, so we cannot say what goes with it." });
+  const budget = $("#bundle-budget");
+  budget.value = "";
+  budget.disabled = !hasPrice(p);
+  budget.title = hasPrice(p) ? "" : "This item has no price, so a budget cannot be checked";
+  loadBundle(id, null);
+}
+
+async function loadBundle(id, budget) {
+  const box = $("#bundle");
+  const anchorP = state.item;
   try {
-    const b = await api("/bundles", { method: "POST", body: JSON.stringify({ items: [id], size: 3 }) });
-    const box = $("#bundle");
-    // the engine returns the items added to the anchor; show the whole bundle
-    const anchor = { id, score: 1, source: "anchor", reason: "This item", product: p };
-    const all = b.hits.length ? [anchor, ...b.hits] : [];
-    const cards = all.map((x) => card(x, "bundle"));
-    const total = all.reduce((s, x) => s + ((x.product && x.product.price) || 0), 0);
+    const body = { items: [id], size: 3 };
+    if (budget) body.budget = budget;
+    const b = await api("/bundles", { method: "POST", body: JSON.stringify(body) });
+    if (!b.hits.length) {
+      const why = b.reason === "no purchase signal for these items yet"
+        ? "Nobody has bought this item with others yet, so there is no bundle to suggest."
+        : b.reason ? `No bundle: ${b.reason}.` : "No bundle for this item.";
+      box.replaceChildren(h("p", { class: "empty" }, why));
+      return;
+    }
+    const anchor = { id, score: 1, source: "anchor", reason: "This item", product: anchorP };
+    const all = [anchor, ...b.hits];
     const parts = [];
-    cards.forEach((c, i) => { if (i) parts.push(h("span", { class: "plus" }, "+")); parts.push(c); });
-    box.replaceChildren(...(cards.length ? parts : [h("div", { class: "empty" }, "No bundle for this item.")]),
-      total ? h("div", { class: "price" }, `together ${total.toFixed(2)}`) : "");
-  } catch (e) { $("#bundle").replaceChildren(h("div", { class: "empty" }, `unavailable (${e.message})`)); }
+    all.forEach((x, i) => { if (i) parts.push(h("span", { class: "plus", "aria-hidden": "true" }, "+")); parts.push(card(x, "bundle")); });
+    const summary = [];
+    if (b.total_price !== null && b.total_price !== undefined) {
+      summary.push(h("p", { class: "price", id: "bundle-total" }, `Bundle total ${money(b.total_price, anchorP.currency)}`));
+      if (b.budget_left !== null && b.budget_left !== undefined) summary.push(h("p", { class: "saving", id: "bundle-saving" }, `${money(b.budget_left, anchorP.currency)} under your budget of ${money(b.budget, anchorP.currency)}`));
+    } else {
+      const n = (b.price_unknown || []).length;
+      summary.push(h("p", { class: "price unknown", id: "bundle-total" },
+        `Total unknown: ${n} of ${all.length} items ${n === 1 ? "has" : "have"} no price`
+        + (b.known_price_total ? ` (the priced ones come to ${money(b.known_price_total, anchorP.currency)})` : "")));
+    }
+    summary.push(h("button", { type: "button", class: "ghost", id: "bundle-add",
+      onclick: () => { for (const x of all) addToCart(x.product); } }, "Add all to cart"));
+    box.replaceChildren(h("div", { class: "bundle-items" }, ...parts), h("div", { class: "bundle-summary" }, ...summary));
+  } catch (e) { box.replaceChildren(h("p", { class: "empty" }, `unavailable (${e.message})`)); }
 }
 
 // -- routing
+function show(view) {
+  for (const v of ["home", "search", "item"]) $(`#view-${v}`).hidden = v !== view;
+}
+
 function route() {
-  const hash = decodeURIComponent(location.hash || "#/");
-  $("#view-search").hidden = true; $("#view-item").hidden = true;
+  const hash = location.hash || "#/";
+  const arg = (prefix) => decodeURIComponent(hash.slice(prefix.length));
   if (hash.startsWith("#/item/")) {
-    $("#view-item").hidden = false; window.scrollTo(0, 0);
-    showItem(hash.slice(7));
+    show("item"); window.scrollTo(0, 0);
+    delete $("#view-item").dataset.id;
+    showItem(arg("#/item/"));
   } else if (hash.startsWith("#/search/")) {
-    $("#view-search").hidden = false;
-    const q = hash.slice(9);
-    if (q !== state.q) state.filters = {};
+    show("search");
+    const q = arg("#/search/");
+    if (q !== state.q || state.filters.category === state.q) state.filters = {};
     state.q = q; $("#q").value = q;
     runSearch();
+  } else if (hash.startsWith("#/category/")) {
+    show("search");
+    const c = arg("#/category/");
+    state.q = c; state.filters = { category: c }; $("#q").value = "";
+    runSearch();
+  } else {
+    show("home");
+    loadHome();
   }
 }
 
@@ -271,6 +587,7 @@ async function init() {
   try { cfg = await api("/storefront/config"); } catch (e) { cfg = {}; }
   state.key = cfg.demo_key || localStorage.getItem("shopsense_key");
   if (!state.key) notice("No API key: browsing works, but events are not recorded. Start the server with --demo, or run localStorage.setItem('shopsense_key', '<write key>').");
+  state.cart = load(STORE.cart, []).filter((x) => x && x.id && x.product && x.qty > 0);
   const users = cfg.demo_users || [];
   const guest = "guest-" + state.session.slice(2);
   const sel = $("#user");
@@ -284,9 +601,27 @@ async function init() {
     sendEvent("search", null, q);
     location.hash = "#/search/" + encodeURIComponent(q);
   });
-  $("#cart-btn").addEventListener("click", () => { $("#cart").hidden = !$("#cart").hidden; renderCart(); });
-  $("#cart-close").addEventListener("click", () => { $("#cart").hidden = true; });
+  $("#bundle-form").addEventListener("submit", (e) => {
+    e.preventDefault();
+    const v = parseFloat($("#bundle-budget").value);
+    if (state.item) loadBundle(state.item.id, Number.isFinite(v) && v > 0 ? v : null);
+  });
+  $("#cart-btn").addEventListener("click", () => { if ($("#cart").hidden) { openCart(); renderCart(); } else closeCart(); });
+  $("#cart-close").addEventListener("click", closeCart);
+  $("#backdrop").addEventListener("click", closeCart);
+  document.addEventListener("keydown", (e) => {
+    if ($("#cart").hidden) return;
+    if (e.key === "Escape") { e.preventDefault(); closeCart(); return; }
+    if (e.key === "Tab") { // keep focus inside the open drawer
+      const items = [...$("#cart").querySelectorAll("a[href], button:not([disabled]), input, select")].filter((x) => x.offsetParent !== null);
+      if (!items.length) return;
+      const first = items[0], last = items[items.length - 1];
+      if (e.shiftKey && document.activeElement === first) { e.preventDefault(); last.focus(); }
+      else if (!e.shiftKey && document.activeElement === last) { e.preventDefault(); first.focus(); }
+    }
+  });
   window.addEventListener("hashchange", route);
+  renderCart();
   route();
   loadRecs();
 }
