@@ -426,10 +426,26 @@ class Engine:
         out.info["list_id"], out.info["surface"] = uuid.uuid4().hex, surface
         return out
 
+    # -- shopping assistant -----------------------------------------------------------
+    def ask(self, session_id: str, text: str, user_id: str | None = None) -> Any:
+        """One turn of the shopping assistant (:class:`shopsense.assist.Assistant`, a consumer
+        of this engine's public methods): answer text, cited facts, products and the updated
+        query state, grounded in the catalogue and the shop's policy files."""
+        with self._lock:
+            if getattr(self, "_assistant", None) is None:
+                from shopsense.assist import Assistant
+
+                self._assistant = Assistant(self)
+        return self._assistant.ask(session_id, text, user_id=user_id)
+
     # -- privacy -------------------------------------------------------------------
     def delete_user(self, user_id: str) -> dict[str, Any]:
-        """Remove every event and profile of a user from the store, indexes and models."""
-        return {"events": self.store.delete_user(user_id), **self.forget_in_memory(user_id)}
+        """Remove every event and profile of a user from the store, indexes and models,
+        and the assistant sessions linked to them."""
+        from shopsense.assist import delete_user_sessions
+
+        return {"events": self.store.delete_user(user_id), **self.forget_in_memory(user_id),
+                "assistant_sessions": delete_user_sessions(self.paths.assistant_sessions, user_id)}
 
 
 def _check_k(k: object, owner: str) -> None:

@@ -16,6 +16,8 @@ instead of joining strings, so the layout lives in one place::
       api_keys.json           hashed API keys
       rejects/                ingest reports of bad rows
       logs/                   server logs (no personal data)
+      policies/               the shop's policy files (markdown/text) the assistant quotes
+      assistant/              assistant sessions (sessions.sqlite3) and the policy passage index
 """
 
 from __future__ import annotations
@@ -128,6 +130,21 @@ class Home:
     @property
     def logs(self) -> Path:
         return self.root / "logs"
+
+    @property
+    def policies(self) -> Path:
+        """The shop's policy and FAQ files (``.md``, ``.txt``) the assistant quotes."""
+        return self.root / "policies"
+
+    @property
+    def assistant_sessions(self) -> Path:
+        """Assistant dialogue states, with expiry (SQLite)."""
+        return self.root / "assistant" / "sessions.sqlite3"
+
+    @property
+    def policy_index(self) -> Path:
+        """The passages of :attr:`policies`, indexed (rebuilt when a file changes)."""
+        return self.root / "assistant" / "policy_index"
 
     def manifests(self) -> list[Path]:
         """``manifest.json`` of everything built directly under the home (index, models...)."""
