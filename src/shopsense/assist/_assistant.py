@@ -299,6 +299,9 @@ class Assistant:
     def _search(self, text: str, state: DialogueState, r: Route, named: list[Any]) -> Answer:
         base = strip_filler(text)
         tc = read_turn(base, self.lexicon())
+        if not tc.text and not tc.stated:  # "cheaper" with nothing shown yet
+            return Answer("Tell me what you are looking for first, e.g. “I need a printer for a small office”.",
+                          "search")
         state.query = tc.text or base
         state.constraints = {k: v for k, v in tc.stated.items()}
         if tc.relative:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from shopsense.cli import (
     _admin,  # noqa: F401  (registers users delete, models list, models prune)
+    _assist,  # noqa: F401  (registers ask, policies add, policies list)
     _bundles,  # noqa: F401  (registers complements, complete-cart, substitutes, bundle)
     _catalog,  # noqa: F401  (registers ingest, stats)
     _demo,  # noqa: F401  (registers demo)
