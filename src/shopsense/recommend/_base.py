@@ -308,10 +308,16 @@ def load_arrays(path: Path, names: Sequence[str] | None, mmap: bool = True) -> d
     """The arrays of a model folder: ``<name>.npy`` files (memory-mapped read-only with
     ``mmap``), else the first layout's ``arrays.npz`` (read into memory)."""
     if names is not None and all((path / f"{n}.npy").exists() for n in names):
-        return {n: np.load(path / f"{n}.npy", mmap_mode="r" if mmap else None, allow_pickle=False)
+        # a plain ndarray view of the map: the same shared pages, without np.memmap's per-index
+        # Python overhead (``.base`` is the map)
+        return {n: _plain(np.load(path / f"{n}.npy", mmap_mode="r" if mmap else None, allow_pickle=False))
                 for n in names}
     with np.load(path / "arrays.npz", allow_pickle=False) as z:
         return {k: z[k] for k in z.files}
+
+
+def _plain(a: np.ndarray) -> np.ndarray:
+    return a.view(np.ndarray) if isinstance(a, np.memmap) else a
 
 
 def mask_scores(scores: np.ndarray, histories: Sequence[np.ndarray] | None, allowed: np.ndarray | None) -> None:

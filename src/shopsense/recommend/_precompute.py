@@ -220,12 +220,13 @@ class Precomputed:
         mode = "r" if mmap else None
 
         def arr(name: str) -> np.ndarray:
-            return np.load(folder / f"{name}.npy", mmap_mode=mode, allow_pickle=False)
+            a = np.load(folder / f"{name}.npy", mmap_mode=mode, allow_pickle=False)
+            return a.view(np.ndarray) if isinstance(a, np.memmap) else a  # shared pages, no memmap overhead
 
         users = json.loads((folder / "users.json").read_text())
         nb = folder / "item_neighbours.npy"
         ev = folder / "candidate_evidence.npy"
         return cls(json.loads((folder / META_FILE).read_text()), {u: i for i, u in enumerate(users)},
                    arr("candidates"), arr("candidate_scores"), arr("candidate_sources"),
-                   arr("user_fingerprints"), np.load(nb, mmap_mode=mode) if nb.exists() else None,
-                   np.load(ev, mmap_mode=mode) if ev.exists() else None)
+                   arr("user_fingerprints"), arr("item_neighbours") if nb.exists() else None,
+                   arr("candidate_evidence") if ev.exists() else None)

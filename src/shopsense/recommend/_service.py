@@ -432,7 +432,7 @@ class RecommendService:
         # the primary's top-N of what the user could be shown, filters aside: normalises the sources
         ref = top_k(np.where(np.isin(cand, excl), -np.inf, s).astype(np.float32)[None, :], self._list_size())
         ref_items = cand[ref.indices[0][ref.indices[0] >= 0]]
-        srcs = self._sources(hist, w, ref_items, chosen, full=False)
+        srcs = self._sources(hist, w, ref_items, chosen, full=False, known={self._primary: (cand, s)})
         hits = self._hits(hist, chosen, scores, srcs, sequential)
         hits = self._add_new_items(hits, hist, w, k, filters, exclude)
         return self._finish(hits[:k], {**info, "path": "candidates"})
@@ -460,17 +460,21 @@ class RecommendService:
         hits = self._add_new_items(hits, hist, w, k, None, np.zeros(0, np.int64), allowed=allowed)
         return self._finish(hits[:k], {**info, "path": "full"})
 
-    def _sources(self, hist: np.ndarray, w: np.ndarray, ref: np.ndarray, chosen: np.ndarray,
-                 full: bool) -> list[dict[str, float]]:
+    def _sources(self, hist: np.ndarray, w: np.ndarray, ref: np.ndarray, chosen: np.ndarray, full: bool,
+                 known: dict[str, tuple[np.ndarray, np.ndarray]] | None = None) -> list[dict[str, float]]:
         """Each explaining generator's score of each chosen item, normalised over its scores of
-        the primary's top-N list ``ref`` (catalogue-free; ``full`` scores every item instead)."""
+        the primary's top-N list ``ref`` (catalogue-free; ``full`` scores every item instead).
+        ``known``: scores a generator already gave (sorted items, scores), reused."""
         models = self._ensure()
         out: list[dict[str, float]] = [{} for _ in chosen]
         items = np.concatenate([ref, chosen]).astype(np.int64)
         for name in explain_generators(models):
             m = models[name]
             keep = hist < m.n_items_
-            if full:
+            if known and name in known:  # every item here is among the scored candidates
+                have, scored = known[name]
+                vals = scored[np.searchsorted(have, items)]
+            elif full:
                 gs = np.asarray(m.score([hist[keep]], [w[keep]])[0], np.float32)
                 vals = np.where(items < m.n_items_, gs[np.clip(items, 0, m.n_items_ - 1)], np.nan)
             else:
@@ -553,7 +557,9 @@ class RecommendService:
 
 
 def _not_in(items: np.ndarray, exclude: np.ndarray) -> np.ndarray:
-    """``~np.isin(items, exclude)`` for the short arrays of one call, without isin's set-up."""
+    """``~np.isin(items, exclude)``; a set for the short arrays of one call (no isin set-up)."""
+    if len(items) > 256:
+        return ~np.isin(items, exclude)
     ex = set(np.asarray(exclude).tolist())
     return np.fromiter((i not in ex for i in np.asarray(items).tolist()), bool, len(items))
 
