@@ -1,6 +1,8 @@
 """Recommendations: candidate generators behind one :class:`Recommender` interface,
-a LightGBM ranker that merges them, training (:func:`train_models`: fit and save a
-version) and serving (:class:`RecommendService`: load and answer), kept apart."""
+a LightGBM ranker that merges them, training (:func:`train_models`: fit, precompute
+each user's candidate list and an item-neighbour table, save a version) and serving
+(:class:`RecommendService`: load memory-mapped and answer from the lists, folding
+fresh events in over the neighbours), kept apart."""
 
 from shopsense.recommend._base import Interactions, Recommender, histories_to_csr, top_k
 from shopsense.recommend._cf import ALS, EASE, ItemKNN
