@@ -82,7 +82,7 @@ def test_top_k_dense_equals_the_reference_with_ties_and_masks(small_sample, dtyp
     R[150:160, rng.integers(900, size=800)] = -np.inf  # masked items
     R[160:165] = -np.inf  # nothing left at all
     R[165:170, :5] = np.nan
-    for k in (1, 10, 37):
+    for k in (1, 10, 37, 64, 900):  # 64 and more: wider than the sample
         got = top_k_dense(R, k)
         idx, sc = _reference_top_k(R, k)
         np.testing.assert_array_equal(got.indices, idx)

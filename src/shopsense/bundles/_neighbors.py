@@ -54,7 +54,7 @@ def _argtopk(S: np.ndarray, k: int, strict: bool) -> np.ndarray:
     """
     b, n = S.shape
     sample = SAMPLE
-    if k >= n or n < 4 * sample or b == 0:
+    if k >= sample or n < 4 * sample or b == 0:
         return np.argpartition(-S, k - 1, axis=1)[:, :k]
     cols = np.linspace(0, n - 1, sample).astype(np.int64)
     # the k-th largest of a column sample is at most the row's k-th largest: every
