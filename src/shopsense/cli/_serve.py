@@ -16,6 +16,9 @@ app.add_typer(keys_app, name="keys")
 #: seconds a worker may take to answer uvicorn's liveness ping before it is replaced
 WORKER_HEALTHCHECK_S = 30
 
+#: native thread pools sized per worker (the CPU cores divided among the workers)
+THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+
 
 def run_server(
     home: Path, host: str = "127.0.0.1", port: int = 8000, *, demo: bool = False,
@@ -28,9 +31,11 @@ def run_server(
     ``workers > 1`` starts that many processes on one socket; each builds its app from
     the settings this process resolved (``SHOPSENSE_SERVE_APP``) and loads the engine
     itself. They share rate limits, cache invalidation and each other's writes through
-    Redis (``redis_url``) or ``<home>/serve_state.sqlite3``. On SIGINT/SIGTERM a worker
-    stops accepting, lets in-flight requests finish (``graceful_timeout`` seconds at
-    most) and closes the engine; acknowledged events are already committed.
+    Redis (``redis_url``) or ``<home>/serve_state.sqlite3``; each gets ``cores // workers``
+    native (BLAS/OpenMP) threads unless ``OMP_NUM_THREADS`` etc. say otherwise. On
+    SIGINT/SIGTERM a worker stops accepting, lets in-flight requests finish
+    (``graceful_timeout`` seconds at most), commits and answers the events its writer still
+    holds, and closes the engine.
     """
     import inspect
     import os
@@ -61,6 +66,12 @@ def run_server(
                                  bench_dir=bench_dir, warm=warm)
         uvicorn.run(application, **options)
         return
+    # Each worker's native thread pools (OpenMP in torch, OpenBLAS, MKL) default to every core:
+    # N workers would run N x cores threads that spin-wait against each other. The workers
+    # start fresh interpreters, so the environment reaches them before numpy or torch loads.
+    per_worker = str(max(1, (os.cpu_count() or 1) // workers))
+    for var in THREAD_VARS:
+        os.environ.setdefault(var, per_worker)
     demo_key = None
     if demo:  # one key for all workers: each creating its own would revoke the others'
         from shopsense.serve._auth import KeyStore
@@ -70,7 +81,31 @@ def run_server(
         demo_key = keys.create("write", name=DEMO_KEY_NAME)
     os.environ[APP_ENV] = app_env(settings, demo=demo, demo_key=demo_key, warm=warm,
                                   require_read_key=require_read_key, bench_dir=bench_dir)
-    uvicorn.run("shopsense.serve.main:app_from_env", factory=True, workers=workers, **options)
+    # what uvicorn.run does for workers > 1, but with a listening socket that says it is TCP
+    from uvicorn.supervisors import Multiprocess
+
+    config = uvicorn.Config("shopsense.serve.main:app_from_env", factory=True, workers=workers, **options)
+    Multiprocess(config, sockets=[tcp_socket(config.bind_socket())]).run()
+
+
+def tcp_socket(sock: Any) -> Any:
+    """``sock`` with TCP_NODELAY for every connection it accepts.
+
+    uvicorn binds the socket of its workers as ``socket.socket(family)``, protocol 0, and
+    asyncio sets TCP_NODELAY on an accepted connection only when the socket's protocol is
+    TCP. Without it Nagle's algorithm held the second piece of each keep-alive response
+    (uvicorn writes the headers and the body separately) until the client's delayed ACK:
+    ~40 ms added to every answer of a multi-worker server, which a single worker (bound by
+    asyncio itself) never paid. Re-wrapping the descriptor reads the real protocol back.
+    """
+    import socket
+
+    if sock.family not in (socket.AF_INET, socket.AF_INET6):
+        return sock
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # Linux: inherited by accepted sockets
+    tcp = socket.socket(fileno=sock.detach())
+    tcp.set_inheritable(True)
+    return tcp
 
 
 @app.command()
