@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -70,6 +70,13 @@ CREATE INDEX IF NOT EXISTS exposures_list ON exposures(list_id);
 """
 
 _EXPOSURE_COLS = ", ".join(EXPOSURE_FIELDS)
+_INSERT_EVENT = ("INSERT OR IGNORE INTO events(key, user_id, item_id, type, ts, session_id, query, "
+                 "quantity, price) VALUES (?,?,?,?,?,?,?,?,?)")
+
+
+def _event_row(e: Event) -> tuple[Any, ...]:
+    return (event_key(e), e.user_id, e.item_id, e.type.value, e.timestamp.timestamp(),
+            e.session_id, e.query, e.quantity, e.price)
 
 
 def _create_private(path: Path) -> None:
@@ -86,8 +93,12 @@ def _create_private(path: Path) -> None:
 class SQLiteStore(Store):
     """Products as JSON rows keyed by id, events as columns.
 
-    One connection guarded by a lock: SQLite serialises writers anyway, and WAL
-    lets readers in other processes see a consistent snapshot during a write.
+    One write connection guarded by a lock (SQLite serialises writers anyway), and a
+    pool of read connections: in WAL mode a reader sees the last committed snapshot and
+    never waits for a writer, so a read (a shopper's history, a product) never queues
+    behind a commit or behind this process waiting for another process's write lock.
+    :meth:`add_event_batches` commits the events of many requests in one durable
+    transaction (group commit; ``shopsense serve`` has one writer thread per worker).
     """
 
     def __init__(self, path: str | Path) -> None:
@@ -106,6 +117,33 @@ class SQLiteStore(Store):
         # read back from free pages of the file.
         self._conn.execute("PRAGMA secure_delete=ON")
         self._conn.executescript(_SCHEMA)
+        # idle read connections, reused last-in first-out; one per concurrent reader at most
+        self._readers: list[sqlite3.Connection] = []
+        self._all_readers: list[sqlite3.Connection] = []
+        self._readers_lock = threading.Lock()
+        self._closed = False
+
+    def _borrow(self) -> sqlite3.Connection:
+        with self._readers_lock:
+            if self._closed:
+                raise sqlite3.ProgrammingError("Cannot operate on a closed store.")
+            if self._readers:
+                return self._readers.pop()
+        conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+        conn.execute("PRAGMA query_only=ON")
+        # reads go through the OS page cache shared by every connection and worker
+        # process (memory-mapped), not through a private page cache per connection
+        conn.execute("PRAGMA mmap_size=268435456")
+        with self._readers_lock:
+            self._all_readers.append(conn)
+        return conn
+
+    def _give_back(self, conn: sqlite3.Connection) -> None:
+        with self._readers_lock:
+            if self._closed:
+                conn.close()
+            else:
+                self._readers.append(conn)
 
     # -- writes ----------------------------------------------------------------
     def _tx(self, sql: str, rows: list[tuple]) -> int:
@@ -132,16 +170,44 @@ class SQLiteStore(Store):
         return len(rows)
 
     def add_events(self, events: Iterable[Event]) -> int:
-        rows = [
-            (event_key(e), e.user_id, e.item_id, e.type.value, e.timestamp.timestamp(),
-             e.session_id, e.query, e.quantity, e.price)
-            for e in events
-        ]
-        return self._tx(
-            "INSERT OR IGNORE INTO events(key, user_id, item_id, type, ts, session_id, query, "
-            "quantity, price) VALUES (?,?,?,?,?,?,?,?,?)",
-            rows,
-        )
+        return self._tx(_INSERT_EVENT, [_event_row(e) for e in events])
+
+    def add_event_batches(self, batches: Sequence[Sequence[Event]], durable: bool = True) -> list[int | Exception]:
+        """Store several batches of events (each all or nothing) in one transaction: group
+        commit, so N requests cost one commit instead of N. Returns, per batch, how many of
+        its events were new, or the exception that refused it (its rows are rolled back to
+        a savepoint; the other batches still commit). ``durable``: the commit waits until
+        the write-ahead log is on disk (``synchronous=FULL``), so an acknowledged batch
+        survives a power cut too, not only a crash of the process; one sync per group, not
+        per request. An error of the database itself (locked, disk full) refuses every
+        batch and is raised."""
+        out: list[int | Exception] = []
+        with self._lock:
+            cur = self._conn.cursor()
+            if durable:
+                cur.execute("PRAGMA synchronous=FULL")
+            try:
+                cur.execute("BEGIN IMMEDIATE")
+                try:
+                    for batch in batches:
+                        cur.execute("SAVEPOINT batch")
+                        try:
+                            before = self._conn.total_changes
+                            cur.executemany(_INSERT_EVENT, [_event_row(e) for e in batch])
+                            out.append(self._conn.total_changes - before)
+                            cur.execute("RELEASE batch")
+                        except (sqlite3.IntegrityError, ValueError, TypeError, OverflowError) as exc:
+                            cur.execute("ROLLBACK TO batch")
+                            cur.execute("RELEASE batch")
+                            out.append(exc)
+                    cur.execute("COMMIT")
+                except BaseException:
+                    cur.execute("ROLLBACK")
+                    raise
+            finally:
+                if durable:
+                    cur.execute("PRAGMA synchronous=NORMAL")
+        return out
 
     def add_exposures(self, exposures: Iterable[Exposure]) -> int:
         keys: dict[str, str] = {}
@@ -182,8 +248,11 @@ class SQLiteStore(Store):
 
     # -- reads -----------------------------------------------------------------
     def _query(self, sql: str, args: tuple = ()) -> list[tuple]:
-        with self._lock:
-            return self._conn.execute(sql, args).fetchall()
+        conn = self._borrow()
+        try:
+            return conn.execute(sql, args).fetchall()
+        finally:
+            self._give_back(conn)
 
     def get_meta(self, key: str) -> str | None:
         rows = self._query("SELECT value FROM meta WHERE key = ?", (key,))
@@ -289,6 +358,11 @@ class SQLiteStore(Store):
         return [exposure_dict(r) for r in self._query(sql + " ORDER BY ts, seq", tuple(args))]
 
     def close(self) -> None:
+        with self._readers_lock:
+            self._closed = True
+            readers, self._readers, self._all_readers = self._all_readers, [], []
+        for conn in readers:  # a read still running finishes first (the close waits for it)
+            conn.close()
         with self._lock:
             self._conn.close()
 
