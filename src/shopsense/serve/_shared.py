@@ -13,7 +13,9 @@ Three things are shared:
 
 1. **Rate limits**: one token bucket per client (``per_minute`` tokens, refilled
    continuously, bursts up to ``per_minute``), updated atomically, so N workers
-   together allow what one worker alone allowed.
+   together allow what one worker alone allowed. A worker takes tokens a tenth of a
+   second's worth at a time (:class:`~shopsense.serve._limits.RateLimiter`), so a
+   busy client costs one shared update per lease instead of one per request.
 2. **The change feed**: every write a worker makes through the API (events of some
    users, product changes, a user's deletion) is appended with a sequence number
    after the store has committed it. Before each request a worker reads what it has
@@ -81,10 +83,18 @@ class SharedState(ABC):
     shares_cache: bool = False
     #: what the back-end raises when it cannot be reached or stays locked (a 503, retried)
     errors: tuple[type[BaseException], ...] = ()
+    #: whether :meth:`head` is a local read that never waits for a writer (a file on this
+    #: machine), so a request may check the feed without leaving the event loop
+    local_reads: bool = False
 
-    @abstractmethod
     def hit(self, bucket: str, per_minute: int) -> float:
         """Take one token from ``bucket``: 0 when allowed, else seconds until one is free."""
+        return self.take(bucket, per_minute, 1)[1]
+
+    @abstractmethod
+    def take(self, bucket: str, per_minute: int, n: int) -> tuple[int, float]:
+        """Take up to ``n`` tokens from ``bucket`` at once (as many whole tokens as it holds):
+        ``(taken, 0.0)`` when at least one was free, else ``(0, seconds until one is)``."""
 
     @abstractmethod
     def publish(self, kind: str, origin: str, users: tuple[tuple[str, str], ...] = ()) -> int:

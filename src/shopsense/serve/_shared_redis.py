@@ -23,22 +23,25 @@ __all__ = ["RedisSharedState"]
 
 log = logging.getLogger(__name__)
 
-# KEYS: bucket; ARGV: capacity, tokens per second. Returns the wait in seconds as a
-# string (a Lua number returned as is would be truncated to an integer).
+# KEYS: bucket; ARGV: capacity, tokens per second, tokens wanted. Returns the tokens
+# taken and the wait in seconds as strings (a Lua number returned as is would be
+# truncated to an integer).
 _BUCKET = """
 local cap = tonumber(ARGV[1])
 local rate = tonumber(ARGV[2])
+local want = math.max(1, tonumber(ARGV[3]))
 local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
 local v = redis.call('HMGET', KEYS[1], 'tokens', 'at')
 local tokens = tonumber(v[1]) or cap
 local at = tonumber(v[2]) or now
 tokens = math.min(cap, tokens + math.max(0, now - at) * rate)
+local taken = math.min(want, math.floor(tokens))
 local wait = 0
-if tokens >= 1 then tokens = tokens - 1 else wait = (1 - tokens) / rate end
+if taken >= 1 then tokens = tokens - taken else taken = 0; wait = (1 - tokens) / rate end
 redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'at', tostring(now))
 redis.call('PEXPIRE', KEYS[1], math.ceil(cap / rate * 1000) + 1000)
-return tostring(wait)
+return {tostring(taken), tostring(wait)}
 """
 
 # KEYS: head counter, stream; ARGV: maxlen, kind, origin, users. Returns the new seq.
@@ -73,9 +76,9 @@ class RedisSharedState(SharedState):
         self._bucket = self._r.register_script(_BUCKET)
         self._publish = self._r.register_script(_PUBLISH)
 
-    def hit(self, bucket: str, per_minute: int) -> float:
-        wait = self._bucket(keys=[f"{self.prefix}:rl:{bucket}"], args=[per_minute, per_minute / 60.0])
-        return float(wait)
+    def take(self, bucket: str, per_minute: int, n: int) -> tuple[int, float]:
+        taken, wait = self._bucket(keys=[f"{self.prefix}:rl:{bucket}"], args=[per_minute, per_minute / 60.0, n])
+        return int(float(taken)), float(wait)
 
     def publish(self, kind: str, origin: str, users: tuple[tuple[str, str], ...] = ()) -> int:
         payload = Change(0, kind, origin, users).payload()

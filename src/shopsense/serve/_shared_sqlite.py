@@ -31,49 +31,63 @@ CREATE TABLE IF NOT EXISTS changes (
 class SQLiteSharedState(SharedState):
     name = "sqlite"
     errors = (sqlite3.OperationalError,)
+    local_reads = True
 
     def __init__(self, path: str | Path, keep: int = FEED_KEEP) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.keep = keep
         self._lock = threading.Lock()
+        self._rlock = threading.Lock()
         self._db: sqlite3.Connection | None = None
+        self._rdb: sqlite3.Connection | None = None
         with self._lock:
             self._conn.executescript(_SCHEMA)
+
+    def _open(self) -> sqlite3.Connection:
+        # 30 s: under a burst every worker queues on the write lock; never fail a request for it
+        db = sqlite3.connect(self.path, timeout=30.0, check_same_thread=False, isolation_level=None)
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=OFF")
+        return db
 
     @property
     def _conn(self) -> sqlite3.Connection:
         # (re)opened on use: an app whose lifespan runs twice (tests) closes it in between
         if self._db is None:
-            # 30 s: under a burst every worker queues on the write lock; never fail a request for it
-            db = sqlite3.connect(self.path, timeout=30.0, check_same_thread=False, isolation_level=None)
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA synchronous=OFF")
-            self._db = db
+            self._db = self._open()
         return self._db
+
+    @property
+    def _rconn(self) -> sqlite3.Connection:
+        # reads have their own connection and lock: in WAL mode they never wait for a writer,
+        # and must not wait behind this process's writes queued on the write lock either
+        if self._rdb is None:
+            self._rdb = self._open()
+        return self._rdb
 
     def _write(self) -> _Tx:
         return _Tx(self, "BEGIN IMMEDIATE")
 
     def _read(self) -> _Tx:
-        return _Tx(self, "BEGIN")
+        return _Tx(self, "BEGIN", read=True)
 
     # -- rate limits ---------------------------------------------------------------
-    def hit(self, bucket: str, per_minute: int) -> float:
+    def take(self, bucket: str, per_minute: int, n: int) -> tuple[int, float]:
         rate = per_minute / 60.0
         with self._write():
             now = time.time()  # wall clock: the processes share it, not their monotonic clocks
             row = self._conn.execute("SELECT tokens, at FROM buckets WHERE k = ?", (bucket,)).fetchone()
             tokens, at = row if row else (float(per_minute), now)
             tokens = min(float(per_minute), tokens + max(0.0, now - at) * rate)
-            wait = 0.0
-            if tokens >= 1.0:
-                tokens -= 1.0
+            taken, wait = min(max(1, n), int(tokens)), 0.0
+            if taken >= 1:
+                tokens -= taken
             else:
                 wait = (1.0 - tokens) / rate
             self._conn.execute("INSERT OR REPLACE INTO buckets(k, tokens, at) VALUES (?, ?, ?)",
                                (bucket, tokens, now))
-        return wait
+        return taken, wait
 
     # -- change feed ---------------------------------------------------------------
     def publish(self, kind: str, origin: str, users: tuple[tuple[str, str], ...] = ()) -> int:
@@ -83,23 +97,23 @@ class SQLiteSharedState(SharedState):
                                      (kind, origin, change.payload(), time.time()))
             return int(cur.lastrowid or 0)
 
-    def _head(self) -> int:
+    def _head(self, conn: sqlite3.Connection) -> int:
         # AUTOINCREMENT keeps the last number here even after old rows are deleted
-        row = self._conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 'changes'").fetchone()
+        row = conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 'changes'").fetchone()
         return int(row[0]) if row else 0
 
     def head(self) -> int:
         with self._read():
-            return self._head()
+            return self._head(self._rconn)
 
     def changes_since(self, seq: int, limit: int = 1000) -> list[Change]:
         with self._read():  # one snapshot for the head and the rows
-            head = self._head()
+            head = self._head(self._rconn)
             if head <= seq:
                 if head < seq:  # the file was replaced or emptied
                     raise FeedGap(head)
                 return []
-            rows = self._conn.execute(
+            rows = self._rconn.execute(
                 "SELECT seq, kind, origin, users FROM changes WHERE seq > ? ORDER BY seq LIMIT ?",
                 (seq, limit)).fetchall()
         if not rows or rows[0][0] != seq + 1:
@@ -111,31 +125,37 @@ class SQLiteSharedState(SharedState):
         with self._write():
             # a bucket untouched for over a minute is full again: the same as no row
             self._conn.execute("DELETE FROM buckets WHERE at < ?", (time.time() - 61.0,))
-            self._conn.execute("DELETE FROM changes WHERE seq <= ?", (self._head() - self.keep,))
+            self._conn.execute("DELETE FROM changes WHERE seq <= ?", (self._head(self._conn) - self.keep,))
 
     def close(self) -> None:
-        with self._lock:
-            if self._db is not None:
-                self._db.close()
-                self._db = None
+        with self._lock, self._rlock:
+            for db in (self._db, self._rdb):
+                if db is not None:
+                    db.close()
+            self._db = self._rdb = None
 
 
 class _Tx:
-    """``with``: one transaction on the state's connection, committed or rolled back."""
+    """``with``: one transaction on the state's write (or read) connection, committed or
+    rolled back."""
 
-    def __init__(self, state: SQLiteSharedState, begin: str) -> None:
-        self.state, self.begin = state, begin
+    def __init__(self, state: SQLiteSharedState, begin: str, read: bool = False) -> None:
+        self.state, self.begin, self.read = state, begin, read
+        self.lock = state._rlock if read else state._lock
+
+    def _db(self) -> sqlite3.Connection:
+        return self.state._rconn if self.read else self.state._conn
 
     def __enter__(self) -> None:
-        self.state._lock.acquire()
+        self.lock.acquire()
         try:
-            self.state._conn.execute(self.begin)
+            self._db().execute(self.begin)
         except BaseException:
-            self.state._lock.release()
+            self.lock.release()
             raise
 
     def __exit__(self, exc_type: object, *_: object) -> None:
         try:
-            self.state._conn.execute("ROLLBACK" if exc_type else "COMMIT")
+            self._db().execute("ROLLBACK" if exc_type else "COMMIT")
         finally:
-            self.state._lock.release()
+            self.lock.release()
