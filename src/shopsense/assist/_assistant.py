@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
 from shopsense.assist._generate import Generator, OpenAIGenerator, verify
-from shopsense.assist._intent import _PRONOUN, Route, route
+from shopsense.assist._intent import _PRONOUN, Route, ordinals, route
 from shopsense.assist._lexicon import COLOUR_WORDS, CatalogueLexicon, norm, tokens
 from shopsense.assist._policy import PolicyIndex, policy_index_for, quote
 from shopsense.assist._qa import (
@@ -25,6 +25,7 @@ from shopsense.assist._qa import (
     BUILTINS,
     answer_field,
     asked_field,
+    common_run,
     compare_products,
     named_window,
     product_facts,
@@ -47,6 +48,9 @@ __all__ = ["AssistContext", "Assistant"]
 log = logging.getLogger(__name__)
 
 MAX_TEXT = 1000
+#: words that end the name of a product in a question ("the X *of* ...", "does *the* X have")
+_EDGE = frozenset({"the", "of", "a", "an", "is", "does", "do", "have", "has", "what", "which", "for", "in", "on",
+                   "it", "and", "or", "with", "to", "how", "who"})
 #: words every policy question shares: they would match the policy file's own preamble
 _POLICY_NOISE = frozenset({"policy", "policies", "shop", "store", "your", "you", "rules", "terms", "what", "is",
                            "the", "are", "do", "does", "how", "can", "i", "my", "a", "an", "about", "tell", "me"})
@@ -186,9 +190,27 @@ class Assistant:
         lex = self.lexicon()
         raw = re.findall(r"[a-z0-9]+", text.lower())
         named = self._named(raw)
+        t = norm(text)
         words = set(tokens(text))
         asks = bool(words & self._field_words(lex)) or bool(re.search(r"\bhow (heavy|big|long|wide|tall|fast)\b|"
-                                                                      r"\bweigh", norm(text)))
+                                                                      r"\bweigh", t))
+        question = bool(re.match(r"^(does|do|is|are|what|what's|whats|which|how|who|can|will|has|have)\b", t)) \
+            or t.rstrip().endswith("?")
+        refers = bool(_PRONOUN.search(t) or ordinals(t)) and bool(state.focus or state.shown)
+        if asks and question and not refers and not (named and named[0][3]):
+            # a question about a product named in words ("the C2G 3ft Cat5E Snagless Patch"),
+            # or by a model name that is a plain word: the search names it when a longer run
+            # of its title is in the question
+            fields = self._field_words(lex)
+            found = self._search_name(text, ignore=fields)
+            if found is not None and found[0].id != (named[0][2].id if named else None):
+                mine = 0
+                if named:  # the model match's own run of title words in the question
+                    words_ = tokens(text, keep_generic=True)
+                    a, b = named_window(words_, named[0][2])
+                    mine = len([w for w in words_[a:b] if tokens(w) and w not in fields])
+                if found[1] > mine:
+                    named = [(-1, -1, found[0], False)]
         r = route(text, state, lex, names_product=bool(named), asks_field=asks)
         handler = getattr(self, f"_{r.intent}")
         out: Answer = handler(text, state, r, named)
@@ -206,18 +228,29 @@ class Assistant:
                 cached = self._fw
             return cached[1]
 
-    def _named(self, raw: list[str]) -> list[tuple[int, int, Product]]:
-        """Products the text names by model or EAN: ``(start, end, product)`` in ``raw`` tokens."""
+    def _named(self, raw: list[str]) -> list[tuple[int, int, Product, bool]]:
+        """Products the text names by model or EAN: ``(start, end, product, strong)`` in ``raw``
+        tokens, best first. A model with a digit ("C8552A") is strong; one made of plain words
+        ("Numeric Keypad") is weak; a match whose brand the text also names comes first."""
         lex = self.lexicon()
         cat = self.ctx.catalog()
-        out = []
+        rs = set(raw)
+        scored = []
         for start, end, rows in lex.find_models(raw):
             cands = [cat.products[i] for i in rows]
             if len(cands) > 1:  # the same model under several ids: the one whose words the text uses most
-                rs = set(raw)
                 cands.sort(key=lambda p: -len(rs & set(re.findall(r"[a-z0-9]+", (p.title + " " + p.brand).lower()))))
-            out.append((start, end, cands[0]))
-        return out
+            p = cands[0]
+            # one code-like token ("c8552a", "e8400", an EAN) identifies a product; a run of
+            # words and numbers ("25ft cat6 550mhz snagless") may be the start of another's name
+            tok = raw[start] if end - start == 1 else ""
+            strong = bool(re.fullmatch(r"(?=.*[a-z])(?=.*\d)[a-z0-9]{4,}|\d{6,}", tok))
+            brand = bool(p.brand) and set(re.findall(r"[a-z0-9]+", p.brand.lower())) <= rs
+            # "wrist rest" names a field as often as a product ("does it have wrist rest?")
+            field = set(tokens(" ".join(raw[start:end]))) <= self._field_words(lex)
+            scored.append(((int(brand), int(strong), int(not field), end - start), (start, end, p, strong)))
+        scored.sort(key=lambda x: x[0], reverse=True)
+        return [x[1] for x in scored]
 
     def _products(self, ids: Sequence[str]) -> list[Product]:
         cat = self.ctx.catalog()
@@ -234,22 +267,31 @@ class Assistant:
             ids.append(state.shown[i])
         return ids, None
 
-    def _search_name(self, text: str) -> Product | None:
+    def _search_name(self, text: str, ignore: frozenset[str] | set[str] = frozenset()) -> tuple[Product, int] | None:
         """The product a question names in words (no model number): the top search hit,
-        when a run of at least two of the question's words is in its title."""
+        when a run of at least two of the question's words is in its title; with the run's
+        length, not counting the words in ``ignore`` (field names: "usb 2 0 ports" is in
+        the title of a USB card, but it is what the question asks about)."""
         q = re.sub(r"^(does|do|is|are|what|what's|whats|which|how|who|can|will|has|have)\b", "", norm(text)).strip()
         if not q:
             return None
         try:
-            res = self.ctx.search(q, k=3)
+            res = self.ctx.search(q, k=5)
         except ValidationError:
             return None
-        for h in res.hits[:1]:
-            words = tokens(text, keep_generic=True)
+        # of the best hits, the one whose title holds the longest run of the question's words
+        # ("... Mono RCA" is not "... RCA Type Audio Video Cable", though both match)
+        words = tokens(text, keep_generic=True)
+        best: tuple[int, int, Product] | None = None
+        for h in res.hits:
+            if h.product is None:
+                continue
             a, b = named_window(words, h.product)
-            if b - a >= 2 and len([w for w in words[a:b] if tokens(w)]) >= 2:
-                return h.product
-        return None
+            n = len([w for w in words[a:b] if tokens(w) and w not in ignore])
+            run = common_run(words, h.product)
+            if b - a >= 2 and n >= 2 and (best is None or (n, run) > best[:2]):
+                best = (n, run, h.product)
+        return (best[2], best[0]) if best else None
 
     def _results_answer(self, res: Any, state: DialogueState, lead: str, intent: str) -> Answer:
         hits = [h for h in res.hits if h.product is not None]
@@ -369,16 +411,16 @@ class Assistant:
     def _target(self, text: str, state: DialogueState, r: Route, named: list[Any]) -> tuple[Product | None, str]:
         """The product a turn is about and how it was found."""
         if named:
-            return named[0][2], "named"
+            return named[0][2], "named" if named[0][0] >= 0 else "search"
         if r.positions:
             ids, _ = self._pick(state, r.positions[:1])
             if ids:
                 return self._products(ids)[0], "position"
         if state.focus and self._products([state.focus]):
             return self._products([state.focus])[0], "focus"
-        p = self._search_name(text)
-        if p is not None:
-            return p, "search"
+        found = self._search_name(text)
+        if found is not None:
+            return found[0], "search"
         if state.shown and _PRONOUN.search(norm(text)):
             return self._products(state.shown[:1])[0], "first"
         return None, ""
@@ -421,9 +463,9 @@ class Assistant:
             for side in sides:
                 if len(products) >= 4 or not side.strip():
                     continue
-                p = self._search_name(side)
-                if p is not None and p.id not in {q.id for q in products}:
-                    products.append(p)
+                found = self._search_name(side)
+                if found is not None and found[0].id not in {q.id for q in products}:
+                    products.append(found[0])
         if len(products) < 2 and state.focus and state.focus not in {p.id for p in products}:
             products = self._products([state.focus]) + products
         if len(products) < 2 and len(state.shown) >= 2 and not named:
@@ -444,13 +486,17 @@ class Assistant:
                           "product_question")
         state.focus = target.id
         words = tokens(text, keep_generic=True)
-        if how in ("named", "search"):
-            a, b = named_window(words, target)
+        if how == "named":  # the model's words, and the brand or title words right around them
             raw = re.findall(r"[a-z0-9]+", text.lower())
-            if how == "named":  # drop the model's own words too
-                model = [w for s, e, p in named if p.id == target.id for w in raw[s:e]]
-                words = [w for w in words if w not in set(tokens(" ".join(model), keep_generic=True))]
-                a, b = named_window(words, target)
+            s, e = next((s, e) for s, e, p, _ in named if p.id == target.id)
+            vocab = set(re.findall(r"[a-z0-9]+", f"{target.brand} {target.title}".lower()))
+            while s > 0 and raw[s - 1] in vocab and raw[s - 1] not in _EDGE:
+                s -= 1
+            while e < len(raw) and raw[e] in vocab and raw[e] not in _EDGE:
+                e += 1
+            words = tokens(" ".join(raw[:s] + raw[e:]), keep_generic=True)
+        elif how == "search":
+            a, b = named_window(words, target)
             words = words[:a] + words[b:]
         yn = yes_no(text)
         match = asked_field(words, target, self.lexicon(), yn, question=text)

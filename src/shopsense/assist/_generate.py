@@ -28,6 +28,7 @@ _NUMBER = re.compile(r"(?<![A-Za-z])\d+(?:[.,]\d+)*")
 _NEGATION = re.compile(r"\b(no|not|never|none|nothing|without|doesn'?t|don'?t|isn'?t|aren'?t|can'?t|cannot|won'?t"
                        r"|hasn'?t|haven'?t|lacks?|out of stock|unavailable)\b|n't\b")
 _WORD = re.compile(r"[a-z0-9]+")
+_YES_NO = re.compile(r"\b(yes|no)\b")
 
 
 class Generator(Protocol):
@@ -57,10 +58,6 @@ def numbers_in(text: str) -> set[str]:
         raw = m.group(0).rstrip(".,")
         out.add(_num_key(raw))
     return out
-
-
-def _negated(text: str) -> bool:
-    return bool(_NEGATION.search(text.lower()))
 
 
 def _contains(haystack: str, needle: str) -> bool:
@@ -106,8 +103,11 @@ def verify(text: str, grounded: str, facts: Sequence[Fact], *, brands: Iterable[
             vv = norm(str(v))
             if len(vv) >= 4 and vv not in ("yes", "no") and _contains(low, vv) and not _contains(allowed_text, vv):
                 problems.append(f"value {v!r} of {pid} ({k}) is not cited")
-    if _negated(grounded) != _negated(text):
-        problems.append("the reworded text turns a yes into a no (or the reverse)")
+    if len(_NEGATION.findall(text.lower())) != len(_NEGATION.findall(grounded.lower())):
+        problems.append("the reworded text adds or drops a negation (a yes may have become a no)")
+    said = set(_YES_NO.findall(text.lower()))
+    if not said <= set(_YES_NO.findall(grounded.lower())):
+        problems.append(f"the reworded text says {'/'.join(sorted(said))} where the answer does not")
     return problems
 
 

@@ -33,7 +33,7 @@ GENERIC = frozenset({
     "do", "did", "has", "have", "had", "what", "which", "who", "how", "whats", "s", "product", "item", "one",
     "be", "can", "will", "with", "and", "or", "there", "any", "me", "i", "you", "your", "tell", "please",
     "about", "much", "many", "by", "from", "as", "than", "x", "my", "we", "our", "same", "get", "know",
-    "first", "second", "third", "fourth", "fifth", "last", "top", "number", "1st", "2nd", "3rd", "4th", "5th",
+    "first", "second", "third", "fourth", "fifth", "last", "top", "1st", "2nd", "3rd", "4th", "5th",
 })
 
 

@@ -94,6 +94,23 @@ def named_window(words: Sequence[str], product: Any) -> tuple[int, int]:
     return best
 
 
+def common_run(words: Sequence[str], product: Any) -> int:
+    """The longest run of ``words`` that the product's title has in the same order: tells
+    "... Stereo Audio Extension Cable" from "... Stereo M/M audio cable" when both hold
+    every word of the question's name."""
+    title = tokens(f"{product.brand} {product.title}", keep_generic=True)
+    best = 0
+    prev = [0] * (len(title) + 1)
+    for w in words:
+        cur = [0] * (len(title) + 1)
+        for j, t in enumerate(title, 1):
+            if w == t:
+                cur[j] = prev[j - 1] + 1
+                best = max(best, cur[j])
+        prev = cur
+    return best
+
+
 @dataclass(frozen=True)
 class FieldMatch:
     """The field a question asks for. ``name``: ``price`` / ``in_stock`` / ``brand`` /
@@ -116,12 +133,19 @@ def asked_field(words: Sequence[str], product: Any, lexicon: CatalogueLexicon, y
         q -= {"price"}  # "how much does it weigh"
     if not q:
         return None
-    best: tuple[float, str] | None = None
+    # candidates are ranked by: how many of the question's words they cover, whether they
+    # cover all of them, whether the product has the field (a built-in field it always has),
+    # whether the field's whole name is in the question, and whether a yes/no question meets
+    # a yes/no field; "brand compatibility" beats "brand" for "the brand compatibility of X",
+    # and "black toner page yield" (on the product) beats "page yield" (not on it)
+    best: tuple[tuple[int, ...], str] | None = None
     for name, vocab in BUILTINS.items():
-        if q & vocab:
-            s = 32.0 + (3.0 if (yes_no_q and name == "in_stock") or (not yes_no_q and name != "in_stock") else 0.0)
-            if best is None or s > best[0]:
-                best = (s, name)
+        covered = q & vocab
+        if covered:
+            type_ok = (name == "in_stock") == yes_no_q or name != "in_stock" and not yes_no_q
+            key = (1, int(len(covered) == len(q)), 1, 1, int(type_ok), 0)
+            if best is None or key > best[0]:
+                best = (key, name)
     for attr, toks in lexicon.attr_tokens.items():
         if not toks:
             continue
@@ -129,26 +153,21 @@ def asked_field(words: Sequence[str], product: Any, lexicon: CatalogueLexicon, y
         if not covered:
             continue
         name_full = covered == toks
-        asked_full = covered == q  # every word the question asks with is in the name ("page yield")
+        asked_full = covered == q
         if not (name_full or asked_full or len(covered) >= 2):
             continue
-        s = (10.0 if name_full else 0.0) + (6.0 if asked_full else 0.0) + 2.0 * len(covered)
-        s -= len(toks) - len(covered)
-        s += 3.0 if (attr in lexicon.boolean_attrs) == yes_no_q else 0.0
-        # a field the product has and that the question's words name wholly (either way)
-        # beats one it lacks: "page yield" of a toner listing "black toner page yield"
-        if attr in product.attributes and (name_full or asked_full):
-            s += 20.0
-        if best is None or s > best[0]:
-            best = (s, f"attributes.{attr}")
+        key = (len(covered), int(asked_full), int(attr in product.attributes), int(name_full),
+               int((attr in lexicon.boolean_attrs) == yes_no_q), -(len(toks) - len(covered)))
+        if best is None or key > best[0]:
+            best = (key, f"attributes.{attr}")
     colour = next((w for w in q if w in COLOUR_WORDS), None)
-    if colour and yes_no_q and (best is None or best[0] < 30):
+    if colour and yes_no_q and best is None:
         attr = next((a for a in lexicon.colour_attrs if a in product.attributes), None)
         name = f"attributes.{attr}" if attr else (f"attributes.{lexicon.colour_attrs[0]}" if lexicon.colour_attrs
                                                   else None)
-        return FieldMatch(name, "colour", 11.0, value_word=colour)
+        return FieldMatch(name, "colour", 1.0, value_word=colour)
     if best is not None:
-        return FieldMatch(best[1], field_label(best[1]), best[0])
+        return FieldMatch(best[1], field_label(best[1]), float(best[0][0]))
     return FieldMatch(None, _phrase(question, q), 0.0)
 
 
@@ -243,13 +262,16 @@ def _description_quote(product: Any, match: FieldMatch) -> tuple[str, str] | Non
     """A sentence of the description (or the title) that names every word of the field."""
     if match.name is None or match.value_word is not None:
         return None
-    want = set(tokens(field_label(match.name)))
+    want = tokens(field_label(match.name))
     if not want:
         return None
+    # the field's name as a phrase, followed by a value ("Weight: 2 kg", "page yield of 6000
+    # pages"); a lone word is not enough ("Color LaserJet" says nothing of the product's colour)
+    phrase = r"\b" + r"\W+".join(re.escape(w) for w in want) + r"\w*\s*(?::|=|is\b|of\b|up to\b)\s*\S"
     for where, text in (("description", product.description), ("title", product.title)):
         for sent in re.split(r"(?<=[.!?;])\s+|\n+", text or ""):
             s = sent.strip()
-            if s and want <= set(tokens(s, keep_generic=True)) and len(s) <= 300:
+            if s and len(s) <= 300 and re.search(phrase, norm(s)):
                 return where, s
     return None
 
