@@ -73,6 +73,7 @@ class Engine:
 
     # -- lifecycle -------------------------------------------------------------
     def close(self) -> None:
+        """Close the store (the engine is also a context manager)."""
         self.store.close()
 
     def __enter__(self) -> Self:
@@ -170,6 +171,7 @@ class Engine:
             return self._catalog
 
     def product(self, product_id: str) -> Product:
+        """One stored product by its id; :class:`~shopsense.errors.NotFoundError` when absent."""
         p = self.store.get_product(product_id)
         if p is None:
             raise NotFoundError("product", product_id)
@@ -219,6 +221,7 @@ class Engine:
     # -- search ------------------------------------------------------------------
     @property
     def searcher(self) -> SearchService:
+        """The search service (:class:`shopsense.search.SearchService`), created on first use."""
         with self._lock:
             if self._search is None:
                 from shopsense.search import SearchService
@@ -245,6 +248,8 @@ class Engine:
     # -- recommendations ---------------------------------------------------------
     @property
     def recommender(self) -> RecommendService:
+        """The recommendation service (:class:`shopsense.recommend.RecommendService`), created on
+        first use."""
         with self._lock:
             if self._recommend is None:
                 from shopsense.recommend import RecommendService
@@ -273,11 +278,15 @@ class Engine:
         return manifest
 
     def recommend(self, user_id: str, k: int = 10, filters: dict[str, Any] | None = None, **options: Any) -> Any:
+        """Personal recommendations for ``user_id`` (popular items for a user with no history),
+        finished by the rules, diversity and reasons of the ``recommend`` surface."""
         _check_k(k, "recommend")
         return self._finished(lambda n: self.recommender.recommend(user_id, k=n, filters=filters, **options),
                               k, "recommend", filters=filters)
 
     def similar(self, item_id: str, k: int = 10, filters: dict[str, Any] | None = None, **options: Any) -> Any:
+        """Products similar to ``item_id`` (co-interaction and text), finished for the ``similar``
+        surface."""
         _check_k(k, "similar")
         return self._finished(lambda n: self.recommender.similar(item_id, k=n, filters=filters, **options),
                               k, "similar", filters=filters)
@@ -286,6 +295,8 @@ class Engine:
         self, session_events: Sequence[str | Event | dict[str, Any]], k: int = 10,
         filters: dict[str, Any] | None = None, **options: Any,
     ) -> Any:
+        """What a shopper is likely to look at next, from the items (or events) of the current
+        session, finished for the ``next`` surface."""
         _check_k(k, "next_items")
         return self._finished(lambda n: self.recommender.next_items(session_events, k=n, filters=filters, **options),
                               k, "next", filters=filters)
@@ -358,6 +369,7 @@ class Engine:
     # -- combinations --------------------------------------------------------------
     @property
     def bundler(self) -> BundleService:
+        """The bundles service (:class:`shopsense.bundles.BundleService`), created on first use."""
         with self._lock:
             if self._bundles is None:
                 from shopsense.bundles import BundleService
@@ -444,7 +456,10 @@ class Engine:
         and the assistant sessions linked to them."""
         from shopsense.assist import delete_user_sessions
 
-        return {"events": self.store.delete_user(user_id), **self.forget_in_memory(user_id),
+        events = self.store.delete_user(user_id)
+        if self.paths.models_current.exists():
+            _ = self.recommender  # saved models name their users (precomputed lists): erase them too
+        return {"events": events, **self.forget_in_memory(user_id),
                 "assistant_sessions": delete_user_sessions(self.paths.assistant_sessions, user_id)}
 
 

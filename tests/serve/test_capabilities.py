@@ -8,6 +8,7 @@ is in the tree.
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import pytest
@@ -156,9 +157,12 @@ def test_recommendations_follow_new_events(client, write_key, office_data):
     cat = products[10].category[-1] if products[10].category else None
     same = [p.id for p in products if cat and p.category and p.category[-1] == cat][:5] or \
         [p.id for p in products[10:15]]
-    client.post("/events", json=[{"user_id": uid, "item_id": i, "type": "add_to_cart",
-                                  "timestamp": 1.8e9 + n} for n, i in enumerate(same)],
-                headers={"X-API-Key": write_key})
+    # recent (the catalogue refuses times after now + 1 day), so they outweigh older interest
+    now = time.time() - 3600
+    r = client.post("/events", json=[{"user_id": uid, "item_id": i, "type": "add_to_cart",
+                                      "timestamp": now + n} for n, i in enumerate(same)],
+                    headers={"X-API-Key": write_key})
+    assert r.status_code == 200, r.text
     after = [h["id"] for h in _hits(client.get(f"/users/{uid}/recommendations"))]
     assert after != before
 

@@ -25,6 +25,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -212,6 +213,33 @@ class Precomputed:
         (folder / "users.json").write_text(json.dumps(list(user_ids)))
         (folder / META_FILE).write_text(json.dumps(meta, indent=2))
 
+    @staticmethod
+    def erase_user(folder: Path, user_id: str) -> bool:
+        """Remove every trace of ``user_id`` from the tables of one version folder: the id in
+        ``users.json`` becomes ``null`` (rows keep their places) and the user's row of every
+        table is overwritten in place (-1 items, 0 scores), so the files hold neither the id nor
+        the list derived from their history. Readers that map the files see the change."""
+        path = folder / "users.json"
+        if not path.exists():
+            return False
+        users = json.loads(path.read_text())
+        if user_id not in users:
+            return False
+        row = users.index(user_id)
+        for name, fill in (("candidates", -1), ("candidate_scores", 0), ("candidate_sources", 0),
+                           ("candidate_evidence", -1), ("user_fingerprints", 0)):
+            f = folder / f"{name}.npy"
+            if f.exists():
+                a = np.load(f, mmap_mode="r+", allow_pickle=False)
+                a[row] = fill
+                a.flush()
+                del a
+        users[row] = None
+        tmp = path.with_suffix(".json.tmp")
+        tmp.write_text(json.dumps(users))
+        os.replace(tmp, path)
+        return True
+
     @classmethod
     def load(cls, folder: Path, mmap: bool = True) -> Precomputed | None:
         """The tables of ``folder``, or ``None`` for a version trained before they existed."""
@@ -226,7 +254,8 @@ class Precomputed:
         users = json.loads((folder / "users.json").read_text())
         nb = folder / "item_neighbours.npy"
         ev = folder / "candidate_evidence.npy"
-        return cls(json.loads((folder / META_FILE).read_text()), {u: i for i, u in enumerate(users)},
+        return cls(json.loads((folder / META_FILE).read_text()),
+                   {u: i for i, u in enumerate(users) if u is not None},
                    arr("candidates"), arr("candidate_scores"), arr("candidate_sources"),
                    arr("user_fingerprints"), arr("item_neighbours") if nb.exists() else None,
                    arr("candidate_evidence") if ev.exists() else None)

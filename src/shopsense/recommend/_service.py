@@ -215,8 +215,15 @@ class RecommendService:
         are folded in from the store on each call), so this is the cached history; the store's
         events are deleted by the engine. A precomputed list is only served while the user's
         stored history still matches it, so an erased user's list is never used again."""
-        removed = {"cached_history": user_id in self._hist_cache}
+        removed: dict[str, Any] = {"cached_history": user_id in self._hist_cache}
         self._hist_cache.pop(user_id, None)
+        # the precomputed lists of every saved version name their users: erase the id and the
+        # list derived from their history, on disk and in the loaded tables
+        models = self.ctx.paths.models
+        folders = [f for f in models.iterdir() if f.is_dir() and not f.name.startswith(".")] if models.exists() else []
+        removed["precomputed_lists"] = sum(Precomputed.erase_user(f, user_id) for f in folders)
+        if self._pre is not None:
+            self._pre.users.pop(user_id, None)
         return removed
 
     # -- queries ------------------------------------------------------------------------------------
