@@ -233,6 +233,78 @@ def test_acknowledged_events_survive_kill_9(built_home, tmp_path, office_data):
     assert not missing
 
 
+@needs("search")
+@needs("recommend")
+def test_index_and_train_during_load_fail_no_request(built_home, tmp_path, office_data):
+    """Issue "Serve a shop's real traffic": ``shopsense index`` and ``shopsense train`` run in
+    another process while two workers serve searches, recommendations and event posts; no
+    request fails, and the workers swap the new model version in without a restart."""
+    from collections import Counter
+
+    from shopsense.serve._auth import KeyStore
+
+    home = _home(built_home, tmp_path)
+    write = KeyStore(home / "api_keys.json").create("write", name="test")
+    products, events = office_data
+    titles = [" ".join(p.title.split()[:2]) for p in products[:50]]
+    users = sorted({e.user_id for e in events})[:20]
+    items = [p.id for p in products[:20]]
+    server = start_server(home, "rate_limit_per_minute = 1000000\n")
+    statuses: Counter[str] = Counter()
+    versions: set[str] = set()
+    lock = threading.Lock()
+    stop = threading.Event()
+
+    def load(client: httpx.Client, tag: str) -> None:
+        n = 0
+        while not stop.is_set():
+            try:
+                if n % 3 == 0:
+                    r = client.get("/search", params={"q": titles[n % len(titles)], "k": 5})
+                elif n % 3 == 1:
+                    r = client.get(f"/users/{users[n % len(users)]}/recommendations", params={"k": 5})
+                else:
+                    r = client.post("/events", headers={"X-API-Key": write}, json=[
+                        {"user_id": users[n % len(users)], "item_id": items[n % len(items)], "type": "view",
+                         "session_id": f"load-{tag}-{n}"}])
+                with lock:
+                    statuses[str(r.status_code) if r.status_code != 200 else "200"] += 1
+                    if n % 3 == 1 and r.status_code == 200:
+                        versions.add(r.json().get("model_version"))
+                    if r.status_code != 200:
+                        statuses["last error: " + r.text[:200]] += 1
+            except httpx.TransportError as exc:
+                with lock:
+                    statuses[f"transport: {type(exc).__name__}"] += 1
+            n += 1
+
+    try:
+        pinned = server.pin(2)
+        threads = [threading.Thread(target=load, args=(c, str(pid))) for pid, c in pinned]
+        for t in threads:
+            t.start()
+        while statuses["200"] < 30 and not any(k != "200" for k in statuses):
+            time.sleep(0.1)
+        first = set(versions)
+        env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+        for cmd in (["index"], ["train", "--no-sasrec", "--no-ranker"]):
+            done = subprocess.run([*shopsense_cmd(), *cmd, "--home", str(home)], env=env, capture_output=True, check=False,
+                                  text=True, timeout=900)
+            assert done.returncode == 0, done.stdout + done.stderr
+        deadline = time.monotonic() + REQUEST_S
+        while versions <= first and time.monotonic() < deadline:  # swapped in within a second or so
+            time.sleep(0.2)
+        time.sleep(1.0)
+        stop.set()
+        for t in threads:
+            t.join(timeout=REQUEST_S)
+    finally:
+        stop.set()
+        server.stop()
+    assert set(statuses) == {"200"} and statuses["200"] > 30, (statuses, server.log.read_text()[-3000:])
+    assert len(versions - first) >= 1, (first, versions)  # the new model version answered, no restart
+
+
 # -- helpers ----------------------------------------------------------------------------
 
 def _some_item(home: Path) -> str:

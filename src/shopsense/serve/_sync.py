@@ -44,6 +44,8 @@ class ChangeFeed:
         #: names this worker in the feed, so it skips the changes it made itself
         self.origin = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
         self.engine: Any = None
+        #: the response cache, told of every change (its own included) by the users it names
+        self.cache: Any = None
         # read before the engine opens: a change made while it loads is replayed, not lost
         self.position = shared.head()
         self._lock = threading.Lock()
@@ -55,19 +57,40 @@ class ChangeFeed:
 
     # -- writing -------------------------------------------------------------------
     def events_stored(self, events: Sequence[Any]) -> int:
+        """One change for a group of stored events (the writer commits many requests at once)."""
         pairs = sorted({(self.pseudo(str(e.user_id)), _type(e)) for e in events})
-        return self.shared.publish("events", self.origin, tuple(pairs))
+        seq = self.shared.publish("events", self.origin, tuple(pairs))
+        if self.cache is not None:
+            self.cache.users_changed({p for p, _ in pairs}, seq)
+        return seq
 
     def products_changed(self) -> int:
-        return self.shared.publish("products", self.origin)
+        seq = self.shared.publish("products", self.origin)
+        if self.cache is not None:
+            self.cache.products_changed(seq)
+        return seq
 
     def user_forgotten(self, user_id: str) -> int:
-        self._users.pop(self.pseudo(user_id), None)
-        return self.shared.publish("forget", self.origin, ((self.pseudo(user_id), ""),))
+        p = self.pseudo(user_id)
+        self._users.pop(p, None)
+        seq = self.shared.publish("forget", self.origin, ((p, ""),))
+        if self.cache is not None:
+            self.cache.users_changed((p,), seq)
+        return seq
+
+    def behind(self) -> bool:
+        """Whether another worker may have written since the last :meth:`sync`. Cheap where
+        the shared state is a local file (one read, no lock shared with writers), so a
+        request pays for a sync only when there is news; elsewhere (Redis) always True."""
+        if not self.shared.local_reads:
+            return True
+        return self.shared.head() != self.position
 
     # -- reading -------------------------------------------------------------------
     def _apply(self, changes: list[Change]) -> None:
         engine = self.engine
+        if engine is None:
+            return
         if any(c.kind == "products" for c in changes):
             engine.notify_products_changed()
         # events of users this worker never served still matter to shared counts (baskets):
@@ -99,12 +122,15 @@ class ChangeFeed:
                                 "every in-memory cache", self.position, gap.head)
                     if self.engine is not None:
                         _resync_all(self.engine)
+                    if self.cache is not None:
+                        self.cache.reset(gap.head)
                     self.position = gap.head
                     return self.position
                 if not batch:
                     return self.position
-                if self.engine is not None:
-                    self._apply([c for c in batch if c.origin != self.origin])
+                self._apply([c for c in batch if c.origin != self.origin])
+                if self.cache is not None:
+                    _tell_cache(self.cache, batch)
                 self.position = batch[-1].seq
 
 
@@ -112,10 +138,13 @@ class Syncer:
     """A daemon thread that syncs the feed and tidies the shared state now and then,
     so an idle worker stays close to the head and never has far to catch up; it also
     swaps in an index or model version that ``shopsense index`` / ``train`` wrote
-    (:meth:`Engine.swap_new_builds`: loaded beside the serving one, no request waits)."""
+    (:meth:`Engine.swap_new_builds`: loaded beside the serving one, no request waits),
+    and once the new one serves, calls ``swapped()`` (the response cache's version)."""
 
-    def __init__(self, feed: ChangeFeed, interval_s: float = 1.0, tidy_every: int = 60) -> None:
+    def __init__(self, feed: ChangeFeed, interval_s: float = 1.0, tidy_every: int = 60,
+                 swapped: Callable[[], None] | None = None) -> None:
         self.feed, self.interval_s, self.tidy_every = feed, interval_s, tidy_every
+        self.swapped = swapped
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="shopsense-feed", daemon=True)
 
@@ -132,8 +161,11 @@ class Syncer:
         while not self._stop.wait(self.interval_s):
             try:
                 self.feed.sync()
-                if self.feed.engine is not None:
-                    self.feed.engine.swap_new_builds()
+                # joined here, in this thread: requests keep the old build until the new one
+                # is in, and cached answers of the old one are dropped only then
+                engine = self.feed.engine
+                if engine is not None and engine.swap_new_builds(wait=True) and self.swapped is not None:
+                    self.swapped()
                 ticks += 1
                 if ticks % self.tidy_every == 0:
                     self.feed.shared.housekeeping()
@@ -145,6 +177,14 @@ class Syncer:
 # The engine applies these itself when a write goes through it; a replay runs the
 # in-memory part only (the store already holds the write): Engine.notify_events,
 # notify_products_changed and forget_in_memory.
+
+def _tell_cache(cache: Any, changes: list[Change]) -> None:
+    for c in changes:
+        if c.kind == "products":
+            cache.products_changed(c.seq)
+        else:
+            cache.users_changed({p for p, _ in c.users}, c.seq)
+
 
 def _type(event: Any) -> str:
     t = getattr(event, "type", "")

@@ -26,9 +26,15 @@ def warm_up(engine: Any) -> dict[str, str]:
         return {"catalog": "empty"}
     probe = cat.ids[0]
     out = {"catalog": "ready"}
+    if engine.searcher.manifest() is None:
+        # a first search would build the index here, in every worker: `shopsense index` builds
+        # it once, and the workers swap it in (Engine.swap_new_builds)
+        out["search"] = "unavailable: no index built (shopsense index)"
     for name, call in (("search", lambda: engine.search(cat.products[0].title[:40], k=1)),
                        ("recommend", lambda: engine.similar(probe, k=1)),
                        ("bundles", lambda: engine.complements(probe, k=1))):
+        if name in out:
+            continue
         try:
             call()
             out[name] = "ready"

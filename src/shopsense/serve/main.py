@@ -14,6 +14,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.staticfiles import StaticFiles
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shopsense.config import Settings
 from shopsense.rerank import rules_version
@@ -27,6 +28,7 @@ from shopsense.serve._shared import open_shared_state
 from shopsense.serve._state import ServeState
 from shopsense.serve._sync import ChangeFeed, Syncer
 from shopsense.serve._warm import demo_users, warm_up
+from shopsense.serve._writer import EventWriter
 from shopsense.serve.routers import (
     bundles,
     carts,
@@ -73,12 +75,12 @@ def create_app(
     home = Path(settings.home)
     keys = KeyStore(settings.api_keys_file or home / "api_keys.json")
     shared = open_shared_state(settings)
-    feed_box: list[ChangeFeed] = []  # the feed starts in the lifespan, before the engine
+    pseudo = Pseudonymizer(home / ".log_secret")
+    builds: list[Any] = [None]  # the index and model versions served (set in the lifespan)
     state = ServeState(
         settings=settings, keys=keys, limiter=RateLimiter(settings.rate_limit_per_minute, shared),
-        metrics=Metrics(), pseudo=Pseudonymizer(home / ".log_secret"),
-        cache=ResponseCache(version=lambda: rules_version(home), shared=shared,
-                            feed_position=lambda: feed_box[0].position if feed_box else 0),
+        metrics=Metrics(), pseudo=pseudo,
+        cache=ResponseCache(version=lambda: (rules_version(home), builds[0]), shared=shared, pseudo=pseudo),
         bench_dir=Path(bench_dir) if bench_dir else Path.cwd() / "bench" / "results",
         require_read_key=require_read_key, shared=shared,
     )
@@ -93,7 +95,8 @@ def create_app(
         # the feed's position is read before the engine loads anything, so a write made
         # by another worker meanwhile is replayed rather than missed
         feed = ChangeFeed(shared, state.pseudo)
-        feed_box[:] = [feed]
+        state.cache.reset(feed.position)
+        feed.cache = state.cache
         own = engine is None
         if own:
             from shopsense.engine import Engine
@@ -103,8 +106,10 @@ def create_app(
             state.engine = engine
         feed.engine = state.engine
         state.feed = feed
-        syncer = Syncer(feed)
+        syncer = Syncer(feed, swapped=lambda: builds.__setitem__(0, build_versions(state.engine)))
+        state.writer = EventWriter(state.engine.store, state.events_committed).start()
         try:
+            builds[0] = build_versions(state.engine)
             if warm:
                 state.capabilities = warm_up(state.engine)
             if demo:
@@ -113,10 +118,10 @@ def create_app(
             state.ready = True
             yield
         finally:
-            # uvicorn runs this after the in-flight requests finished (or its graceful
-            # timeout passed); events were committed before they were acknowledged, so
-            # nothing is left to flush
+            # uvicorn runs this once the in-flight requests finished (or its graceful timeout
+            # passed): the events still queued are committed and answered, then the engine closes
             state.ready = False
+            state.writer.close()
             syncer.stop()
             if own:
                 state.engine.close()
@@ -132,30 +137,7 @@ def create_app(
     app.state.shopsense = state
     install_error_handlers(app)
 
-    @app.middleware("http")
-    async def access(request: Request, call_next: Any) -> Any:
-        t0 = time.perf_counter()
-        try:
-            response = await call_next(request)
-        except Exception as exc:  # noqa: BLE001 - unhandled: a JSON 500 with a request id, counted and logged below
-            response = server_error(request, exc)
-        dt = time.perf_counter() - t0
-        response.headers["X-Worker"] = str(os.getpid())  # which worker answered
-        route = getattr(request.scope.get("route"), "path", None) or "unmatched"
-        if not route.startswith("/static"):
-            state.metrics.requests.labels(request.method, route, str(response.status_code)).inc()
-            state.metrics.latency.labels(route).observe(dt)
-            if response.status_code >= 500:
-                state.metrics.server_errors.labels(route).inc()
-        if log.isEnabledFor(logging.INFO):
-            # the raw path can hold a user id: log the route template and a pseudonym instead
-            params = request.scope.get("path_params", {})
-            uid = params.get("user_id") or request.query_params.get("user_id")
-            p = getattr(request.state, "principal", None)
-            log.info("%s %s %d %.1fms user=%s client=%s", request.method, route,
-                     response.status_code, dt * 1000, state.pseudo(uid), p.bucket if p else "-")
-        return response
-
+    app.add_middleware(AccessLog, state=state)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)
     if settings.cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins,
@@ -167,8 +149,78 @@ def create_app(
     for module in (search, users, items, carts, bundles, events, products, system, ui, analytics, experiments,
                    merchandising):
         app.include_router(module.router)
+    from shopsense.serve.routers import assistant  # the shopping assistant (POST /assistant)
+
+    app.include_router(assistant.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     return app
+
+
+class AccessLog:
+    """Metrics, the ``X-Worker`` header, a pseudonymised access log, and the JSON 500
+    (with a request id) for an error nothing else handled.
+
+    Plain ASGI: Starlette's ``@app.middleware("http")`` runs every response through a
+    task group and a memory stream, which cost more CPU than a cached answer itself."""
+
+    def __init__(self, app: ASGIApp, state: ServeState) -> None:
+        self.app, self.state = app, state
+        self.worker = str(os.getpid()).encode()  # which worker answered
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        t0 = time.perf_counter()
+        status = 0
+
+        async def send_with_worker(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message["headers"] = [*message.get("headers", ()), (b"x-worker", self.worker)]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_worker)
+        except Exception as exc:
+            if status:  # the answer had started: nothing can be sent instead
+                raise
+            # unhandled: a JSON 500 with a request id, counted and logged below
+            await server_error(Request(scope), exc)(scope, receive, send_with_worker)
+        finally:
+            self._record(scope, status or 500, time.perf_counter() - t0)
+
+    def _record(self, scope: Scope, status: int, dt: float) -> None:
+        state = self.state
+        route = getattr(scope.get("route"), "path", None) or "unmatched"
+        if not route.startswith("/static"):
+            state.metrics.requests.labels(scope["method"], route, str(status)).inc()
+            state.metrics.latency.labels(route).observe(dt)
+            if status >= 500:
+                state.metrics.server_errors.labels(route).inc()
+        if log.isEnabledFor(logging.INFO):
+            # the raw path can hold a user id: log the route template and a pseudonym instead
+            request = Request(scope)
+            uid = scope.get("path_params", {}).get("user_id") or request.query_params.get("user_id")
+            p = scope.get("state", {}).get("principal")
+            log.info("%s %s %d %.1fms user=%s client=%s", scope["method"], route, status, dt * 1000,
+                     state.pseudo(uid), p.bucket if p else "-")
+
+
+def build_versions(engine: Any) -> tuple[Any, ...]:
+    """What identifies the index and model versions on disk (the index manifest's time, the
+    CURRENT model version): part of every cached answer's version, so that no answer of a
+    build is served after the build was swapped out."""
+    paths = engine.paths
+    out: list[Any] = []
+    for read in (lambda: (paths.index / "manifest.json").stat().st_mtime_ns,
+                 lambda: paths.models_current.read_text().strip()):
+        try:
+            out.append(read())
+        except OSError:
+            out.append(None)
+    return tuple(out)
 
 
 def _version() -> str:

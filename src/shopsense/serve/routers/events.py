@@ -1,4 +1,5 @@
-"""``POST /events``: a batch of shopper events (all or nothing)."""
+"""``POST /events``: a batch of shopper events (all or nothing), committed by the worker's
+event writer in a group with the other requests' batches (:mod:`shopsense.serve._writer`)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,9 @@ from fastapi import APIRouter, Body, Depends
 from pydantic import BaseModel
 
 from shopsense.catalog import Event
-from shopsense.serve._state import Principal, ServeState, get_engine, get_state, writer
+from shopsense.serve._errors import ApiError
+from shopsense.serve._state import Principal, ServeState, get_state, writer
+from shopsense.serve._writer import WriterClosed
 
 router = APIRouter(tags=["events"])
 
@@ -22,14 +25,18 @@ class EventsOut(BaseModel):
 
 
 @router.post("/events", response_model=EventsOut, summary="Record events (batch)")
-def post_events(
+async def post_events(
     events: list[Event] = Body(..., min_length=1, max_length=MAX_BATCH),
     _: Principal = Depends(writer),
     state: ServeState = Depends(get_state),
-    engine: Any = Depends(get_engine),
 ) -> Any:
-    stored = engine.add_events(events)
-    state.metrics.events.inc(stored)
-    # committed by the store above: the reply is sent only once the events are durable
-    state.events_stored(events)  # recommendations react to new events, in every worker
+    if state.writer is None:
+        raise ApiError(503, "NotReady", "This worker is starting or shutting down; send the events again.",
+                       headers={"Retry-After": "1"})
+    try:
+        # answered once the writer committed this batch (with whatever else was queued) and
+        # told the engine, the cache and the other workers: acknowledged means durable
+        stored = await state.writer.write(events)
+    except WriterClosed as exc:
+        raise ApiError(503, "ShuttingDown", str(exc), headers={"Retry-After": "1"}) from None
     return {"received": len(events), "stored": stored, "duplicates": len(events) - stored}

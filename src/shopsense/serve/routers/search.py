@@ -44,7 +44,7 @@ def filters_from(category: str | None, brand: str | None, price_min: float | Non
 
 
 @router.get("/search", response_model=ResultsOut, summary="Search products")
-def search(
+async def search(
     q: str = Query(..., min_length=1, max_length=500, description="the shopper's query"),
     k: int = Query(20, ge=1, le=200, description="number of results"),
     user_id: str | None = Query(None, min_length=1, max_length=256, description="personalise for"),
@@ -60,14 +60,7 @@ def search(
     engine: Any = Depends(get_engine),
 ) -> Any:
     filters = filters_from(category, brand, price_min, price_max, in_stock, rating_min, attr)
-    if state.feed is not None:
-        state.feed.saw(user_id)  # another worker's events for them reach us
+    state.saw(user_id)
     key = ("search", q, k, user_id, tuple(sorted((a, str(b)) for a, b in filters.items())))
-    cached = state.cache.get(key)
-    if cached is not None:
-        state.metrics.cache.labels("hit").inc()
-        return cached
-    state.metrics.cache.labels("miss").inc()
-    out = render(engine.search(q, filters=filters or None, user_id=user_id, k=k), engine, "search")
-    state.cache.put(key, out)
-    return out
+    return await state.answer(
+        key, lambda: render(engine.search(q, filters=filters or None, user_id=user_id, k=k)), user_id)

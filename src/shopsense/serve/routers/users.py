@@ -25,7 +25,7 @@ class DeletedOut(BaseModel):
 
 @router.get("/{user_id}/recommendations", response_model=ResultsOut,
             summary="Recommendations for a user")
-def recommendations(
+async def recommendations(
     user_id: str = UserId,
     k: int = Query(10, ge=1, le=200),
     category: str | None = Query(None, max_length=256),
@@ -38,17 +38,10 @@ def recommendations(
     engine: Any = Depends(get_engine),
 ) -> Any:
     filters = filters_from(category, brand, price_min, price_max, in_stock, None, None)
-    if state.feed is not None:
-        state.feed.saw(user_id)  # another worker's events for them reach us
+    state.saw(user_id)
     key = ("recommend", user_id, k, tuple(sorted((a, str(b)) for a, b in filters.items())))
-    cached = state.cache.get(key)
-    if cached is not None:
-        state.metrics.cache.labels("hit").inc()
-        return cached
-    state.metrics.cache.labels("miss").inc()
-    out = render(engine.recommend(user_id, k=k, filters=filters or None), engine, "recommend")
-    state.cache.put(key, out)
-    return out
+    return await state.answer(
+        key, lambda: render(engine.recommend(user_id, k=k, filters=filters or None)), user_id)
 
 
 @router.delete("/{user_id}", response_model=DeletedOut,
