@@ -9,7 +9,7 @@ from scipy import sparse
 
 from shopsense.bundles import ComplementModel, basket_matrix, text_knn
 from shopsense.errors import NotFittedError, ValidationError
-from shopsense.eval._baskets import evaluate_completion, hide_one, split_baskets
+from shopsense.eval import evaluate_completion, hide_one, split_baskets
 
 
 @pytest.fixture(scope="module")

@@ -15,7 +15,7 @@ import pytest
 
 from shopsense.rerank import finish
 from shopsense.results import Hit, ResultList
-from shopsense.serve._state import get_engine
+from shopsense.serve import get_engine
 
 from .conftest import needs
 

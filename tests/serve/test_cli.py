@@ -41,7 +41,7 @@ def test_workers_socket_turns_nagle_off_for_every_connection():
     import asyncio
     import socket
 
-    from shopsense.cli._serve import tcp_socket
+    from shopsense.cli import tcp_socket
 
     raw = socket.socket(family=socket.AF_INET)  # what uvicorn's Config.bind_socket makes
     raw.bind(("127.0.0.1", 0))

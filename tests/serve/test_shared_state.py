@@ -7,8 +7,7 @@ import uuid
 
 import pytest
 
-from shopsense.serve._shared import Change, FeedGap, SharedState
-from shopsense.serve._shared_sqlite import SQLiteSharedState
+from shopsense.serve import Change, FeedGap, SharedState, SQLiteSharedState
 
 from ._redis import redis_url  # noqa: F401 - a fixture
 from .conftest import needs
@@ -19,7 +18,7 @@ def shared(request, tmp_path):  # type: ignore[no-untyped-def]
     if request.param == "sqlite":
         state: SharedState = SQLiteSharedState(tmp_path / "serve_state.sqlite3")
     else:
-        from shopsense.serve._shared_redis import RedisSharedState
+        from shopsense.serve import RedisSharedState
 
         state = RedisSharedState(request.getfixturevalue("redis_url"), prefix=f"t{uuid.uuid4().hex[:8]}")
     yield state

@@ -152,7 +152,7 @@ def test_event_on_one_worker_refreshes_the_others_cached_recommendations(backend
                                                                          office_data, request):
     """Worker B caches U's list (response cache and the engine's copy of U's history);
     U buys the top item through worker A; B's next answer is what a fresh engine says."""
-    from shopsense.serve._auth import KeyStore
+    from shopsense.serve import KeyStore
 
     home = _home(built_home, tmp_path)
     keys = KeyStore(home / "api_keys.json")
@@ -184,7 +184,7 @@ def test_event_on_one_worker_refreshes_the_others_cached_recommendations(backend
 def test_acknowledged_events_survive_kill_9(built_home, tmp_path, office_data):
     """Events are posted through both workers while the whole server is SIGKILLed:
     every batch that got a 2xx is in the store afterwards."""
-    from shopsense.serve._auth import KeyStore
+    from shopsense.serve import KeyStore
     from shopsense.store import SQLiteStore
 
     home = _home(built_home, tmp_path)
@@ -241,7 +241,7 @@ def test_index_and_train_during_load_fail_no_request(built_home, tmp_path, offic
     request fails, and the workers swap the new model version in without a restart."""
     from collections import Counter
 
-    from shopsense.serve._auth import KeyStore
+    from shopsense.serve import KeyStore
 
     home = _home(built_home, tmp_path)
     write = KeyStore(home / "api_keys.json").create("write", name="test")

@@ -16,9 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from shopsense.catalog import Event
-from shopsense.serve._limits import RateLimiter
-from shopsense.serve._shared_sqlite import SQLiteSharedState
-from shopsense.serve._writer import EventWriter, WriterClosed
+from shopsense.serve import EventWriter, RateLimiter, SQLiteSharedState, WriterClosed
 from shopsense.store import SQLiteStore
 
 from .conftest import needs
@@ -177,7 +175,7 @@ def test_a_worker_shutting_down_refuses_new_events_with_503(home, make_client):
 
 def test_warm_up_never_builds_an_index(tmp_path):
     from shopsense.engine import Engine
-    from shopsense.serve._warm import warm_up
+    from shopsense.serve import warm_up
 
     with Engine(tmp_path / "home") as eng:
         eng.add_products([{"id": "p1", "title": "Red lamp"}, {"id": "p2", "title": "Blue chair"}])

@@ -21,9 +21,11 @@ from shopsense.cli import (
 )
 from shopsense.cli._app import app, console, show_hits
 from shopsense.cli._bundles import bundle_why
+from shopsense.cli._serve import tcp_socket
 
-__all__ = ["app", "bundle_why", "console", "main", "show_hits"]
+__all__ = ["app", "bundle_why", "console", "main", "show_hits", "tcp_socket"]
 
 
 def main() -> None:
+    """The ``shopsense`` console script: run the command line."""
     app()

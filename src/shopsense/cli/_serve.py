@@ -74,7 +74,7 @@ def run_server(
         os.environ.setdefault(var, per_worker)
     demo_key = None
     if demo:  # one key for all workers: each creating its own would revoke the others'
-        from shopsense.serve._auth import KeyStore
+        from shopsense.serve import KeyStore
 
         keys = KeyStore(settings.api_keys_file or Path(settings.home) / "api_keys.json")
         keys.revoke_named(DEMO_KEY_NAME)
@@ -146,7 +146,7 @@ def serve(
 
 def _keystore(home: Path):  # type: ignore[no-untyped-def]
     from shopsense.config import Settings
-    from shopsense.serve._auth import KeyStore
+    from shopsense.serve import KeyStore
 
     s = Settings.load(home)
     return KeyStore(s.api_keys_file or Path(s.home) / "api_keys.json")

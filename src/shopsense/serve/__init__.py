@@ -8,16 +8,19 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["KeyStore", "create_app"]
+__all__ = ["Change", "EventWriter", "FeedGap", "KeyStore", "RateLimiter", "RedisSharedState", "SQLiteSharedState",
+           "SharedState", "WriterClosed", "create_app", "get_engine", "open_shared_state", "warm_up"]
+
+# name -> module that defines it; loaded on first use, so fastapi and redis load only when needed
+_LAZY = {"create_app": "main", "KeyStore": "_auth", "get_engine": "_state", "Change": "_shared",
+         "FeedGap": "_shared", "SharedState": "_shared", "SQLiteSharedState": "_shared_sqlite",
+         "RedisSharedState": "_shared_redis", "open_shared_state": "_open_shared", "RateLimiter": "_limits",
+         "EventWriter": "_writer", "WriterClosed": "_writer", "warm_up": "_warm"}
 
 
-def __getattr__(name: str) -> Any:  # fastapi loads only when the API is used
-    if name == "create_app":
-        from shopsense.serve.main import create_app
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
 
-        return create_app
-    if name == "KeyStore":
-        from shopsense.serve._auth import KeyStore
-
-        return KeyStore
+        return getattr(importlib.import_module(f"shopsense.serve.{_LAZY[name]}"), name)
     raise AttributeError(name)

@@ -33,12 +33,9 @@ from __future__ import annotations
 import json
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-from shopsense.config import Settings
-
-__all__ = ["CHANGE_KINDS", "Change", "FeedGap", "SharedState", "open_shared_state"]
+__all__ = ["CHANGE_KINDS", "Change", "FeedGap", "SharedState"]
 
 #: what a change in the feed can be
 CHANGE_KINDS = ("events", "products", "forget")
@@ -124,18 +121,3 @@ class SharedState(ABC):
 
     def close(self) -> None:
         """Release connections."""
-
-
-def state_path(settings: Settings) -> Path:
-    return Path(settings.home) / "serve_state.sqlite3"
-
-
-def open_shared_state(settings: Settings) -> SharedState:
-    """Redis when ``settings.redis_url`` is set, else the SQLite file in the home."""
-    if settings.redis_url:
-        from shopsense.serve._shared_redis import RedisSharedState
-
-        return RedisSharedState(settings.redis_url, prefix=settings.redis_prefix)
-    from shopsense.serve._shared_sqlite import SQLiteSharedState
-
-    return SQLiteSharedState(state_path(settings))

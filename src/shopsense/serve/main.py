@@ -23,8 +23,8 @@ from shopsense.serve._cache import ResponseCache
 from shopsense.serve._errors import install_error_handlers, server_error
 from shopsense.serve._limits import BodySizeLimit, RateLimiter
 from shopsense.serve._metrics import Metrics
+from shopsense.serve._open_shared import open_shared_state
 from shopsense.serve._privacy import Pseudonymizer
-from shopsense.serve._shared import open_shared_state
 from shopsense.serve._state import ServeState
 from shopsense.serve._sync import ChangeFeed, Syncer
 from shopsense.serve._warm import demo_users, warm_up
@@ -144,7 +144,11 @@ def create_app(
                            allow_methods=["GET", "POST", "DELETE"],
                            allow_headers=["X-API-Key", "Content-Type"])
 
-    from shopsense.serve.routers import analytics, experiments, merchandising  # the owner's console (insights)
+    from shopsense.serve.routers import (  # the owner's console (insights)
+        analytics,
+        experiments,
+        merchandising,
+    )
 
     for module in (search, users, items, carts, bundles, events, products, system, ui, analytics, experiments,
                    merchandising):
