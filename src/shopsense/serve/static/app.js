@@ -71,12 +71,14 @@ function placeholder(p) {
     initials, h("small", {}, leaf(p) || p.brand || ""));
 }
 function thumb(p) {
-  const box = h("div", { class: "thumb" });
+  // the placeholder first; the picture replaces it once it has loaded (an unreachable
+  // image host, as in the offline demo, never leaves an empty box)
+  const box = h("div", { class: "thumb" }, placeholder(p || {}));
   if (p && p.image_url) {
-    const img = h("img", { src: p.image_url, alt: "", loading: "lazy", referrerpolicy: "no-referrer" });
-    img.addEventListener("error", () => { box.replaceChildren(placeholder(p)); });
-    box.append(img);
-  } else box.append(placeholder(p || {}));
+    const img = h("img", { alt: "", referrerpolicy: "no-referrer" });
+    img.addEventListener("load", () => { if (img.naturalWidth > 1) box.replaceChildren(img); });
+    img.src = p.image_url;
+  }
   return box;
 }
 
@@ -149,9 +151,21 @@ function diversify(hits, k, { perCategory = 2, perParent = 3, perReason = 3, exc
     keys.push(key); out.push(x);
     if (out.length >= k) return out;
   }
-  for (const [x, key] of spare) { // not enough variety to be strict: fill, still without duplicates
-    if (out.length >= k) break;
-    if (keys.some((k2) => nearDuplicate(key, k2))) continue;
+  // not enough variety to be strict: fill with what breaks the fewest limits, never a duplicate
+  const over = ([x]) => {
+    const p = x.product || {}, cat = leaf(p) || "?";
+    const parent = p.category && p.category.length > 1 ? p.category[p.category.length - 2] : cat;
+    return (byCat[cat] || 0) / perCategory + (byParent[parent] || 0) / perParent + (byReason[x.reason || x.source] || 0) / perReason;
+  };
+  while (out.length < k && spare.length) {
+    let best = -1;
+    spare.forEach((sp, i) => { if (!keys.some((k2) => nearDuplicate(sp[1], k2)) && (best < 0 || over(sp) < over(spare[best]))) best = i; });
+    if (best < 0) break;
+    const [[x, key]] = spare.splice(best, 1);
+    const p = x.product || {}, cat = leaf(p) || "?";
+    const parent = p.category && p.category.length > 1 ? p.category[p.category.length - 2] : cat;
+    byCat[cat] = (byCat[cat] || 0) + 1; byParent[parent] = (byParent[parent] || 0) + 1;
+    byReason[x.reason || x.source] = (byReason[x.reason || x.source] || 0) + 1;
     keys.push(key); out.push(x);
   }
   return out;
@@ -179,7 +193,8 @@ async function loadRecs() {
   if (!state.user) return;
   $("#recs-status").textContent = "updating…";
   try {
-    const r = await api(`/users/${encodeURIComponent(state.user)}/recommendations?k=36`);
+    // three times what is shown: room to skip near-duplicates and crowded categories
+    const r = await api(`/users/${encodeURIComponent(state.user)}/recommendations?k=48`);
     const hits = diversify(r.hits, 12, { exclude: state.cart.map((x) => x.product.title) });
     const ids = hits.map((x) => x.id);
     const fresh = new Set(state.lastRecIds.length ? ids.filter((i) => !state.lastRecIds.includes(i)) : []);
