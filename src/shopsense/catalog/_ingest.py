@@ -43,6 +43,8 @@ _EVENT_FIELDS = set(Event.model_fields)
 
 @dataclass
 class Reject:
+    """One refused row: its line in the file, the field at fault, the reason and the value."""
+
     line: int
     field: str
     reason: str
@@ -94,6 +96,8 @@ def parse_mapping(pairs: list[str] | None) -> dict[str, str]:
 
 
 def detect_format(path: Path, fmt: str | None = None) -> str:
+    """The file's format (``csv``, ``jsonl`` or ``parquet``): ``fmt`` when given, else from the
+    file name's extension; an unknown one raises a :class:`ValidationError` naming the choices."""
     if fmt:
         if fmt not in FORMATS:
             raise ValidationError(

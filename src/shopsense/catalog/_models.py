@@ -25,6 +25,9 @@ from pydantic_core import PydanticCustomError
 
 
 class EventType(str, Enum):
+    """What a shopper did: view, click, add_to_cart, purchase or search (a search event
+    carries the query and may have no item)."""
+
     VIEW = "view"
     CLICK = "click"
     ADD_TO_CART = "add_to_cart"

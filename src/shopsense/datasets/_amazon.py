@@ -39,6 +39,7 @@ def office_item_id(index: int | str) -> str:
 
 
 def office_user_id(index: int | str) -> str:
+    """The shop user id of Amazon Office user ``index``: ``office-u<index>``."""
     return f"office-u{index}"
 
 

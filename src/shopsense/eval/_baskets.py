@@ -23,6 +23,8 @@ __all__ = ["BasketData", "BasketSplit", "HiddenItems", "basket_format", "evaluat
 
 @dataclass(frozen=True)
 class BasketSplit:
+    """Training and test baskets, with each one's position in the input order."""
+
     train: list[np.ndarray]
     test: list[np.ndarray]
     train_rows: np.ndarray  # positions in the input order

@@ -191,6 +191,9 @@ def tune(name: str, make: Callable[..., Any], grid: Sequence[dict[str, Any]], X:
 
 @dataclass
 class BasketRun:
+    """Mean figures per system, per-case scores (for bootstrap comparisons), run facts and the
+    systems fitted on all training baskets."""
+
     results: dict[str, dict[str, Any]]
     per_case: dict[str, dict[str, dict[str, float]]]
     info: dict[str, Any] = field(default_factory=dict)

@@ -21,6 +21,9 @@ from shopsense.errors import ValidationError
 
 @dataclass(frozen=True)
 class MetricDiff:
+    """One metric of one system pair on one dataset: A, B, B - A and its bootstrap interval
+    over ``n_units`` paired queries or users."""
+
     dataset: str
     system_a: str
     system_b: str
@@ -38,6 +41,8 @@ class MetricDiff:
 
 
 def load_result(path: str | Path) -> dict[str, Any]:
+    """A result JSON written by ``shopsense eval`` or ``bench/``; a missing or malformed file
+    raises an error naming it."""
     path = Path(path)
     try:
         data = json.loads(path.read_text())

@@ -19,6 +19,8 @@ def machine() -> str:
 
 
 def meta(protocol: str, **extra: Any) -> dict[str, Any]:
+    """The ``_meta`` block of a result: the command line, the machine, the date, the protocol
+    and ``extra``."""
     return {"command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]), "machine": machine(),
             "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "protocol": protocol, **extra}
 
@@ -55,6 +57,7 @@ def print_table(results: Results, title: str = "", peer: str | None = None) -> N
 
 
 def write_json(results: dict[str, Any], path: str | Path, meta_: dict[str, Any] | None = None) -> Path:
+    """Write ``results`` (plus ``_meta`` when given) as JSON to ``path``; returns the path."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     out = dict(results)

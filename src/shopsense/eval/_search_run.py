@@ -280,6 +280,8 @@ def latency(svc: Any, peer: Peer | None, queries: Sequence[str], chosen: Sequenc
 
 @dataclass
 class SearchRun:
+    """Mean figures per system, per-query scores (for bootstrap comparisons) and run facts."""
+
     results: dict[str, dict[str, float]]  # system -> metric -> value
     per_unit: dict[str, dict[str, dict[str, float]]]  # system -> metric -> query -> score
     meta: dict[str, Any] = field(default_factory=dict)

@@ -103,4 +103,5 @@ def encode_teams(teams: Sequence[int]) -> str:
 
 
 def decode_teams(code: str) -> list[int]:
+    """The inverse of :func:`encode_teams`: ``"ABBA"`` -> per-position teams."""
     return [TEAM_A if c == "A" else TEAM_B for c in code]

@@ -24,6 +24,7 @@ __all__ = ["ExposureBounds", "FairResult", "exposure_fair_rerank", "exposure_sha
 
 
 def position_weights(k: int) -> np.ndarray:
+    """The exposure of each of ``k`` positions: ``1 / log2(position + 1)``, position from 1."""
     return 1.0 / np.log2(np.arange(k) + 2.0)
 
 
@@ -62,6 +63,9 @@ class ExposureBounds:
 
 @dataclass(frozen=True)
 class FairResult:
+    """The fair order of the candidates, whether the bounds could be met, the share of DCG
+    given up for them, and each group's exposure share in the top ``k``."""
+
     order: np.ndarray  # indices into the candidates; top k first, then the rest
     feasible: bool
     relevance_cost: float  # 1 - DCG(relevance of fair top k) / DCG(relevance top k)
@@ -69,6 +73,7 @@ class FairResult:
 
 
 def exposure_shares(groups: np.ndarray, order: np.ndarray, k: int) -> dict[str, float]:
+    """Each group's share of the position-weighted exposure of the top ``k`` of ``order``."""
     top = np.asarray(order)[:k]
     w = position_weights(len(top))
     tot = float(w.sum()) or 1.0

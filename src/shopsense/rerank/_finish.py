@@ -47,15 +47,20 @@ def finish(
 ) -> ResultList:
     """Fill, re-rank, explain and rephrase ``result``; returns a new list of at most ``k``.
 
+    ``info["rerank"]`` reports what moved, what was removed and why, when anything could.
+
     Parameters
     ----------
-    context: at least ``{"surface": ...}``; rules match on it (and on ``query``).
-    reranker: rules and per-surface diversity; ``None`` keeps the order.
-    filters: the call's own filters, so a pinned product they rule out is not inserted.
-    vectors: called only when diversity is on; item vectors aligned with ``catalog``.
-    rephraser: optional back-end that rewords the reasons (failures keep them).
-
-    ``info["rerank"]`` reports what moved, what was removed and why, when anything could.
+    context
+        At least ``{"surface": ...}``; rules match on it (and on ``query``).
+    reranker
+        Rules and per-surface diversity; ``None`` keeps the order.
+    filters
+        The call's own filters, so a pinned product they rule out is not inserted.
+    vectors
+        Called only when diversity is on; item vectors aligned with ``catalog``.
+    rephraser
+        Optional back-end that rewords the reasons (failures keep them).
     """
     hits = _filled(list(result.hits), catalog)
     info = dict(result.info)
