@@ -200,7 +200,9 @@ def test_dashboard(server, page):  # type: ignore[no-untyped-def]
     n = int(page.locator("[data-stat=products] .v").inner_text().replace(",", ""))
     assert n == httpx.get(server + "/health").json()["products"]
     page.wait_for_selector("#latency svg")
-    bench = json.loads(httpx.get(server + "/bench/results").text)
-    if bench:
-        page.wait_for_selector("[data-bench] svg")
     _shot(page, "06-dashboard")
+    bench = json.loads(httpx.get(server + "/bench/results").text)
+    if bench:  # the benchmark charts have their own page (the console's issue moved them)
+        page.goto(server + "/benchmarks")
+        page.wait_for_selector("details[data-bench][open] svg")
+        _shot(page, "06-benchmarks")
