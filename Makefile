@@ -5,7 +5,7 @@ BIN = $(VENV)/bin
 HOME_DIR ?= shopsense_home
 PORT ?= 8000
 
-.PHONY: demo test test-all bench lint clean
+.PHONY: demo test test-all bench lint clean docs
 
 $(BIN)/activate:
 	$(PY) -m venv $(VENV)
@@ -30,8 +30,13 @@ test-all: $(VENV)/.installed
 	sh scripts/install-services.sh
 	$(BIN)/pytest -q -m "slow or not slow"
 
+# the documentation site and course, built offline into site/ (any warning fails the build);
+# preview with $(BIN)/mkdocs serve
+docs: $(VENV)/.installed
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
+
 lint: $(VENV)/.installed
 	$(BIN)/ruff check src tests bench
 
 clean:
-	rm -rf $(VENV) $(HOME_DIR) .pytest_cache
+	rm -rf $(VENV) $(HOME_DIR) .pytest_cache site
