@@ -179,7 +179,7 @@ def test_docs_work_offline_and_there_is_a_favicon(demo_server, browser) -> None:
 def test_similar_items_are_substitutes(demo_server, browser, ids) -> None:  # type: ignore[no-untyped-def]
     page = open_page(browser)
     _product(page, demo_server, ids["pen"])
-    page.wait_for_selector("#similar .card")
+    page.wait_for_selector(f"#similar[data-for='{ids['pen']}'] .card")
     page.wait_for_selector("#complements .card, #complements .empty")
     similar = _cards(page, "#similar .card")
     assert len(similar) >= 5
@@ -191,7 +191,7 @@ def test_similar_items_are_substitutes(demo_server, browser, ids) -> None:  # ty
     shot(page, "desktop-04-product-similar-and-bought-together")
     # a laptop case nobody bought: similar cases, no graphics card, no "because you viewed"
     _product(page, demo_server, ids["case"])
-    page.wait_for_selector("#similar .card")
+    page.wait_for_selector(f"#similar[data-for='{ids['case']}'] .card")
     cases = _cards(page, "#similar .card")
     assert all("case" in c["meta"].lower() or "backpack" in c["meta"].lower() for c in cases), cases
 
@@ -199,8 +199,8 @@ def test_similar_items_are_substitutes(demo_server, browser, ids) -> None:  # ty
 def test_an_item_nobody_bought_gets_no_fake_complements_nor_bundle(demo_server, browser, ids) -> None:  # type: ignore[no-untyped-def]
     page = open_page(browser)
     _product(page, demo_server, ids["case"])
-    page.wait_for_selector("#complements .empty")
-    page.wait_for_selector("#bundle .empty")
+    page.wait_for_selector(f"#complements[data-for='{ids['case']}'] .empty")
+    page.wait_for_selector(f"#bundle[data-for='{ids['case']}'] .empty")
     text = page.locator("#view-item").inner_text()
     assert "Goes well with" not in text and "optimal" not in text.lower()
     assert "Nobody has bought this item" in page.locator("#complements").inner_text()
@@ -221,14 +221,16 @@ def test_cart_completion_never_offers_what_is_in_the_cart(demo_server, browser) 
     page = open_page(browser)
     # Wilson Jones binders: the demo holds the same binder under several ids and sizes,
     # bought together often (before the issue, a cart of one got its twin as completion)
-    for sid in ("office-94", "office-393"):
+    for sid in ("office-94",):
         _product(page, demo_server, sid)
         page.click("#add-main")
         page.wait_for_selector(f"#cart-items li[data-id='{sid}']")
         page.click("#cart-close")
     page.click("#cart-btn")
     page.wait_for_selector("#cart-complete .card, #cart-complete .empty")
-    in_cart = page.eval_on_selector_all("#cart-items li .title", "els => els.map(e => e.textContent)")
+    in_cart = [_api(demo_server, f"/items/{i}")["title"]
+               for i in page.eval_on_selector_all("#cart-items li", "els => els.map(e => e.dataset.id)")]
+    assert in_cart
     offered = [c["title"] for c in _cards(page, "#cart-complete .card")]
     assert offered
     assert not [(o, c) for o in offered for c in in_cart if _jaccard(o, c) >= 0.75], (offered, in_cart)
@@ -255,7 +257,9 @@ def test_laptop_shows_laptops(demo_server, browser) -> None:  # type: ignore[no-
     _search(page, demo_server, "laptop")
     cards = _cards(page, "#results .card")
     assert len(cards) == 24
-    assert any(c["meta"].endswith("· notebook") for c in cards), [c["meta"] for c in cards]
+    # a laptop: the "notebook" category at a laptop's price (not a riser, mount or lock filed there)
+    laptops = [c for c in cards if c["meta"].endswith("· notebook") and _number(c["price"]) >= 200]
+    assert laptops, [(c["title"], c["meta"], c["price"]) for c in cards]
 
 
 def test_a_price_in_the_query_says_what_it_removed(demo_server, browser) -> None:  # type: ignore[no-untyped-def]
@@ -303,6 +307,8 @@ def test_home_is_a_shop_front(demo_server, browser) -> None:  # type: ignore[no-
     titles = [c["title"] for c in recs]
     assert not [(a, b) for i, a in enumerate(titles) for b in titles[i + 1:] if _jaccard(a, b) >= 0.6], titles
     assert len({c["meta"].split(" · ")[-1] for c in recs}) >= 5  # category variety
+    brands = [c["meta"].split(" · ")[0] for c in recs if " · " in c["meta"]]
+    assert max(brands.count(b) for b in brands) <= 3, brands  # not five binders of one maker
     assert page.locator("#categories .cat").count() >= 8
     shot(page, "desktop-01-home")
     # recently viewed appears after a product page
@@ -411,8 +417,8 @@ def test_works_on_a_phone(demo_server, browser, ids, width) -> None:  # type: ig
     page.wait_for_selector("#cart-items li")
     page.click("#cart-close")
     _product(page, demo_server, ids["pen"])
-    page.wait_for_selector("#similar .card")
-    page.wait_for_selector("#complements .card")
+    page.wait_for_selector(f"#similar[data-for='{ids['pen']}'] .card")
+    page.wait_for_selector(f"#complements[data-for='{ids['pen']}'] .card")
     fits()
     shot(page, f"{tag}-04-product", full_page=True)
     page.click("#add-main")
@@ -436,8 +442,8 @@ def test_axe_finds_no_serious_or_critical_violations(demo_server, browser, ids) 
     _search(page, demo_server, "red pen")
     found["search"] = axe(page, "search")
     _product(page, demo_server, ids["pen"])
-    page.wait_for_selector("#similar .card")
-    page.wait_for_selector("#bundle .card, #bundle .empty")
+    page.wait_for_selector(f"#similar[data-for='{ids['pen']}'] .card")
+    page.wait_for_selector(f"#bundle[data-for='{ids['pen']}']")
     found["product"] = axe(page, "product")
     page.click("#add-main")
     page.wait_for_selector("#cart-complete .card, #cart-complete .empty")

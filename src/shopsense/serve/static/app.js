@@ -133,9 +133,9 @@ function nearDuplicate(a, b, threshold = 0.6) {
   let inter = 0; for (const w of a) if (b.has(w)) inter += 1;
   return inter / (a.size + b.size - inter) >= threshold;
 }
-function diversify(hits, k, { perCategory = 2, perParent = 3, perReason = 3, exclude = [] } = {}) {
+function diversify(hits, k, { perCategory = 2, perParent = 3, perBrand = 3, perReason = 3, exclude = [] } = {}) {
   const keys = exclude.map(titleKey);
-  const byCat = {}, byParent = {}, byReason = {};
+  const byCat = {}, byParent = {}, byBrand = {}, byReason = {};
   const out = [], spare = [];
   for (const x of hits) {
     const p = x.product || {};
@@ -143,11 +143,13 @@ function diversify(hits, k, { perCategory = 2, perParent = 3, perReason = 3, exc
     if (keys.some((k2) => nearDuplicate(key, k2))) continue;
     const cat = leaf(p) || "?", why = x.reason || x.source;
     const parent = p.category && p.category.length > 1 ? p.category[p.category.length - 2] : cat;
-    if ((byCat[cat] || 0) >= perCategory || (byParent[parent] || 0) >= perParent || (byReason[why] || 0) >= perReason) {
+    const brand = (p.brand || "?").toLowerCase();
+    if ((byCat[cat] || 0) >= perCategory || (byParent[parent] || 0) >= perParent
+        || (byBrand[brand] || 0) >= perBrand || (byReason[why] || 0) >= perReason) {
       spare.push([x, key]); continue;
     }
     byCat[cat] = (byCat[cat] || 0) + 1; byParent[parent] = (byParent[parent] || 0) + 1;
-    byReason[why] = (byReason[why] || 0) + 1;
+    byBrand[brand] = (byBrand[brand] || 0) + 1; byReason[why] = (byReason[why] || 0) + 1;
     keys.push(key); out.push(x);
     if (out.length >= k) return out;
   }
@@ -155,7 +157,8 @@ function diversify(hits, k, { perCategory = 2, perParent = 3, perReason = 3, exc
   const over = ([x]) => {
     const p = x.product || {}, cat = leaf(p) || "?";
     const parent = p.category && p.category.length > 1 ? p.category[p.category.length - 2] : cat;
-    return (byCat[cat] || 0) / perCategory + (byParent[parent] || 0) / perParent + (byReason[x.reason || x.source] || 0) / perReason;
+    return (byCat[cat] || 0) / perCategory + (byParent[parent] || 0) / perParent
+      + (byBrand[(p.brand || "?").toLowerCase()] || 0) / perBrand + 2 * (byReason[x.reason || x.source] || 0) / perReason;
   };
   while (out.length < k && spare.length) {
     let best = -1;
@@ -165,6 +168,7 @@ function diversify(hits, k, { perCategory = 2, perParent = 3, perReason = 3, exc
     const p = x.product || {}, cat = leaf(p) || "?";
     const parent = p.category && p.category.length > 1 ? p.category[p.category.length - 2] : cat;
     byCat[cat] = (byCat[cat] || 0) + 1; byParent[parent] = (byParent[parent] || 0) + 1;
+    byBrand[(p.brand || "?").toLowerCase()] = (byBrand[(p.brand || "?").toLowerCase()] || 0) + 1;
     byReason[x.reason || x.source] = (byReason[x.reason || x.source] || 0) + 1;
     keys.push(key); out.push(x);
   }
@@ -234,7 +238,7 @@ async function loadHome() {
     $("#categories").replaceChildren(...r.categories.map((c) => h("a", {
       class: "cat", href: "#/category/" + encodeURIComponent(c.name) }, thumb(c.example),
     h("span", { class: "cat-name" }, c.name), h("span", { class: "meta" }, `${c.count} products`))));
-    fill("#popular", diversify(r.popular.hits, 12, { perParent: 4, perReason: 99 }), "popular",
+    fill("#popular", diversify(r.popular.hits, 12, { perParent: 4, perBrand: 3, perReason: 99 }), "popular",
       r.popular_error ? "Popular items appear once the recommenders are trained." : "Nothing popular yet.", { reason: false });
   } catch (e) {
     $("#categories").replaceChildren(h("p", { class: "empty" }, `Categories unavailable (${e.message})`));
@@ -314,7 +318,7 @@ async function renderCart() {
   if (!state.cart.length) { $("#cart-complete").replaceChildren(h("p", { class: "empty" }, "Add something to see what goes with it.")); return; }
   try {
     const r = await api("/carts/complete", { method: "POST", body: JSON.stringify({ items: state.cart.map((x) => x.id), k: 8 }) });
-    const hits = diversify(r.hits, 4, { perCategory: 4, perParent: 4, perReason: 99, exclude: state.cart.map((x) => x.product.title) });
+    const hits = diversify(r.hits, 4, { perCategory: 4, perParent: 4, perBrand: 4, perReason: 99, exclude: state.cart.map((x) => x.product.title) });
     fill("#cart-complete", hits, "cart", r.reason === "no purchase signal for these items yet"
       ? "No purchase data yet for these items, so nothing to suggest." : "Nothing to add.");
   } catch (e) { $("#cart-complete").replaceChildren(h("p", { class: "empty" }, `unavailable (${e.message})`)); }
@@ -521,6 +525,7 @@ async function showItem(id) {
       fill(sel, r.hits, surface, r.reason === "no purchase signal for these items yet" ? empty.noSignal : empty.none,
         { reason: false });
     } catch (e) { $(sel).replaceChildren(h("p", { class: "empty" }, `unavailable (${e.message})`)); }
+    $(sel).dataset.for = id;  // the list now belongs to this product
   };
   safe("#similar", () => api(`/items/${encodeURIComponent(id)}/substitutes?k=8`), "similar",
     { none: "No similar items found." });
@@ -546,6 +551,7 @@ async function loadBundle(id, budget) {
         ? "Nobody has bought this item with others yet, so there is no bundle to suggest."
         : b.reason ? `No bundle: ${b.reason}.` : "No bundle for this item.";
       box.replaceChildren(h("p", { class: "empty" }, why));
+      box.dataset.for = id;
       return;
     }
     const anchor = { id, score: 1, source: "anchor", reason: "This item", product: anchorP };
@@ -566,6 +572,7 @@ async function loadBundle(id, budget) {
       onclick: () => { for (const x of all) addToCart(x.product); } }, "Add all to cart"));
     box.replaceChildren(h("div", { class: "bundle-items" }, ...parts), h("div", { class: "bundle-summary" }, ...summary));
   } catch (e) { box.replaceChildren(h("p", { class: "empty" }, `unavailable (${e.message})`)); }
+  box.dataset.for = id;
 }
 
 // -- routing
