@@ -119,8 +119,11 @@ def child(task: str, home: str, events: str, products: str) -> dict:
         t0 = time.perf_counter()
         train_spark(Engine(home))
         dt = time.perf_counter() - t0
+        out = {"seconds": dt, "peak_mb": _peak_mb()}
         jvm = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024.0
-        return {"seconds": dt, "peak_mb": _peak_mb(), "jvm_peak_mb": jvm}
+        if jvm > 0:  # only once the JVM has exited and been reaped; otherwise not measured
+            out["jvm_peak_mb"] = jvm
+        return out
 
     import numpy as np
 
@@ -190,10 +193,16 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--factors", default="1,4,16,64", help="event replication factors")
     ap.add_argument("--item-factors", default="1,4", help="catalogue replication factors")
+    ap.add_argument("--item-growth-at", default="1,16",
+                    help="event factors at which the larger catalogues are measured (each costs a full run)")
     ap.add_argument("--timeout", type=float, default=1800.0, help="seconds per measurement")
     ap.add_argument("--mem-cap-gb", type=float, default=12.0, help="address-space cap per measurement")
     ap.add_argument("--work", default=str(Path(tempfile.gettempdir()) / "shopsense-scale"))
     ap.add_argument("--no-spark", action="store_true")
+    ap.add_argument("--spark-at", default="1,4,16,64", help="event factors at which the Spark path is measured")
+    ap.add_argument("--ease-at", default="1,4,16,64",
+                    help="event factors at which EASE is fitted (its cost is set by the catalogue: n^3)")
+    ap.add_argument("--merge", action="store_true", help="keep the sizes already in the results file")
     ap.add_argument("--quick", action="store_true", help="x1 and x4 only, items x1")
     ap.add_argument("--child", nargs=4, metavar=("TASK", "HOME", "EVENTS", "PRODUCTS"), help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -213,8 +222,24 @@ def main() -> None:
     except ImportError:
         spark = False
     results: dict[str, dict[str, dict]] = {}
+    if args.merge and RESULTS.exists():
+        results = {k: v for k, v in json.loads(RESULTS.read_text()).items() if not k.startswith("_")}
+    spark_at = {int(x) for x in args.spark_at.split(",")}
+    ease_at = {int(x) for x in args.ease_at.split(",")}
+
+    def save() -> None:
+        RESULTS.parent.mkdir(parents=True, exist_ok=True)
+        write_json(results, RESULTS, meta(
+            "scale simulation: Amazon Sports 5-core events replicated with remapped user ids "
+            "(items replicated for catalogue growth); each measurement a fresh subprocess with a "
+            f"{args.timeout:.0f} s limit and a {args.mem_cap_gb:g} GB address-space cap; peak memory = VmHWM of "
+            "that process (JVM: largest child)", load_average=os.getloadavg(),
+            note="sizes may come from several runs (--merge); each size's load average is in its _load"))
+    growth_at = {int(x) for x in args.item_growth_at.split(",")}
     for g in item_factors:
         for f in factors:
+            if g > 1 and f not in growth_at:
+                continue
             ev, pr, n_ev, n_users, n_items = build_files(work, f, g)
             name = f"sports events x{f} items x{g} ({n_ev:,} events, {n_users:,} users, {n_items:,} items)"
             print(f"== {name}", flush=True)
@@ -223,7 +248,9 @@ def main() -> None:
                 import shutil
 
                 shutil.rmtree(home)
-            row: dict[str, dict] = {}
+            row: dict[str, dict] = {"_size": {"events": n_ev, "users": n_users, "items": n_items},
+                                    "_load": {"load_average_at_start": list(os.getloadavg())}}
+            results[name] = row
             row["ingest"] = run_child("ingest", home, ev, pr, args.timeout, args.mem_cap_gb)
             print("  ingest", row["ingest"], flush=True)
             if row["ingest"]["status"] != "ok":
@@ -233,24 +260,19 @@ def main() -> None:
             for task in ("popularity", "als", "itemknn", "ease"):
                 if task == "ease" and n_items > EASE_MAX:
                     row[task] = {"status": f"skipped: {n_items:,} items > bound {EASE_MAX:,} (falls back to item-kNN)"}
+                elif task == "ease" and f not in ease_at:
+                    row[task] = {"status": "not run at this size (--ease-at): its cost is set by the catalogue"}
                 else:
                     row[task] = run_child(task, home, ev, pr, args.timeout, args.mem_cap_gb)
                 print(f"  {task}", row[task], flush=True)
-            if spark:
+                save()
+            if spark and f in spark_at:
                 row["spark_als"] = run_child("spark_als", home, ev, pr, args.timeout, args.mem_cap_gb)
                 print("  spark_als", row["spark_als"], flush=True)
-            row["_size"] = {"events": n_ev, "users": n_users, "items": n_items}
-            results[name] = row
             import shutil
 
             shutil.rmtree(home, ignore_errors=True)  # a x64 home is several GB
-            RESULTS.parent.mkdir(parents=True, exist_ok=True)
-            write_json(results, RESULTS, meta(
-                "scale simulation: Amazon Sports 5-core events replicated with remapped user ids "
-                "(items replicated for catalogue growth); each measurement a fresh subprocess with a "
-                f"{args.timeout:.0f} s limit and a {args.mem_cap_gb:g} GB address-space cap; peak memory = VmHWM of that process (JVM: largest child)",
-                load_average=os.getloadavg(), replication="events x" + ",".join(map(str, factors))
-                + "; items x" + ",".join(map(str, item_factors))))
+            save()
     flat = {name: {task: {k: v for k, v in m.items() if isinstance(v, (int, float))}
                    for task, m in row.items() if not task.startswith("_")} for name, row in results.items()}
     print_table({name: {t: {k: v for k, v in m.items() if k in ("seconds", "fit_seconds", "rows_per_s", "peak_mb",
