@@ -307,8 +307,8 @@ def test_home_is_a_shop_front(demo_server, browser) -> None:  # type: ignore[no-
     titles = [c["title"] for c in recs]
     assert not [(a, b) for i, a in enumerate(titles) for b in titles[i + 1:] if _jaccard(a, b) >= 0.6], titles
     assert len({c["meta"].split(" · ")[-1] for c in recs}) >= 5  # category variety
-    brands = [c["meta"].split(" · ")[0] for c in recs if " · " in c["meta"]]
-    assert max(brands.count(b) for b in brands) <= 3, brands  # not five binders of one maker
+    makers = [c["title"].split()[0].lower() for c in recs]  # brand fields are often empty
+    assert max(makers.count(b) for b in makers) <= 3, makers  # not five binders of one maker
     assert page.locator("#categories .cat").count() >= 8
     shot(page, "desktop-01-home")
     # recently viewed appears after a product page

@@ -133,6 +133,8 @@ function nearDuplicate(a, b, threshold = 0.6) {
   let inter = 0; for (const w of a) if (b.has(w)) inter += 1;
   return inter / (a.size + b.size - inter) >= threshold;
 }
+// the maker: the brand, or the first word of the title when the catalogue has no brand
+function maker(p) { return ((p.brand || p.title || "?").trim().split(/\s+/)[0] || "?").toLowerCase(); }
 function diversify(hits, k, { perCategory = 2, perParent = 3, perBrand = 3, perReason = 3, exclude = [] } = {}) {
   const keys = exclude.map(titleKey);
   const byCat = {}, byParent = {}, byBrand = {}, byReason = {};
@@ -143,7 +145,7 @@ function diversify(hits, k, { perCategory = 2, perParent = 3, perBrand = 3, perR
     if (keys.some((k2) => nearDuplicate(key, k2))) continue;
     const cat = leaf(p) || "?", why = x.reason || x.source;
     const parent = p.category && p.category.length > 1 ? p.category[p.category.length - 2] : cat;
-    const brand = (p.brand || "?").toLowerCase();
+    const brand = maker(p);
     if ((byCat[cat] || 0) >= perCategory || (byParent[parent] || 0) >= perParent
         || (byBrand[brand] || 0) >= perBrand || (byReason[why] || 0) >= perReason) {
       spare.push([x, key]); continue;
@@ -158,7 +160,7 @@ function diversify(hits, k, { perCategory = 2, perParent = 3, perBrand = 3, perR
     const p = x.product || {}, cat = leaf(p) || "?";
     const parent = p.category && p.category.length > 1 ? p.category[p.category.length - 2] : cat;
     return (byCat[cat] || 0) / perCategory + (byParent[parent] || 0) / perParent
-      + (byBrand[(p.brand || "?").toLowerCase()] || 0) / perBrand + 2 * (byReason[x.reason || x.source] || 0) / perReason;
+      + (byBrand[maker(p)] || 0) / perBrand + 2 * (byReason[x.reason || x.source] || 0) / perReason;
   };
   while (out.length < k && spare.length) {
     let best = -1;
@@ -168,7 +170,7 @@ function diversify(hits, k, { perCategory = 2, perParent = 3, perBrand = 3, perR
     const p = x.product || {}, cat = leaf(p) || "?";
     const parent = p.category && p.category.length > 1 ? p.category[p.category.length - 2] : cat;
     byCat[cat] = (byCat[cat] || 0) + 1; byParent[parent] = (byParent[parent] || 0) + 1;
-    byBrand[(p.brand || "?").toLowerCase()] = (byBrand[(p.brand || "?").toLowerCase()] || 0) + 1;
+    byBrand[maker(p)] = (byBrand[maker(p)] || 0) + 1;
     byReason[x.reason || x.source] = (byReason[x.reason || x.source] || 0) + 1;
     keys.push(key); out.push(x);
   }
