@@ -171,3 +171,16 @@ def test_engine_ask_is_the_same_assistant(shop):  # type: ignore[no-untyped-def]
     assert b.state["turns"] == 2
     assert shop.delete_user("erin")["assistant_sessions"] == 1
     assert shop.ask("engine-1", "cheaper").state["turns"] == 1  # the session was erased
+
+
+@pytest.mark.parametrize("question, pid", [
+    # two products share the model "MK710": the question's other words pick one
+    ("is the Logitech MK710 keyboard RF Wireless AZERTY Belgian in stock?", "3941871"),
+    ("how much is the Logitech MK710 keyboard RF Wireless QWERTY US International?", "3941870"),
+    # a model made of words that starts another product's name is not taken for it
+    ("how much is the HP Designjet 500 Plus 24-in Roll Printer?", "902138"),
+    ("what is the price of the HP Designjet 500 Plus (42-inch) Printer?", "902167"),
+])
+def test_the_product_a_question_names(assistant, shop, question, pid):  # type: ignore[no-untyped-def]
+    a = assistant.ask("name-" + pid, question)
+    assert a.intent == "product_question" and a.understood["product"] == pid, (a.understood, a.text)

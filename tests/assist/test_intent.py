@@ -69,6 +69,8 @@ def test_intents_without_state(lexicon, text, intent):  # type: ignore[no-untype
     ("show me the second one", "select"),
     ("the third one", "select"),
     ("what goes with it?", "complements"),
+    ("any accessories for the second one?", "complements"),
+    ("I need a rack accessory", "search"),  # a category, not "what goes with it"
     ("compare the first two", "compare"),
     ("what's the difference between the first and the second?", "compare"),
     ("is it in stock?", "product_question"),

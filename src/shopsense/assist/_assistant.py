@@ -32,7 +32,13 @@ from shopsense.assist._qa import (
     short_title,
     yes_no,
 )
-from shopsense.assist._refine import colour_rows, compile_filters, describe, read_turn, strip_filler
+from shopsense.assist._refine import (
+    compile_filters,
+    constraint_index,
+    describe,
+    read_turn,
+    strip_filler,
+)
 from shopsense.assist._sessions import DEFAULT_TTL_S, SessionStore, check_session_id
 from shopsense.assist._state import DialogueState
 from shopsense.assist._types import Answer, Fact
@@ -115,7 +121,7 @@ class Assistant:
         self.generator: Generator | None = generator or None  # type: ignore[assignment]
         self._lock = threading.RLock()
         self._lexicon: tuple[Any, CatalogueLexicon] | None = None
-        self._colours: dict[str, list[str]] = {}
+        self._index: tuple[CatalogueLexicon, Any] | None = None
         self._policies: tuple[Any, PolicyIndex] | None = None
 
     # -- what the assistant knows -------------------------------------------------
@@ -125,15 +131,22 @@ class Assistant:
         with self._lock:
             if self._lexicon is None or self._lexicon[0] is not cat:
                 self._lexicon = (cat, CatalogueLexicon.build(cat.products))
-                self._colours = {}
             return self._lexicon[1]
 
-    def _colour_ids(self, colour: str) -> list[str]:
+    def _indexes(self) -> tuple[dict[str, set[str]], dict[tuple[str, str], set[str]]]:
         lex = self.lexicon()
         with self._lock:
-            if colour not in self._colours:
-                self._colours[colour] = colour_rows(self.ctx.catalog(), lex, colour)
-            return self._colours[colour]
+            if self._index is None or self._index[0] is not lex:
+                self._index = (lex, constraint_index(self.ctx.catalog().products, lex))
+            return self._index[1]
+
+    def _colour_ids(self, colour: str) -> set[str]:
+        return self._indexes()[0].get(norm(colour), set())
+
+    def _attribute_ids(self, name: str, value: Any) -> set[str] | None:
+        if name not in self.lexicon().boolean_attrs:
+            return None
+        return self._indexes()[1].get((name, str(value).strip().casefold()), set())
 
     def policies(self) -> PolicyIndex:
         """The index of ``<home>/policies`` (rebuilt when a file there changes)."""
@@ -275,8 +288,8 @@ class Assistant:
         q = re.sub(r"^(does|do|is|are|what|what's|whats|which|how|who|can|will|has|have)\b", "", norm(text)).strip()
         if not q:
             return None
-        try:
-            res = self.ctx.search(q, k=5)
+        try:  # words name a product: BM25 alone (no query encoding), the engine's own ranking
+            res = self.ctx.search(q, k=5, mode="bm25", understand=False)
         except ValidationError:
             return None
         # of the best hits, the one whose title holds the longest run of the question's words
@@ -333,7 +346,7 @@ class Assistant:
         return Answer(text, intent, facts=facts, products=products, understood=understood)
 
     def _run(self, state: DialogueState) -> Any:
-        filters = compile_filters(state.constraints, colour_ids=self._colour_ids)
+        filters = compile_filters(state.constraints, colour_ids=self._colour_ids, attribute_ids=self._attribute_ids)
         query = state.query or " ".join(describe(state.constraints)) or "products"
         return self.ctx.search(query, filters=filters or None, k=self.k)
 
@@ -500,9 +513,10 @@ class Assistant:
             words = words[:a] + words[b:]
         yn = yes_no(text)
         match = asked_field(words, target, self.lexicon(), yn, question=text)
-        if match is None:
+        if match is None:  # no field asked: what the catalogue says of it
             desc, facts = product_facts(target)
-            return Answer(desc, "product_question", facts=facts, products=[target])
+            return Answer(desc, "product_question", facts=facts, products=[target],
+                          understood={"product": target.id, "field": None, "answered": True, "found_by": how})
         body, facts, answered = answer_field(target, match, yn)
         if how == "first":
             body = f"(About the first result.) {body}"

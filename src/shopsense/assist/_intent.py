@@ -47,9 +47,13 @@ _ASKING = re.compile(
     r"(\?\s*$|^(?:can|could|do|does|how|what|when|where|is|are|will|may|which|who)\b|\b(?:can i|may i|do you|your|my"
     r"|i want to|i'd like to|i would like to|is there a)\b)")
 _COMPARE = re.compile(r"\b(compare|comparison|difference(?:s)? between|versus|vs\.?|which (?:one )?is better)\b")
+#: "what goes with it?": a reference to a product is part of every pattern ("rack accessory"
+#: and "cable to go with a router" are searches)
 _COMPLEMENTS = re.compile(
-    r"\b(goes? (?:well )?with|go(?:es)? together|accessor(?:y|ies)|what else (?:do i|should i|would i)"
-    r"|complete (?:it|this|the set|my)|to go with|pair (?:it|this|well)|compatible (?:with (?:it|this|that)|accessor)"
+    r"\b(goes? (?:well )?with (?:it|this|that|them|these|those|the (?:first|second|third|last))|go together"
+    r"|what else (?:do|should|would|could) (?:i|we) (?:need|buy|get)|accessor(?:y|ies) (?:for|to go with|that go with)"
+    r" (?:it|this|that|them|the (?:first|second|third|last))|complete (?:it|this|the set|my (?:set|order|cart))"
+    r"|to go with (?:it|this|that)|pairs? (?:well )?with (?:it|this|that)|compatible with (?:it|this|that)"
     r"|match(?:es|ing)? (?:it|this|that))\b")
 _SEARCH_CUE = re.compile(
     r"^(?:(?:do|did) you (?:have|sell|carry|stock)|are there|is there (?:a|an|any)|have you got|show me (?!the\b)"

@@ -17,7 +17,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from shopsense.assist._lexicon import COLOUR_WORDS, CatalogueLexicon, field_label, norm, tokens
+from shopsense.assist._lexicon import (
+    COLOUR_WORDS,
+    GENERIC,
+    CatalogueLexicon,
+    field_label,
+    norm,
+    tokens,
+)
 from shopsense.assist._types import Fact
 
 __all__ = [
@@ -126,7 +133,8 @@ class FieldMatch:
 def asked_field(words: Sequence[str], product: Any, lexicon: CatalogueLexicon, yes_no_q: bool,
                 question: str = "") -> FieldMatch | None:
     """The field the question's remaining ``words`` (product name removed) ask about."""
-    q = {_HOW.get(w, w) for w in tokens(" ".join(words))}
+    # "how much" / "how heavy" ask for a field by a word that is otherwise generic
+    q = {_HOW.get(w, w) for w in tokens(" ".join(words), keep_generic=True) if w in _HOW or w not in GENERIC}
     if "made" in q and re.search(r"\bmade (?:of|from|out of)\b", norm(question)):
         q = (q - {"made"}) | {"material"}
     if "weight" in q or "size" in q:

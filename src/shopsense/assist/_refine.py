@@ -223,9 +223,30 @@ def satisfies(product: Any, constraints: Mapping[str, Any], lexicon: CatalogueLe
     return True
 
 
-def compile_filters(constraints: Mapping[str, Any], colour_ids: Any = None) -> dict[str, Any]:
-    """The engine's filter dict for ``constraints``; ``colour_ids(colour)`` gives the ids of
-    a colour (see :func:`colour_rows`)."""
+def constraint_index(products: Any, lexicon: CatalogueLexicon) -> tuple[dict[str, set[str]], dict[tuple[str, str], set[str]]]:
+    """Ids by colour word (:func:`colour_rows`'s rule) and by (attribute, folded value), in
+    one pass over the catalogue: a constraint then costs a set lookup, not a scan."""
+    colours: dict[str, set[str]] = {}
+    attrs: dict[tuple[str, str], set[str]] = {}
+    for p in products:
+        vals = [p.attributes[a] for a in lexicon.colour_attrs if a in p.attributes]
+        words = {w for v in vals for w in tokens(v, keep_generic=True)} if vals else set(tokens(p.title, True))
+        for w in words & COLOUR_WORDS:
+            colours.setdefault(w, set()).add(p.id)
+        for k, v in p.attributes.items():
+            if k in lexicon.boolean_attrs:
+                attrs.setdefault((k, str(v).strip().casefold()), set()).add(p.id)
+    return colours, attrs
+
+
+def compile_filters(constraints: Mapping[str, Any], colour_ids: Any = None, attribute_ids: Any = None
+                    ) -> dict[str, Any]:
+    """The engine's filter dict for ``constraints``.
+
+    ``colour_ids(colour)`` gives the ids of a colour (see :func:`colour_rows`); with
+    ``attribute_ids(name, value)`` (ids, or ``None`` for an attribute it does not index)
+    the attribute constraints become part of one ``ids`` condition too.
+    """
     f: dict[str, Any] = {}
     c = constraints
     if c.get("brand"):
@@ -236,10 +257,21 @@ def compile_filters(constraints: Mapping[str, Any], colour_ids: Any = None) -> d
         f["price_max"] = float(c["price_max"])
     if c.get("in_stock"):
         f["in_stock"] = True
-    if c.get("attributes"):
-        f["attributes"] = dict(c["attributes"])
+    ids: set[str] | None = None
+    rest: dict[str, Any] = {}
+    for name, value in (c.get("attributes") or {}).items():
+        got = attribute_ids(name, value) if attribute_ids is not None else None
+        if got is None:
+            rest[name] = value
+        else:
+            ids = set(got) if ids is None else ids & set(got)
+    if rest:
+        f["attributes"] = rest
     if c.get("colour") and colour_ids is not None:
-        f["ids"] = list(colour_ids(c["colour"]))
+        got = set(colour_ids(c["colour"]))
+        ids = got if ids is None else ids & got
+    if ids is not None:
+        f["ids"] = sorted(ids)
     return f
 
 
