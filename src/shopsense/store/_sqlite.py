@@ -6,6 +6,7 @@ import os
 import sqlite3
 import threading
 from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,11 @@ from shopsense.store._base import (
     exposure_dict,
     exposure_row,
 )
+
+try:
+    import fcntl
+except ImportError:  # Windows
+    fcntl = None  # type: ignore[assignment]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS products (
@@ -90,6 +96,17 @@ def _create_private(path: Path) -> None:
     os.close(fd)
 
 
+def _writer_lock_fd(db: Path) -> int | None:
+    """The descriptor of ``<db>.writer`` (0600, empty), whose ``flock`` orders the writers of
+    every process; None where there is no ``flock`` (then SQLite's own locking alone)."""
+    if fcntl is None:
+        return None
+    try:
+        return os.open(f"{db}.writer", os.O_RDWR | os.O_CREAT, 0o600)
+    except OSError:  # a read-only home: nothing will be written anyway
+        return None
+
+
 class SQLiteStore(Store):
     """Products as JSON rows keyed by id, events as columns.
 
@@ -117,6 +134,10 @@ class SQLiteStore(Store):
         # read back from free pages of the file.
         self._conn.execute("PRAGMA secure_delete=ON")
         self._conn.executescript(_SCHEMA)
+        # writers of every process take this lock before SQLite's: a blocking lock hands over
+        # at once, where SQLite's busy handler polls with growing sleeps (up to 100 ms), so two
+        # server workers committing in turn spent most of their time asleep (bench/serve.py)
+        self._wfd = _writer_lock_fd(self.path)
         # idle read connections, reused last-in first-out; one per concurrent reader at most
         self._readers: list[sqlite3.Connection] = []
         self._all_readers: list[sqlite3.Connection] = []
@@ -146,8 +167,21 @@ class SQLiteStore(Store):
                 self._readers.append(conn)
 
     # -- writes ----------------------------------------------------------------
-    def _tx(self, sql: str, rows: list[tuple]) -> int:
+    @contextmanager
+    def _writing(self) -> Iterator[None]:
+        """This process's lock, then the one shared by every process writing the file."""
         with self._lock:
+            if self._wfd is None:
+                yield
+                return
+            fcntl.flock(self._wfd, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(self._wfd, fcntl.LOCK_UN)
+
+    def _tx(self, sql: str, rows: list[tuple]) -> int:
+        with self._writing():
             cur = self._conn.cursor()
             cur.execute("BEGIN IMMEDIATE")
             try:
@@ -182,7 +216,7 @@ class SQLiteStore(Store):
         per request. An error of the database itself (locked, disk full) refuses every
         batch and is raised."""
         out: list[int | Exception] = []
-        with self._lock:
+        with self._writing():
             cur = self._conn.cursor()
             if durable:
                 cur.execute("PRAGMA synchronous=FULL")
@@ -365,5 +399,8 @@ class SQLiteStore(Store):
             conn.close()
         with self._lock:
             self._conn.close()
+            if self._wfd is not None:
+                os.close(self._wfd)
+                self._wfd = None
 
 
