@@ -84,6 +84,12 @@ def test_intents_in_a_conversation(lexicon, text, intent):  # type: ignore[no-un
         w in text for w in ("stock", "wifi", "much", "weight"))).intent == intent
 
 
+def test_a_refinement_that_names_a_model_is_still_a_refinement(lexicon):  # type: ignore[no-untyped-def]
+    # "Numeric Keypad" is a Targus model and a keyboard attribute
+    r = route("with numeric keypad", _state(), lexicon, names_product=True, asks_field=True)
+    assert r.intent == "refine"
+
+
 def test_a_named_product_question_is_a_product_question(lexicon):  # type: ignore[no-untyped-def]
     r = route("does the HP Officejet K550 have wifi?", DialogueState(), lexicon, names_product=True,
               asks_field=True)

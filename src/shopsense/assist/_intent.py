@@ -136,6 +136,8 @@ def route(text: str, state: DialogueState, lexicon: CatalogueLexicon, *, names_p
     policy = bool(_POLICY.search(t)) and (asking or len(t.split()) <= 3) or bool(_POLICY_WEAK.search(t)) and asking
     if policy and not (names_product and asks_field):
         return Route("policy")
+    if has_state and state.query and not question and _REFINE_CUE.match(t):
+        return Route("refine")  # "with numeric keypad" narrows the list, whatever product is called so
     refers = bool(pos) or (bool(_PRONOUN.search(t)) and has_state)
     if question and not search_cue and (names_product or (refers and (asks_field or not pos))):
         return Route("product_question", positions=pos)
