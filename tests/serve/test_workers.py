@@ -181,6 +181,34 @@ def test_event_on_one_worker_refreshes_the_others_cached_recommendations(backend
         server.stop()
 
 
+def test_connections_opened_at_once_are_spread_over_the_workers(built_home, tmp_path):
+    """A burst of keep-alive connections (a load generator's, a proxy's pool) used to land on
+    whichever worker woke first, all of it; each worker now has its own socket on the port."""
+    home = _home(built_home, tmp_path)
+    server = start_server(home)
+    clients = [httpx.Client(base_url=server.url, timeout=REQUEST_S) for _ in range(16)]
+    try:
+        server.pin(2)  # both workers up
+        barrier = threading.Barrier(len(clients))
+        pids: list[int] = []
+
+        def first(c: httpx.Client) -> None:
+            barrier.wait()
+            pids.append(int(c.get("/livez").headers["X-Worker"]))
+
+        threads = [threading.Thread(target=first, args=(c,)) for c in clients]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=REQUEST_S)
+        counts = {pid: pids.count(pid) for pid in set(pids)}
+        assert len(pids) == 16 and len(counts) == 2 and min(counts.values()) >= 2, counts
+    finally:
+        for c in clients:
+            c.close()
+        server.stop()
+
+
 def test_acknowledged_events_survive_kill_9(built_home, tmp_path, office_data):
     """Events are posted through both workers while the whole server is SIGKILLed:
     every batch that got a 2xx is in the store afterwards."""

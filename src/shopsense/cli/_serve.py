@@ -81,11 +81,105 @@ def run_server(
         demo_key = keys.create("write", name=DEMO_KEY_NAME)
     os.environ[APP_ENV] = app_env(settings, demo=demo, demo_key=demo_key, warm=warm,
                                   require_read_key=require_read_key, bench_dir=bench_dir)
-    # what uvicorn.run does for workers > 1, but with a listening socket that says it is TCP
-    from uvicorn.supervisors import Multiprocess
-
+    # what uvicorn.run does for workers > 1, but with one listening socket per worker
     config = uvicorn.Config("shopsense.serve.main:app_from_env", factory=True, workers=workers, **options)
-    Multiprocess(config, sockets=[tcp_socket(config.bind_socket())]).run()
+    sockets = worker_sockets(config.host, config.port, workers) if _supervisor_fits() else None
+    if sockets is None:  # one socket, shared as uvicorn shares it
+        from uvicorn.supervisors import Multiprocess
+
+        Multiprocess(config, sockets=[tcp_socket(config.bind_socket())]).run()
+    else:
+        console.print(f"listening on http://{config.host}:{sockets[0].getsockname()[1]} "
+                      f"({workers} workers, a socket each)")
+        balanced_workers(config, sockets).run()
+
+
+def worker_sockets(host: str, port: int, n: int) -> list[Any] | None:
+    """``n`` listening TCP sockets on one address (SO_REUSEPORT, TCP_NODELAY), one per worker.
+
+    With one shared socket, whichever worker woke first accepted a whole burst of
+    connections: wrk's 32 keep-alive connections, or a proxy's pool, all went to one worker
+    and the others idled. The kernel spreads new connections evenly over sockets that
+    share a port. None where SO_REUSEPORT does not exist."""
+    import socket
+
+    if not hasattr(socket, "SO_REUSEPORT"):
+        return None
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    out: list[Any] = []
+    try:
+        for _ in range(n):
+            sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            sock.bind((host, port or (out[0].getsockname()[1] if out else 0)))
+            sock.set_inheritable(True)
+            out.append(sock)
+    except OSError:
+        for sock in out:
+            sock.close()
+        raise
+    return out
+
+
+def _supervisor_fits() -> bool:
+    """Whether uvicorn's supervisor has the shape :func:`balanced_workers` extends
+    (``Multiprocess(config, sockets)`` with these three methods)."""
+    import inspect
+
+    from uvicorn.supervisors import multiprocess
+
+    params = inspect.signature(multiprocess.Multiprocess.__init__).parameters
+    return "target" not in params and all(hasattr(multiprocess.Multiprocess, m) for m in
+                                          ("init_processes", "keep_subprocess_alive", "restart_all"))
+
+
+def balanced_workers(config: Any, sockets: list[Any]) -> Any:
+    """uvicorn's worker supervisor (signals, health checks, restarts), each worker serving
+    its own socket of :func:`worker_sockets`; a worker that dies is replaced on the same
+    socket, so no socket is left without a worker to accept what the kernel queues on it."""
+    from uvicorn.config import STARTUP_FAILURE
+    from uvicorn.supervisors.multiprocess import Multiprocess, Process
+
+    class BalancedWorkers(Multiprocess):  # type: ignore[misc]
+        def _start(self, idx: int) -> Any:
+            process = Process(self.config, [sockets[idx]])
+            process.start()
+            return process
+
+        def init_processes(self) -> None:
+            self.processes = [self._start(i) for i in range(self.processes_num)]
+
+        def keep_subprocess_alive(self) -> None:
+            if self.should_exit.is_set():
+                return
+            for idx, process in enumerate(self.processes):
+                if process.is_alive(timeout=self.config.timeout_worker_healthcheck):
+                    continue
+                process.kill()
+                process.join()
+                if process.exitcode == STARTUP_FAILURE:  # broken app or socket: as uvicorn, stop
+                    self.should_exit.set()
+                    return
+                if self.should_exit.is_set():
+                    return
+                self.processes[idx] = self._start(idx)
+
+        def restart_all(self) -> None:
+            for idx, old in enumerate(self.processes):
+                if self.should_exit.is_set():
+                    return
+                new = self._start(idx)
+                if not new.wait_until_ready(self.config.timeout_worker_healthcheck, self.should_exit):
+                    new.kill()
+                    new.join()
+                    return
+                old.terminate()
+                old.join()
+                self.processes[idx] = new
+
+    return BalancedWorkers(config, sockets=sockets)
 
 
 def tcp_socket(sock: Any) -> Any:
