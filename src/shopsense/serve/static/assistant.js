@@ -65,6 +65,7 @@
     const thumb = el("div", { class: "ssa-thumb", "aria-hidden": "true" }, initials(p));
     if (p.image_url) {
       const img = el("img", { src: p.image_url, alt: "", loading: "lazy", referrerpolicy: "no-referrer" });
+      img.addEventListener("load", () => img.classList.add("ok"));  // initials show until it loads
       img.addEventListener("error", () => img.remove());
       thumb.append(img);
     }
