@@ -133,7 +133,9 @@ def demo_server(demo_home: Path, tmp_path_factory: pytest.TempPathFactory):  # t
     log.close()
 
 
-@pytest.fixture(scope="session")
+# module scope: Playwright's sync API allows one instance per thread, and while one is open
+# asyncio.run() fails, so other modules' browsers and asyncio tests must not overlap with it
+@pytest.fixture(scope="module")
 def browser():  # type: ignore[no-untyped-def]
     api = _need_browser()
     SHOTS.mkdir(parents=True, exist_ok=True)

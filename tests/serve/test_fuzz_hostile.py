@@ -148,10 +148,11 @@ def test_a_5xx_is_counted_and_logged_with_a_request_id(served, monkeypatch, capl
     app, client, _ = served
     engine = app.state.shopsense.engine
 
-    def boom(events):  # type: ignore[no-untyped-def]
-        raise RuntimeError(f"disk on fire while storing {events[0].user_id}")
+    def boom(batches, durable=True):  # type: ignore[no-untyped-def]
+        raise RuntimeError(f"disk on fire while storing {batches[0][0].user_id}")
 
-    monkeypatch.setattr(engine, "add_events", boom)
+    # POST /events stores through the worker's event writer, which groups requests' batches
+    monkeypatch.setattr(engine.store, "add_event_batches", boom)
     with caplog.at_level(logging.INFO):
         r = client.post("/events", json=[{**EVENT, "user_id": "alice-private"}])
     assert r.status_code == 500

@@ -9,6 +9,20 @@ import typer
 from shopsense.cli._app import HomeOpt, app, console, handle_errors, open_engine
 
 
+def copy_demo_policies(policies: Path) -> bool:
+    """Give a home the sample shop's policies for the assistant to quote; a home that
+    already has a policies folder (the shop's own files) is left as it is."""
+    import shutil
+
+    from shopsense.datasets import demo_dir
+
+    source = demo_dir() / "policies"
+    if policies.exists() or not source.is_dir():
+        return False
+    shutil.copytree(source, policies)
+    return True
+
+
 @app.command()
 @handle_errors
 def demo(
@@ -23,6 +37,7 @@ def demo(
 
     paths = demo_paths()
     with open_engine(home) as eng:
+        copy_demo_policies(eng.paths.policies)
         if eng.store.count_products() == 0:
             for p in paths["products"]:
                 print_report(eng.ingest_products(p, progress=True))

@@ -182,5 +182,5 @@ def retention(
     if not d:
         raise ValidationError("No retention configured: pass days or set event_retention_days.", field="days")
     out = apply_retention(engine.store, d)
-    state.events_stored([])  # cached lists may have been computed from the deleted events
+    state.products_changed()  # cached lists anywhere may have been computed from the deleted events
     return out
