@@ -1,273 +1,594 @@
-"""Bounded load test of the HTTP API on loopback.
+"""Load test of ``shopsense serve`` at a shop's real scale, against the library limit.
 
-A real uvicorn server (``shopsense serve``) in a subprocess over an engine home built
-from a slice of Amazon Office (real products and purchase histories); a load
-generator of httpx async clients sends a mix of searches (real titles, shortened),
-recommendations and event posts at 1, 8 and 32 concurrent clients for a fixed time
-each. Reports throughput, p50/p99 latency, 5xx and other errors, and checks that no
-event was lost (store count after == before + events acknowledged). The peer, run
-in the same command, is the same mix called in-process on the engine by one client:
-the ratio shows what HTTP, auth, validation and JSON cost.
+    python bench/serve.py                       # ~40 min on a busy 2-core machine (first run builds the homes)
+    python bench/serve.py --seconds 5 --clients 1,32 --workers 2 --runs search   # a quick check
 
-    python bench/serve.py                 # ~3 minutes on a quiet 2-core machine
-    python bench/serve.py --seconds 5 --users 40   # quick check
+Homes (built once by the engine's APIs and cached, ``--root``; see bench/_serve_homes.py):
+the full Home Depot catalogue (54,667 products, lexical + dense index, int8 ONNX query
+encoder) for search; Amazon Beauty (22,363 users, 12,101 items, 198,502 purchases, EASE)
+for recommendations and events; one shop holding both for the mixed run.
+
+Each home is served by ``shopsense serve --workers W`` (a real uvicorn server in a
+subprocess, W = 1 and 2, a fresh copy of the home each time) and loaded by Debian's
+``wrk`` (C, epoll, with bench/serve_wrk.lua; its CPU time is reported, so a saturated load
+generator would show) at 1, 8, 32 and 64 connections for ``--seconds`` each, in order:
+
+- ``search``: ``GET /search?q=..&k=10``, the 8,219 real Home Depot search terms, uniform;
+- ``recommend``: ``GET /users/{id}/recommendations?k=10``, the 22,363 Beauty users, uniform;
+- ``events``: ``POST /events`` of 3 view events of a Beauty user, each acknowledged
+  event new; lost = acknowledged - what the store gained (read from the server's store);
+- ``mixed``: 50% search, 25% recommendations, 25% event posts on the shop home.
+
+Reported per run: throughput, p50/p95/p99 (wrk's), 5xx and other non-2xx, socket errors,
+cache hits (``X-Cache``), events acknowledged and lost, the server's CPU seconds per second
+(all its processes) and wrk's, the load average. Per server: each worker's RSS and PSS
+(PSS shares the memory-mapped pages among the processes that map them: the honest total).
+
+The limit, in the same command and at the same core count (one process per core): the
+libraries called in-process on the same home, without the engine's services, the
+finishing stage, HTTP or JSON: for a search, the query encoder + bm25s retrieve (each
+field) + the HNSW query; for a recommendation, the primary model's top-10 for the user's
+history (read from the store untimed). Served throughput is reported as a ratio of it.
+
+Builds during load: the mixed run at 32 connections on 2 workers while another process
+rebuilds the index and retrains the models of the same home (Engine.build_index,
+Engine.train): failed requests must be zero, and the workers must swap the new versions in.
+
+What profiling showed (py-spy on 2 workers under wrk, then A/B runs of this script with
+only serve/, cli/_serve.py and store/_sqlite.py changed; 2 workers on Beauty, 8 s a level,
+load average 8-10 on the shared 2 cores), and what it led to:
+
+- Every keep-alive answer of a multi-worker server waited ~40 ms: uvicorn binds the
+  workers' socket with protocol 0, so asyncio never set TCP_NODELAY, and the body (sent
+  after the headers) waited for the client's delayed ACK. Seen as latency with an idle CPU
+  (1 connection: p50 48 ms at 0.08 cores), not in a CPU profile. Fixed in ``shopsense
+  serve``: a recommendation on 2 workers 48 ms -> 1.2-4.8 ms.
+- 2 workers served like 1: with the one listening socket uvicorn shares, whichever worker
+  woke first accepted a whole burst of connections (wrk's 32 keep-alive connections all
+  went to one worker: search on Home Depot at 32 connections, 1 worker 248 req/s, 2
+  workers 96). Each worker now listens on its own SO_REUSEPORT socket.
+- FastAPI runs each ``def`` dependency in the thread pool: ~0.09 ms CPU per hop, four hops
+  per search; Starlette's ``@app.middleware("http")`` (task group, cancel scope, memory
+  stream) took 9-14% of a worker's CPU, response-model re-validation and JSON 5.5%. Now:
+  async dependencies, one hop for a computation and none for a cache hit (pre-rendered
+  bytes), plain ASGI middleware.
+- Any event emptied every cached answer in every worker (with 25% posts, nothing
+  survived); now an answer depends on its user's last change and the catalogue's only.
+- Event posts committed one by one on the request thread, each with a shared-state
+  write; the two workers then polled SQLite's lock in growing sleeps. Now one writer
+  thread per worker commits groups (durable), and writers queue on a blocking flock.
+- Not serve's: recommendations spent 93% of the CPU in ALS explanations (a matrix inverse
+  per call) before the precomputed lists; a search costs ~26 ms CPU in the engine against
+  ~6.5 ms for the library calls (query encoder ~25%, per-candidate text analysis ~25%,
+  np.unique ~10%). GC: no gen-2 collection in 600 recommendations. The shared SQLite
+  state: 16 us CPU per rate-limit write, 7 us per feed read (now leased / lock-free).
+
+A/B, before -> after (req/s; same engine code): recommend c1 5.9 -> 333, c8 146 -> 602,
+c32 515 -> 902 (p99 654 -> 172 ms), c64 562 -> 654; events c1 20 -> 150, c8 121 -> 365,
+c32 411 -> 587, c64 448 -> 563 (the last two with the writers' flock).
 """
 
 from __future__ import annotations
 
-import argparse
-import asyncio
 import os
+
+for _v in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_v, "1")  # the limit's processes: one per core, like the workers
+
+import argparse
+import json
 import random
-import shutil
+import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import tempfile
 import time
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
-
-import numpy as np
+from urllib.parse import quote
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "bench" / "results"
+LUA = Path(__file__).resolve().with_name("serve_wrk.lua")
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _serve_homes import TRAIN, build, server_copy
+
+K = 10
+HOME_OF = {"search": "homedepot", "recommend": "beauty", "events": "beauty", "mixed": "shop"}
 
 
-def build_home(home: Path, users: int) -> None:
-    from shopsense.datasets import load_office_events, load_office_products
-    from shopsense.engine import Engine
-
-    events = load_office_events("purchase", limit_users=users)
-    used = {e.item_id for e in events}
-    with Engine(home) as eng:
-        if eng.store.count_products() == 0:
-            eng.add_products([p for p in load_office_products() if p.id in used])
-            eng.add_events(events)
-        eng.build_index()
-        try:
-            eng.train()
-        except ImportError as exc:  # recommend capability not in this tree
-            print(f"recommenders not trained: {exc}")
+def say(msg: str) -> None:
+    print(msg, flush=True)
 
 
+def load() -> list[float]:
+    return [round(x, 1) for x in os.getloadavg()]
+
+
+# -- request files --------------------------------------------------------------------------
+def queries() -> list[str]:
+    from shopsense.datasets import load_homedepot_judgments
+
+    qs = load_homedepot_judgments().queries
+    return sorted({str(q) for q in (qs() if callable(qs) else qs)})
+
+
+def beauty() -> tuple[list[str], list[str]]:
+    from shopsense.datasets import load_amazon_sequences
+
+    seqs = load_amazon_sequences("beauty")
+    return [str(u) for u, _ in seqs], list(seqs.item_ids())
+
+
+def write_requests(path: Path, kind: str, qs: list[str], users: list[str], items: list[str], n: int = 20000,
+                   seed: int = 0) -> Path:
+    rng = random.Random(seed)
+    lines = []
+    for _ in range(n):
+        r = rng.random()
+        if kind == "search" or (kind == "mixed" and r < 0.5):
+            lines.append(f"GET /search?k={K}&q={quote(rng.choice(qs))}")
+        elif kind == "recommend" or (kind == "mixed" and r < 0.75):
+            lines.append(f"GET /users/{quote(rng.choice(users))}/recommendations?k={K}")
+        else:
+            lines.append("EV " + rng.choice(users) + " " + " ".join(rng.choice(items) for _ in range(3)))
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+# -- the server -----------------------------------------------------------------------------
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
 
 
-class Mix:
-    """What one simulated client does next: 50% search, 25% recommend, 25% an event post."""
+class Server:
+    def __init__(self, home: Path, workers: int, log: Path) -> None:
+        import psutil
 
-    def __init__(self, titles: list[str], users: list[str], items: list[str], rec_path: str,
-                 seed: int) -> None:
-        self.titles, self.users, self.items, self.rec_path = titles, users, items, rec_path
-        self.rng = random.Random(seed)
+        self.home, self.workers = home, workers
+        self.port = free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
+        env = {**os.environ, "SHOPSENSE_RATE_LIMIT_PER_MINUTE": "100000000", "HF_HUB_OFFLINE": "1"}
+        for v in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+            env.pop(v, None)  # the server chooses its own threads per worker
+        env.pop("SHOPSENSE_SERVE_APP", None)
+        exe = Path(sys.executable).with_name("shopsense")
+        cmd = [str(exe), "serve", "--home", str(home), "--port", str(self.port), "--workers", str(workers),
+               "--graceful-timeout", "30"]
+        self.log = log
+        with log.open("wb") as out:
+            self.proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+        self.ps = psutil.Process(self.proc.pid)
 
-    def next(self) -> tuple[str, str, str, Any]:
-        r = self.rng.random()
-        if r < 0.5:
-            words = self.rng.choice(self.titles).split()[:3]
-            return "search", "GET", "/search", {"q": " ".join(words), "k": 10}
-        if r < 0.75:
-            if self.rec_path == "recommend":
-                return "recommend", "GET", f"/users/{self.rng.choice(self.users)}/recommendations", {"k": 10}
-            return "recommend", "GET", f"/items/{self.rng.choice(self.items)}/complements", {"k": 10}
-        n = self.rng.randint(1, 5)
-        uid = self.rng.choice(self.users)
-        ev = [{"user_id": uid, "item_id": self.rng.choice(self.items),
-               "type": self.rng.choice(["click", "view", "add_to_cart"]),
-               "session_id": f"load-{self.rng.getrandbits(48):x}", "timestamp": time.time()}
-              for _ in range(n)]
-        return "events", "POST", "/events", ev
+    def worker_pids(self) -> list[int]:
+        if self.workers == 1:
+            return [self.proc.pid]
+        return [c.pid for c in self.ps.children(recursive=True) if "spawn_main" in " ".join(c.cmdline())]
+
+    def wait_ready(self, timeout: float = 1800.0) -> float:
+        """Until every worker said ready (each fresh connection lands on some worker)."""
+        import httpx
+
+        t0 = time.time()
+        ready: set[str] = set()
+        while len(ready) < self.workers:
+            if self.proc.poll() is not None or time.time() - t0 > timeout:
+                raise RuntimeError(f"server did not start; log:\n{self.log.read_text()[-3000:]}")
+            try:
+                r = httpx.get(self.base + "/readyz", timeout=10)
+                if r.status_code == 200:
+                    ready.add(r.headers["X-Worker"])
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.3)
+        return time.time() - t0
+
+    def cpu(self) -> float:
+        import psutil
+
+        total = 0.0
+        for p in [self.ps, *self.ps.children(recursive=True)]:
+            try:
+                t = p.cpu_times()
+                total += t.user + t.system
+            except psutil.NoSuchProcess:
+                pass
+        return total
+
+    def memory(self) -> dict[str, Any]:
+        import psutil
+
+        out: dict[str, Any] = {}
+        rows = []
+        for pid in self.worker_pids():
+            m = psutil.Process(pid).memory_full_info()
+            rows.append({"rss_mb": m.rss / 2**20, "pss_mb": m.pss / 2**20, "uss_mb": m.uss / 2**20})
+        out["workers"] = rows
+        out["rss_total_mb"] = sum(r["rss_mb"] for r in rows)
+        out["pss_total_mb"] = sum(r["pss_mb"] for r in rows)
+        if self.workers > 1:
+            m = self.ps.memory_full_info()
+            out["supervisor_pss_mb"] = m.pss / 2**20
+        return out
+
+    def stop(self) -> float:
+        """SIGTERM (graceful: in-flight requests finish, queued events commit); seconds taken."""
+        t0 = time.time()
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=120)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+        return time.time() - t0
 
 
-async def run_level(base: str, key: str, clients: int, seconds: float, mix_args: dict,
-                    seed: int) -> dict[str, Any]:
-    import httpx
+def store_events(home: Path) -> int:
+    db = sqlite3.connect(f"file:{home / 'store.sqlite3'}?mode=ro", uri=True, timeout=60)
+    try:
+        return int(db.execute("SELECT COUNT(*) FROM events").fetchone()[0])
+    finally:
+        db.close()
 
-    lat: dict[str, list[float]] = {"search": [], "recommend": [], "events": []}
-    all_lat: list[float] = []
-    codes: dict[int, int] = {}
-    sent_events = acked_events = stored_events = 0
-    stop = time.perf_counter() + seconds
 
-    async def worker(i: int) -> None:
-        nonlocal sent_events, acked_events, stored_events
-        mix = Mix(**mix_args, seed=seed * 1000 + i)
-        async with httpx.AsyncClient(base_url=base, headers={"X-API-Key": key}, timeout=60) as c:
-            while time.perf_counter() < stop:
-                kind, method, path, payload = mix.next()
-                t0 = time.perf_counter()
-                try:
-                    if method == "GET":
-                        r = await c.get(path, params=payload)
-                    else:
-                        sent_events += len(payload)
-                        r = await c.post(path, json=payload)
-                    status = r.status_code
-                except httpx.HTTPError:
-                    status = -1
-                dt = time.perf_counter() - t0
-                codes[status] = codes.get(status, 0) + 1
-                lat[kind].append(dt)
-                all_lat.append(dt)
-                if kind == "events" and status == 200:
-                    body = r.json()
-                    acked_events += body["received"]
-                    stored_events += body["stored"]
+def wrk(base: str, reqs: Path, key: str, clients: int, seconds: float, tag: str,
+        stop_when: Any = None) -> dict[str, Any]:
+    """One wrk run; its CPU seconds come from wait4. ``stop_when()``: end it early (SIGINT)."""
+    threads = max(1, min(2, clients))
+    with tempfile.TemporaryFile("w+") as out:
+        proc = subprocess.Popen(["wrk", f"-t{threads}", f"-c{clients}", f"-d{int(seconds)}s", "--timeout", "60s",
+                                 "-s", str(LUA), base, "--", str(reqs), key, str(clients), tag],
+                                stdout=out, stderr=subprocess.STDOUT)
+        if stop_when is not None:
+            while proc.poll() is None and not stop_when():
+                time.sleep(0.5)
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGINT)  # wrk stops and prints its summary
+        _, _, ru = os.wait4(proc.pid, 0)
+        proc.returncode = 0
+        out.seek(0)
+        text = out.read()
+    line = next((x for x in text.splitlines() if x.startswith("WRKJSON ")), None)
+    if line is None:
+        raise RuntimeError(f"wrk failed:\n{text}")
+    r = json.loads(line[len("WRKJSON "):])
+    err = next((x[len("WRKERR "):] for x in text.splitlines() if x.startswith("WRKERR ")), "")
+    r["first_error"] = err.strip()
+    r["client_cpu_s"] = ru.ru_utime + ru.ru_stime
+    return r
 
-    t0 = time.perf_counter()
-    await asyncio.gather(*(worker(i) for i in range(clients)))
-    wall = time.perf_counter() - t0
-    a = np.asarray(all_lat) * 1000
+
+def measure(server: Server, reqs: Path, key: str, clients: int, seconds: float, tag: str,
+            events: bool, stop_when: Any = None) -> dict[str, Any]:
+    la = load()
+    ev0 = store_events(server.home) if events else 0
+    cpu0 = server.cpu()
+    r = wrk(server.base, reqs, key, clients, seconds, tag, stop_when)
+    cpu1 = server.cpu()
+    wall = r["duration_us"] / 1e6
     out: dict[str, Any] = {
-        "requests": len(a), "throughput_rps": len(a) / wall,
-        "p50_ms": float(np.percentile(a, 50)), "p99_ms": float(np.percentile(a, 99)),
-        "errors_5xx": sum(n for s, n in codes.items() if s >= 500),
-        "errors_other": sum(n for s, n in codes.items() if s < 200 or 300 <= s < 500),
-        "events_sent": sent_events, "events_acked": acked_events, "events_stored": stored_events,
+        "throughput_rps": r["requests"] / wall, "p50_ms": r["p50_us"] / 1000, "p95_ms": r["p95_us"] / 1000,
+        "p99_ms": r["p99_us"] / 1000, "max_ms": r["max_us"] / 1000, "requests": r["requests"],
+        "errors_5xx": r["status_5xx"], "errors_other": r["status_4xx"] + r["status_other"],
+        "socket_errors": r["connect_errors"] + r["read_errors"] + r["write_errors"] + r["timeouts"],
+        "cache_hit_ratio": r["cache_hits"] / max(1, r["ok"]),
+        "server_cpu_cores": (cpu1 - cpu0) / wall, "client_cpu_cores": r["client_cpu_s"] / wall,
+        "load_avg_1m": la[0],
     }
-    for kind, xs in lat.items():
-        if xs:
-            out[f"{kind}_p50_ms"] = float(np.percentile(np.asarray(xs) * 1000, 50))
-            out[f"{kind}_p99_ms"] = float(np.percentile(np.asarray(xs) * 1000, 99))
+    if r["first_error"]:
+        out["first_error"] = r["first_error"][:200]
+    if events:
+        time.sleep(2.0)  # requests wrk abandoned at its deadline finish (and commit) meanwhile
+        delta = store_events(server.home) - ev0
+        out.update(events_acked=r["events_acked"], events_store_delta=delta,
+                   lost_events=max(0, r["events_acked"] - delta))
     return out
 
 
-def direct_peer(home: Path, mix_args: dict, seconds: float) -> dict[str, Any]:
-    """The same mix, one client, calling the engine in this process (no HTTP)."""
+# -- the limit: the libraries in-process ----------------------------------------------------
+def limit_worker(kind: str, home: Path, seconds: float, seed: int) -> dict[str, float]:
+    """Run in a child process (one per core): library calls for ``seconds``, calls/s."""
     from shopsense.engine import Engine
 
+    rng = random.Random(seed)
     eng = Engine(home)
-    mix = Mix(**mix_args, seed=7)
-    lat: list[float] = []
-    sent = 0
-    # load the models before timing, as the server does in its lifespan
-    eng.search("pen", k=10)
-    if mix.rec_path == "recommend":
-        eng.recommend(mix.users[0], k=10)
-    eng.complements(mix.items[0], k=10)
-    stop = time.perf_counter() + seconds
-    t_start = time.perf_counter()
-    while time.perf_counter() < stop:
-        kind, _, path, payload = mix.next()
-        t0 = time.perf_counter()
-        if kind == "search":
-            eng.search(payload["q"], k=10)
-        elif kind == "recommend":
-            ident = path.split("/")[2]
-            if mix.rec_path == "recommend":
-                eng.recommend(ident, k=10)
-            else:
-                eng.complements(ident, k=10)
-        else:
-            sent += eng.add_events(payload)
-        lat.append(time.perf_counter() - t0)
-    wall = time.perf_counter() - t_start
+    if kind == "search":
+        s = eng.searcher.searcher  # the loaded HybridSearcher: its encoder, lexical and dense indexes
+        an = s.lexical.analyzer
+        qs = queries()
+
+        def call() -> None:
+            q = rng.choice(qs)
+            vec = s.encoder.encode_queries([q])[0]
+            toks = an.analyze(q)
+            if toks:
+                for r in s.lexical.fields_.values():
+                    r.retrieve([toks], k=100, show_progress=False, n_threads=1)
+            s.dense.search(vec, 100)
+    else:
+        svc = eng.recommender
+        models = svc.models()
+        manifest = json.loads((home / "models" / (home / "models" / "CURRENT").read_text().strip() /
+                               "manifest.json").read_text())
+        model = models[manifest["primary"]]
+        index = eng.catalog().index
+        ev = eng.store.events()
+        hist: dict[str, list[int]] = {}
+        for u, i in zip(ev.user_id, ev.item_id):
+            if i in index:
+                hist.setdefault(str(u), []).append(index[i])
+        import numpy as np
+
+        hs = [np.asarray(h, np.int64) for h in hist.values()]
+
+        def call() -> None:
+            model.recommend([hs[rng.randrange(len(hs))]], K)
+    for _ in range(20):
+        call()
+    n, t0 = 0, time.perf_counter()
+    while time.perf_counter() - t0 < seconds:
+        call()
+        n += 1
+    wall = time.perf_counter() - t0
     eng.close()
-    a = np.asarray(lat) * 1000
-    return {"requests": len(a), "throughput_rps": len(a) / wall,
-            "p50_ms": float(np.percentile(a, 50)), "p99_ms": float(np.percentile(a, 99)),
-            "errors_5xx": 0, "events_stored": sent}
+    return {"calls": n, "wall_s": wall}
+
+
+def limit(kind: str, home: Path, seconds: float, procs: int) -> dict[str, Any]:
+    cmd = [sys.executable, __file__, "--limit-worker", kind, "--limit-home", str(home), "--seconds", str(seconds)]
+    la = load()
+    ps = [subprocess.Popen([*cmd, "--seed", str(i)], stdout=subprocess.PIPE, text=True) for i in range(procs)]
+    rows = []
+    for p in ps:
+        out, _ = p.communicate()
+        rows.append(json.loads(out.strip().splitlines()[-1]))
+    return {"throughput_rps": sum(r["calls"] / r["wall_s"] for r in rows), "processes": procs,
+            "load_avg_1m": la[0]}
+
+
+# -- a whole run ----------------------------------------------------------------------------
+def serve_runs(args: argparse.Namespace, home: Path, kinds: list[str], workers: int, files: dict[str, Path],
+               work: Path) -> tuple[dict[str, dict[str, Any]], dict[str, Any]]:
+    from shopsense.serve import KeyStore
+
+    copy = server_copy(home, work / f"serve-{home.name}-{workers}w")
+    key = KeyStore(copy / "api_keys.json").create("write", name="bench")
+    server = Server(copy, workers, work / f"server-{home.name}-{workers}w.log")
+    out: dict[str, dict[str, Any]] = {}
+    try:
+        ready_s = server.wait_ready()
+        say(f"  {home.name}, {workers} worker(s): ready in {ready_s:.0f}s (load {load()})")
+        for kind in kinds:
+            # a short warm-up at 8 connections (first calls load lazy parts), not timed
+            wrk(server.base, files[kind], key, 8, 3, f"warm-{kind}")
+            for c in args.clients:
+                r = measure(server, files[kind], key, c, args.seconds, f"{kind}-{workers}w-{c}-{time.time():.0f}",
+                            events=kind in ("events", "mixed"))
+                r["workers"], r["clients"] = workers, c
+                out[f"{kind}/{workers}w/c{c}"] = r
+                say(f"    {kind:9s} {workers}w c{c:<3d} {r['throughput_rps']:7.1f} req/s  p50 {r['p50_ms']:7.1f}  "
+                    f"p99 {r['p99_ms']:7.1f} ms  5xx {r['errors_5xx']}  other {r['errors_other']}  "
+                    f"sock {r['socket_errors']}  hit {r['cache_hit_ratio']:.2f}  srv {r['server_cpu_cores']:.2f} "
+                    f"cli {r['client_cpu_cores']:.2f} cores  lost {r.get('lost_events', '-')}  load {r['load_avg_1m']}")
+        mem = server.memory()
+    finally:
+        mem_stop = server.stop()
+    mem["shutdown_s"] = mem_stop
+    say(f"    memory: PSS {[round(w['pss_mb']) for w in mem['workers']]} MB, RSS "
+        f"{[round(w['rss_mb']) for w in mem['workers']]} MB; graceful stop {mem_stop:.1f}s")
+    return out, mem
+
+
+def builds_during_load(args: argparse.Namespace, home: Path, files: dict[str, Path], work: Path) -> dict[str, Any]:
+    """Mixed load at 32 connections on 2 workers while another process rebuilds the index and
+    retrains the models of the same home."""
+    import httpx
+
+    from shopsense.serve import KeyStore
+
+    copy = server_copy(home, work / "serve-builds")
+    key = KeyStore(copy / "api_keys.json").create("write", name="bench")
+    server = Server(copy, 2, work / "server-builds.log")
+    script = ("import os,sys,time; os.environ.setdefault('HF_HUB_OFFLINE','1');"
+              "from shopsense.engine import Engine; e=Engine(sys.argv[1]); t=time.time(); e.build_index();"
+              "print('index', round(time.time()-t)); t=time.time(); e.train(**" + repr(TRAIN) + ");"
+              "print('train', round(time.time()-t))")
+    try:
+        server.wait_ready()
+        before = httpx.get(server.base + "/users/" + quote(first_user(copy)) + "/recommendations", timeout=120).json()
+        builder = subprocess.Popen([sys.executable, "-c", script, str(copy)], stdout=subprocess.PIPE,
+                                   stderr=subprocess.STDOUT, text=True)
+        t0 = time.time()
+        # keep the load on until the build is done and the workers have had time to swap it in
+        done_at: list[float] = []
+
+        def finished() -> bool:
+            if builder.poll() is None:
+                return False
+            done_at[:1] = done_at[:1] or [time.time()]
+            return time.time() - done_at[0] > 20
+
+        r = measure(server, files["mixed"], key, 32, 7200, f"builds-{time.time():.0f}", events=True,
+                    stop_when=finished)
+        log_lines = builder.stdout.read() if builder.stdout else ""
+        after = httpx.get(server.base + "/users/" + quote(first_user(copy)) + "/recommendations", timeout=120).json()
+        r.update(build_s=round(time.time() - t0), builder_rc=builder.returncode, builder=log_lines.strip()[-300:],
+                 model_version_before=before.get("model_version"), model_version_after=after.get("model_version"))
+        r["failed_requests"] = r["errors_5xx"] + r["errors_other"] + r["socket_errors"]
+    finally:
+        server.stop()
+    return r
+
+
+def first_user(home: Path) -> str:
+    db = sqlite3.connect(f"file:{home / 'store.sqlite3'}?mode=ro", uri=True)
+    try:
+        return str(db.execute("SELECT user_id FROM events LIMIT 1").fetchone()[0])
+    finally:
+        db.close()
+
+
+# -- report ---------------------------------------------------------------------------------
+def must_show(results: dict[str, Any], limits: dict[str, float], memory: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    runs = {k: v for k, v in results.items() if "/" in k}
+    mono = {}
+    for kind in HOME_OF:
+        for w in (1, 2):
+            xs = [runs[f"{kind}/{w}w/c{c}"]["throughput_rps"] for c in (1, 8, 32, 64) if f"{kind}/{w}w/c{c}" in runs]
+            if len(xs) > 1:
+                mono[f"{kind} {w}w"] = all(b >= a * 0.95 for a, b in pairwise(xs))  # 5% noise allowance
+    out["throughput_never_falls_1_to_64 (5% noise)"] = mono
+    scale = {}
+    for kind in HOME_OF:
+        for c in (32, 64):
+            a, b = runs.get(f"{kind}/1w/c{c}"), runs.get(f"{kind}/2w/c{c}")
+            if a and b:
+                scale[f"{kind} c{c}"] = round(b["throughput_rps"] / a["throughput_rps"], 2)
+    out["two_workers_over_one (>= 1.6)"] = scale
+    for kind, p99 in (("search", 100.0), ("recommend", 50.0)):
+        for w in (1, 2):
+            r = runs.get(f"{kind}/{w}w/c32")
+            if r and limits.get(kind):
+                out[f"{kind} {w}w c32: ratio to limit (>= 0.5), p99 ms (< {p99:.0f})"] = (
+                    round(r["throughput_rps"] / limits[kind], 3), round(r["p99_ms"], 1))
+    out["5xx (0)"] = sum(r["errors_5xx"] for r in runs.values())
+    out["lost events (0)"] = sum(r.get("lost_events", 0) for r in runs.values())
+    mem = {}
+    for name, m in memory.items():
+        if m.get("1w") and m.get("2w"):
+            mem[name] = round(m["2w"]["pss_total_mb"] / m["1w"]["pss_total_mb"], 2)
+    out["2 workers' PSS over 1 worker's (< 1.5)"] = mem
+    return out
+
+
+def chart(results: dict[str, dict[str, Any]], path: Path) -> None:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return
+    kinds = [k for k in HOME_OF if any(s.startswith(k + "/") for d in results.values() for s in d)]
+    fig, axes = plt.subplots(2, len(kinds), figsize=(4 * len(kinds), 6.5), squeeze=False)
+    for j, kind in enumerate(kinds):
+        data = next((d for d in results.values() if any(s.startswith(kind + "/") for s in d)), {})
+        for w, style in ((1, "o--"), (2, "s-")):
+            pts = sorted((v["clients"], v) for s, v in data.items() if s.startswith(f"{kind}/{w}w/"))
+            if not pts:
+                continue
+            xs = [c for c, _ in pts]
+            axes[0][j].plot(xs, [v["throughput_rps"] for _, v in pts], style, label=f"{w} worker(s)")
+            axes[1][j].plot(xs, [v["p99_ms"] for _, v in pts], style, label=f"{w} worker(s)")
+        lim = data.get("limit (in-process, 2 processes)")
+        if lim:
+            axes[0][j].axhline(lim["throughput_rps"], color="grey", lw=1, label="library limit")
+            axes[0][j].axhline(lim["throughput_rps"] / 2, color="grey", lw=1, ls=":", label="50% of limit")
+        axes[0][j].set_title(kind)
+        for i, label in ((0, "req/s"), (1, "p99 ms")):
+            axes[i][j].set_xscale("log", base=2)
+            axes[i][j].set_xticks([1, 8, 32, 64], ["1", "8", "32", "64"])
+            axes[i][j].set_xlabel("connections")
+            axes[i][j].set_ylabel(label)
+            axes[i][j].legend(fontsize=7)
+        axes[1][j].set_yscale("log")
+    fig.suptitle("shopsense serve on 2 cores: throughput and p99 latency by connections")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--users", type=int, default=100, help="Office users in the slice")
-    ap.add_argument("--seconds", type=float, default=20.0, help="duration of each level")
-    ap.add_argument("--levels", default="1,8,32")
-    ap.add_argument("--home", type=Path, default=None, help="reuse/build the engine home here")
+    ap.add_argument("--root", type=Path, default=Path(tempfile.gettempdir()) / "shopsense-serve-bench",
+                    help="where the homes are built once and cached")
+    ap.add_argument("--seconds", type=float, default=15.0, help="duration of each load level")
+    ap.add_argument("--clients", default="1,8,32,64")
+    ap.add_argument("--workers", default="1,2")
+    ap.add_argument("--runs", default="search,recommend,events,mixed")
+    ap.add_argument("--no-builds", action="store_true", help="skip the index/train during load run")
+    ap.add_argument("--limit-seconds", type=float, default=20.0)
     ap.add_argument("--out", type=Path, default=RESULTS / "serve.json")
+    ap.add_argument("--limit-worker", default=None, help=argparse.SUPPRESS)
+    ap.add_argument("--limit-home", type=Path, default=None, help=argparse.SUPPRESS)
+    ap.add_argument("--seed", type=int, default=0, help=argparse.SUPPRESS)
     args = ap.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    import httpx
+    if args.limit_worker:
+        print(json.dumps(limit_worker(args.limit_worker, args.limit_home, args.seconds, args.seed)))
+        return
+    args.clients = [int(x) for x in args.clients.split(",")]
+    workers = [int(x) for x in args.workers.split(",")]
+    kinds = [k for k in args.runs.split(",") if k]
+    cores = os.cpu_count() or 1
+    say(f"machine: {cores} cores, load {load()}")
 
-    from shopsense.eval import bar_chart, meta, print_table, write_json
-    from shopsense.serve import KeyStore
+    homes = {name: build(args.root, name, say) for name in dict.fromkeys(HOME_OF[k] for k in kinds)}
+    work = Path(tempfile.mkdtemp(prefix="shopsense-serve-run-", dir=args.root))
+    qs = queries()
+    users, items = beauty()
+    files = {k: write_requests(work / f"{k}.txt", k, qs, users, items) for k in kinds}
 
-    tmp = None
-    home = args.home
-    if home is None:
-        tmp = Path(tempfile.mkdtemp(prefix="shopsense-bench-serve-"))
-        home = tmp / "home"
-    t0 = time.time()
-    build_home(home, args.users)
-    print(f"home ready in {time.time() - t0:.0f}s: {home}")
-    # a server copy of the home, so the in-process peer's writes do not count in the server's store
-    peer_home = home.parent / (home.name + "-peer")
-    shutil.rmtree(peer_home, ignore_errors=True)
-    shutil.copytree(home, peer_home)
+    names = {"homedepot": "homedepot-54667-products", "beauty": "beauty-22363-users", "shop": "shop-mixed"}
+    results: dict[str, dict[str, Any]] = {}
+    memory: dict[str, dict[str, Any]] = {}
+    limits: dict[str, float] = {}
+    for kind, label in (("search", "homedepot"), ("recommend", "beauty")):
+        if kind in kinds:
+            lim = limit(kind, homes[label], args.limit_seconds, cores)
+            limits[kind] = lim["throughput_rps"]
+            results.setdefault(names[label], {})["limit (in-process, 2 processes)"] = lim
+            say(f"  limit {kind}: {lim['throughput_rps']:.1f} calls/s in {cores} processes (load {lim['load_avg_1m']})")
+    for name, home in homes.items():
+        for w in workers:
+            runs, mem = serve_runs(args, home, [k for k in kinds if HOME_OF[k] == name], w, files, work)
+            results.setdefault(names[name], {}).update(runs)
+            memory.setdefault(names[name], {})[f"{w}w"] = mem
+            for kind, lim in limits.items():
+                for s, r in runs.items():
+                    if s.startswith(kind + "/"):
+                        r["ratio_to_limit"] = r["throughput_rps"] / lim
+    builds = None
+    if "mixed" in kinds and not args.no_builds:
+        say("  index + train during a mixed load (2 workers, 32 connections)...")
+        builds = builds_during_load(args, homes["shop"], files, work)
+        results.setdefault(names["shop"], {})["builds during load/2w/c32"] = builds
+        say(f"    {json.dumps({k: builds[k] for k in ('failed_requests', 'build_s', 'builder', 'model_version_before', 'model_version_after', 'throughput_rps', 'p99_ms')})}")
 
-    from shopsense.engine import Engine
+    flat = {f"{ds} {s.split('/')[0]}": {} for ds, d in results.items() for s in d}
+    for ds, d in results.items():
+        for s, v in d.items():
+            flat[f"{ds} {s.split('/')[0]}"]["/".join(s.split("/")[1:]) or s] = {
+                m: v[m] for m in ("throughput_rps", "p50_ms", "p99_ms", "errors_5xx", "lost_events",
+                                  "server_cpu_cores", "client_cpu_cores") if m in v}
+    from shopsense.eval import meta, print_table, write_json
 
-    with Engine(home) as eng:
-        cat = eng.catalog()
-        titles = [p.title for p in cat.products]
-        users = sorted(set(eng.store.events().user_id.tolist()))
-        items = list(cat.ids)
-    key = KeyStore(home / "api_keys.json").create("write", name="bench")
-    port = free_port()
-    env = {**os.environ, "SHOPSENSE_RATE_LIMIT_PER_MINUTE": "100000000"}
-    log = open(home.parent / "server.log", "w")  # noqa: SIM115 - outlives the block, closed in finally
-    proc = subprocess.Popen([sys.executable, "-c", "from shopsense.cli import main; main()", "serve",
-                             "--home", str(home), "--port", str(port)], stdout=log,
-                            stderr=subprocess.STDOUT, env=env)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.time() + 600
-        while time.time() < deadline:
-            try:
-                if httpx.get(base + "/health", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.5)
-        probe = httpx.get(f"{base}/users/{users[0]}/recommendations", timeout=120)
-        rec_path = "recommend" if probe.status_code == 200 else "complements"
-        mix_args = {"titles": titles, "users": users, "items": items, "rec_path": rec_path}
-        events_before = httpx.get(base + "/health").json()["events"]
-        systems: dict[str, dict[str, Any]] = {}
-        for level in (int(x) for x in args.levels.split(",")):
-            r = asyncio.run(run_level(base, key, level, args.seconds, mix_args, seed=level))
-            systems[f"http-c{level}"] = r
-            print(f"c={level}: {r['throughput_rps']:.1f} req/s, p50 {r['p50_ms']:.1f} ms, "
-                  f"p99 {r['p99_ms']:.1f} ms, 5xx {r['errors_5xx']}")
-        events_after = httpx.get(base + "/health").json()["events"]
-        metrics = httpx.get(base + "/metrics").text
-    finally:
-        proc.terminate()
-        proc.wait(timeout=60)
-        log.close()
-    acked = sum(s["events_acked"] for s in systems.values())
-    stored = sum(s["events_stored"] for s in systems.values())
-    sent = sum(s["events_sent"] for s in systems.values())
-    lost = sent - (events_after - events_before)
-    cache_hits = sum(float(line.split()[-1]) for line in metrics.splitlines()
-                     if line.startswith('shopsense_cache_total{result="hit"}'))
-    print(f"events: sent {sent}, acknowledged {acked}, newly stored {stored}, store grew by "
-          f"{events_after - events_before}; lost {lost}")
-    systems["engine-direct-c1"] = direct_peer(peer_home, mix_args, args.seconds)
-    dataset = f"amazon-office-{args.users}u"
-    results = {dataset: systems}
-    shown = ("throughput_rps", "p50_ms", "p99_ms", "errors_5xx", "events_stored")
-    print_table({dataset: {k: {m: v[m] for m in shown if m in v} for k, v in systems.items()}},
-                title="serve load test", peer="engine-direct-c1")
-    write_json(results, args.out, meta(
-        "loopback load test: uvicorn subprocess (1 worker) + httpx async clients; mix 50% "
-        "GET /search (first 3 words of a real title), 25% recommendations "
-        f"({'GET /users/{id}/recommendations' if rec_path == 'recommend' else 'GET /items/{id}/complements: recommend capability absent'}), "
-        "25% POST /events (1-5 events); each level runs --seconds; peer: same mix in-process, 1 client",
-        events_sent=sent, events_acknowledged=acked, events_store_delta=events_after - events_before,
-        events_lost=lost, cache_hits=cache_hits, recommend_endpoint=rec_path,
-        products=len(items), users=len(users), seconds_per_level=args.seconds,
-        load_average_at_end=[round(x, 1) for x in os.getloadavg()]))
-    bar_chart({dataset: {k: {"throughput_rps": s["throughput_rps"]} for k, s in systems.items()}},
-              "throughput_rps", args.out.with_suffix(".png"), title="API throughput (req/s)")
-    if tmp is not None:
-        shutil.rmtree(tmp, ignore_errors=True)
-    if lost != 0 or any(s.get("errors_5xx") for s in systems.values()):
-        sys.exit(1)
+    print_table(flat, title="serve")
+    checks = must_show(results, limits, memory)
+    say(json.dumps(checks, indent=1))
+    out = dict(results)
+    out["memory"] = memory
+    write_json(out, args.out, meta(
+        "wrk (bench/serve_wrk.lua) against `shopsense serve --workers W` on loopback, a fresh copy of each "
+        "home per server; levels run in order 1, 8, 32, 64 connections for --seconds each after a 3 s "
+        "warm-up; search: Home Depot's 8,219 real search terms uniformly; recommend: Beauty's 22,363 users "
+        "uniformly; events: 3 new view events per POST; mixed: 50/25/25 on one shop home (Home Depot + "
+        "Beauty). Limit: the libraries in-process (query encoder + bm25s retrieve + HNSW; the primary "
+        "model's top-10), one process per core. Rate limit raised to 1e8/min (all load comes from one IP).",
+        cores=cores, seconds_per_level=args.seconds, load_average_at_end=load(), limits=limits,
+        must_show=checks, train_options=TRAIN,
+        note="A shared 2-core machine: the load average is recorded with every run; figures taken under "
+             "a load average far above 2 understate what the server does on a quiet machine."))
+    chart(results, args.out.with_suffix(".png"))
+    say(f"wrote {args.out}")
 
 
 if __name__ == "__main__":
