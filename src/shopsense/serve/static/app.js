@@ -6,6 +6,7 @@ const state = {
   key: null, user: null, session: "s-" + Math.random().toString(36).slice(2, 10),
   cart: [], filters: {}, q: "", recsVersion: 0, lastRecIds: [], refreshTimer: null,
   item: null, lastFocus: null,
+  clickedFrom: {},  // item id -> the list (and position) it was last clicked from, this page session
 };
 const STORE = { cart: "shopsense_cart", recent: "shopsense_recent" };
 
@@ -98,29 +99,33 @@ function itemHref(id) { return "#/item/" + encodeURIComponent(id); }
 
 function card(hit, surface, opts = {}) {
   const p = hit.product || { id: hit.id, title: hit.id };
+  const from = opts.from || null;  // {list_id, surface, variant, experiment, position}: an engine list's item
   const low = hit.evidence && hit.evidence.low_confidence;
   const el = h("article", { class: "card" + (low ? " low" : ""), "data-id": hit.id, "data-source": hit.source,
     "data-surface": surface },
   thumb(p),
-  h("a", { class: "title", href: itemHref(hit.id), onclick: () => sendEvent("click", hit.id) }, p.title),
+  h("a", { class: "title", href: itemHref(hit.id), onclick: () => { sendEvent("click", hit.id); clicked(hit.id, from); } }, p.title),
   h("div", { class: "meta" }, [p.brand, leaf(p)].filter(Boolean).join(" · ")),
   priceEl(p),
   opts.reason === false ? null : h("div", { class: "reason" + (low ? " low" : "") }, reasonOf(hit)),
   h("button", { class: "add ghost", type: "button", "aria-label": `Add to cart: ${p.title}`,
-    onclick: (e) => { e.stopPropagation(); addToCart(p); } }, "Add to cart"));
+    onclick: (e) => { e.stopPropagation(); addToCart(p, 1, from); } }, "Add to cart"));
   if (opts.fresh) el.classList.add("fresh");
   // the whole card is a pointer target; keyboard users have the title link and the button
   el.addEventListener("click", (e) => {
     if (e.target.closest("a, button")) return;
-    sendEvent("click", hit.id); location.hash = itemHref(hit.id);
+    sendEvent("click", hit.id); clicked(hit.id, from); location.hash = itemHref(hit.id);
   });
   return el;
 }
 
 function fill(container, hits, surface, emptyText, opts = {}) {
   const el = typeof container === "string" ? $(container) : container;
-  el.replaceChildren(...(hits.length ? hits.map((x) => card(x, surface, { reason: opts.reason, fresh: opts.fresh && opts.fresh.has(x.id) }))
+  const list = opts.list ? listOf(opts.list) : null;  // the engine's answer these hits come from
+  el.replaceChildren(...(hits.length ? hits.map((x, i) => card(x, surface, { reason: opts.reason,
+    fresh: opts.fresh && opts.fresh.has(x.id), from: list && Object.assign({ position: i + 1 }, list) }))
     : [h("p", { class: "empty" }, emptyText)]));
+  if (opts.list) whenSeen(el, () => impression(opts.list, hits, opts.query));
 }
 
 // -- lists worth showing: no near-identical titles, some category variety in a row
@@ -189,6 +194,93 @@ async function sendEvent(type, itemId, query) {
   } catch (e) { notice(`event not recorded: ${e.message}`); }
 }
 
+// -- exposures: what each list showed, and the clicks, carts and purchases that came from it
+// (POST /exposures, for the owner's analytics and experiments). Queued and sent in batches,
+// never in the way of rendering; a failure is only a console warning.
+const EXPOSURE_FLUSH_MS = 300;
+const exposures = { queue: [], timer: null, shown: new Set(), pending: new Map() };
+
+// the list identity an engine answer carries (info.list_id, info.surface, variant, experiment)
+function listOf(r) {
+  if (!r || !r.list_id || !r.surface) return null;
+  const out = { list_id: String(r.list_id), surface: String(r.surface) };
+  if (typeof r.variant === "string" && r.variant) out.variant = r.variant;
+  if (typeof r.experiment === "string" && r.experiment) out.experiment = r.experiment;
+  return out;
+}
+
+function queueExposure(x) {
+  if (!state.key || !state.user) return;  // as for /events: no key, nothing recorded
+  try {
+    exposures.queue.push(Object.assign({ user_id: state.user, session_id: state.session, timestamp: Date.now() / 1000 }, x));
+    if (!exposures.timer) exposures.timer = setTimeout(flushExposures, EXPOSURE_FLUSH_MS);
+  } catch (e) { console.warn("exposure not queued:", e); }
+}
+
+function flushExposures(keepalive = false) {
+  clearTimeout(exposures.timer); exposures.timer = null;
+  if (!exposures.queue.length || !state.key) return;
+  const batch = exposures.queue.splice(0, exposures.queue.length);
+  try {
+    fetch("/exposures", { method: "POST", keepalive, body: JSON.stringify(batch),
+      headers: { "Content-Type": "application/json", "X-API-Key": state.key } })
+      .then((res) => { if (!res.ok) console.warn(`exposures not recorded: HTTP ${res.status}`); })
+      .catch((e) => console.warn("exposures not recorded:", e));
+  } catch (e) { console.warn("exposures not recorded:", e); }
+}
+
+// one impression per list shown: the ids in the order shown (a re-render of the same
+// list with the same items is not shown again)
+function impression(r, hits, query) {
+  const list = listOf(r);
+  if (!list) return;
+  const items = hits.map((x) => String(x.id));
+  const key = list.list_id + "|" + items.join(",");
+  if (exposures.shown.has(key)) return;
+  exposures.shown.add(key);
+  const x = Object.assign({ kind: "impression", items, n_results: typeof r.total === "number" ? r.total : Array.isArray(r.hits) ? r.hits.length : items.length }, list);
+  if (query) x.query = String(query).slice(0, 500);
+  queueExposure(x);
+}
+
+// a list rendered in a hidden view or the closed cart (recommendations refreshed while the
+// shopper is on a product page) counts as shown once its container is visible
+function whenSeen(el, post) {
+  exposures.pending.delete(el);
+  if (!el.closest("[hidden]")) post(); else exposures.pending.set(el, post);
+}
+function flushSeen() {
+  for (const [el, post] of exposures.pending) {
+    if (!document.contains(el)) exposures.pending.delete(el);
+    else if (!el.closest("[hidden]")) { exposures.pending.delete(el); post(); }
+  }
+}
+
+// a click, add-to-cart or purchase of an item that came from a list (from: its list and position)
+function listAction(kind, itemId, from, extra = {}) {
+  if (!from || !from.list_id) return;
+  queueExposure(Object.assign({ kind, item_id: String(itemId) }, from, extra));
+}
+
+function clicked(itemId, from) {
+  if (!from) return;
+  state.clickedFrom[itemId] = from;
+  listAction("click", itemId, from);
+}
+
+// the demo storefront has no checkout: a shop's own checkout calls
+// window.shopsenseStorefront.purchased() (the cart by default) to credit each bought item
+// to the list it was last clicked or added from in this page session
+function purchased(lines = state.cart) {
+  for (const line of lines) {
+    const p = line.product || {};
+    listAction("purchase", line.id, state.clickedFrom[line.id],
+      Object.assign({ quantity: Math.max(1, line.qty || 1) }, hasPrice(p) ? { price: p.price } : {}));
+  }
+  flushExposures();
+}
+window.shopsenseStorefront = { purchased, flushExposures };
+
 function scheduleRecs() {
   clearTimeout(state.refreshTimer);
   state.refreshTimer = setTimeout(loadRecs, 250);
@@ -211,7 +303,7 @@ async function loadRecs() {
     $("#recs").dataset.ids = ids.join(",");
     const personal = r.personalised !== false;
     $("#recs-title").firstChild.textContent = personal ? "Recommended for you " : "Popular now ";
-    fill("#recs", hits, "recommend", "No recommendations yet.", { fresh });
+    fill("#recs", hits, "recommend", "No recommendations yet.", { fresh, list: r });
     $("#recs-status").textContent = changed ? `updated from your activity: ${fresh.size} new`
       : personal ? `for ${state.user}` : "nothing to personalise yet";
   } catch (e) {
@@ -241,7 +333,8 @@ async function loadHome() {
       class: "cat", href: "#/category/" + encodeURIComponent(c.name) }, thumb(c.example),
     h("span", { class: "cat-name" }, c.name), h("span", { class: "meta" }, `${c.count} products`))));
     fill("#popular", diversify(r.popular.hits, 12, { perParent: 4, perBrand: 3, perReason: 99 }), "popular",
-      r.popular_error ? "Popular items appear once the recommenders are trained." : "Nothing popular yet.", { reason: false });
+      r.popular_error ? "Popular items appear once the recommenders are trained." : "Nothing popular yet.",
+      { reason: false, list: r.popular });
   } catch (e) {
     $("#categories").replaceChildren(h("p", { class: "empty" }, `Categories unavailable (${e.message})`));
   }
@@ -250,11 +343,16 @@ async function loadHome() {
 // -- cart: quantities, prices, remove, subtotal, completion
 function persistCart() { save(STORE.cart, state.cart); }
 
-function addToCart(p, qty = 1) {
+function addToCart(p, qty = 1, from = null) {
   const line = state.cart.find((x) => x.id === p.id);
   if (line) line.qty += qty; else state.cart.push({ id: p.id, qty, product: p });
   persistCart();
   sendEvent("add_to_cart", p.id);
+  const origin = from || state.clickedFrom[p.id];
+  if (origin) {
+    state.clickedFrom[p.id] = origin;  // a later purchase of it is credited to the same list
+    listAction("add_to_cart", p.id, origin, Object.assign({ quantity: qty }, hasPrice(p) ? { price: p.price } : {}));
+  }
   renderCart();
   openCart();
 }
@@ -275,6 +373,7 @@ function openCart() {
   $("#cart-btn").setAttribute("aria-expanded", "true");
   document.body.classList.add("drawer-open");
   $("#cart-close").focus();
+  flushSeen();
 }
 function closeCart() {
   $("#cart").hidden = true; $("#backdrop").hidden = true;
@@ -322,7 +421,7 @@ async function renderCart() {
     const r = await api("/carts/complete", { method: "POST", body: JSON.stringify({ items: state.cart.map((x) => x.id), k: 8 }) });
     const hits = diversify(r.hits, 4, { perCategory: 4, perParent: 4, perBrand: 4, perReason: 99, exclude: state.cart.map((x) => x.product.title) });
     fill("#cart-complete", hits, "cart", r.reason === "no purchase signal for these items yet"
-      ? "No purchase data yet for these items, so nothing to suggest." : "Nothing to add.");
+      ? "No purchase data yet for these items, so nothing to suggest." : "Nothing to add.", { list: r });
   } catch (e) { $("#cart-complete").replaceChildren(h("p", { class: "empty" }, `unavailable (${e.message})`)); }
 }
 
@@ -482,8 +581,10 @@ async function runSearch() {
     renderNote(q, r);
     renderFacets(r);
     renderZero(q, r);
-    if (r.zero_results) $("#results").replaceChildren();
-    else fill("#results", r.hits, "search", `No results for “${q}”.`);
+    if (r.zero_results) {  // a zero-result search is an impression too (of nothing)
+      $("#results").replaceChildren(); whenSeen($("#results"), () => impression(r, [], q));
+    }
+    else fill("#results", r.hits, "search", `No results for “${q}”.`, { list: r, query: q });
   } catch (e) {
     $("#results").replaceChildren(h("p", { class: "empty" }, `Search failed: ${e.message}`));
   }
@@ -525,7 +626,7 @@ async function showItem(id) {
       const r = await fn();
       // every card would say "Similar to <this item>": the heading says it once
       fill(sel, r.hits, surface, r.reason === "no purchase signal for these items yet" ? empty.noSignal : empty.none,
-        { reason: false });
+        { reason: false, list: r });
     } catch (e) { $(sel).replaceChildren(h("p", { class: "empty" }, `unavailable (${e.message})`)); }
     $(sel).dataset.for = id;  // the list now belongs to this product
   };
@@ -553,13 +654,17 @@ async function loadBundle(id, budget) {
         ? "Nobody has bought this item with others yet, so there is no bundle to suggest."
         : b.reason ? `No bundle: ${b.reason}.` : "No bundle for this item.";
       box.replaceChildren(h("p", { class: "empty" }, why));
+      whenSeen(box, () => impression(b, []));
       box.dataset.for = id;
       return;
     }
     const anchor = { id, score: 1, source: "anchor", reason: "This item", product: anchorP };
     const all = [anchor, ...b.hits];
     const parts = [];
-    all.forEach((x, i) => { if (i) parts.push(h("span", { class: "plus", "aria-hidden": "true" }, "+")); parts.push(card(x, "bundle")); });
+    const list = listOf(b);
+    const fromOf = (i) => (i && list ? Object.assign({ position: i }, list) : null);
+    all.forEach((x, i) => { if (i) parts.push(h("span", { class: "plus", "aria-hidden": "true" }, "+")); parts.push(card(x, "bundle", { from: fromOf(i) })); });
+    whenSeen(box, () => impression(b, b.hits));
     const summary = [];
     if (b.total_price !== null && b.total_price !== undefined) {
       summary.push(h("p", { class: "price", id: "bundle-total" }, `Bundle total ${money(b.total_price, anchorP.currency)}`));
@@ -571,7 +676,7 @@ async function loadBundle(id, budget) {
         + (b.known_price_total ? ` (the priced ones come to ${money(b.known_price_total, anchorP.currency)})` : "")));
     }
     summary.push(h("button", { type: "button", class: "ghost", id: "bundle-add",
-      onclick: () => { for (const x of all) addToCart(x.product); } }, "Add all to cart"));
+      onclick: () => { all.forEach((x, i) => addToCart(x.product, 1, fromOf(i))); } }, "Add all to cart"));
     box.replaceChildren(h("div", { class: "bundle-items" }, ...parts), h("div", { class: "bundle-summary" }, ...summary));
   } catch (e) { box.replaceChildren(h("p", { class: "empty" }, `unavailable (${e.message})`)); }
   box.dataset.for = id;
@@ -580,12 +685,15 @@ async function loadBundle(id, budget) {
 // -- routing
 function show(view) {
   for (const v of ["home", "search", "item"]) $(`#view-${v}`).hidden = v !== view;
+  flushSeen();
 }
 
 function route() {
   const hash = location.hash || "#/";
   const arg = (prefix) => decodeURIComponent(hash.slice(prefix.length));
   if (hash.startsWith("#/item/")) {
+    // the previous product's lists are replaced by this one's: they were never seen
+    for (const el of [...exposures.pending.keys()]) if ($("#view-item").contains(el)) exposures.pending.delete(el);
     show("item"); window.scrollTo(0, 0);
     delete $("#view-item").dataset.id;
     showItem(arg("#/item/"));
@@ -645,6 +753,7 @@ async function init() {
     }
   });
   window.addEventListener("hashchange", route);
+  window.addEventListener("pagehide", () => flushExposures(true));
   renderCart();
   route();
   loadRecs();
