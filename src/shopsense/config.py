@@ -98,6 +98,12 @@ class Settings(BaseSettings):
         description="diversity lambda in [0, 1] per surface (search, recommend, similar, next, complements, "
         "cart), e.g. {recommend = 0.4}; a surface not named gets 0 (relevance order; rules still apply)",
     )
+    search_reranker: bool = Field(
+        default=False,
+        description="searches (hybrid mode) pass through the learned re-ranker (LightGBM LambdaMART over query-"
+        "product features of the top 100 candidates) saved in models/search_reranker by `shopsense tune "
+        "--reranker`; off: the fused first-stage order",
+    )
     spark_master: str = Field(
         default="local[*]", min_length=1,
         description="Spark master of the batch jobs (shopsense jobs ...; needs the spark extra and Java): "

@@ -54,9 +54,20 @@ def tune(
     hard_negatives: bool = typer.Option(True, help="mine hard negatives with the current encoder"),
     version: str | None = typer.Option(None, help="folder name under home/models/encoder (default: a timestamp)"),
     activate: bool = typer.Option(True, help="make search and recommendations use the tuned model"),
+    reranker: bool = typer.Option(False, "--reranker", help="train the learned search re-ranker (LambdaMART over "
+                                  "the top 100 candidates of hybrid search) on --judgments instead of the encoder; "
+                                  "saved in home/models/search_reranker, used when search_reranker = true"),
 ) -> None:
-    """Fine-tune the sentence encoder on the shop's own (query, product) pairs."""
+    """Fine-tune the sentence encoder on the shop's own (query, product) pairs, or with
+    ``--reranker`` train the learned search re-ranker on graded judgments."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    if reranker:
+        if judgments is None:
+            raise ValidationError("shopsense tune --reranker needs --judgments FILE (query, product id, relevance).",
+                                  field="judgments")
+        _tune_reranker(home, judgments, query_col, id_col, rel_col, val_fraction)
+        return
 
     from shopsense.text import item_embeddings
     from shopsense.tune import (
@@ -115,6 +126,59 @@ def tune(
     console.print(f"saved {path} ({m['steps']} steps, {m['stop_reason']}, best val MRR@10 {m['best_val_mrr@10']}, "
                   f"{m['wall_seconds']:.0f} s wall / {m['cpu_seconds']:.0f} s CPU)"
                   + (" — now active" if activate else ""))
+
+
+def _tune_reranker(home: Path, judgments: Path, query_col: str, id_col: str, rel_col: str, val_fraction: float) -> None:
+    """Fit the learned search re-ranker on graded judgments (gain = relevance minus the
+    file's lowest grade), early-stopping on ``val_fraction`` of the queries (by a hash of
+    the query string), and save it where the search service loads it."""
+    import hashlib
+
+    import pandas as pd
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from shopsense.search import LearnedReranker, judged_features
+
+    if not 0.0 < val_fraction < 1.0:
+        raise ValidationError(f"The 'val_fraction' parameter must be in (0, 1). Got {val_fraction!r} instead.",
+                              field="val_fraction")
+    eng = open_engine(home)
+    index = eng.catalog().index
+    df = pd.read_csv(judgments, dtype={id_col: str})
+    for c in (query_col, id_col, rel_col):
+        if c not in df.columns:
+            raise ValidationError(f"The judgments file {str(judgments)!r} has no column {c!r}; "
+                                  f"columns: {list(df.columns)}.")
+    lowest = float(df[rel_col].astype(float).min())
+    grouped: dict[str, dict[int, float]] = {}
+    for q, pid, r in zip(df[query_col].astype(str).str.strip(), df[id_col], df[rel_col].astype(float)):
+        row = index.get(str(pid))
+        if row is not None:
+            grouped.setdefault(q, {})[row] = float(r) - lowest
+    queries = sorted(grouped)
+    val = {q for q in queries
+           if int(hashlib.blake2b(q.encode(), digest_size=8).hexdigest(), 16) % 10_000 < val_fraction * 10_000}
+    fit_q = [q for q in queries if q not in val]
+    val_q = [q for q in queries if q in val]
+    if len(fit_q) < 2 or not val_q:
+        raise ValidationError(f"Found {len(queries)} judged queries of catalogue products in {judgments.name}; "
+                              "need at least 2 to train and 1 to validate.", field="judgments")
+    svc = eng.searcher
+    s = svc.searcher
+    with Progress(TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+                  TimeElapsedColumn(), console=console) as bar:
+        arrays = []
+        for name, qs in (("train queries", fit_q), ("validation queries", val_q)):
+            task = bar.add_task(name, total=len(qs))
+            arrays.append(judged_features(s, qs, [grouped[q] for q in qs],
+                                          progress=lambda n, t=task: bar.update(t, completed=n)))
+    model = LearnedReranker().fit(*arrays[0], validation=arrays[1])
+    path = model.save(svc.reranker_dir, extra={"trained_on": f"judgments:{judgments.name}",
+                                               "gain": f"{rel_col} - {lowest:g}"})
+    on = getattr(eng.settings, "search_reranker", False)
+    console.print(f"saved {path} ({len(fit_q)} train / {len(val_q)} validation queries, {model.best_iteration_} "
+                  f"trees, validation NDCG@10 {model.best_score_})"
+                  + ("" if on else " — set search_reranker = true in shopsense.toml to use it"))
 
 
 @app.command("export-onnx")

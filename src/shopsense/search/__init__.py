@@ -8,12 +8,19 @@ from shopsense.search._dense import DenseIndex
 from shopsense.search._facets import facet_counts, filter_mask
 from shopsense.search._fusion import normalise, rrf, weighted_fusion
 from shopsense.search._hybrid import HybridSearcher, SearchOptions
+from shopsense.search._learned import (
+    RERANK_FEATURES,
+    LearnedReranker,
+    judged_features,
+    rerank_features,
+)
 from shopsense.search._lexical import LexicalIndex, import_bm25s, product_fields
 from shopsense.search._query import ParsedQuery, QueryParser, load_synonyms
 from shopsense.search._service import SearchService, catalog_fingerprint, user_profile
 
 __all__ = [
-    "Analyzer", "DenseIndex", "HybridSearcher", "LexicalIndex", "ParsedQuery", "QueryParser", "SearchOptions",
-    "SearchService", "catalog_fingerprint", "facet_counts", "filter_mask", "import_bm25s", "load_synonyms", "normalise",
-    "product_fields", "rrf", "user_profile", "weighted_fusion",
+    "RERANK_FEATURES", "Analyzer", "DenseIndex", "HybridSearcher", "LearnedReranker", "LexicalIndex", "ParsedQuery",
+    "QueryParser", "SearchOptions", "SearchService", "catalog_fingerprint", "facet_counts", "filter_mask",
+    "import_bm25s", "judged_features", "load_synonyms", "normalise", "product_fields", "rerank_features", "rrf",
+    "user_profile", "weighted_fusion",
 ]

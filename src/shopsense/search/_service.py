@@ -26,6 +26,7 @@ from shopsense.search._analysis import Analyzer
 from shopsense.search._dense import DenseIndex
 from shopsense.search._facets import facet_counts, filter_mask
 from shopsense.search._hybrid import HybridSearcher, Retrieved, SearchOptions
+from shopsense.search._learned import LearnedReranker
 from shopsense.search._lexical import LexicalIndex, product_fields
 from shopsense.search._query import QueryParser
 
@@ -96,7 +97,8 @@ class SearchService:
     """
 
     def __init__(self, ctx: ShopContext, options: SearchOptions | None = None,
-                 synonyms_path: str | Path | None = None, dense: bool = True, embed_text: str = "full") -> None:
+                 synonyms_path: str | Path | None = None, dense: bool = True, embed_text: str = "full",
+                 reranker: LearnedReranker | None = None) -> None:
         self.ctx = ctx
         self.embed_text = embed_text  # "full" (Product.text()) or "title"
         self.options = (options or SearchOptions()).validated()
@@ -108,6 +110,51 @@ class SearchService:
         self._searcher: HybridSearcher | None = None
         self._stale = False
         self._profiles: dict[str, np.ndarray | None] = {}
+        # the learned re-ranking stage: given here (or assigned), else the saved one when the
+        # ``search_reranker`` setting is on, reloaded when its manifest changes on disk
+        self._reranker = reranker
+        self._reranker_given = reranker is not None
+        self._reranker_stamp: int | None = -1  # mtime of the loaded model's manifest; -1: not looked yet
+
+    # -- the learned re-ranking stage ----------------------------------------------
+    @property
+    def reranker_dir(self) -> Path:
+        """Where the shop's learned search re-ranker is saved (``home/models/search_reranker``)."""
+        return Path(self.ctx.paths.models) / "search_reranker"
+
+    @property
+    def reranker(self) -> LearnedReranker | None:
+        """The learned re-ranker searches in hybrid mode pass through, or None: the one
+        given or assigned, else the one saved under :attr:`reranker_dir` when the
+        ``search_reranker`` setting is on (off by default). A model saved again (``shopsense
+        tune --reranker``) is picked up by the next search; with the setting on and no
+        model saved, searches keep the first-stage order and a warning is logged once."""
+        with self._lock:
+            if self._reranker_given:
+                return self._reranker
+            if not getattr(self.ctx.settings, "search_reranker", False):
+                return None
+            try:
+                stamp: int | None = (self.reranker_dir / "manifest.json").stat().st_mtime_ns
+            except FileNotFoundError:
+                stamp = None
+            if stamp != self._reranker_stamp:
+                self._reranker_stamp = stamp
+                self._reranker = None
+                if stamp is None:
+                    log.warning("search_reranker is on but no model is saved in %s; train one with "
+                                "`shopsense tune --reranker --judgments FILE`", self.reranker_dir)
+                else:
+                    self._reranker = LearnedReranker.load(self.reranker_dir)
+            return self._reranker
+
+    @reranker.setter
+    def reranker(self, model: LearnedReranker | None) -> None:
+        """Use ``model`` for every search of this service; None goes back to the setting."""
+        with self._lock:
+            self._reranker = model
+            self._reranker_given = model is not None
+            self._reranker_stamp = -1
 
     # -- building --------------------------------------------------------------
     def build(self, progress: bool = False) -> dict[str, Any]:
@@ -246,6 +293,13 @@ class SearchService:
         s = self.searcher
         profile = self.profile(user_id) if user_id else None
         r = s.retrieve(query, k=k, filters=filters, profile=profile, options=opts)
+        learned = self.reranker if opts.mode == "hybrid" else None
+        rerank_info = None
+        if learned is not None:
+            t_rr = time.perf_counter()
+            r = learned.rerank(s, r)
+            rerank_info = {"model": "lambdamart", "reranked": int(r.extra.get("reranked", 0)),
+                           "ms": round((time.perf_counter() - t_rr) * 1000.0, 2)}
         hits = self._hits(s, r, k)
         parsed = r.parsed
         pool = r.relevant_pool if r.relevant_pool is not None else r.pool
@@ -254,8 +308,9 @@ class SearchService:
             parsed.category, parsed.category_confidence = best, r.intent[best]
         elif hits:
             keep = r.relevant if r.relevant is not None else np.ones(len(r.rows), dtype=bool)
+            first = r.extra.get("first_stage", r.scores)  # score mass: the fused scores, not the learned ones
             parsed.category, parsed.category_confidence = _predict_category(
-                s.catalog, r.rows[keep][:20], r.scores[keep][:20])
+                s.catalog, r.rows[keep][:20], np.asarray(first)[keep][:20])
         info: dict[str, Any] = {
             "query": parsed.as_dict(),
             "facets": facet_counts(s.catalog, pool, max_attributes=10 if s.has_attributes else 0),
@@ -264,6 +319,8 @@ class SearchService:
             # no query word matched: the results (if any) come from meaning alone
             "low_confidence": bool(hits) and not r.lexical_match,
         }
+        if rerank_info is not None:
+            info["reranker"] = rerank_info
         if not hits:
             info["zero_results"] = True
             # spelling suggestions only when no product has the query's words at all; when
