@@ -138,8 +138,14 @@ function nearDuplicate(a, b, threshold = 0.6) {
   let inter = 0; for (const w of a) if (b.has(w)) inter += 1;
   return inter / (a.size + b.size - inter) >= threshold;
 }
-// the maker: the brand, or the first word of the title when the catalogue has no brand
-function maker(p) { return ((p.brand || p.title || "?").trim().split(/\s+/)[0] || "?").toLowerCase(); }
+// the makers a shopper reads: the brand's first word and the title's (a reseller's brand field
+// can differ from the maker the title starts with: both count against the limit)
+function makers(p) {
+  const first = (t) => (String(t || "").trim().split(/\s+/)[0] || "").toLowerCase();
+  return [...new Set([first(p.brand), first(p.title)].filter(Boolean))];
+}
+const makerCount = (byBrand, p) => Math.max(0, ...makers(p).map((m) => byBrand[m] || 0));
+const countMakers = (byBrand, p) => makers(p).forEach((m) => { byBrand[m] = (byBrand[m] || 0) + 1; });
 function diversify(hits, k, { perCategory = 2, perParent = 3, perBrand = 3, perReason = 3, exclude = [] } = {}) {
   const keys = exclude.map(titleKey);
   const byCat = {}, byParent = {}, byBrand = {}, byReason = {};
@@ -150,13 +156,12 @@ function diversify(hits, k, { perCategory = 2, perParent = 3, perBrand = 3, perR
     if (keys.some((k2) => nearDuplicate(key, k2))) continue;
     const cat = leaf(p) || "?", why = x.reason || x.source;
     const parent = p.category && p.category.length > 1 ? p.category[p.category.length - 2] : cat;
-    const brand = maker(p);
     if ((byCat[cat] || 0) >= perCategory || (byParent[parent] || 0) >= perParent
-        || (byBrand[brand] || 0) >= perBrand || (byReason[why] || 0) >= perReason) {
+        || makerCount(byBrand, p) >= perBrand || (byReason[why] || 0) >= perReason) {
       spare.push([x, key]); continue;
     }
     byCat[cat] = (byCat[cat] || 0) + 1; byParent[parent] = (byParent[parent] || 0) + 1;
-    byBrand[brand] = (byBrand[brand] || 0) + 1; byReason[why] = (byReason[why] || 0) + 1;
+    countMakers(byBrand, p); byReason[why] = (byReason[why] || 0) + 1;
     keys.push(key); out.push(x);
     if (out.length >= k) return out;
   }
@@ -165,17 +170,20 @@ function diversify(hits, k, { perCategory = 2, perParent = 3, perBrand = 3, perR
     const p = x.product || {}, cat = leaf(p) || "?";
     const parent = p.category && p.category.length > 1 ? p.category[p.category.length - 2] : cat;
     return (byCat[cat] || 0) / perCategory + (byParent[parent] || 0) / perParent
-      + (byBrand[maker(p)] || 0) / perBrand + 2 * (byReason[x.reason || x.source] || 0) / perReason;
+      + makerCount(byBrand, p) / perBrand + 2 * (byReason[x.reason || x.source] || 0) / perReason;
   };
+  // a maker already at its limit comes last: five binders of one maker read as one product
+  const makerFull = ([x]) => makerCount(byBrand, x.product || {}) >= perBrand;
   while (out.length < k && spare.length) {
     let best = -1;
-    spare.forEach((sp, i) => { if (!keys.some((k2) => nearDuplicate(sp[1], k2)) && (best < 0 || over(sp) < over(spare[best]))) best = i; });
+    const better = (sp, b) => makerFull(sp) !== makerFull(b) ? !makerFull(sp) : over(sp) < over(b);
+    spare.forEach((sp, i) => { if (!keys.some((k2) => nearDuplicate(sp[1], k2)) && (best < 0 || better(sp, spare[best]))) best = i; });
     if (best < 0) break;
     const [[x, key]] = spare.splice(best, 1);
     const p = x.product || {}, cat = leaf(p) || "?";
     const parent = p.category && p.category.length > 1 ? p.category[p.category.length - 2] : cat;
     byCat[cat] = (byCat[cat] || 0) + 1; byParent[parent] = (byParent[parent] || 0) + 1;
-    byBrand[maker(p)] = (byBrand[maker(p)] || 0) + 1;
+    countMakers(byBrand, p);
     byReason[x.reason || x.source] = (byReason[x.reason || x.source] || 0) + 1;
     keys.push(key); out.push(x);
   }
