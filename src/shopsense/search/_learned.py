@@ -79,9 +79,12 @@ def _unit_terms(an: Any) -> frozenset[str]:
     return _UNIT_TERMS
 
 
-def _unit_pairs(terms: Sequence[str], units: frozenset[str]) -> set[tuple[str, str]]:
+def _unit_pairs(terms: Sequence[str], units: frozenset[str]) -> frozenset[tuple[str, str]]:
     """(number, unit) pairs of a term sequence: ("1/2", "inch"), ("90", "degre")."""
-    return {(a, b) for a, b in pairwise(terms) if _is_number(a) and b in units}
+    return frozenset((a, b) for a, b in pairwise(terms) if _is_number(a) and b in units)
+
+
+_NO_UNITS: frozenset[tuple[str, str]] = frozenset()
 
 
 def _trigrams(words: Sequence[str]) -> frozenset[str]:
@@ -90,35 +93,42 @@ def _trigrams(words: Sequence[str]) -> frozenset[str]:
 
 
 class _TermCache:
-    """Stemmed term lists of each product's title and of all its words, for one searcher
-    (analysing 100 titles per query is the feature builder's main cost). Holds no
-    reference to the searcher, so the weak-keyed map below lets old searchers go."""
+    """What the features need of each product's title (analysing 100 titles per query is
+    the feature builder's main cost), kept small: the stemmed terms in order, the
+    (number, unit) pairs and the normalised text (character trigrams are looked up in it
+    per query, not stored: a set of them per product would cost hundreds of bytes each).
+    Holds no reference to the searcher, so the weak-keyed map below lets old ones go."""
 
     def __init__(self, limit: int = 300_000) -> None:
         self.limit = limit
-        self.title: dict[int, tuple[list[str], frozenset[str], set[tuple[str, str]], frozenset[str]]] = {}
-        self.all: dict[int, frozenset[str]] = {}
+        self.title: dict[int, tuple[list[str], frozenset[tuple[str, str]], str]] = {}
+        self.all: dict[int, frozenset[str] | None] = {}
 
-    def title_terms(self, s: HybridSearcher, row: int
-                    ) -> tuple[list[str], frozenset[str], set[tuple[str, str]], frozenset[str]]:
-        """(terms in order, their set, (number, unit) pairs, character trigrams of the words)."""
+    def title_terms(self, s: HybridSearcher, row: int) -> tuple[list[str], frozenset[tuple[str, str]], str]:
+        """(terms in order, (number, unit) pairs, " words joined by spaces ")."""
         t = self.title.get(row)
         if t is None:
             an = s.lexical.analyzer
             words = an.words(s.catalog.products[row].title)
             terms = an.terms(words)
-            t = (terms, frozenset(terms), _unit_pairs(terms, _unit_terms(an)), _trigrams(words))
+            units = _unit_pairs(terms, _unit_terms(an))
+            t = (terms, units or _NO_UNITS, f" {' '.join(words)} ")
             if len(self.title) < self.limit:
                 self.title[row] = t
         return t
 
-    def all_terms(self, s: HybridSearcher, row: int) -> frozenset[str]:
-        t = self.all.get(row)
-        if t is None:
+    def all_terms(self, s: HybridSearcher, row: int) -> frozenset[str] | None:
+        """Terms of the title, brand, category and attribute values; None when the product
+        has only a title (then they are the title's)."""
+        if row in self.all:
+            return self.all[row]
+        p = s.catalog.products[row]
+        t = None
+        if p.brand or p.category or p.attributes:
             an = s.lexical.analyzer
             t = frozenset(an.terms(s._product_words(row).split()))
-            if len(self.all) < self.limit:
-                self.all[row] = t
+        if len(self.all) < self.limit:
+            self.all[row] = t
         return t
 
 
@@ -217,7 +227,8 @@ def rerank_features(searcher: HybridSearcher, r: Retrieved, depth: int = 100) ->
              "first_match_pos", "numbers", "units_matched", "unit_conflict", "char3")
     vals = []
     for row in rows.tolist():
-        terms, tset, t_units, t3 = cache.title_terms(s, row)
+        terms, t_units, t_text = cache.title_terms(s, row)
+        tset = set(terms)
         nt = len(terms)
         v = [float(nt), float(len(cat.products[row].title)), _NAN, _NAN] + [_NAN] * (len(names) - 4)
         if nt:
@@ -231,7 +242,7 @@ def rerank_features(searcher: HybridSearcher, r: Retrieved, depth: int = 100) ->
             v[6] = float(len(uniq) - len(hits))
             v[7] = idf_total - got
             aset = cache.all_terms(s, row)
-            v[8] = sum(t in aset or t in tset for t in uniq) / len(uniq)
+            v[8] = v[4] if aset is None else sum(t in aset or t in tset for t in uniq) / len(uniq)
             v[9] = float(first in tset)
             v[10] = float(last in tset)
             if q_bigrams:
@@ -247,7 +258,7 @@ def rerank_features(searcher: HybridSearcher, r: Retrieved, depth: int = 100) ->
                 # the title gives the query's unit only with other numbers ("3/4 inch" for "1/2 inch")
                 v[16] = float(not shared and any(u in q_unit_names for _, u in t_units))
             if q3:
-                v[17] = len(q3 & t3) / len(q3)
+                v[17] = sum(g in t_text for g in q3) / len(q3)
         vals.append(v)
     X[:, [col[f] for f in names]] = np.asarray(vals, dtype=np.float32)
 
