@@ -6,16 +6,22 @@ Generators for the ranker are fitted on s[:-2] and the LambdaMART ranker learns 
 the validation item; for test, the cheap generators are refitted on s[:-1] (these
 refits are also the EASE / ALS peers reported), SASRec keeps its s[:-2] weights and
 reads s[:-1] (the original SASRec protocol). Hyperparameters were chosen on
-validation only. Office adds a cold-start test: 10% of items are hidden from all
-training and histories; Recall@10 on users whose test item is hidden.
+validation only; the item-transition heuristic (issue 21) chooses its window, decay and
+history reading on s[-2] with counts from s[:-2], then counts again on s[:-1] for test.
+The stack runs twice in the same run, with and without the transition generator
+(``--stack-without``), so what it adds is measured on the same split and seed. Office
+adds a cold-start test: 10% of items are hidden from all training and histories;
+Recall@10 on users whose test item is hidden.
 
     python bench/recommend.py                       # all three datasets
     python bench/recommend.py --datasets beauty --sasrec-seconds 600
     python bench/recommend.py --datasets sports --cf itemknn   # EASE on 18k items: ~30 min on a busy CPU
+    python bench/recommend.py --merge bench/results/recommend.json /tmp/rb/beauty.json   # replace one dataset
 
 On a shared CPU, run with OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1: multi-threaded BLAS and
 LightGBM under oversubscription were 10-15x slower than one thread here. Datasets can run as
-parallel processes (``--out /tmp/x.json``) and be joined with ``--merge a.json b.json``.
+parallel processes (``--out /tmp/x.json``) and be joined with ``--merge a.json b.json``: later
+files replace the datasets they hold, the others (and their ``_meta`` parts) are kept.
 """
 
 from __future__ import annotations
@@ -43,16 +49,20 @@ def run(name: str, seqs: list[np.ndarray], n_items: int, args: argparse.Namespac
     from shopsense.eval import Phases, item_vectors, run_recommend
 
     vecs = item_vectors(texts, args.cache) if texts is not None else None
-    systems = ["popularity", *args.cf, "als"] + (["content"] if vecs is not None else []) + ["sasrec", "stack"]
+    systems = (["popularity", *args.cf, "als"] + (["content"] if vecs is not None else []) + ["transition", "sasrec",
+                                                                                             "stack"])
     print(f"\n== {name}", flush=True)
     out = run_recommend(seqs, n_items, systems=systems, item_vectors=vecs, categories=categories,
                         cold_start_fraction=0.1 if texts is not None else 0.0, seed=0, ease_l2=args.ease_l2,
                         candidates=args.candidates, ranker_users=args.ranker_users,
                         sasrec_seconds=args.sasrec_seconds, sasrec_lr=args.sasrec_lr,
-                        sasrec_dropout=args.sasrec_dropout, threads=1,
+                        sasrec_dropout=args.sasrec_dropout, threads=1, stack_without=args.stack_without,
                         phases=Phases(echo=lambda m: print(m, flush=True)))
     res = out.results
     print("  top features:", out.info.get("stack_top_features"), flush=True)
+    if "transition_params" in out.info:  # chosen on s[-2]; kept beside the figures
+        res["transition"]["chosen_on_validation"] = out.info["transition_params"]  # type: ignore[assignment]
+        res["transition"]["validation_ndcg@10"] = out.info["transition_validation"][0]["ndcg@10"]
     for sysname, (rc, nd) in PUBLISHED.get(name, {}).items():
         res[sysname] = {"recall@10": rc, "ndcg@10": nd}
     return res
@@ -66,6 +76,8 @@ def main() -> None:
     ap.add_argument("--sasrec-dropout", type=float, default=0.3)
     ap.add_argument("--ease-l2", type=float, default=250.0)
     ap.add_argument("--cf", nargs="+", default=["ease"], help="closed-form CF generators: ease and/or itemknn")
+    ap.add_argument("--stack-without", nargs="*", default=["transition"],
+                    help="generators to leave out of a second stack trained in the same run (ablation)")
     ap.add_argument("--candidates", type=int, default=50)
     ap.add_argument("--ranker-users", type=int, default=10000)
     ap.add_argument("--cache", type=Path, default=Path("/tmp/shopsense-bench-cache"))
@@ -93,12 +105,17 @@ def main() -> None:
     results: dict = {}
     if args.merge is not None:
         import json
-        metas = []
+        parts: dict = {}
+        first: dict = {}
         for f in args.merge:
             part = json.loads(f.read_text())
-            metas.append(part.pop("_meta", {}))
+            m = part.pop("_meta", {})
+            first = first or m
             results.update(part)
-        write_json(results, out_json, {**metas[0], "parts": metas})
+            # a merged file brings its parts; a single run's meta is the part of each dataset it holds
+            parts.update(m["parts"] if "parts" in m else {ds: m for ds in part if not ds.startswith("_")})
+        write_json(results, out_json, {**{k: v for k, v in first.items() if k != "parts"},
+                                       "parts": {ds: parts[ds] for ds in results if ds in parts}})
         args.datasets = []
     for ds in args.datasets:
         if ds in ("beauty", "sports"):
@@ -113,8 +130,12 @@ def main() -> None:
         write_json(results, out_json, meta(
             "leave-one-out, rank all items, history excluded; Recall@10/NDCG@10 per user, mean; "
             "generators for the ranker fit on s[:-2], ranker trained on s[-2], test s[-1]; "
-            "EASE/ALS peers fit on s[:-1] in the same run; cold start: 10% items hidden (seed 0)",
+            "EASE/ALS peers fit on s[:-1] in the same run; transition: window/decay/backward/last/recency chosen "
+            "on s[-2] with counts from s[:-2] (at most 25,000 validation users, seed 0), counted again on s[:-1] for "
+            "test; the stack also trained without the generators in --stack-without in the same run; "
+            "cold start: 10% items hidden (seed 0)",
             sasrec_seconds=args.sasrec_seconds, torch_threads=1, ranker_users=args.ranker_users,
+            stack_without=args.stack_without,
             note="CPU shared with other jobs; SASRec is time-budgeted, a GPU would let it train to convergence"))
     print_table({d: {s: {m: v for m, v in r.items() if m in ("recall@10", "ndcg@10", "cold_recall@10",
                                                           "train_seconds", "latency_p99_ms")}

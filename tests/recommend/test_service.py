@@ -140,7 +140,9 @@ def test_rules_and_diversity_act_on_the_engine_lists(trained) -> None:  # type: 
     assert "rerank" not in base.info  # nothing configured: the list passes untouched
     seen = set(eng.store.events(user_id="u3").item_id)
     drop = base.ids[0]
-    pin = next(p.id for p in eng.catalog().products if p.id not in set(base.ids) | seen and p.price)
+    # outside the 3k candidates the engine asks for when rules can act, so the pin is inserted, not moved
+    near = set(eng.recommend("u3", k=30).ids)
+    pin = next(p.id for p in eng.catalog().products if p.id not in near | seen and p.price)
     save_rules(eng.home, RuleSet(rules=[
         Rule(name="no-top", action="exclude", match={"ids": [drop]}),
         Rule(name="promo", action="pin", position=1, match={"ids": [pin]}, surfaces=["recommend"])]))

@@ -43,9 +43,9 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 #: every system ``run_recommend`` knows, in the order they run
-SYSTEMS = ("popularity", "ease", "itemknn", "als", "content", "sasrec", "stack")
+SYSTEMS = ("popularity", "ease", "itemknn", "als", "content", "transition", "sasrec", "stack")
 #: the single candidate generators (everything but the stack)
-GENERATORS = ("popularity", "ease", "itemknn", "als", "content", "sasrec")
+GENERATORS = ("popularity", "ease", "itemknn", "als", "content", "transition", "sasrec")
 #: the name the full stack's results carry
 STACK = "full stack (LambdaMART)"
 
@@ -130,8 +130,8 @@ class RecommendRun:
     info: dict[str, Any] = field(default_factory=dict)
 
 
-def _make(kind: str, *, ease_l2: float, threads: int, seed: int) -> Any:
-    from shopsense.recommend import ALS, EASE, ContentRecommender, ItemKNN, Popularity
+def _make(kind: str, *, ease_l2: float, threads: int, seed: int, transition: dict[str, Any] | None = None) -> Any:
+    from shopsense.recommend import ALS, EASE, ContentRecommender, ItemKNN, Popularity, Transition
 
     if kind == "popularity":
         return Popularity()
@@ -144,6 +144,8 @@ def _make(kind: str, *, ease_l2: float, threads: int, seed: int) -> Any:
                    random_state=seed)
     if kind == "content":
         return ContentRecommender(recency_half_life=3.0)
+    if kind == "transition":  # hyperparameters chosen on the validation position (run_recommend)
+        return Transition(**(transition or {}))
     raise ValueError(kind)
 
 
@@ -153,7 +155,8 @@ def run_recommend(
     categories: np.ndarray | None = None, cold_start_fraction: float = 0.0, seed: int = 0, k: int = 10,
     ease_l2: float = 250.0, candidates: int = 50, ranker_users: int = 10000, sasrec_seconds: float = 600.0,
     sasrec_lr: float = 2e-3, sasrec_dropout: float = 0.3, sasrec_epochs: int = 200, threads: int = 1,
-    latency_calls: int = 300, batch_size: int = 1024, phases: Phases | None = None,
+    latency_calls: int = 300, batch_size: int = 1024, stack_without: Sequence[str] = (),
+    phases: Phases | None = None,
 ) -> RecommendRun:
     """Fit and score every requested system on the leave-one-out split of ``sequences``.
 
@@ -162,13 +165,24 @@ def run_recommend(
     out (and said so in ``info``) without them; ``stack`` stacks every generator run.
     ``user_ids`` name the per-user scores (default: the position in ``sequences``).
     Users with fewer than 3 items are left out of the protocol and counted.
+    ``transition`` has its window, decay and history reading chosen on the validation
+    position (``s[-2]``, models fitted on ``s[:-2]``; the grid and the choice in ``info``).
+    ``stack_without`` names generators to leave out of a second, third... stack trained and
+    scored in the same run (``"<STACK> without <name>"``): what each generator adds.
 
     Example
     -------
     >>> run = run_recommend(seqs, n_items, systems=["popularity", "ease"])  # doctest: +SKIP
     >>> run.results["ease"]["ndcg@10"]  # doctest: +SKIP
     """
-    from shopsense.recommend import ContentRecommender, Interactions, ItemSide, RankingStack, SASRec
+    from shopsense.recommend import (
+        ContentRecommender,
+        Interactions,
+        ItemSide,
+        RankingStack,
+        SASRec,
+        tune_transition,
+    )
 
     phases = phases or Phases()
     systems = list(dict.fromkeys(systems))
@@ -188,6 +202,10 @@ def run_recommend(
     use_sasrec, use_stack = "sasrec" in systems, "stack" in systems
     if use_stack and not gen_kinds and not use_sasrec:
         raise ValidationError("the stack needs at least one generator besides itself", field="systems")
+    ablate = list(dict.fromkeys(stack_without))
+    bad = [a for a in ablate if a not in gen_kinds and not (a == "sasrec" and use_sasrec)]
+    check_param("stack_without", ablate, not bad and (use_stack or not ablate),
+                "generators run in the same call, with 'stack' among the systems", "run_recommend")
 
     keep = [i for i, s in enumerate(sequences) if len(s) >= 3]
     uids = [str(user_ids[i]) if user_ids is not None else str(i) for i in keep]
@@ -222,11 +240,24 @@ def run_recommend(
     def lat(model: Any) -> dict[str, float]:
         return latency(model, split.test_hist, n=latency_calls, seed=seed, k=k) if latency_calls > 0 else {}
 
+    trans_params: dict[str, Any] | None = None
+    if "transition" in gen_kinds:  # chosen on s[-2] with counts from s[:-2]; the test item is never read
+        with phases.phase("transition: choose window/decay/history on the validation position s[-2]"):
+            trans_params, table = tune_transition(train, split.valid_hist, split.valid_target, k=k, seed=seed)
+        info["transition_params"] = trans_params
+        info["transition_validation"] = sorted(table, key=lambda r: -r[f"ndcg@{k}"])[:5]
+        info["transition_grid_size"] = len(table)
+        phases.echo(f"  transition: chose {trans_params} (validation NDCG@{k} "
+                    f"{info['transition_validation'][0][f'ndcg@{k}']:.4f}, {len(table)} settings)")
+
+    def make(kind: str) -> Any:
+        return _make(kind, ease_l2=ease_l2, threads=threads, seed=seed, transition=trans_params)
+
     gens_val: dict[str, Any] = {}
     gens_test: dict[str, Any] = {}
     for kind in gen_kinds:
         def mk(kind: str = kind) -> Any:
-            return _make(kind, ease_l2=ease_l2, threads=threads, seed=seed)
+            return make(kind)
 
         if use_stack:  # the ranker learns from generators that have not seen the validation item
             with phases.phase(f"{kind}: fit on s[:-2] (for the stack)"):
@@ -257,32 +288,40 @@ def run_recommend(
     if use_stack:
         last = next((g for g in gen_kinds if g in ("ease", "itemknn")), None)
         pop = np.bincount(np.concatenate(split.train), minlength=n_items).astype(np.float32)
-        side = ItemSide(popularity=pop, category=categories)
-        stack = RankingStack(candidates=candidates, max_train_users=ranker_users,
-                             last_item_generators=[last] if last else [], num_threads=threads, seed=seed)
-        with phases.phase("stack: train the LambdaMART ranker on s[-2]"), PeakRSS() as pm:
-            stack.fit(generators=gens_val, validation=(split.valid_hist, split.valid_target), item_side=side)
-        # test: same booster, generators refitted on s[:-1] (popularity recounted as well)
-        stack.generators_ = dict(gens_test)
-        stack.item_side_ = ItemSide(popularity=np.bincount(np.concatenate(split.test_hist), minlength=n_items)
-                                    .astype(np.float32), category=categories)
-        r = score(STACK, stack, batch=min(batch_size, 512))
-        r.update(ranker_train_seconds=pm.seconds, ranker_train_peak_mb=pm.mb, ranker_trees=stack.best_iteration_,
-                 candidate_recall_val=stack.candidate_recall_)
-        r.update(lat(stack))
-        res[STACK] = r
-        for peer in [p for p in ("ease", "als") if p in res]:
-            for m in (f"recall@{k}", f"ndcg@{k}"):
-                r[f"{m}_vs_{peer}"] = r[m] / max(res[peer][m], 1e-12)
-        imp = stack.feature_importance()
-        info["stack_top_features"] = sorted(imp, key=imp.get, reverse=True)[:8]
-        phases.echo(f"  full stack   R@{k} {r[f'recall@{k}']:.4f} N@{k} {r[f'ndcg@{k}']:.4f}"
-                    + (f" p50 {r['latency_p50_ms']:.1f}ms p99 {r['latency_p99_ms']:.1f}ms" if latency_calls else ""))
+        pop_test = np.bincount(np.concatenate(split.test_hist), minlength=n_items).astype(np.float32)
+        for left_out in [None, *ablate]:
+            name = STACK if left_out is None else f"{STACK} without {left_out}"
+            val = {g: m for g, m in gens_val.items() if g != left_out}
+            lasts = [last] if last and last != left_out else []
+            if trans_params and trans_params["last"] > 1 and left_out != "transition":
+                lasts.append("transition")  # the newest item's transitions apart from the older ones'
+            stack = RankingStack(candidates=candidates, max_train_users=ranker_users, last_item_generators=lasts,
+                                 num_threads=threads, seed=seed)
+            with phases.phase(f"{name}: train the LambdaMART ranker on s[-2]"), PeakRSS() as pm:
+                stack.fit(generators=val, validation=(split.valid_hist, split.valid_target),
+                          item_side=ItemSide(popularity=pop, category=categories))
+            # test: same booster, generators refitted on s[:-1] (popularity recounted as well)
+            stack.generators_ = {g: m for g, m in gens_test.items() if g != left_out}
+            stack.item_side_ = ItemSide(popularity=pop_test, category=categories)
+            r = score(name, stack, batch=min(batch_size, 512))
+            r.update(ranker_train_seconds=pm.seconds, ranker_train_peak_mb=pm.mb, ranker_trees=stack.best_iteration_,
+                     candidate_recall_val=stack.candidate_recall_)
+            if left_out is None:
+                r.update(lat(stack))
+            res[name] = r
+            for peer in [p for p in ("ease", "als") if p in res]:
+                for m in (f"recall@{k}", f"ndcg@{k}"):
+                    r[f"{m}_vs_{peer}"] = r[m] / max(res[peer][m], 1e-12)
+            imp = stack.feature_importance()
+            info["stack_top_features" if left_out is None else f"stack_without_{left_out}_top_features"] = sorted(
+                imp, key=imp.get, reverse=True)[:8]
+            phases.echo(f"  {name:12s} R@{k} {r[f'recall@{k}']:.4f} N@{k} {r[f'ndcg@{k}']:.4f}"
+                        + (f" p50 {r['latency_p50_ms']:.1f}ms p99 {r['latency_p99_ms']:.1f}ms"
+                           if latency_calls and left_out is None else ""))
 
     if cold_start_fraction > 0:
         _cold_start(sequences, keep, uids, n_items, gen_kinds, cold_start_fraction, seed, k, batch_size, fit,
-                    lambda kind: _make(kind, ease_l2=ease_l2, threads=threads, seed=seed), res, per_user, info,
-                    phases)
+                    make, res, per_user, info, phases)
     return RecommendRun(res, per_user, info)
 
 

@@ -12,6 +12,8 @@ from shopsense.recommend._ranker import ItemSide, RankingStack
 from shopsense.recommend._sasrec import SASRec
 from shopsense.recommend._service import RecommendService
 from shopsense.recommend._training import train_models
+from shopsense.recommend._transition import Transition, tune_transition
 
 __all__ = ["ALS", "EASE", "ContentRecommender", "Interactions", "ItemKNN", "ItemSide", "Popularity", "RankingStack",
-           "RecommendService", "Recommender", "SASRec", "Trending", "histories_to_csr", "top_k", "train_models"]
+           "RecommendService", "Recommender", "SASRec", "Transition", "Trending", "histories_to_csr", "top_k",
+           "train_models", "tune_transition"]

@@ -1,8 +1,10 @@
 """The ranker that merges every generator: LightGBM LambdaMART over candidate features.
 
 Candidates are the union of each generator's top ``candidates`` items. Features per
-(user, candidate): each generator's raw score, per-user z-score and rank; the score
-from the user's last item alone (a cheap sequential signal); item popularity, age
+(user, candidate): each generator's raw score, per-user z-score and rank (the item-
+transition generator among them: how often the candidate came next after the user's
+last items); the score from the user's last item alone under ``last_item_generators``
+(a cheap sequential signal); item popularity, age
 and price; how much of the user's history shares the candidate's category; history
 length. The ranker is trained on a time split: generators fitted without each
 user's last interaction, labels = that held-out interaction. Test targets are never

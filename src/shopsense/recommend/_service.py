@@ -56,7 +56,7 @@ log = logging.getLogger(__name__)
 
 #: generator name -> explanation source of the shared vocabulary
 SOURCES = {"popularity": "popular", "trending": "trending", "ease": "cf", "als": "cf", "itemknn": "cf",
-           "content": "content", "sasrec": "sequential", "stack": "cf"}
+           "content": "content", "sasrec": "sequential", "transition": "sequential", "stack": "cf"}
 #: the top-N list that normalises explanation scores when a version has no precomputed lists
 DEFAULT_LIST = 100
 #: how many of the most recent distinct history items lend their neighbours as candidates

@@ -41,6 +41,7 @@ from shopsense.recommend._precompute import (
     weighted_history,
 )
 from shopsense.recommend._ranker import ItemSide
+from shopsense.recommend._transition import Transition
 
 __all__ = ["train_models"]
 
@@ -131,6 +132,7 @@ def train_models(ctx: ShopContext, progress: bool | Callable[[str], None] = Fals
         gens["ease" if data.n_items <= ease_max_items else "itemknn"] = (
             EASE(l2=250.0) if data.n_items <= ease_max_items else ItemKNN())
         gens["als"] = ALS(factors=min(128, max(8, data.n_items // 4)), iterations=15)
+        gens["transition"] = Transition()  # what came next after the last items (a sequential generator)
         if vecs is not None:
             gens["content"] = ContentRecommender()
         return gens
@@ -174,7 +176,8 @@ def train_models(ctx: ShopContext, progress: bool | Callable[[str], None] = Fals
         say("training the LambdaMART ranker on held-out last interactions")
         side = _item_side(catalog, head)
         try:
-            stack = RankingStack(candidates=50).fit(generators=gens, validation=(val_hist, val_tgt), item_side=side)
+            stack = RankingStack(candidates=50, last_item_generators=("ease", "transition")).fit(
+                generators=gens, validation=(val_hist, val_tgt), item_side=side)
             metrics["ranker_candidate_recall"] = stack.candidate_recall_
             models["stack"] = stack
             primary = "stack"
