@@ -3,6 +3,7 @@
     python bench/ingest.py            # full run (~500k events, Icecat 19,406, Home Depot 54,667)
     python bench/ingest.py --quick    # 120k events, for a smoke run
     python bench/ingest.py --hostile  # 1M events with 1% hostile rows vs the same file without them
+    python bench/ingest.py --only events  # one dataset, no CLI checks; updates its entry only
 
 Each (dataset, system) runs in its own fresh subprocess, so peak RSS (ru_maxrss) is that
 system's alone; ``rss_after_import_mb`` is the same process before it reads a row.
@@ -120,7 +121,7 @@ def run_child(system: str, kind: str, path: Path, home: Path, mapping: dict[str,
 
 
 # -- data ------------------------------------------------------------------------------------
-def build_files(tmp: Path, quick: bool) -> dict[str, tuple[str, Path, dict[str, str]]]:
+def build_files(tmp: Path, quick: bool, only: set[str] | None = None) -> dict[str, tuple[str, Path, dict[str, str]]]:
     import itertools
 
     from shopsense.datasets import (
@@ -131,17 +132,21 @@ def build_files(tmp: Path, quick: bool) -> dict[str, tuple[str, Path, dict[str, 
         load_icecat_products,
     )
 
-    events = itertools.chain(iter_amazon_events("beauty"), iter_amazon_events("sports"))
-    if quick:
-        events = itertools.islice(events, 120_000)
-    n_ev = export_events(events, tmp / "events.csv", columns=["user_id", "item_id", "type", "timestamp"])
-    n_ic = export_products(load_icecat_products(), tmp / "icecat_products.csv")
-    print(f"built events.csv ({n_ev:,} rows), icecat_products.csv ({n_ic:,} rows)")
-    return {
-        "events": ("events", tmp / "events.csv", {}),
-        "icecat_products": ("products", tmp / "icecat_products.csv", {}),
-        "homedepot_products": ("products", dataset_file("search", "homedepot", "products.csv"), HD_MAP),
-    }
+    out: dict[str, tuple[str, Path, dict[str, str]]] = {}
+    if only is None or "events" in only:
+        events = itertools.chain(iter_amazon_events("beauty"), iter_amazon_events("sports"))
+        if quick:
+            events = itertools.islice(events, 120_000)
+        n_ev = export_events(events, tmp / "events.csv", columns=["user_id", "item_id", "type", "timestamp"])
+        print(f"built events.csv ({n_ev:,} rows)")
+        out["events"] = ("events", tmp / "events.csv", {})
+    if only is None or "icecat_products" in only:
+        n_ic = export_products(load_icecat_products(), tmp / "icecat_products.csv")
+        print(f"built icecat_products.csv ({n_ic:,} rows)")
+        out["icecat_products"] = ("products", tmp / "icecat_products.csv", {})
+    if only is None or "homedepot_products" in only:
+        out["homedepot_products"] = ("products", dataset_file("search", "homedepot", "products.csv"), HD_MAP)
+    return out
 
 
 # -- CLI checks ------------------------------------------------------------------------------
@@ -373,6 +378,9 @@ def main() -> None:
     ap.add_argument("--rows", type=int, default=1_000_000, help="--hostile: rows in the file")
     ap.add_argument("--bad-rate", type=float, default=0.01, help="--hostile: share of hostile rows")
     ap.add_argument("--baseline", default=None, help="--hostile: also run the code of this git revision")
+    ap.add_argument("--only", default=None, help="comma-separated datasets (events, icecat_products, "
+                    "homedepot_products): run those alone, without the CLI checks, and replace only their "
+                    "entries in --out (the others are kept as they were)")
     ap.add_argument("--child", nargs=5, metavar=("SYSTEM", "KIND", "PATH", "HOME", "MAP"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
@@ -385,10 +393,12 @@ def main() -> None:
 
     from shopsense.eval import bar_chart, meta, print_table, write_json
 
+    only = set(args.only.split(",")) if args.only else None
+    load_before = os.getloadavg()[0]
     results: dict[str, dict[str, dict[str, float]]] = {}
     with tempfile.TemporaryDirectory(prefix="shopsense-bench-ingest-") as td:
         tmp = Path(td)
-        files = build_files(tmp, args.quick)
+        files = build_files(tmp, args.quick, only)
         for ds, (kind, path, mapping) in files.items():
             results[ds] = {}
             for system in ("pandas_to_sql", "shopsense"):
@@ -404,14 +414,21 @@ def main() -> None:
         shown = ("rows_per_s", "seconds", "peak_rss_mb", "ingest_rss_mb", "stored", "rejected")
         print_table({d: {s: {m: v[m] for m in shown} for s, v in sy.items()} for d, sy in results.items()},
                     title="ingest", peer="pandas_to_sql")
-        results.update(cli_checks(tmp))
+        if only is None:
+            results.update(cli_checks(tmp))
     m = meta(
         "Each system in a fresh subprocess on the same file; rows/s = rows read / wall seconds of "
         "the ingest call; peak RSS = VmHWM of that process (includes the interpreter and "
         "imports, see rss_after_import_mb). Peer: pandas.read_csv + DataFrame.to_sql(sqlite3), "
         "no validation, no dedupe, no batching. One run each.",
         quick=args.quick, load_average_1m=round(os.getloadavg()[0], 2),
+        load_average_1m_before=round(load_before, 2),
     )
+    if only is not None and args.out.exists():  # keep the other datasets' entries as they were
+        old = json.loads(args.out.read_text())
+        m["only"] = sorted(only)
+        m["previous_meta"] = {k: v for k, v in old.pop("_meta", {}).items() if k != "previous_meta"}
+        results = {**old, **results}
     write_json(results, args.out, m)
     bar_chart({k: v for k, v in results.items() if not k.startswith("cli_")}, "rows_per_s",
               args.out.with_suffix(".png"), title="ingest throughput (rows/s)")

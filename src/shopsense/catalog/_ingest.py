@@ -2,7 +2,9 @@
 
 Rows are read in batches (bounded memory), renamed by the shop's column mapping,
 validated with the pydantic schema and written batch by batch, each batch in one
-transaction. A bad row never stops good rows: it is written to a rejects file
+transaction. Events take a fast path: a block of rows is checked column by column and only
+the rows those checks cannot pass go through pydantic (:func:`_fast_events`), with the same
+stored events and the same rejects. A bad row never stops good rows: it is written to a rejects file
 (JSONL: line, field, value, reason) and counted in the report.
 
 Whatever a row holds, it is that row's reject, never a traceback:
@@ -19,6 +21,7 @@ Whatever a row holds, it is that row's reject, never a traceback:
 from __future__ import annotations
 
 import csv
+import itertools
 import json
 import logging
 import os
@@ -30,7 +33,15 @@ from typing import Any, Literal, Self
 
 import pydantic
 
-from shopsense.catalog._models import Event, Product
+from shopsense.catalog._models import (
+    MAX_PRICE,
+    MAX_QUANTITY,
+    Event,
+    EventRows,
+    EventType,
+    Product,
+    time_window,
+)
 from shopsense.errors import ValidationError
 
 log = logging.getLogger(__name__)
@@ -214,44 +225,50 @@ def _csv_rows(path: Path) -> Iterator[tuple[int, dict[str, Any] | str]]:
             raise ValidationError(
                 f"{path.name}: line {line} (the header) is not valid UTF-8 ({where}); nothing was "
                 "stored. Convert the file to UTF-8 first.", field="path")
-        width = len(header)
-        while True:
-            start = lines.n + 1
-            lines.record.clear()
-            try:
-                cells = next(reader)
-            except StopIteration:
-                return
-            except csv.Error as exc:
-                hint = " (an unbalanced quote?); only this line is rejected" if len(lines.record) > 1 else ""
-                lines.reread_after_first()
-                reader = csv.reader(lines, delimiter=delim)  # a fresh parser: no half-read quote
-                yield start, f"unreadable CSV row: {exc}{hint}"
-                continue
-            if not cells:  # a blank line
-                continue
-            end = lines.n
-            # a record over several lines must be one well-formed record; a cell of a one-line
-            # record ends with a newline only when its quote ran to the end of the file
-            if (end > start and not _one_record(lines.record, delim, width)) or cells[-1].endswith(("\n", "\r")):
-                lines.reread_after_first()
-                reader = csv.reader(lines, delimiter=delim)
-                yield start, "unbalanced quote: the row ran over the lines after it; only this line is rejected"
-                continue
-            if lines.bad:  # a byte of this row is not UTF-8: rejected, not repaired
-                line, where, text = lines.bad[0]
-                lines.bad.clear()
-                column = next((str(h) for h, v in zip(header, cells, strict=False) if _undecodable(v)), "(row)")
-                yield end, Unreadable(f"invalid UTF-8 on line {line} ({where})", field=column, value=text)
-                continue
-            if len(cells) > width:
-                yield end, f"row has more cells than the {width}-column header"
-                continue
-            row: dict[str, Any] = dict(zip(header, cells, strict=False))
-            if len(cells) < width:
-                for h in header[len(cells):]:
-                    row.setdefault(h, None)
-            yield end, row
+        yield from _csv_records(lines, header, delim)
+
+
+def _csv_records(lines: _Lines, header: list[str], delim: str) -> Iterator[tuple[int, dict[str, Any] | str]]:
+    """The records after the header (see :func:`_csv_rows`), from ``lines``."""
+    reader = csv.reader(lines, delimiter=delim)
+    width = len(header)
+    while True:
+        start = lines.n + 1
+        lines.record.clear()
+        try:
+            cells = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            hint = " (an unbalanced quote?); only this line is rejected" if len(lines.record) > 1 else ""
+            lines.reread_after_first()
+            reader = csv.reader(lines, delimiter=delim)  # a fresh parser: no half-read quote
+            yield start, f"unreadable CSV row: {exc}{hint}"
+            continue
+        if not cells:  # a blank line
+            continue
+        end = lines.n
+        # a record over several lines must be one well-formed record; a cell of a one-line
+        # record ends with a newline only when its quote ran to the end of the file
+        if (end > start and not _one_record(lines.record, delim, width)) or cells[-1].endswith(("\n", "\r")):
+            lines.reread_after_first()
+            reader = csv.reader(lines, delimiter=delim)
+            yield start, "unbalanced quote: the row ran over the lines after it; only this line is rejected"
+            continue
+        if lines.bad:  # a byte of this row is not UTF-8: rejected, not repaired
+            line, where, text = lines.bad[0]
+            lines.bad.clear()
+            column = next((str(h) for h, v in zip(header, cells, strict=False) if _undecodable(v)), "(row)")
+            yield end, Unreadable(f"invalid UTF-8 on line {line} ({where})", field=column, value=text)
+            continue
+        if len(cells) > width:
+            yield end, f"row has more cells than the {width}-column header"
+            continue
+        row: dict[str, Any] = dict(zip(header, cells, strict=False))
+        if len(cells) < width:
+            for h in header[len(cells):]:
+                row.setdefault(h, None)
+        yield end, row
 
 
 def _jsonl_rows(path: Path) -> Iterator[tuple[int, dict[str, Any] | str]]:
@@ -420,8 +437,11 @@ def ingest(
     batch_size: int = 2000,
     rejects_path: str | Path | None = None,
     progress: bool = False,
+    fast: bool = True,
 ) -> IngestReport:
-    """Stream ``path`` into ``write`` (a store method) in validated batches."""
+    """Stream ``path`` into ``write`` (a store method) in validated batches. Events take the
+    fast path (columns checked together, see :func:`_fast_events`; ``write`` then gets an
+    :class:`EventRows`) unless ``fast`` is False: the row-by-row path, with the same results."""
     path = Path(path)
     if not path.exists():
         raise ValidationError(f"No such file: {str(path)!r}.", field="path")
@@ -441,6 +461,7 @@ def ingest(
                 field="map",
             )
     model = Product if kind == "products" else Event
+    fast = fast and kind == "events"
     report = IngestReport(kind=kind, source=str(path))
     rpath = Path(rejects_path) if rejects_path else None
     rfile = None
@@ -466,13 +487,14 @@ def ingest(
     def flush() -> None:
         if not batch:
             return
+        items = EventRows(list(batch)) if fast else batch
         refused = 0
         try:
-            new = write(batch)
+            new = write(items)
         except _ROW_ERRORS:
             # one row the store cannot hold must not take the batch with it: retry row by row
             new = 0
-            for obj, ln in zip(batch, lines, strict=True):
+            for obj, ln in zip(items, lines, strict=True):
                 try:
                     new += write([obj])
                 except _ROW_ERRORS as exc:
@@ -491,23 +513,63 @@ def ingest(
                         TimeRemainingColumn())
         prog.start()
         task = prog.add_task(kind, total=None)
+    def validate(line: int, row: dict[str, Any]) -> Any:
+        """The row-by-row validator: the model, or None when the row was rejected (reported)."""
+        try:
+            mapped = _map_row(row, mapping, kind, unknown)
+            return model.model_validate(mapped)
+        except pydantic.ValidationError as exc:
+            for r in _rejects_from(exc, line, mapped)[:1]:
+                reject(r)
+        except Exception as exc:  # noqa: BLE001 - whatever a row holds, it never stops the file
+            reject(Reject(line, "(row)", f"unexpected {type(exc).__name__}: {exc}"))
+        return None
+
+    def unreadable(line: int, row: str) -> None:
+        n = getattr(row, "rows", 1)
+        report.read += n
+        reject(Reject(line, getattr(row, "field", "(row)"), str(row), getattr(row, "value", "")), n)
+
+    def add(rows: list[Any], at: range | list[int]) -> None:
+        """Append valid rows to the batch, flushing each time it is full."""
+        k = 0
+        while k < len(rows):
+            take = batch_size - len(batch)
+            batch.extend(rows[k:k + take])
+            lines.extend(at[k:k + take])
+            k += take
+            if len(batch) >= batch_size:
+                flush()
+                if prog is not None:
+                    prog.update(task, completed=report.read)
+
     try:
-        for line, row in read_rows(path, fmt):
+        if fast:  # events: blocks of rows checked by columns; the rest row by row
+            import numpy as np
+
+            for item in read_event_blocks(path, fmt):
+                if isinstance(item, tuple):
+                    unreadable(*item)
+                    continue
+                report.read += len(item)
+                passed, rows = _fast_events(item, mapping, unknown)
+                start = 0
+                for i in [*np.flatnonzero(~passed).tolist(), len(item)]:
+                    add(rows[start:i], item.lines[start:i])
+                    if i == len(item):
+                        break
+                    ev = validate(item.lines[i], item.row(i))
+                    if ev is not None:
+                        add([(ev.user_id, ev.item_id, ev.type.value, ev.timestamp.timestamp(), ev.session_id,
+                              ev.query, ev.quantity, ev.price)], [item.lines[i]])
+                    start = i + 1
+        for line, row in () if fast else read_rows(path, fmt):
             if isinstance(row, str):
-                n = getattr(row, "rows", 1)
-                report.read += n
-                reject(Reject(line, getattr(row, "field", "(row)"), str(row), getattr(row, "value", "")), n)
+                unreadable(line, row)
                 continue
             report.read += 1
-            try:
-                mapped = _map_row(row, mapping, kind, unknown)
-                obj = model.model_validate(mapped)
-            except pydantic.ValidationError as exc:
-                for r in _rejects_from(exc, line, mapped)[:1]:
-                    reject(r)
-                continue
-            except Exception as exc:  # noqa: BLE001 - whatever a row holds, it never stops the file
-                reject(Reject(line, "(row)", f"unexpected {type(exc).__name__}: {exc}"))
+            obj = validate(line, row)
+            if obj is None:
                 continue
             if kind == "products":
                 first = seen_ids.get(obj.id)
@@ -515,12 +577,7 @@ def ingest(
                     reject(Reject(line, "id", f"duplicate id {obj.id!r} (first seen at line {first})", obj.id))
                     continue
                 seen_ids[obj.id] = line
-            batch.append(obj)
-            lines.append(line)
-            if len(batch) >= batch_size:
-                flush()
-                if prog is not None:
-                    prog.update(task, completed=report.read)
+            add([obj], [line])
         flush()
     finally:
         if prog is not None:
@@ -532,3 +589,315 @@ def ingest(
     if report.rejected:
         log.warning("%s: %d of %d rows rejected", path.name, report.rejected, report.read)
     return report
+
+
+# -- events: the fast path ----------------------------------------------------------------------
+# Why hand-written: pydantic validates one Python object at a time (about 15 us an event, with the
+# dict and the model each row needs), and no library validates Arrow columns while reporting each
+# failing row with its line, field and message, as the rejects file must. So the columns of a block
+# of rows are checked here with pyarrow compute, conservatively: a row passes only when every value
+# has a shape whose outcome is certain (printable ASCII ids without surrounding spaces, a known
+# type, whole seconds inside the time window, a plain decimal price...), and then its stored values
+# are exactly those Event would hold. Every other row goes through the row-by-row validator
+# (_map_row + Event.model_validate), which stores or rejects it exactly as before: the rejects
+# report is unchanged, only fewer rows pay for pydantic. A rule added to Event must be added here
+# too, or its values must fail these checks (tests/catalog/test_fast_events.py compares the paths).
+
+#: printable ASCII, no space at either end (so str_strip_whitespace changes nothing)
+_PLAIN = r"^[\x21-\x7e](?:[\x20-\x7e]*[\x21-\x7e])?$"
+#: the same without '/' (user ids appear in URL paths: check_id)
+_PLAIN_NO_SLASH = r"^[\x21-\x2e\x30-\x7e](?:[\x20-\x2e\x30-\x7e]*[\x21-\x2e\x30-\x7e])?$"
+_SECONDS = r"^[0-9]{1,11}$"  # whole seconds since 1970
+_QUANTITY = r"^[1-9][0-9]{0,6}$"
+_PRICE = r"^[0-9]{1,10}(?:\.[0-9]{1,9})?$"
+_EVENT_TYPES = [t.value for t in EventType]
+
+
+@dataclass
+class _Block:
+    """Consecutive parsed rows as columns (raw cells, by source column). ``rows``: the rows as
+    read (JSONL, Parquet); None when a row is rebuilt from the columns (CSV, as _csv_records
+    builds it)."""
+
+    lines: range | list[int]
+    columns: dict[str, list[Any]]
+    rows: list[dict[str, Any]] | None = None
+
+    def __len__(self) -> int:
+        return len(self.lines)
+
+    def row(self, i: int) -> dict[str, Any]:
+        if self.rows is not None:
+            return self.rows[i]
+        return {k: v[i] for k, v in self.columns.items()}
+
+    @classmethod
+    def of_rows(cls, lines: list[int], rows: list[dict[str, Any]]) -> _Block:
+        keys = dict.fromkeys(k for r in rows for k in r)
+        return cls(lines, {k: [r.get(k) for r in rows] for k in keys}, rows)
+
+
+_Item = tuple[int, str] | _Block
+
+
+def _grouped(rows: Iterator[tuple[int, dict[str, Any] | str]], size: int = 5000) -> Iterator[_Item]:
+    """Rows from :func:`read_rows` as blocks; an unreadable part stays an item of its own, in order."""
+    lines: list[int] = []
+    block: list[dict[str, Any]] = []
+    for line, row in rows:
+        if isinstance(row, str):
+            if block:
+                yield _Block.of_rows(lines, block)
+                lines, block = [], []
+            yield line, row
+            continue
+        lines.append(line)
+        block.append(row)
+        if len(block) >= size:
+            yield _Block.of_rows(lines, block)
+            lines, block = [], []
+    if block:
+        yield _Block.of_rows(lines, block)
+
+
+def _plain_text(text: str) -> bool:
+    """Whether every line of ``text`` is one CSV record that the csv module splits on the
+    delimiter alone, with nothing for _csv_records to report: no quote, no NUL, no byte that
+    was not UTF-8."""
+    return '"' not in text and "\x00" not in text and (text.isascii() or _UNDECODABLE.search(text) is None)
+
+
+def _csv_blocks(path: Path, size: int = 1 << 18) -> Iterator[_Item]:
+    """The rows of :func:`_csv_rows`, a chunk of lines (``size`` characters) at a time: a chunk
+    of plain lines (:func:`_plain_text`) is one record per line, split by the csv module in one
+    call; from the first chunk that is not, the rest of the file goes through _csv_records line
+    by line, as in the row-by-row path."""
+    with path.open(newline="", encoding="utf-8-sig", errors="surrogateescape") as fh:
+        sample = fh.read(4096)
+        fh.seek(0)
+        delim = "\t" if sample.count("\t") > sample.count(",") else ","
+        first = fh.readline()
+        header = next(csv.reader([first], delimiter=delim), []) if _plain_text(first) else []
+        if not header or len(set(header)) < len(header):  # a quoted, odd or repeated header
+            yield from _grouped(_csv_rows(path))
+            return
+        width, n = len(header), 1  # n: lines read so far
+        while chunk := fh.readlines(size):
+            records: list[list[str]] = []
+            if _plain_text("".join(chunk)):
+                try:
+                    records = list(csv.reader(chunk, delimiter=delim))
+                except csv.Error:  # e.g. a cell over the csv module's size limit: reported below
+                    records = []
+            if len(records) != len(chunk):  # not plain (one record per line cannot be assumed)
+                lines = _Lines(itertools.chain(chunk, fh))
+                lines.n = n
+                yield from _grouped(_csv_records(lines, header, delim))
+                return
+            if set(map(len, records)) == {width}:
+                yield _Block(range(n + 1, n + 1 + len(records)), dict(zip(header, map(list, zip(*records)),
+                                                                          strict=True)))
+            else:  # blank lines, short rows, long rows: as _csv_records reads them
+                keep: list[int] = []
+                for i, cells in enumerate(records):
+                    if len(cells) > width:
+                        if keep:
+                            yield _csv_block(header, records, keep, n)
+                            keep = []
+                        yield n + 1 + i, f"row has more cells than the {width}-column header"
+                    elif cells:
+                        keep.append(i)
+                if keep:
+                    yield _csv_block(header, records, keep, n)
+            n += len(chunk)
+
+
+def _csv_block(header: list[str], records: list[list[str]], keep: list[int], n: int) -> _Block:
+    """The records ``keep`` as a block; a short row's missing cells are None (as _csv_records)."""
+    cols: dict[str, list[Any]] = {h: [] for h in header}
+    for i in keep:
+        cells = records[i]
+        for j, h in enumerate(header):
+            cols[h].append(cells[j] if j < len(cells) else None)
+    return _Block([n + 1 + i for i in keep], cols)
+
+
+def read_event_blocks(path: Path, fmt: str) -> Iterator[_Item]:
+    """What :func:`read_rows` yields, as blocks of rows (an unreadable part is ``(line, reason)``)."""
+    if fmt == "csv":
+        return _csv_blocks(path)
+    return _grouped(read_rows(path, fmt))
+
+
+def _as_arrow(values: list[Any]) -> tuple[Any, Any]:
+    """(the column as an Arrow array, numpy bool per row: the value was left out). Values of
+    mixed types (JSON: numbers and text in one column) keep those of the commonest type; the
+    others are left out (null in the array), and so are values Arrow cannot hold (a string
+    that is not UTF-8, an integer past 64 bits): their rows take the row-by-row path."""
+    import numpy as np
+    import pyarrow as pa
+
+    try:
+        return pa.array(values), np.zeros(len(values), dtype=bool)
+    except (pa.ArrowException, ValueError, TypeError, OverflowError):
+        pass
+    kinds = [type(v) for v in values]
+    counts: dict[type, int] = {}
+    for k in kinds:
+        if k is not type(None):
+            counts[k] = counts.get(k, 0) + 1
+    keep = max(counts, key=counts.__getitem__) if counts else type(None)
+    left_out = np.fromiter((k is not keep and k is not type(None) for k in kinds), bool, len(values))
+    try:
+        arr = pa.array([v if k is keep else None for v, k in zip(values, kinds, strict=True)])
+    except (pa.ArrowException, ValueError, TypeError, OverflowError):
+        return pa.nulls(len(values)), np.fromiter((v is not None for v in values), bool, len(values))
+    return arr, left_out
+
+
+def _fast_events(block: _Block, mapping: dict[str, str], unknown: set[str]) -> tuple[Any, list[tuple[Any, ...]]]:
+    """(passed, rows): a numpy bool per row of ``block``, True when the columns show the row is a
+    valid event; ``rows[i]`` is row i as an :class:`EventRows` tuple (meaningless where not passed)."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    n = len(block)
+    passed = np.ones(n, dtype=bool)
+    fields: dict[str, list[Any]] = {}
+    for col, values in block.columns.items():
+        target = mapping.get(col, col)
+        if target == "-":
+            continue
+        if target in _EVENT_FIELDS and target not in fields:
+            fields[target] = values
+            continue
+        # a repeated field, an attribute (no such field for events) or an unknown column: the
+        # rows with a value in it take the row-by-row path, which reports or drops the value
+        blank = np.fromiter((v is None or (isinstance(v, str) and not v.strip()) for v in values), bool, n)
+        if target in _EVENT_FIELDS or target.startswith("attributes."):
+            passed &= blank
+        elif not blank.all():
+            unknown.add(col)
+
+    def check(name: str, pattern: str, *, required: bool) -> tuple[Any, Any, list[Any]]:
+        """(present, arrow array, values) of a string field; rows failing ``pattern`` fail."""
+        nonlocal passed
+        values = fields.get(name)
+        if values is None:
+            if required:
+                passed[:] = False
+            return np.zeros(n, dtype=bool), None, [None] * n
+        arr, left_out = _as_arrow(values)
+        passed &= ~left_out
+        present = pc.fill_null(pc.not_equal(arr, ""), False).to_numpy(zero_copy_only=False) if \
+            pa.types.is_string(arr.type) else pc.is_valid(arr).to_numpy(zero_copy_only=False)
+        if pa.types.is_string(arr.type) and pattern:
+            ok = pc.fill_null(pc.match_substring_regex(arr, pattern), False).to_numpy(zero_copy_only=False)
+        elif pattern:
+            ok = np.zeros(n, dtype=bool)  # a number or a list where text is expected
+        else:
+            ok = np.ones(n, dtype=bool)
+        passed &= ok | (~present & (not required))
+        return present, arr, values
+
+    # ids: check_id (not '.' or '..', no control characters, and no '/' for users), stripped,
+    # user_id 1 to 256 characters
+    def not_dots(arr: Any) -> Any:
+        if arr is None or not pa.types.is_string(arr.type):
+            return np.ones(n, dtype=bool)
+        return ~pc.fill_null(pc.is_in(arr, value_set=pa.array([".", ".."])), False).to_numpy(zero_copy_only=False)
+
+    _, u_arr, user = check("user_id", _PLAIN_NO_SLASH, required=True)
+    passed &= not_dots(u_arr)
+    if u_arr is not None and pa.types.is_string(u_arr.type):
+        passed &= pc.fill_null(pc.less_equal(pc.binary_length(u_arr), 256), False).to_numpy(zero_copy_only=False)
+    i_present, i_arr, item = check("item_id", _PLAIN, required=False)
+    passed &= not_dots(i_arr)
+    _, _, session = check("session_id", _PLAIN, required=False)
+    _, _, query = check("query", _PLAIN, required=False)
+    _, t_arr, types = check("type", "", required=True)
+    if t_arr is not None and pa.types.is_string(t_arr.type):
+        is_type = pc.fill_null(pc.is_in(t_arr, value_set=pa.array(_EVENT_TYPES)), False).to_numpy(
+            zero_copy_only=False)
+        search = pc.fill_null(pc.equal(t_arr, "search"), False).to_numpy(zero_copy_only=False)
+        passed &= is_type & (i_present | search)  # item_id is required but for searches
+    else:
+        passed[:] = False
+
+    # timestamp: whole seconds in [0, now + 1 day] (check_time); a minute's margin below the
+    # upper bound, as the row-by-row path reads the clock later; no timestamp means "now": that
+    # row takes the row-by-row path, as does an ISO 8601 time or a fraction of a second
+    hi = time_window()[1] - 60
+    ts = np.zeros(n)
+    ts_values = fields.get("timestamp")
+    ts_arr = None
+    if ts_values is not None:
+        ts_arr, left_out = _as_arrow(ts_values)
+        passed &= ~left_out
+    if ts_arr is None:
+        passed[:] = False
+    elif pa.types.is_string(ts_arr.type):
+        ok = pc.fill_null(pc.match_substring_regex(ts_arr, _SECONDS), False)
+        secs = pc.cast(pc.if_else(ok, ts_arr, "0"), pa.int64()).to_numpy(zero_copy_only=False).astype(float)
+        passed &= ok.to_numpy(zero_copy_only=False) & (secs <= hi)
+        ts = secs
+    elif pa.types.is_integer(ts_arr.type) or pa.types.is_floating(ts_arr.type):
+        x = pc.cast(ts_arr, pa.float64(), safe=False).to_numpy(zero_copy_only=False)  # nulls: nan
+        with np.errstate(invalid="ignore"):
+            passed &= (x >= 0) & (x <= hi) & (np.floor(x) == x)
+        ts = np.where(passed, x, 0.0)
+    else:
+        passed[:] = False
+
+    # quantity: an integer in [1, MAX_QUANTITY]; none means 1
+    quantity: list[Any] = [1] * n
+    q_values = fields.get("quantity")
+    if q_values is not None:
+        q_arr, left_out = _as_arrow(q_values)
+        passed &= ~left_out
+        if pa.types.is_string(q_arr.type):
+            present = pc.fill_null(pc.not_equal(q_arr, ""), False)
+            ok = pc.fill_null(pc.match_substring_regex(q_arr, _QUANTITY), False)
+            q = pc.cast(pc.if_else(ok, q_arr, "1"), pa.int64()).to_numpy(zero_copy_only=False)
+            okn = ok.to_numpy(zero_copy_only=False) & (q <= MAX_QUANTITY)
+            passed &= okn | ~present.to_numpy(zero_copy_only=False)
+            quantity = np.where(okn, q, 1).tolist()
+        elif pa.types.is_integer(q_arr.type) or pa.types.is_floating(q_arr.type):
+            # a whole float is that integer (pydantic's lax int; JSON mixing 2 and 2.0 reads as floats)
+            q = pc.fill_null(pc.cast(q_arr, pa.float64(), safe=False), 1.0).to_numpy(zero_copy_only=False)
+            with np.errstate(invalid="ignore"):
+                okq = (q >= 1) & (q <= MAX_QUANTITY) & (np.floor(q) == q)
+            passed &= okq
+            quantity = np.where(okq, q, 1).astype(np.int64).tolist()
+        else:
+            passed &= ~pc.is_valid(q_arr).to_numpy(zero_copy_only=False)
+
+    # price: finite, in [0, MAX_PRICE]; none means None. A decimal string is read by float(),
+    # which rounds as pydantic does (correctly rounded)
+    price: list[Any] = [None] * n
+    p_values = fields.get("price")
+    if p_values is not None:
+        p_arr, left_out = _as_arrow(p_values)
+        passed &= ~left_out
+        if pa.types.is_string(p_arr.type):
+            present = pc.fill_null(pc.not_equal(p_arr, ""), False).to_numpy(zero_copy_only=False)
+            ok = pc.fill_null(pc.match_substring_regex(p_arr, _PRICE), False).to_numpy(zero_copy_only=False)
+            price = [float(v) if k else None for v, k in zip(p_values, ok.tolist(), strict=True)]
+            pv = np.array([v if v is not None else 0.0 for v in price])
+            passed &= (ok & (pv <= MAX_PRICE)) | ~present
+        elif pa.types.is_integer(p_arr.type) or pa.types.is_floating(p_arr.type):
+            x = pc.cast(p_arr, pa.float64(), safe=False).to_numpy(zero_copy_only=False)
+            valid = pc.is_valid(p_arr).to_numpy(zero_copy_only=False)
+            with np.errstate(invalid="ignore"):
+                passed &= ~valid | ((x >= 0) & (x <= MAX_PRICE))
+            price = [float(v) if k else None for v, k in zip(x.tolist(), valid.tolist(), strict=True)]
+        else:
+            passed &= ~pc.is_valid(p_arr).to_numpy(zero_copy_only=False)
+
+    def opt(values: list[Any]) -> list[Any]:
+        return [v or None for v in values]  # "" (a blank cell) -> None
+
+    rows = list(zip(user, opt(item), types, ts.tolist(), opt(session), opt(query), quantity, price,
+                    strict=True))
+    return passed, rows

@@ -16,9 +16,10 @@ import json
 import math
 import re
 import time
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from enum import Enum
-from typing import Any
+from typing import Any, overload
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 from pydantic_core import PydanticCustomError
@@ -291,3 +292,44 @@ class Event(BaseModel):
         if self.type != EventType.SEARCH and not self.item_id:
             raise ValueError(f"item_id is required for {self.type.value!r} events")
         return self
+
+
+#: the fields of an :class:`EventRows` tuple, in order
+EVENT_ROW_FIELDS = ("user_id", "item_id", "type", "timestamp", "session_id", "query", "quantity", "price")
+
+
+class EventRows(Sequence[Event]):
+    """Validated events kept as tuples of :data:`EVENT_ROW_FIELDS` (``type`` its value,
+    ``timestamp`` seconds since 1970): what the ingest's fast path hands a store, which
+    reads them with ``event_tuples()`` and builds no object per row. To any other reader it
+    is a sequence of :class:`Event` (built on access, without validating them again)."""
+
+    def __init__(self, rows: list[tuple[Any, ...]] | None = None) -> None:
+        self.rows: list[tuple[Any, ...]] = rows if rows is not None else []
+
+    def event_tuples(self) -> list[tuple[Any, ...]]:
+        return self.rows
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    @overload
+    def __getitem__(self, i: int) -> Event: ...
+
+    @overload
+    def __getitem__(self, i: slice) -> list[Event]: ...
+
+    def __getitem__(self, i: int | slice) -> Event | list[Event]:
+        if isinstance(i, slice):
+            return [_event_of(t) for t in self.rows[i]]
+        return _event_of(self.rows[i])
+
+    def __iter__(self) -> Iterator[Event]:
+        return map(_event_of, self.rows)
+
+
+def _event_of(t: tuple[Any, ...]) -> Event:
+    user_id, item_id, type_, ts, session_id, query, quantity, price = t
+    return Event.model_construct(user_id=user_id, item_id=item_id, type=EventType(type_),
+                                 timestamp=datetime.fromtimestamp(ts, UTC), session_id=session_id,
+                                 query=query, quantity=quantity, price=price)

@@ -39,7 +39,7 @@ from shopsense.store._base import (
     EventArrays,
     Exposure,
     Store,
-    event_key,
+    event_rows,
     exposure_dict,
     exposure_row,
 )
@@ -251,11 +251,7 @@ class PostgresStore(Store):
         return n
 
     def add_events(self, events: Iterable[Event]) -> int:
-        rows = [
-            (event_key(e), e.user_id, e.item_id, e.type.value, e.timestamp.timestamp(),
-             e.session_id, e.query, e.quantity, e.price)
-            for e in events
-        ]
+        rows = event_rows(events)
         if not rows:
             return 0
         with self._lock:

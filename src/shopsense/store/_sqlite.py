@@ -18,7 +18,7 @@ from shopsense.store._base import (
     EventArrays,
     Exposure,
     Store,
-    event_key,
+    event_rows,
     exposure_dict,
     exposure_row,
 )
@@ -78,11 +78,6 @@ CREATE INDEX IF NOT EXISTS exposures_list ON exposures(list_id);
 _EXPOSURE_COLS = ", ".join(EXPOSURE_FIELDS)
 _INSERT_EVENT = ("INSERT OR IGNORE INTO events(key, user_id, item_id, type, ts, session_id, query, "
                  "quantity, price) VALUES (?,?,?,?,?,?,?,?,?)")
-
-
-def _event_row(e: Event) -> tuple[Any, ...]:
-    return (event_key(e), e.user_id, e.item_id, e.type.value, e.timestamp.timestamp(),
-            e.session_id, e.query, e.quantity, e.price)
 
 
 def _create_private(path: Path) -> None:
@@ -204,7 +199,7 @@ class SQLiteStore(Store):
         return len(rows)
 
     def add_events(self, events: Iterable[Event]) -> int:
-        return self._tx(_INSERT_EVENT, [_event_row(e) for e in events])
+        return self._tx(_INSERT_EVENT, event_rows(events))
 
     def add_event_batches(self, batches: Sequence[Sequence[Event]], durable: bool = True) -> list[int | Exception]:
         """Store several batches of events (each all or nothing) in one transaction: group
@@ -227,7 +222,7 @@ class SQLiteStore(Store):
                         cur.execute("SAVEPOINT batch")
                         try:
                             before = self._conn.total_changes
-                            cur.executemany(_INSERT_EVENT, [_event_row(e) for e in batch])
+                            cur.executemany(_INSERT_EVENT, event_rows(batch))
                             out.append(self._conn.total_changes - before)
                             cur.execute("RELEASE batch")
                         except (sqlite3.IntegrityError, ValueError, TypeError, OverflowError) as exc:
