@@ -96,6 +96,19 @@ def export_onnx(model_name: str, out_dir: str | Path, quantize: bool = True, ops
     return out_dir
 
 
+def ort_threads(explicit: int | None = None) -> int:
+    """ONNX Runtime's intra-op threads: ``explicit`` when given; else the same rule as the
+    torch back-end (never more than 2 on a shared CPU) and never more than a server
+    worker's share, ``OMP_NUM_THREADS`` (``shopsense serve --workers N`` sets it per worker):
+    ORT's own pool ignores that variable, and 2 workers x 2 spinning threads on 2 cores
+    served searches slower than 1 worker did (bench/serve.py)."""
+    if explicit:
+        return int(explicit)
+    share = os.environ.get("OMP_NUM_THREADS", "").strip()
+    cap = int(share) if share.isdigit() and int(share) > 0 else 2
+    return max(1, min(cap, os.cpu_count() or 1))
+
+
 class _OnnxModel:
     """What callers of ``TextEncoder.model`` may touch, shaped like a SentenceTransformer
     (``.tokenizer``, ``.max_seq_length``), plus the ONNX Runtime session."""
@@ -141,8 +154,7 @@ class OnnxTextEncoder(TextEncoder):
             self._meta = json.loads((self.onnx_dir / "manifest.json").read_text())
             self._tok = AutoTokenizer.from_pretrained(str(self.onnx_dir / "tokenizer"))
             so = ort.SessionOptions()
-            # same rule as the torch back-end: never more than 2 threads on a shared CPU
-            so.intra_op_num_threads = self.threads or min(2, os.cpu_count() or 1)
+            so.intra_op_num_threads = ort_threads(self.threads)
             so.inter_op_num_threads = 1
             self._session = ort.InferenceSession(str(graph), so, providers=["CPUExecutionProvider"])
             self._dim = int(self._meta["dim"])
