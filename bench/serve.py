@@ -148,13 +148,15 @@ def free_port() -> int:
 
 
 class Server:
-    def __init__(self, home: Path, workers: int, log: Path) -> None:
+    def __init__(self, home: Path, workers: int, log: Path, cache: bool = True) -> None:
         import psutil
 
         self.home, self.workers = home, workers
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         env = {**os.environ, "SHOPSENSE_RATE_LIMIT_PER_MINUTE": "100000000", "HF_HUB_OFFLINE": "1"}
+        if not cache:  # every answer computed: the like-for-like comparison with the limit
+            env["SHOPSENSE_RESPONSE_CACHE_TTL_S"] = "0"
         for v in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
             env.pop(v, None)  # the server chooses its own threads per worker
         env.pop("SHOPSENSE_SERVE_APP", None)
@@ -360,7 +362,8 @@ def serve_runs(args: argparse.Namespace, home: Path, kinds: list[str], workers: 
 
     copy = server_copy(home, work / f"serve-{home.name}-{workers}w")
     key = KeyStore(copy / "api_keys.json").create("write", name="bench")
-    server = Server(copy, workers, work / f"server-{home.name}-{workers}w.log")
+    server = Server(copy, workers, work / f"server-{home.name}-{workers}w.log", cache=not args.no_cache)
+    label = " (cache off)" if args.no_cache else ""
     out: dict[str, dict[str, Any]] = {}
     try:
         ready_s = server.wait_ready()
@@ -372,8 +375,8 @@ def serve_runs(args: argparse.Namespace, home: Path, kinds: list[str], workers: 
                 r = measure(server, files[kind], key, c, args.seconds, f"{kind}-{workers}w-{c}-{time.time():.0f}",
                             events=kind in ("events", "mixed"))
                 r["workers"], r["clients"] = workers, c
-                out[f"{kind}/{workers}w/c{c}"] = r
-                say(f"    {kind:9s} {workers}w c{c:<3d} {r['throughput_rps']:7.1f} req/s  p50 {r['p50_ms']:7.1f}  "
+                out[f"{kind}{label}/{workers}w/c{c}"] = r
+                say(f"    {kind}{label:12s} {workers}w c{c:<3d} {r['throughput_rps']:7.1f} req/s  p50 {r['p50_ms']:7.1f}  "
                     f"p99 {r['p99_ms']:7.1f} ms  5xx {r['errors_5xx']}  other {r['errors_other']}  "
                     f"sock {r['socket_errors']}  hit {r['cache_hit_ratio']:.2f}  srv {r['server_cpu_cores']:.2f} "
                     f"cli {r['client_cpu_cores']:.2f} cores  lost {r.get('lost_events', '-')}  load {r['load_avg_1m']}")
@@ -438,7 +441,7 @@ def first_user(home: Path) -> str:
 # -- report ---------------------------------------------------------------------------------
 def must_show(results: dict[str, Any], limits: dict[str, float], memory: dict[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {}
-    runs = {k: v for k, v in results.items() if "/" in k}
+    runs = {k: v for d in results.values() for k, v in d.items() if "/" in k and isinstance(v, dict)}
     mono = {}
     for kind in HOME_OF:
         for w in (1, 2):
@@ -454,11 +457,12 @@ def must_show(results: dict[str, Any], limits: dict[str, float], memory: dict[st
                 scale[f"{kind} c{c}"] = round(b["throughput_rps"] / a["throughput_rps"], 2)
     out["two_workers_over_one (>= 1.6)"] = scale
     for kind, p99 in (("search", 100.0), ("recommend", 50.0)):
-        for w in (1, 2):
-            r = runs.get(f"{kind}/{w}w/c32")
-            if r and limits.get(kind):
-                out[f"{kind} {w}w c32: ratio to limit (>= 0.5), p99 ms (< {p99:.0f})"] = (
-                    round(r["throughput_rps"] / limits[kind], 3), round(r["p99_ms"], 1))
+        for label in ("", " (cache off)"):
+            for w in (1, 2):
+                r = runs.get(f"{kind}{label}/{w}w/c32")
+                if r and limits.get(kind):
+                    out[f"{kind}{label} {w}w c32: ratio to limit (>= 0.5), p99 ms (< {p99:.0f})"] = (
+                        round(r["throughput_rps"] / limits[kind], 3), round(r["p99_ms"], 1))
     out["5xx (0)"] = sum(r["errors_5xx"] for r in runs.values())
     out["lost events (0)"] = sum(r.get("lost_events", 0) for r in runs.values())
     mem = {}
@@ -481,14 +485,16 @@ def chart(results: dict[str, dict[str, Any]], path: Path) -> None:
     fig, axes = plt.subplots(2, len(kinds), figsize=(4 * len(kinds), 6.5), squeeze=False)
     for j, kind in enumerate(kinds):
         data = next((d for d in results.values() if any(s.startswith(kind + "/") for s in d)), {})
-        for w, style in ((1, "o--"), (2, "s-")):
-            pts = sorted((v["clients"], v) for s, v in data.items() if s.startswith(f"{kind}/{w}w/"))
+        for label, w, style in (("", 1, "o--"), ("", 2, "s-"), (" (cache off)", 1, "x:"), (" (cache off)", 2, "D:")):
+            pts = sorted((v["clients"], v) for s, v in data.items() if s.startswith(f"{kind}{label}/{w}w/"))
             if not pts:
                 continue
             xs = [c for c, _ in pts]
-            axes[0][j].plot(xs, [v["throughput_rps"] for _, v in pts], style, label=f"{w} worker(s)")
-            axes[1][j].plot(xs, [v["p99_ms"] for _, v in pts], style, label=f"{w} worker(s)")
-        lim = data.get("limit (in-process, 2 processes)")
+            name = f"{w} worker(s){label}"
+            axes[0][j].plot(xs, [v["throughput_rps"] for _, v in pts], style, label=name)
+            axes[1][j].plot(xs, [v["p99_ms"] for _, v in pts], style, label=name)
+        # the limit is measured for searches and recommendations (events have no library peer)
+        lim = data.get("limit (in-process, 2 processes)") if kind in ("search", "recommend") else None
         if lim:
             axes[0][j].axhline(lim["throughput_rps"], color="grey", lw=1, label="library limit")
             axes[0][j].axhline(lim["throughput_rps"] / 2, color="grey", lw=1, ls=":", label="50% of limit")
@@ -515,8 +521,14 @@ def main() -> None:
     ap.add_argument("--workers", default="1,2")
     ap.add_argument("--runs", default="search,recommend,events,mixed")
     ap.add_argument("--no-builds", action="store_true", help="skip the index/train during load run")
+    ap.add_argument("--no-cache", action="store_true",
+                    help="servers with the response cache off (response_cache_ttl_s = 0); runs are labelled "
+                         "'<kind> (cache off)'")
     ap.add_argument("--limit-seconds", type=float, default=20.0)
     ap.add_argument("--out", type=Path, default=RESULTS / "serve.json")
+    ap.add_argument("--merge", action="store_true",
+                    help="replace only the runs (and limits) measured now in --out; the must-show checks "
+                         "are recomputed over the merged file (each run keeps its own load average)")
     ap.add_argument("--limit-worker", default=None, help=argparse.SUPPRESS)
     ap.add_argument("--limit-home", type=Path, default=None, help=argparse.SUPPRESS)
     ap.add_argument("--seed", type=int, default=0, help=argparse.SUPPRESS)
@@ -554,7 +566,7 @@ def main() -> None:
             memory.setdefault(names[name], {})[f"{w}w"] = mem
             for kind, lim in limits.items():
                 for s, r in runs.items():
-                    if s.startswith(kind + "/"):
+                    if s.split("/")[0].split(" (")[0] == kind:
                         r["ratio_to_limit"] = r["throughput_rps"] / lim
     builds = None
     if "mixed" in kinds and not args.no_builds:
@@ -572,6 +584,19 @@ def main() -> None:
     from shopsense.eval import meta, print_table, write_json
 
     print_table(flat, title="serve")
+    commands = [" ".join(["serve.py", *sys.argv[1:]])]
+    if args.merge and args.out.exists():
+        old = json.loads(args.out.read_text())
+        old_meta = old.pop("_meta", {})
+        for name, mem in old.pop("memory", {}).items():
+            for w, m in mem.items():
+                memory.setdefault(name, {}).setdefault(w, m)
+        for ds, d in old.items():
+            for s, v in d.items():
+                results.setdefault(ds, {}).setdefault(s, v)  # this run's measurements win
+        for kind, lim in (old_meta.get("limits") or {}).items():
+            limits.setdefault(kind, lim)
+        commands = [*(old_meta.get("commands") or [old_meta.get("command", "")]), *commands]
     checks = must_show(results, limits, memory)
     say(json.dumps(checks, indent=1))
     out = dict(results)
@@ -583,7 +608,7 @@ def main() -> None:
         "uniformly; events: 3 new view events per POST; mixed: 50/25/25 on one shop home (Home Depot + "
         "Beauty). Limit: the libraries in-process (query encoder + bm25s retrieve + HNSW; the primary "
         "model's top-10), one process per core. Rate limit raised to 1e8/min (all load comes from one IP).",
-        cores=cores, seconds_per_level=args.seconds, load_average_at_end=load(), limits=limits,
+        cores=cores, seconds_per_level=args.seconds, load_average_at_end=load(), limits=limits, commands=commands,
         must_show=checks, train_options=TRAIN,
         note="A shared 2-core machine: the load average is recorded with every run; figures taken under "
              "a load average far above 2 understate what the server does on a quiet machine."))

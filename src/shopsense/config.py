@@ -74,6 +74,10 @@ class Settings(BaseSettings):
     rate_limit_per_minute: int = Field(
         default=600, ge=1, description="requests a minute per API key (anonymous reads: per address)",
     )
+    response_cache_ttl_s: float = Field(
+        default=60.0, ge=0, description="seconds the server keeps a rendered answer (search, recommendations, "
+        "similar items) until a write makes it stale; 0 turns the response cache off",
+    )
     max_request_bytes: int = Field(default=5_000_000, ge=1024, description="largest request body the server accepts")
     redis_url: str | None = Field(
         default=None, description="e.g. redis://localhost:6379/0: the serve workers share rate limits, the "

@@ -111,3 +111,15 @@ def test_deleting_a_user_on_one_worker_reaches_the_other(home, make_client, offi
     with Engine(home) as fresh:
         expected = [h.id for h in fresh.recommend(user, k=10).hits]
     assert [h["id"] for h in after["hits"]] == expected != [h["id"] for h in before["hits"]]
+
+
+def test_response_cache_can_be_turned_off(home, make_client):
+    """Settings.response_cache_ttl_s = 0: every answer is computed (bench/serve.py measures
+    served throughput this way against the in-process limit, which has no cache)."""
+    for ttl, second in ((60.0, "hit"), (0.0, "miss")):
+        with make_client(home, warm=False, settings={"response_cache_ttl_s": ttl}) as c:
+            first = c.get("/search", params={"q": "stapler", "k": 5})
+            again = c.get("/search", params={"q": "stapler", "k": 5})
+            assert first.status_code == again.status_code == 200, first.text
+            assert first.headers["X-Cache"] == "miss" and again.headers["X-Cache"] == second
+            assert again.json()["hits"] == first.json()["hits"]

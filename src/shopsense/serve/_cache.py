@@ -104,6 +104,8 @@ class ResponseCache:
     def lookup(self, key: Any, user_id: str | None = None) -> tuple[Any | None, tuple[Any, ...]]:
         """``(value or None, stamp)``: store a value computed after this call under ``stamp``."""
         stamp = self.stamp(user_id)
+        if self.ttl_s <= 0:  # the cache is off (Settings.response_cache_ttl_s = 0)
+            return None, stamp
         if self._shared is not None:
             return _unwrap(self._shared.cache_get(self._shared_key(key, stamp))), stamp
         with self._lock:
@@ -118,6 +120,8 @@ class ResponseCache:
             return value, stamp
 
     def store(self, key: Any, stamp: tuple[Any, ...], value: Any) -> None:
+        if self.ttl_s <= 0:
+            return
         if self._shared is not None:
             self._shared.cache_put(self._shared_key(key, stamp), _wrap(value), self.ttl_s)
             return
