@@ -4,62 +4,24 @@ Screenshots go to ``test-artifacts/assist/``."""
 
 from __future__ import annotations
 
-import os
 import shutil
-import socket
-import subprocess
-import sys
-import time
-from pathlib import Path
 
 import pytest
 
+from tests.browser import REPO, chromium, need_browser, new_page, serving
+
 pytestmark = pytest.mark.integration
 
-CHROMIUM = "/usr/bin/chromium"
-REPO = Path(__file__).resolve().parents[2]
 ARTIFACTS = REPO / "test-artifacts" / "assist"
-ARGS = ["--no-sandbox", "--headless", "--disable-gpu", "--disable-background-networking"]
-
-if not Path(CHROMIUM).exists():
-    pytest.skip(f"Chromium not found at {CHROMIUM}", allow_module_level=True)
-playwright_api = pytest.importorskip("playwright.sync_api")
-httpx = pytest.importorskip("httpx")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+need_browser()
 
 
 @pytest.fixture(scope="module")
 def server(shop_home, tmp_path_factory):  # type: ignore[no-untyped-def]
     home = tmp_path_factory.mktemp("panel") / "home"
     shutil.copytree(shop_home, home)
-    port = _free_port()
-    log = (home.parent / "server.log").open("w")
-    proc = subprocess.Popen(
-        [sys.executable, "-c", "from shopsense.cli import main; main()", "serve", "--home", str(home), "--port",
-         str(port), "--demo", "--workers", "1"],
-        stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "HF_HUB_OFFLINE": "1"})
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 300
-    while time.time() < deadline:
-        if proc.poll() is not None:
-            pytest.fail(f"server exited: {Path(log.name).read_text()[-2000:]}")
-        try:
-            if httpx.get(base + "/health", timeout=2).status_code == 200:
-                break
-        except httpx.HTTPError:
-            time.sleep(0.5)
-    else:
-        proc.kill()
-        pytest.fail("server did not start in 300 s")
-    yield base
-    proc.terminate()
-    proc.wait(timeout=30)
-    log.close()
+    with serving(home, home.parent / "server.log", extra=["--workers", "1"]) as base:
+        yield base
 
 
 def test_chat_panel_shows_cited_products_as_cards(server, shop):  # type: ignore[no-untyped-def]
@@ -67,12 +29,9 @@ def test_chat_panel_shows_cited_products_as_cards(server, shop):  # type: ignore
 
     brand = Counter(p.brand for p in shop.catalog().products if p.category == ["toner cartridge"]).most_common(1)[0][0]
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    with playwright_api.sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
-        page = browser.new_page(viewport={"width": 1280, "height": 900})
-        page.set_default_timeout(120_000)
-        errors: list[str] = []
-        page.on("pageerror", lambda e: errors.append(str(e)))
+    with chromium() as browser:
+        page = new_page(browser)
+        errors = page.errors
         page.goto(server + "/")
         fab = page.locator("#ss-assistant-open")
         fab.wait_for()

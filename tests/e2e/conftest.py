@@ -19,37 +19,20 @@ import hashlib
 import json
 import os
 import shutil
-import socket
-import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-CHROMIUM = "/usr/bin/chromium"
-REPO = Path(__file__).resolve().parents[2]
+from tests.browser import REPO, chromium, new_page, serving
+
 SHOTS = REPO / "test-artifacts" / "storefront"
 CACHE = REPO / "test-artifacts" / "cache"
 AXE = Path(__file__).resolve().parent / "node_modules" / "axe-core" / "axe.min.js"
 #: how long a page waits for an element (a loaded 2-core machine needs minutes for the first
 #: answers; set lower to see failures quickly)
 TIMEOUT_MS = int(os.environ.get("SHOPSENSE_E2E_TIMEOUT_MS", "120000"))
-ARGS = ["--no-sandbox", "--headless", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--no-first-run", "--disable-sync"]
-
-
-def _need_browser() -> Any:
-    if not Path(CHROMIUM).exists():
-        pytest.skip(f"Chromium not found at {CHROMIUM}: run scripts/install-browser.sh")
-    return pytest.importorskip("playwright.sync_api")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _demo_key() -> str:
@@ -101,59 +84,24 @@ def demo_home() -> Path:
 
 @pytest.fixture(scope="session")
 def demo_server(demo_home: Path, tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
-    httpx = pytest.importorskip("httpx")
     home = tmp_path_factory.mktemp("shop") / "home"
     shutil.copytree(demo_home, home, ignore=shutil.ignore_patterns(".complete"))
-    port = _free_port()
-    log_path = tmp_path_factory.mktemp("shop-log") / "server.log"
-    log = log_path.open("w")
-    proc = subprocess.Popen(
-        [sys.executable, "-c", "from shopsense.cli import main; main()", "serve", "--home", str(home),
-         "--port", str(port), "--demo", "--bench-dir", str(REPO / "bench" / "results")],
-        stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "HF_HUB_OFFLINE": "1"})
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 600
-    while time.time() < deadline:
-        if proc.poll() is not None:
-            pytest.fail(f"server exited: {log_path.read_text()[-3000:]}")
-        try:
-            if httpx.get(base + "/health", timeout=2).status_code == 200:
-                break
-        except httpx.HTTPError:
-            time.sleep(0.5)
-    else:
-        proc.kill()
-        pytest.fail("server did not start in 600 s")
-    yield base
-    proc.terminate()
-    try:
-        proc.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-    log.close()
+    with serving(home, tmp_path_factory.mktemp("shop-log") / "server.log", timeout=600) as base:
+        yield base
 
 
 # module scope: Playwright's sync API allows one instance per thread, and while one is open
 # asyncio.run() fails, so other modules' browsers and asyncio tests must not overlap with it
 @pytest.fixture(scope="module")
 def browser():  # type: ignore[no-untyped-def]
-    api = _need_browser()
     SHOTS.mkdir(parents=True, exist_ok=True)
-    with api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
+    with chromium() as b:
         yield b
-        b.close()
 
 
 def open_page(browser: Any, width: int = 1280, height: int = 900) -> Any:
     """A page in a fresh context (empty cart, no history) that records page errors."""
-    ctx = browser.new_context(viewport={"width": width, "height": height})
-    page = ctx.new_page()
-    page.set_default_timeout(TIMEOUT_MS)
-    errors: list[str] = []
-    page.on("pageerror", lambda e: errors.append(str(e)))
-    page.errors = errors  # type: ignore[attr-defined]
-    return page
+    return new_page(browser, width, height, TIMEOUT_MS)
 
 
 def shot(page: Any, name: str, full_page: bool = True) -> Path:

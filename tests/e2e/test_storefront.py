@@ -9,36 +9,18 @@ step is screenshotted into ``test-artifacts/e2e/``. Skips only when Chromium is 
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import socket
-import subprocess
-import sys
-import time
-from pathlib import Path
 
 import pytest
 
+from tests.browser import REPO, chromium, need_browser, new_page, serving
+
 pytestmark = pytest.mark.integration
 
-CHROMIUM = "/usr/bin/chromium"
-REPO = Path(__file__).resolve().parents[2]
 ARTIFACTS = REPO / "test-artifacts" / "e2e"
 OFFICE = REPO.parent / "shared" / "datasets" / "rec" / "amazon-office"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--no-first-run", "--disable-sync"]
-
-if not Path(CHROMIUM).exists():
-    pytest.skip(f"Chromium not found at {CHROMIUM}: run scripts/install-browser.sh",
-                allow_module_level=True)
-playwright_api = pytest.importorskip("playwright.sync_api")
+need_browser()
 httpx = pytest.importorskip("httpx")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _has(module: str, cls: str) -> bool:
@@ -54,7 +36,6 @@ def _has(module: str, cls: str) -> bool:
 def server(tmp_path_factory):  # type: ignore[no-untyped-def]
     if not OFFICE.exists():
         pytest.skip(f"Amazon Office dataset not found at {OFFICE}")
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from shopsense.datasets import load_office_events, load_office_products
     from shopsense.engine import Engine
 
@@ -67,44 +48,16 @@ def server(tmp_path_factory):  # type: ignore[no-untyped-def]
         eng.build_index()
         if _has("shopsense.recommend", "RecommendService"):
             eng.train()
-    port = _free_port()
-    log = (tmp_path_factory.mktemp("e2e-log") / "server.log").open("w")
-    proc = subprocess.Popen(
-        [sys.executable, "-c", "from shopsense.cli import main; main()", "serve", "--home",
-         str(home), "--port", str(port), "--demo", "--bench-dir", str(REPO / "bench" / "results")],
-        stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "HF_HUB_OFFLINE": "1"})
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 300
-    while time.time() < deadline:
-        if proc.poll() is not None:
-            pytest.fail(f"server exited: {Path(log.name).read_text()[-2000:]}")
-        try:
-            if httpx.get(base + "/health", timeout=2).status_code == 200:
-                break
-        except httpx.HTTPError:
-            time.sleep(0.5)
-    else:
-        proc.kill()
-        pytest.fail("server did not start in 300 s")
-    yield base
-    proc.terminate()
-    proc.wait(timeout=30)
-    log.close()
+    with serving(home, tmp_path_factory.mktemp("e2e-log") / "server.log") as base:
+        yield base
 
 
 @pytest.fixture(scope="module")
 def page(server):  # type: ignore[no-untyped-def]
     shutil.rmtree(ARTIFACTS, ignore_errors=True)
     ARTIFACTS.mkdir(parents=True)
-    with playwright_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
-        pg = browser.new_page(viewport={"width": 1280, "height": 900})
-        pg.set_default_timeout(120_000)
-        errors: list[str] = []
-        pg.on("pageerror", lambda e: errors.append(str(e)))
-        pg.errors = errors  # type: ignore[attr-defined]
-        yield pg
-        browser.close()
+    with chromium() as browser:
+        yield new_page(browser)
 
 
 def _shot(page, name: str) -> None:  # type: ignore[no-untyped-def]
