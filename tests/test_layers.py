@@ -2,7 +2,7 @@
 
 Layers, bottom to top (a layer may import only from layers below it)::
 
-    core    errors, config, results, home, context, metrics   (no shopsense imports above core)
+    core    errors, config, results, home, context, metrics, llm   (no shopsense imports above core)
     stages  catalog, store, text, search, recommend, bundles, rerank, tune
     engine  engine                                            (composes the stages)
     top     eval, serve, cli, datasets                        (drive the engine)
@@ -28,7 +28,7 @@ REPO = Path(__file__).resolve().parents[1]
 SRC = REPO / "src"
 PKG = "shopsense"
 
-CORE = ("errors", "config", "results", "home", "context", "metrics")
+CORE = ("errors", "config", "results", "home", "context", "metrics", "llm")
 STAGES = ("catalog", "store", "text", "search", "recommend", "bundles", "rerank", "tune", "jobs", "insights",
           "assist")
 ENGINE = ("engine",)

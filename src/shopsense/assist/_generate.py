@@ -19,6 +19,7 @@ from typing import Any, Protocol
 
 from shopsense.assist._lexicon import COLOUR_WORDS, norm
 from shopsense.assist._types import Fact
+from shopsense.llm import ChatEndpoint
 
 __all__ = ["Generator", "OpenAIGenerator", "numbers_in", "verify"]
 
@@ -114,27 +115,9 @@ def verify(text: str, grounded: str, facts: Sequence[Fact], *, brands: Iterable[
     return problems
 
 
-class OpenAIGenerator:
+class OpenAIGenerator(ChatEndpoint):
     """Rewords answers through an OpenAI-compatible ``/chat/completions`` endpoint
     (``Settings.llm_url``, ``llm_model``, ``llm_api_key``, as the reason rephraser)."""
-
-    def __init__(self, url: str, model: str = "gpt-4o-mini", api_key: str | None = None, timeout: float = 5.0) -> None:
-        self.url = url.rstrip("/")
-        self.model = model
-        self.api_key = api_key
-        self.timeout = timeout
-
-    @classmethod
-    def from_settings(cls, settings: Any) -> OpenAIGenerator | None:
-        url = getattr(settings, "llm_url", None)
-        if not url:
-            return None
-        key = getattr(settings, "llm_api_key", None)
-        return cls(url, model=getattr(settings, "llm_model", None) or "gpt-4o-mini",
-                   api_key=key.get_secret_value() if hasattr(key, "get_secret_value") else key)
-
-    def _endpoint(self) -> str:
-        return self.url if self.url.endswith("/chat/completions") else self.url + "/chat/completions"
 
     def prompt(self, question: str, answer: str, facts: Sequence[Fact]) -> str:
         cited = [{k: v for k, v in f.as_dict().items() if k in ("product_id", "label", "value", "source")}
@@ -145,11 +128,4 @@ class OpenAIGenerator:
                 f"\nQUESTION:\n{question}\nANSWER:\n{answer}\nFACTS:\n{json.dumps(cited, ensure_ascii=False)}")
 
     def reword(self, question: str, answer: str, facts: Sequence[Fact]) -> str:
-        import httpx
-
-        headers = {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
-        resp = httpx.post(self._endpoint(), timeout=self.timeout, headers=headers, json={
-            "model": self.model, "temperature": 0,
-            "messages": [{"role": "user", "content": self.prompt(question, answer, facts)}]})
-        resp.raise_for_status()
-        return str(resp.json()["choices"][0]["message"]["content"]).strip()
+        return self.complete(self.prompt(question, answer, facts))

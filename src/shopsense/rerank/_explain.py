@@ -22,6 +22,7 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
+from shopsense.llm import ChatEndpoint
 from shopsense.results import Hit
 
 log = logging.getLogger(__name__)
@@ -251,7 +252,7 @@ class Rephraser(Protocol):
     def rephrase(self, reasons: Sequence[str], context: Mapping[str, Any]) -> list[str]: ...
 
 
-class OpenAIRephraser:
+class OpenAIRephraser(ChatEndpoint):
     """Rephrase reasons through any OpenAI-compatible ``/chat/completions`` endpoint.
 
     Off by default: it is used only when a caller builds one, e.g. from
@@ -259,41 +260,13 @@ class OpenAIRephraser:
     length; anything else falls back to the template reasons.
     """
 
-    def __init__(self, url: str, model: str = "gpt-4o-mini", api_key: str | None = None,
-                 timeout: float = 5.0) -> None:
-        self.url = url.rstrip("/")
-        self.model = model
-        self.api_key = api_key
-        self.timeout = timeout
-
-    @classmethod
-    def from_settings(cls, settings: Any) -> OpenAIRephraser | None:
-        url = getattr(settings, "llm_url", None)
-        if not url:
-            return None
-        key = getattr(settings, "llm_api_key", None)
-        return cls(url, model=getattr(settings, "llm_model", None) or "gpt-4o-mini",
-                   api_key=key.get_secret_value() if hasattr(key, "get_secret_value") else key)
-
-    def _endpoint(self) -> str:
-        return self.url if self.url.endswith("/chat/completions") else self.url + "/chat/completions"
-
     def rephrase(self, reasons: Sequence[str], context: Mapping[str, Any]) -> list[str]:
-        import httpx
-
         prompt = (
             "Rewrite each product recommendation reason to be friendly and short (max 12 words). "
             "Do not add facts. Answer only a JSON list of strings, same order and length.\n"
             + json.dumps(list(reasons))
         )
-        headers = {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
-        resp = httpx.post(self._endpoint(), timeout=self.timeout, headers=headers, json={
-            "model": self.model, "temperature": 0,
-            "messages": [{"role": "user", "content": prompt}],
-        })
-        resp.raise_for_status()
-        content = resp.json()["choices"][0]["message"]["content"]
-        out = json.loads(content)
+        out = json.loads(self.complete(prompt))
         if not isinstance(out, list) or len(out) != len(reasons):
             raise ValueError("rephraser answer is not a list of the same length")
         return [str(x) for x in out]
