@@ -151,6 +151,19 @@ class EventArrays:
         return EventArrays(**{k: getattr(self, k)[keep] for k in self.__dataclass_fields__})
 
 
+def event_arrays(cols: list[Any] | tuple[Any, ...]) -> EventArrays:
+    """Columns ``(user_id, item_id, type, ts, session_id, query, quantity)`` as arrays."""
+    return EventArrays(
+        user_id=np.array(cols[0], dtype=object),
+        item_id=np.array(cols[1], dtype=object),
+        type=np.array(cols[2], dtype=object),
+        timestamp=np.array(cols[3], dtype=np.float64),
+        session_id=np.array(cols[4], dtype=object),
+        query=np.array(cols[5], dtype=object),
+        quantity=np.array(cols[6], dtype=np.int64),
+    )
+
+
 class Store(ABC):
     """Durable store of products, events and small metadata."""
 
@@ -252,3 +265,43 @@ class Store(ABC):
             secret = self.set_meta_default("exposure_secret", secrets.token_hex(32)).encode()
             self._user_secret = secret
         return "u_" + hmac.new(secret, user_id.encode(), hashlib.sha256).hexdigest()[:24]
+
+
+class SQLReads:
+    """The reads both SQL back-ends answer with the same SQL, written once: a back-end
+    sets ``_mark`` (its DB-API parameter mark: ``?`` for sqlite3, ``%s`` for psycopg) and
+    runs a read with ``_query``. Mixed in before :class:`Store`."""
+
+    _mark = "?"
+
+    def _where(self, conditions: Iterable[tuple[str, Any]]) -> tuple[str, tuple[Any, ...]]:
+        """``[("ts >=", 5.0), ("user_id =", None)]`` -> ``(" WHERE ts >= ?", (5.0,))``:
+        a condition whose value is ``None`` is left out."""
+        used = [(c, v) for c, v in conditions if v is not None]
+        if not used:
+            return "", ()
+        return " WHERE " + " AND ".join(f"{c} {self._mark}" for c, _ in used), tuple(v for _, v in used)
+
+    def _event_query(self, user_id: str | None, session_id: str | None,
+                     since: float | None) -> tuple[str, tuple[Any, ...]]:
+        where, args = self._where([("user_id =", user_id), ("session_id =", session_id),
+                                   ("ts >", None if since is None else float(since))])
+        return ("SELECT user_id, item_id, type, ts, session_id, query, quantity FROM events" + where
+                + " ORDER BY ts, seq"), args
+
+    def sales(self, since: float | None = None, until: float | None = None) -> list[tuple[Any, ...]]:
+        where, args = self._where([("ts >=", None if since is None else float(since)),
+                                   ("ts <", None if until is None else float(until))])
+        where = (where + " AND" if where else " WHERE") + " type = 'purchase'"
+        return [tuple(r) for r in self._query(  # type: ignore[attr-defined]
+            "SELECT user_id, item_id, ts, session_id, quantity, price FROM events" + where + " ORDER BY ts, seq",
+            args)]
+
+    def exposures(self, since: float | None = None, until: float | None = None,
+                  user_id: str | None = None) -> list[dict[str, Any]]:
+        key = None if user_id is None else self.user_key(user_id)  # type: ignore[attr-defined]
+        where, args = self._where([("ts >=", None if since is None else float(since)),
+                                   ("ts <", None if until is None else float(until)), ("user_key =", key)])
+        cols = ", ".join(EXPOSURE_FIELDS)
+        sql = f"SELECT {cols} FROM exposures{where} ORDER BY ts, seq"
+        return [exposure_dict(r) for r in self._query(sql, args)]  # type: ignore[attr-defined]

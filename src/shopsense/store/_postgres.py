@@ -30,17 +30,16 @@ import threading
 from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
 from shopsense.catalog import Event, Product
 from shopsense.errors import ShopsenseError, require
 from shopsense.store._base import (
     EXPOSURE_FIELDS,
     EventArrays,
     Exposure,
+    SQLReads,
     Store,
+    event_arrays,
     event_rows,
-    exposure_dict,
     exposure_row,
 )
 
@@ -175,7 +174,7 @@ def migrate(conn: psycopg.Connection[Any]) -> int:
     return version
 
 
-class PostgresStore(Store):
+class PostgresStore(SQLReads, Store):
     """Products as JSON rows keyed by id, events as columns, in PostgreSQL.
 
     Parameters
@@ -189,6 +188,8 @@ class PostgresStore(Store):
     >>> store = PostgresStore("postgresql://shop@localhost/shopsense")  # doctest: +SKIP
     >>> store.add_events(events)                                        # doctest: +SKIP
     """
+
+    _mark = "%s"  # psycopg's parameter mark (SQLReads)
 
     #: (name, SQL) per schema version, oldest first
     migrations = MIGRATIONS
@@ -404,20 +405,7 @@ class PostgresStore(Store):
     def events(
         self, user_id: str | None = None, session_id: str | None = None, since: float | None = None
     ) -> EventArrays:
-        where, args = [], []
-        if user_id is not None:
-            where.append("user_id = %s")
-            args.append(user_id)
-        if session_id is not None:
-            where.append("session_id = %s")
-            args.append(session_id)
-        if since is not None:
-            where.append("ts > %s")
-            args.append(float(since))
-        query = "SELECT user_id, item_id, type, ts, session_id, query, quantity FROM events"
-        if where:
-            query += " WHERE " + " AND ".join(where)
-        query += " ORDER BY ts, seq"
+        query, args = self._event_query(user_id, session_id, since)
         cols: list[list[Any]] = [[] for _ in range(7)]
         with self._lock:
             conn = self._connection()
@@ -428,44 +416,7 @@ class PostgresStore(Store):
                 while chunk := cur.fetchmany(self.fetch_rows):
                     for col, values in zip(cols, zip(*chunk, strict=True), strict=True):
                         col.extend(values)
-        return EventArrays(
-            user_id=np.array(cols[0], dtype=object),
-            item_id=np.array(cols[1], dtype=object),
-            type=np.array(cols[2], dtype=object),
-            timestamp=np.array(cols[3], dtype=np.float64),
-            session_id=np.array(cols[4], dtype=object),
-            query=np.array(cols[5], dtype=object),
-            quantity=np.array(cols[6], dtype=np.int64),
-        )
-
-    def sales(self, since: float | None = None, until: float | None = None) -> list[tuple[Any, ...]]:
-        where, args = ["type = 'purchase'"], []
-        if since is not None:
-            where.append("ts >= %s")
-            args.append(float(since))
-        if until is not None:
-            where.append("ts < %s")
-            args.append(float(until))
-        return [tuple(r) for r in self._query(
-            "SELECT user_id, item_id, ts, session_id, quantity, price FROM events WHERE " + " AND ".join(where)
-            + " ORDER BY ts, seq", tuple(args))]
-
-    def exposures(self, since: float | None = None, until: float | None = None,
-                  user_id: str | None = None) -> list[dict[str, Any]]:
-        where, args = [], []
-        if since is not None:
-            where.append("ts >= %s")
-            args.append(float(since))
-        if until is not None:
-            where.append("ts < %s")
-            args.append(float(until))
-        if user_id is not None:
-            where.append("user_key = %s")
-            args.append(self.user_key(user_id))
-        query = f"SELECT {_EXPOSURE_COLS} FROM exposures"
-        if where:
-            query += " WHERE " + " AND ".join(where)
-        return [exposure_dict(r) for r in self._query(query + " ORDER BY ts, seq", tuple(args))]
+        return event_arrays(cols)
 
     def close(self) -> None:
         with self._lock:

@@ -8,18 +8,16 @@ import threading
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
-
-import numpy as np
 
 from shopsense.catalog import Event, Product
 from shopsense.store._base import (
     EXPOSURE_FIELDS,
     EventArrays,
     Exposure,
+    SQLReads,
     Store,
+    event_arrays,
     event_rows,
-    exposure_dict,
     exposure_row,
 )
 
@@ -102,7 +100,7 @@ def _writer_lock_fd(db: Path) -> int | None:
         return None
 
 
-class SQLiteStore(Store):
+class SQLiteStore(SQLReads, Store):
     """Products as JSON rows keyed by id, events as columns.
 
     One write connection guarded by a lock (SQLite serialises writers anyway), and a
@@ -332,59 +330,8 @@ class SQLiteStore(Store):
     def events(
         self, user_id: str | None = None, session_id: str | None = None, since: float | None = None
     ) -> EventArrays:
-        where, args = [], []
-        if user_id is not None:
-            where.append("user_id = ?")
-            args.append(user_id)
-        if session_id is not None:
-            where.append("session_id = ?")
-            args.append(session_id)
-        if since is not None:
-            where.append("ts > ?")
-            args.append(since)
-        sql = "SELECT user_id, item_id, type, ts, session_id, query, quantity FROM events"
-        if where:
-            sql += " WHERE " + " AND ".join(where)
-        rows = self._query(sql + " ORDER BY ts, seq", tuple(args))
-        cols = list(zip(*rows)) if rows else [()] * 7
-        return EventArrays(
-            user_id=np.array(cols[0], dtype=object),
-            item_id=np.array(cols[1], dtype=object),
-            type=np.array(cols[2], dtype=object),
-            timestamp=np.array(cols[3], dtype=np.float64),
-            session_id=np.array(cols[4], dtype=object),
-            query=np.array(cols[5], dtype=object),
-            quantity=np.array(cols[6], dtype=np.int64),
-        )
-
-    def sales(self, since: float | None = None, until: float | None = None) -> list[tuple[Any, ...]]:
-        where, args = ["type = 'purchase'"], []
-        if since is not None:
-            where.append("ts >= ?")
-            args.append(float(since))
-        if until is not None:
-            where.append("ts < ?")
-            args.append(float(until))
-        return [tuple(r) for r in self._query(
-            "SELECT user_id, item_id, ts, session_id, quantity, price FROM events WHERE " + " AND ".join(where)
-            + " ORDER BY ts, seq", tuple(args))]
-
-    def exposures(self, since: float | None = None, until: float | None = None,
-                  user_id: str | None = None) -> list[dict[str, Any]]:
-        where, args = [], []
-        if since is not None:
-            where.append("ts >= ?")
-            args.append(float(since))
-        if until is not None:
-            where.append("ts < ?")
-            args.append(float(until))
-        if user_id is not None:
-            where.append("user_key = ?")
-            args.append(self.user_key(user_id))
-        sql = f"SELECT {_EXPOSURE_COLS} FROM exposures"
-        if where:
-            sql += " WHERE " + " AND ".join(where)
-        return [exposure_dict(r) for r in self._query(sql + " ORDER BY ts, seq", tuple(args))]
+        rows = self._query(*self._event_query(user_id, session_id, since))
+        return event_arrays(list(zip(*rows)) if rows else [()] * 7)
 
     def close(self) -> None:
         with self._readers_lock:
