@@ -282,6 +282,31 @@ class SQLReads:
             return "", ()
         return " WHERE " + " AND ".join(f"{c} {self._mark}" for c, _ in used), tuple(v for _, v in used)
 
+    def iter_products(self, batch_size: int = 1000) -> Iterator[list[Product]]:
+        last = 0
+        while True:  # keyset pages: no lock or transaction is held between batches
+            rows = self._query(  # type: ignore[attr-defined]
+                f"SELECT seq, data FROM products WHERE seq > {self._mark} ORDER BY seq LIMIT {self._mark}",
+                (last, batch_size))
+            if not rows:
+                return
+            last = rows[-1][0]
+            yield [Product.model_validate_json(d) for _, d in rows]
+
+    def product_ids(self) -> list[str]:
+        return [r[0] for r in self._query("SELECT id FROM products ORDER BY seq")]  # type: ignore[attr-defined]
+
+    def count_products(self) -> int:
+        return int(self._query("SELECT count(*) FROM products")[0][0])  # type: ignore[attr-defined]
+
+    def count_events(self, user_id: str | None = None) -> int:
+        where, args = self._where([("user_id =", user_id)])
+        return int(self._query("SELECT count(*) FROM events" + where, args)[0][0])  # type: ignore[attr-defined]
+
+    def event_type_counts(self) -> dict[str, int]:
+        rows = self._query("SELECT type, count(*) FROM events GROUP BY type")  # type: ignore[attr-defined]
+        return {t: int(n) for t, n in rows}
+
     def _event_query(self, user_id: str | None, session_id: str | None,
                      since: float | None) -> tuple[str, tuple[Any, ...]]:
         where, args = self._where([("user_id =", user_id), ("session_id =", session_id),

@@ -27,7 +27,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from shopsense.catalog import Event, Product
@@ -376,31 +376,6 @@ class PostgresStore(SQLReads, Store):
         found = {pid: Product.model_validate_json(data) for pid, data in
                  self._query("SELECT id, data FROM products WHERE id = ANY(%s)", (ids,))}
         return [found.get(i) for i in product_ids]
-
-    def iter_products(self, batch_size: int = 1000) -> Iterator[list[Product]]:
-        last = 0
-        while True:  # keyset pages: no lock or transaction is held between batches
-            rows = self._query(
-                "SELECT seq, data FROM products WHERE seq > %s ORDER BY seq LIMIT %s", (last, batch_size)
-            )
-            if not rows:
-                return
-            last = rows[-1][0]
-            yield [Product.model_validate_json(d) for _, d in rows]
-
-    def product_ids(self) -> list[str]:
-        return [r[0] for r in self._query("SELECT id FROM products ORDER BY seq")]
-
-    def count_products(self) -> int:
-        return int(self._query("SELECT count(*) FROM products")[0][0])
-
-    def count_events(self, user_id: str | None = None) -> int:
-        if user_id is None:
-            return int(self._query("SELECT count(*) FROM events")[0][0])
-        return int(self._query("SELECT count(*) FROM events WHERE user_id = %s", (user_id,))[0][0])
-
-    def event_type_counts(self) -> dict[str, int]:
-        return {t: int(n) for t, n in self._query("SELECT type, count(*) FROM events GROUP BY type")}
 
     def events(
         self, user_id: str | None = None, session_id: str | None = None, since: float | None = None

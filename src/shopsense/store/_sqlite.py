@@ -301,32 +301,6 @@ class SQLiteStore(SQLReads, Store):
                 found[pid] = Product.model_validate_json(data)
         return [found.get(i) for i in product_ids]
 
-    def iter_products(self, batch_size: int = 1000) -> Iterator[list[Product]]:
-        last = 0
-        while True:
-            rows = self._query(
-                "SELECT seq, data FROM products WHERE seq > ? ORDER BY seq LIMIT ?",
-                (last, batch_size),
-            )
-            if not rows:
-                return
-            last = rows[-1][0]
-            yield [Product.model_validate_json(d) for _, d in rows]
-
-    def product_ids(self) -> list[str]:
-        return [r[0] for r in self._query("SELECT id FROM products ORDER BY seq")]
-
-    def count_products(self) -> int:
-        return int(self._query("SELECT COUNT(*) FROM products")[0][0])
-
-    def count_events(self, user_id: str | None = None) -> int:
-        if user_id is None:
-            return int(self._query("SELECT COUNT(*) FROM events")[0][0])
-        return int(self._query("SELECT COUNT(*) FROM events WHERE user_id = ?", (user_id,))[0][0])
-
-    def event_type_counts(self) -> dict[str, int]:
-        return dict(self._query("SELECT type, COUNT(*) FROM events GROUP BY type"))
-
     def events(
         self, user_id: str | None = None, session_id: str | None = None, since: float | None = None
     ) -> EventArrays:
