@@ -312,3 +312,30 @@ def test_version_in_the_first_layout_still_serves(trained, tmp_path) -> None:  #
     finally:
         (models / "CURRENT").write_text(pointer)
         shutil.rmtree(old)
+
+
+def test_reasons_name_what_the_shopper_did(trained) -> None:  # type: ignore[no-untyped-def]
+    """Issue "A storefront a shopper would trust": a reason pointing to a history item says
+    what the shopper did with it, from the events (here views, and a purchase every third
+    step), never "viewed" for an item that was bought."""
+    eng, _, _ = trained
+    checked = 0
+    for u in [f"u{n}" for n in range(30)]:
+        ev = eng.store.events(user_id=u)
+        did: dict[str, set[str]] = {}
+        for i, t in zip(ev.item_id, ev.type):
+            did.setdefault(str(i), set()).add(str(t))
+        for h in eng.recommend(u, k=10).hits:
+            because = h.evidence.get("because_item")
+            if because not in did:
+                continue
+            order = ("purchase", "add_to_cart", "wishlist", "rating", "click", "view")  # strongest first
+            strongest = next(t for t in order if t in did[because])
+            assert h.evidence["event_type"] == strongest, h
+            if h.source != "cf" or strongest not in ("purchase", "view"):
+                continue  # "Similar to X", "Often bought after X": not a claim about the shopper
+            title = eng.product(because).title
+            assert h.reason.startswith("Because you bought " if strongest == "purchase" else "Because you viewed ")
+            assert h.reason.split(" ", 3)[3][:12] == title[:12], (title, h.reason)
+            checked += 1
+    assert checked >= 5

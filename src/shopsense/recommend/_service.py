@@ -31,7 +31,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -73,6 +73,36 @@ class _User:
     weights: np.ndarray  # float32 event weight x recency decay
     purchased: np.ndarray  # model item indices bought
     print_: int  # fingerprint of (history, weights)
+    did: dict[str, str] = field(default_factory=dict)  # item id -> strongest event type on it
+
+
+#: event types by how much they say about a shopper, strongest first: a reason names the
+#: strongest thing the shopper did with the item it points to ("Because you bought X")
+_STRENGTH = ("purchase", "add_to_cart", "wishlist", "rating", "click", "view")
+
+
+def strongest_events(items: Sequence[str | None], types: Sequence[str]) -> dict[str, str]:
+    """Item id -> the strongest event type recorded on it (see :data:`_STRENGTH`)."""
+    rank = {t: r for r, t in enumerate(_STRENGTH)}
+    out: dict[str, str] = {}
+    for i, t in zip(items, types):
+        t = str(getattr(t, "value", t))
+        if i and t in rank and (i not in out or rank[t] < rank[out[i]]):
+            out[i] = t
+    return out
+
+
+def _with_event_types(result: ResultList, did: Mapping[str, str]) -> ResultList:
+    """Each hit whose evidence points to a history item also says what the shopper did
+    with it (``event_type``), so its reason can say "bought" or "added to your cart"."""
+    if not did:
+        return result
+    hits = []
+    for h in result.hits:
+        ev = h.evidence or {}
+        t = did.get(str(ev.get("because_item", "")))
+        hits.append(h.with_(evidence={**ev, "event_type": t}) if t and "event_type" not in ev else h)
+    return type(result)(hits, result.info)
 
 
 class RecommendService:
@@ -235,7 +265,8 @@ class RecommendService:
             hist, w = self._events_to_history(items, types, np.asarray(ev.timestamp, np.float64))
             bought = np.array([self._model_index[i] for i, t in zip(items, types)
                                if t == "purchase" and i in self._model_index], np.int64)
-            u = self._hist_cache[user_id] = _User(hist, w, bought, fingerprint(hist, w))
+            u = self._hist_cache[user_id] = _User(hist, w, bought, fingerprint(hist, w),
+                                                  strongest_events(items, types))
         return u
 
     def _history(self, user_id: str) -> tuple[np.ndarray, np.ndarray]:
@@ -292,11 +323,13 @@ class RecommendService:
         if len(u.history) == 0:
             return self._popular(k, filters, exclude, {"user_id": user_id, "personalised": False}, precomputed)
         if not precomputed:
-            return self._personal_full(u.history, u.weights, k, filters, exclude, info, exclude_history=False)
+            return _with_event_types(
+                self._personal_full(u.history, u.weights, k, filters, exclude, info, exclude_history=False), u.did)
         row, unchanged = self._pre.row(user_id, u.print_) if self._pre is not None else (None, False)
         # the lists leave purchases out: a call that keeps them is folded in online
-        return self._personal(u.history, u.weights, k, filters, exclude, info, exclude_history=False,
-                              row=row, unchanged=unchanged and (exclude_purchased or len(u.purchased) == 0))
+        return _with_event_types(
+            self._personal(u.history, u.weights, k, filters, exclude, info, exclude_history=False,
+                           row=row, unchanged=unchanged and (exclude_purchased or len(u.purchased) == 0)), u.did)
 
     def _purchased(self, user_id: str) -> np.ndarray:
         return self._user(user_id).purchased
@@ -350,9 +383,12 @@ class RecommendService:
         if len(hist) == 0:
             return self._popular(k, filters, none, {"session": True, "personalised": False}, precomputed)
         info = {"session": True, "personalised": True}
+        did = strongest_events(items, types)
         if not precomputed:
-            return self._personal_full(hist, w, k, filters, none, info, exclude_history=True, sequential=True)
-        return self._personal(hist, w, k, filters, none, info, exclude_history=True, sequential=True)
+            return _with_event_types(
+                self._personal_full(hist, w, k, filters, none, info, exclude_history=True, sequential=True), did)
+        return _with_event_types(
+            self._personal(hist, w, k, filters, none, info, exclude_history=True, sequential=True), did)
 
     # -- result building ------------------------------------------------------------------------------
     def _popular_model(self) -> Recommender:
