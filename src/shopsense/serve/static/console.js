@@ -123,7 +123,10 @@ function lineChart(title, series, { kind } = {}) {
     const pts = labels.map((l, i) => [x(i), top + f(byLabel[l] || 0)]);
     s.append(svg("polyline", { points: pts.map((p) => p.join(",")).join(" "), fill: "none", stroke: COLORS[si % COLORS.length], "stroke-width": 2 }));
     pts.forEach(([px, py], i) => s.append(svg("circle", { cx: px, cy: py, r: 2.5, fill: COLORS[si % COLORS.length] }, undefined)));
-    s.append(svg("text", { x: left + 8 + si * 130, y: top + h + 30, fill: COLORS[si % COLORS.length] }, "● " + ser.name));
+    // the legend's bullet in the line's colour (an inline style: the stylesheet sets every svg text's fill)
+    const key = svg("text", { x: left + 8 + si * 130, y: top + h + 30 });
+    key.append(svg("tspan", { style: `fill: ${COLORS[si % COLORS.length]}` }, "● "), ser.name);
+    s.append(key);
   });
   return s;
 }
