@@ -172,11 +172,13 @@ function diversify(hits, k, { perCategory = 2, perParent = 3, perBrand = 3, perR
     return (byCat[cat] || 0) / perCategory + (byParent[parent] || 0) / perParent
       + makerCount(byBrand, p) / perBrand + 2 * (byReason[x.reason || x.source] || 0) / perReason;
   };
-  // a maker already at its limit comes last: five binders of one maker read as one product
-  const makerFull = ([x]) => makerCount(byBrand, x.product || {}) >= perBrand;
+  // a maker or a reason already at its limit comes last: five binders of one maker read as one
+  // product, and four cards saying "Because you bought X" as one suggestion
+  const full = ([x]) => (makerCount(byBrand, x.product || {}) >= perBrand ? 1 : 0)
+    + ((byReason[x.reason || x.source] || 0) >= perReason ? 1 : 0);
   while (out.length < k && spare.length) {
     let best = -1;
-    const better = (sp, b) => makerFull(sp) !== makerFull(b) ? !makerFull(sp) : over(sp) < over(b);
+    const better = (sp, b) => full(sp) !== full(b) ? full(sp) < full(b) : over(sp) < over(b);
     spare.forEach((sp, i) => { if (!keys.some((k2) => nearDuplicate(sp[1], k2)) && (best < 0 || better(sp, spare[best]))) best = i; });
     if (best < 0) break;
     const [[x, key]] = spare.splice(best, 1);
