@@ -42,6 +42,10 @@ DEFAULT_GRID: dict[str, tuple[Any, ...]] = {
 class Transition(Recommender):
     """Sparse item-to-next-item transition counts over consecutive events.
 
+    The defaults are what NDCG@10 on the validation position chose on Amazon Beauty and
+    Sports in bench/recommend.py (Sports chose ``backward=0.5``); :func:`tune_transition`
+    chooses them for other data.
+
     Example
     -------
     >>> from shopsense.recommend import Interactions, Transition
@@ -53,8 +57,8 @@ class Transition(Recommender):
     name = "transition"
     source = "sequential"
 
-    def __init__(self, window: int = 1, decay: float = 0.5, backward: float = 0.0, last: int = 2,
-                 recency: float = 0.5) -> None:
+    def __init__(self, window: int = 5, decay: float = 0.8, backward: float = 0.0, last: int = 3,
+                 recency: float = 0.3) -> None:
         check_param("window", window, isinstance(window, (int, np.integer)) and window >= 1, "an int >= 1",
                     "Transition")
         check_param("decay", decay, 0.0 < decay <= 1.0, "a float in (0, 1]", "Transition")
