@@ -301,8 +301,8 @@ async function loadRecs() {
   if (!state.user) return;
   $("#recs-status").textContent = "updating…";
   try {
-    // three times what is shown: room to skip near-duplicates and crowded categories
-    const r = await api(`/users/${encodeURIComponent(state.user)}/recommendations?k=48`);
+    // eight times what is shown: room to skip near-duplicates, crowded categories, makers and reasons
+    const r = await api(`/users/${encodeURIComponent(state.user)}/recommendations?k=96`);
     const hits = diversify(r.hits, 12, { exclude: state.cart.map((x) => x.product.title) });
     const ids = hits.map((x) => x.id);
     const fresh = new Set(state.lastRecIds.length ? ids.filter((i) => !state.lastRecIds.includes(i)) : []);
