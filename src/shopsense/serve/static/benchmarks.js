@@ -12,7 +12,10 @@ async function refreshBench() {
   for (const [name, res] of Object.entries(all)) {
     const panel = el("details", { class: "panel", "data-bench": name }, el("summary", {}, el("b", {}, name)));
     const meta = res._meta || {};
-    if (meta.date || meta.command) panel.append(el("div", { class: "meta" }, [meta.date, meta.machine, meta.command].filter(Boolean).join(" · ")));
+    // machine is a line of text in most results and an object ({python, cpus, ...}) in some
+    const machine = meta.machine && typeof meta.machine === "object"
+      ? Object.entries(meta.machine).map(([k, v]) => `${k} ${Array.isArray(v) ? v.join("/") : v}`).join(", ") : meta.machine;
+    if (meta.date || meta.command) panel.append(el("div", { class: "meta" }, [meta.date, machine, meta.command].filter(Boolean).join(" · ")));
     for (const [dataset, systems] of Object.entries(res)) {
       if (dataset.startsWith("_") || !systems || typeof systems !== "object") continue;
       const metrics = {};

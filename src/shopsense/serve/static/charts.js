@@ -24,7 +24,10 @@ const fmt = (v) => (typeof v !== "number" ? String(v) : Number.isInteger(v) || M
 function barChart(rows, title) {
   const w = 560, rowH = 18, left = 190, top = title ? 20 : 4;
   const max = Math.max(...rows.map((r) => r[1]), 1e-12);
-  const s = svg("svg", { width: w, height: top + rows.length * rowH + 6, role: "img", "aria-label": title || "chart" });
+  const height = top + rows.length * rowH + 6;
+  // drawn 560 wide, scaled down to the column on a phone (the viewBox keeps the proportions)
+  const s = svg("svg", { width: w, height, viewBox: `0 0 ${w} ${height}`, style: "max-width: 100%; height: auto",
+    role: "img", "aria-label": title || "chart" });
   if (title) s.append(svg("text", { x: 0, y: 13, "font-weight": "600" }, title));
   rows.forEach(([label, v, c], i) => {
     const y = top + i * rowH;

@@ -5,6 +5,8 @@ const $ = (s, root = document) => root.querySelector(s);
 const NS = "http://www.w3.org/2000/svg";
 const COLORS = ["#0b6e4f", "#2a6f97", "#c05621", "#7b2cbf", "#9b2c2c", "#b7791f"];
 const KEY_STORE = "shopsense-admin-key";
+// charts are drawn at a fixed size and scaled down to the column on a phone (viewBox)
+const FIT = "max-width: 100%; height: auto";
 
 function el(tag, attrs = {}, ...kids) {
   const e = document.createElement(tag);
@@ -109,7 +111,8 @@ function lineChart(title, series, { kind } = {}) {
   const log = wantsLog(all);
   const { f, ticks } = scaleY(all, h, log);
   const x = (i) => left + 10 + (labels.length > 1 ? (i / (labels.length - 1)) * (w - left - 40) : (w - left) / 2);
-  const s = svg("svg", { width: w, height: h + top + bottom, role: "img", "aria-label": title, "data-chart": title, "data-log": log });
+  const s = svg("svg", { width: w, height: h + top + bottom, viewBox: `0 0 ${w} ${h + top + bottom}`, style: FIT,
+    role: "img", "aria-label": title, "data-chart": title, "data-log": log });
   s.append(svg("text", { x: 0, y: 14, "font-weight": "600" }, title + (log ? " (log scale)" : "")));
   for (const t of ticks) {
     const y = top + f(t);
@@ -142,7 +145,8 @@ function barChart(title, rows, { kind } = {}) {
     if (v <= 0) return 0;
     return log ? ((Math.log10(v) - Math.log10(lo)) / (Math.log10(max) - Math.log10(lo))) * (w - left - 80) : (v / max) * (w - left - 80);
   };
-  const s = svg("svg", { width: w, height: top + rows.length * rowH + 6, role: "img", "aria-label": title, "data-chart": title, "data-log": log });
+  const s = svg("svg", { width: w, height: top + rows.length * rowH + 6, viewBox: `0 0 ${w} ${top + rows.length * rowH + 6}`,
+    style: FIT, role: "img", "aria-label": title, "data-chart": title, "data-log": log });
   s.append(svg("text", { x: 0, y: 14, "font-weight": "600" }, title + (log ? " (log scale)" : "")));
   rows.forEach(([label, v], i) => {
     const y = top + i * rowH;
