@@ -69,6 +69,23 @@ def encode_docs(enc, texts: list[str], path: Path) -> np.ndarray:
     return v
 
 
+def seed_from_engine_cache(model: str, docs: list[str], home: Path, path: Path, info: dict) -> None:
+    """Fill ``path`` (the off-the-shelf document vectors) from the embedding cache of the
+    engine home bench/search.py builds, when it holds every text: same model, same texts
+    (``Product.text()``), same PyTorch encoder, so the slowest corpus encode is not redone."""
+    if path.exists() or not (home / "embeddings").exists():
+        return
+    from shopsense.text import EmbeddingCache, text_hash
+
+    vecs, found = EmbeddingCache(home / "embeddings", model).get([text_hash(t) for t in docs])
+    if vecs is None or not found.all():
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.save(path, vecs)
+    info["off_the_shelf_vectors"] = f"from the embedding cache of {home} (same model, same texts)"
+    log.info("off-the-shelf document vectors taken from %s", home / "embeddings")
+
+
 def topk(qv: np.ndarray, dv: np.ndarray, k: int = 100) -> tuple[np.ndarray, np.ndarray]:
     idx = np.zeros((len(qv), k), dtype=np.int64)
     sc = np.zeros((len(qv), k), dtype=np.float32)
@@ -202,14 +219,16 @@ def run_dataset(name: str, args, report: dict, meta: dict) -> None:
 
     # -- off-the-shelf ---------------------------------------------------------------
     base = TextEncoder(args.model, batch_size=64, threads=2, query_cache_size=0)
+    seed_from_engine_cache(args.model, docs, HERE / ".cache" / f"{name}_home", cache / "base_docs.npy", info)
     dv_base = encode_docs(base, docs, cache / "base_docs.npy")
     evaluate("off-the-shelf", base, dv_base)
 
     # hard negatives mined with the off-the-shelf encoder for pairs with no judged negative
-    qv_tr = base.encode_queries(train.queries())
-    train_m = mine_hard_negatives(train, qv_tr, dv_base, rank_range=(10, 50))
-    info["pairs_with_judged_negative"] = float((train.negatives >= 0).mean())
-    info["pairs_with_negative_after_mining"] = float((train_m.negatives >= 0).mean())
+    if args.methods:
+        qv_tr = base.encode_queries(train.queries())
+        train_m = mine_hard_negatives(train, qv_tr, dv_base, rank_range=(10, 50))
+        info["pairs_with_judged_negative"] = float((train.negatives >= 0).mean())
+        info["pairs_with_negative_after_mining"] = float((train_m.negatives >= 0).mean())
 
     models: dict[str, Path] = {}
     for method in args.methods:
@@ -247,21 +266,92 @@ def run_dataset(name: str, args, report: dict, meta: dict) -> None:
         export_onnx(src, odir, quantize=True)
     label = "full" if "full" in models else ("lora" if "lora" in models else "base")
     int8 = OnnxTextEncoder(src, odir, int8=True, batch_size=64, threads=2, query_cache_size=0)
-    dv8 = encode_docs(int8, docs, cache / f"{label}_int8_docs.npy")
-    evaluate(f"tuned-{label}-onnx-int8" if label != "base" else "onnx-int8", int8, dv8)
+    dv8 = None
+    if not args.skip_teacher_int8:
+        dv8 = encode_docs(int8, docs, cache / f"{label}_int8_docs.npy")
+        evaluate(f"tuned-{label}-onnx-int8" if label != "base" else "onnx-int8", int8, dv8)
+
+    # -- distilled student (issue 21): teacher layers pruned, trained on titles + dev queries --------
+    students: dict[str, tuple] = {}
+    if args.distil_layers:
+        if args.distil_from != "base" and args.distil_from not in models:
+            raise SystemExit(f"--distil-from {args.distil_from}: that model was not tuned in this run "
+                             f"(--methods {','.join(args.methods) or 'none'})")
+        t_src = args.model if args.distil_from == "base" else str(models[args.distil_from])
+        t_dv = dv_base if args.distil_from == "base" else np.load(cache / f"{args.distil_from}_docs.npy")
+        t_enc = base if args.distil_from == "base" else TextEncoder(t_src, batch_size=64, threads=2, query_cache_size=0)
+        dev_q = sorted({bench.queries[i] for i in dev})  # every dev query; never a test query
+        assert not set(dev_q) & set(test_q), "a test query leaked into distillation"
+        sname = f"distil-L{args.distil_layers}-from-{args.distil_from}"
+        sdir = cache / "models" / sname
+        if not (sdir / "shopsense_manifest.json").exists() or args.retune:
+            from shopsense.tune import EncoderDistiller
+
+            dist = EncoderDistiller(t_src, layers=args.distil_layers, epochs=args.distil_epochs,
+                                    batch_size=args.distil_batch, lr=args.distil_lr, max_seconds=args.distil_seconds,
+                                    eval_every=args.distil_eval_every, threads=2)
+            last_d = [0.0]
+
+            def dprog(d: dict, last=last_d) -> None:
+                if d.get("phase") == "train" and (time.time() - last[0] > 30 or "val_cosine" in d):
+                    last[0] = time.time()
+                    log.info("distil step %d/%d loss %.4f %s", d["step"], d["total"], d["loss"],
+                             f"held-out cosine {d['val_cosine']:.4f}" if "val_cosine" in d else "")
+
+            # the teacher's document vectors are the ones evaluated above (same model, same texts)
+            dist.fit(docs + dev_q, np.concatenate([t_dv, t_enc.encode_queries(dev_q)]), progress=dprog)
+            dist.save(sdir, extra={"source": f"bench/tune.py {name}: product texts + dev queries"})
+            import shutil
+
+            shutil.rmtree(cache / "onnx" / sname, ignore_errors=True)  # a new student: its export and vectors are stale
+            for f in (cache / f"{sname}_docs.npy", cache / f"{sname}_int8_docs.npy"):
+                f.unlink(missing_ok=True)
+        man = json.loads((sdir / "shopsense_manifest.json").read_text())
+        dinfo = {"distil_wall_s": man["wall_seconds"], "distil_cpu_s": man["cpu_seconds"], "distil_steps": man["steps"],
+                 "distil_epochs_done": man["steps"] * man["batch_size"] / max(1, man["train_texts"]),
+                 "stop_reason": man["stop_reason"], "layers_kept": man["layers_kept"], "teacher": args.distil_from,
+                 "heldout_cosine_to_teacher_before": man["val_cosine_before"],
+                 "heldout_cosine_to_teacher": man["val_cosine"]}
+        lab = f"distilled-L{args.distil_layers}"
+        sodir = cache / "onnx" / sname
+        if not (sodir / "model_int8.onnx").exists():
+            export_onnx(str(sdir), sodir, quantize=True)
+        # int8 first: it is the back-end the bar is about (and the cheaper corpus encode)
+        s8 = OnnxTextEncoder(str(sdir), sodir, int8=True, batch_size=64, threads=2, query_cache_size=0)
+        sdv8 = encode_docs(s8, docs, cache / f"{sname}_int8_docs.npy")
+        evaluate(f"{lab}-onnx-int8", s8, sdv8, {**dinfo, "teacher": args.distil_from})
+        students = {f"{lab}-onnx-int8": (s8, sdv8)}
+        if not args.skip_student_torch:
+            senc = TextEncoder(str(sdir), batch_size=64, threads=2, query_cache_size=0)
+            sdv = encode_docs(senc, docs, cache / f"{sname}_docs.npy")
+            evaluate(lab, senc, sdv, dinfo)
+            students[lab] = (senc, sdv)
+        t_lab = "off-the-shelf" if args.distil_from == "base" else f"tuned-{args.distil_from}"
+        for k in students:  # the bar: lose <= 1 point of NDCG@10 against the teacher, dense and hybrid
+            res[k]["ndcg@10_minus_teacher_points"] = 100 * (res[k]["ndcg@10"] - res[t_lab]["ndcg@10"])
+            res[f"hybrid({k})"]["ndcg@10_minus_teacher_points"] = 100 * (
+                res[f"hybrid({k})"]["ndcg@10"] - res[f"hybrid({t_lab})"]["ndcg@10"])
+        info["distillation"] = {"teacher": t_lab, "teacher_path": t_src, "student": str(sdir),
+                                "texts": f"{len(docs)} product texts + {len(dev_q)} dev queries",
+                                "budget_s": args.distil_seconds, "lr": args.distil_lr, "batch_size": args.distil_batch}
 
     # -- the product's own hybrid search (field BM25 + query understanding + dense) on each encoder --
     engine_home = HERE / ".cache" / f"{name}_home"
     if not args.no_shopsense and (name == "crowdflower" or not mp):
-        product_search(name, bench, engine_home, {
-            "off-the-shelf": (base, dv_base),
-            **{f"tuned-{m}": (TextEncoder(str(d), batch_size=64, threads=2, query_cache_size=0),
-                              np.load(cache / f"{m}_docs.npy")) for m, d in models.items()},
-            f"tuned-{label}-onnx-int8": (int8, dv8)}, [qpos[q] for q in valq], list(test), res, info)
+        encs = {"off-the-shelf": (base, dv_base),
+                **{f"tuned-{m}": (TextEncoder(str(d), batch_size=64, threads=2, query_cache_size=0),
+                                  np.load(cache / f"{m}_docs.npy")) for m, d in models.items()},
+                **({f"tuned-{label}-onnx-int8" if label != "base" else "onnx-int8": (int8, dv8)} if dv8 is not None
+                   else {}), **students}
+        if args.shopsense_systems:
+            encs = {k: v for k, v in encs.items() if k in args.shopsense_systems.split(",")}
+        product_search(name, bench, engine_home, encs, [qpos[q] for q in valq], list(test), res, info)
 
-    # -- speed: same model, three back-ends, same run ------------------------------------
-    if name == "homedepot":
-        res["_speed"] = measure_speed(src, odir, docs[: args.speed_docs], test_q[: args.speed_queries], args)
+    # -- speed: same model, three back-ends (and the student's), same run ---------------------
+    if name == "homedepot" and not args.no_speed:
+        sp_students = {lab: (str(sdir), sodir)} if args.distil_layers else {}
+        res["_speed"] = measure_speed(src, odir, docs[: args.speed_docs], test_q[: args.speed_queries], args,
+                                      sp_students)
         a = TextEncoder(src, batch_size=64, threads=2, query_cache_size=0).encode_documents(docs[:500])
         b = OnnxTextEncoder(src, odir, int8=False, batch_size=64, threads=2, query_cache_size=0).encode_documents(docs[:500])
         c = int8.encode_documents(docs[:500])  # parity on real titles: torch vs ONNX fp32 / int8, same model
@@ -292,8 +382,10 @@ def speed_worker(backend: str, job: Path) -> None:
     torch.set_num_threads(2)
     j = json.loads(job.read_text())
     docs, queries, bs = j["docs"], j["queries"], j["batch_size"]
-    e = TextEncoder(j["src"], batch_size=bs, threads=2, query_cache_size=0) if backend == "torch-fp32" else \
-        OnnxTextEncoder(j["src"], j["odir"], int8=backend == "onnx-int8", batch_size=bs, threads=2, query_cache_size=0)
+    spec = j["backends"][backend]  # {"kind": torch-fp32 | onnx-fp32 | onnx-int8, "src", "odir"}
+    e = TextEncoder(spec["src"], batch_size=bs, threads=2, query_cache_size=0) if spec["kind"] == "torch-fp32" else \
+        OnnxTextEncoder(spec["src"], spec["odir"], int8=spec["kind"] == "onnx-int8", batch_size=bs, threads=2,
+                        query_cache_size=0)
     e.encode_documents(docs[:128])  # warm-up: load, first allocations
     for q in queries[:10]:
         e.encode_queries([q])
@@ -310,20 +402,29 @@ def speed_worker(backend: str, job: Path) -> None:
                       "query_cpu_ms": tq.cpu * 1000 / len(queries)}))
 
 
-def measure_speed(src: str, odir: Path, docs: list[str], queries: list[str], args) -> dict:
-    """Documents/s and query latency of the three back-ends of one model: each timing in
-    its own process, back-ends interleaved, ``--speed-repeats`` rounds, median kept (and
-    every round recorded). Encoder batch size ``--speed-batch`` for all three."""
+def measure_speed(src: str, odir: Path, docs: list[str], queries: list[str], args,
+                  students: dict[str, tuple[str, Path]] | None = None) -> dict:
+    """Documents/s and query latency of the three back-ends of one model (and of each
+    distilled student in PyTorch fp32 and ONNX int8): each timing in its own process,
+    back-ends interleaved, ``--speed-repeats`` rounds, median kept (and every round
+    recorded). Encoder batch size ``--speed-batch`` for all. Ratios are to the first
+    model's PyTorch fp32."""
     import subprocess
     import tempfile
 
+    backends = {b: {"kind": b, "src": str(src), "odir": str(odir)} for b in BACKENDS}
+    for lab, (s_src, s_odir) in (students or {}).items():
+        for kind in ("torch-fp32", "onnx-int8"):
+            backends[f"{lab} {kind}"] = {"kind": kind, "src": str(s_src), "odir": str(s_odir)}
+    names = list(backends)
     with tempfile.TemporaryDirectory() as tmp:
         job = Path(tmp) / "job.json"
-        job.write_text(json.dumps({"src": str(src), "odir": str(odir), "docs": docs, "queries": queries,
+        job.write_text(json.dumps({"backends": backends, "docs": docs, "queries": queries,
                                    "batch_size": args.speed_batch}))
-        runs: dict[str, list[dict]] = {b: [] for b in BACKENDS}
+        runs: dict[str, list[dict]] = {b: [] for b in names}
         for r in range(args.speed_repeats):
-            for b in BACKENDS[r % 3:] + BACKENDS[: r % 3]:  # rotate the order each round
+            k = r % len(names)
+            for b in names[k:] + names[:k]:  # rotate the order each round
                 out = subprocess.run([sys.executable, __file__, "--speed-worker", b, "--speed-job", str(job)],
                                      check=True, capture_output=True, text=True).stdout
                 runs[b].append(json.loads(out.strip().splitlines()[-1]))
@@ -332,8 +433,9 @@ def measure_speed(src: str, odir: Path, docs: list[str], queries: list[str], arg
     for b, rs in runs.items():
         speed[b] = {k: float(np.median([x[k] for x in rs])) for k in rs[0]}
         speed[b]["rounds"] = rs
+        speed[b]["model"] = backends[b]["src"]
     t = speed["torch-fp32"]
-    for b in ("onnx-fp32", "onnx-int8"):
+    for b in names[1:]:
         v = speed[b]
         v["docs_speedup_vs_torch_wall"] = v["docs_per_s_wall"] / t["docs_per_s_wall"]
         v["docs_speedup_vs_torch_cpu"] = v["docs_per_cpu_s"] / t["docs_per_cpu_s"]
@@ -341,7 +443,8 @@ def measure_speed(src: str, odir: Path, docs: list[str], queries: list[str], arg
         v["query_speedup_vs_torch_cpu"] = t["query_cpu_ms"] / v["query_cpu_ms"]
     speed["_protocol"] = (f"{len(docs)} Home Depot titles, {len(queries)} test queries one at a time (cache off); "
                           f"encoder batch {args.speed_batch}, 2 threads; each back-end timed in a fresh process, "
-                          f"{args.speed_repeats} interleaved rounds, median")
+                          f"{args.speed_repeats} interleaved rounds, median; x = ratio to torch-fp32 of {src}")
+    speed["_load_avg_before"] = list(os.getloadavg())
     return speed
 
 
@@ -355,12 +458,24 @@ def speed_only(args) -> None:
     bench = load_homedepot()
     _, test = query_split(bench.queries)
     cache = CACHE / "homedepot"
-    src = cache / "models" / "full"
-    if not src.exists():
-        raise SystemExit(f"no tuned model at {src}: run bench/tune.py --datasets homedepot first")
+    src, odir = cache / "models" / "full", cache / "onnx" / "full"
+    if not (src / "shopsense_manifest.json").exists():
+        # no tuned model cached: the 6-layer model the student was distilled from (same architecture)
+        src, odir = args.model, cache / "onnx" / args.model
+        if not (odir / "model_int8.onnx").exists():
+            raise SystemExit(f"no tuned model at {cache / 'models' / 'full'} and no ONNX export at {odir}: "
+                             "run bench/tune.py --datasets homedepot first")
+    students = {}
+    if args.distil_layers:
+        sname = f"distil-L{args.distil_layers}-from-{args.distil_from}"
+        if not (cache / "onnx" / sname / "model_int8.onnx").exists():
+            raise SystemExit(f"no distilled student {sname} in {cache}: run bench/tune.py --distil-layers first")
+        students[f"distilled-L{args.distil_layers}"] = (str(cache / "models" / sname), cache / "onnx" / sname)
+    load_before = os.getloadavg()
     docs = [p.title for p in bench.products][: args.speed_docs]
     queries = [bench.queries[i] for i in test][: args.speed_queries]
-    report["homedepot"]["_speed"] = measure_speed(str(src), cache / "onnx" / "full", docs, queries, args)
+    report["homedepot"]["_speed"] = measure_speed(str(src), odir, docs, queries, args, students)
+    meta["speed_load_avg"] = {"before": list(load_before), "after": list(os.getloadavg())}
     meta["speed_command"] = "python " + " ".join(sys.argv)
     meta["speed_date"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     report["_meta"] = meta
@@ -451,11 +566,13 @@ def plot(report: dict) -> None:
     if sp:
         ax = axes[-1]
         ks = [k for k in sp if not k.startswith("_")]
-        ax.bar(ks, [sp[k]["docs_per_s_wall"] for k in ks], color="tab:orange")
+        ax.bar(ks, [sp[k]["docs_per_s_wall"] for k in ks],
+               color=["tab:purple" if k.startswith("distilled") else "tab:orange" for k in ks])
+        ax.tick_params(axis="x", labelrotation=20, labelsize=8)
         for i, k in enumerate(ks):
             ax.text(i, sp[k]["docs_per_s_wall"], f"{sp[k].get('docs_speedup_vs_torch_wall', 1):.2f}x",
                     ha="center", va="bottom")
-        ax.set_title("documents/s, 2 threads (tuned model; x = vs torch fp32)")
+        ax.set_title("documents/s, 2 threads (x = vs 6-layer torch fp32)")
     fig.tight_layout()
     fig.savefig(RESULTS / "tune.png", dpi=110)
 
@@ -466,17 +583,20 @@ def table(report: dict) -> None:
 
     for d in (k for k in report if not k.startswith("_")):
         t = Table(title=f"{d}: held-out queries")
-        for c in ("system", "NDCG@10", "x bm25s", "Recall@100", "rerank NDCG@10", "tune wall/CPU s"):
+        for c in ("system", "NDCG@10", "x bm25s", "Recall@100", "rerank NDCG@10", "tune|distil wall/CPU s"):
             t.add_column(c)
         for s, r in report[d].items():
             if s.startswith("_"):
                 continue
-            tw = f"{r['tune_wall_s']:.0f}/{r['tune_cpu_s']:.0f}" if "tune_wall_s" in r else ""
+            tw = f"{r['tune_wall_s']:.0f}/{r['tune_cpu_s']:.0f}" if "tune_wall_s" in r else \
+                f"{r['distil_wall_s']:.0f}/{r['distil_cpu_s']:.0f}" if "distil_wall_s" in r else ""
+            if "ndcg@10_minus_teacher_points" in r:
+                tw += f" ({r['ndcg@10_minus_teacher_points']:+.2f} pts vs teacher)"
             t.add_row(s, f"{r['ndcg@10']:.4f}", f"{r.get('ndcg@10_vs_bm25s', 0):.2f}", f"{r['recall@100']:.4f}",
                       f"{r['rerank_ndcg@10']:.4f}" if "rerank_ndcg@10" in r else "", tw)
         Console().print(t)
         if "_speed" in report[d]:
-            t = Table(title="encoding speed (same tuned model)")
+            t = Table(title="encoding speed (x = vs the 6-layer model in torch fp32)")
             for c in ("backend", "docs/s wall", "docs/CPU-s", "x torch (docs)", "query p50 ms", "query CPU ms",
                       "x torch (query p50)"):
                 t.add_column(c)
@@ -506,7 +626,23 @@ def main() -> None:
     p.add_argument("--speed-batch", type=int, default=32, help="encoder batch size for the speed runs")
     p.add_argument("--speed-repeats", type=int, default=3)
     p.add_argument("--speed-only", action="store_true", help="only re-measure speed with the cached tuned model")
-    p.add_argument("--speed-worker", choices=BACKENDS, help=argparse.SUPPRESS)
+    p.add_argument("--speed-worker", help=argparse.SUPPRESS)
+    p.add_argument("--no-speed", action="store_true", help="skip the speed table (measure it with --speed-only, "
+                   "without nice, on a quiet machine)")
+    p.add_argument("--distil-layers", type=int, default=0, help="also distil a student with this many layers "
+                   "(issue 21; 0 = off)")
+    p.add_argument("--distil-from", default="full", help="teacher of the student: a tuned method (full, lora) or "
+                   "'base' (the off-the-shelf model)")
+    p.add_argument("--distil-seconds", type=float, default=1200, help="wall-clock budget of the distillation")
+    p.add_argument("--distil-epochs", type=int, default=1)
+    p.add_argument("--skip-teacher-int8", action="store_true", help="do not evaluate the teacher's ONNX int8 "
+                   "(it is still exported for the speed table)")
+    p.add_argument("--skip-student-torch", action="store_true", help="evaluate the student in ONNX int8 only")
+    p.add_argument("--distil-batch", type=int, default=64)
+    p.add_argument("--distil-lr", type=float, default=1e-4)
+    p.add_argument("--distil-eval-every", type=int, default=200)
+    p.add_argument("--shopsense-systems", default="", help="comma list: run shopsense's own hybrid on these "
+                   "encoders only (default: every encoder of the run)")
     p.add_argument("--speed-job", type=Path, help=argparse.SUPPRESS)
     p.add_argument("--retune", action="store_true")
     p.add_argument("--lr-full", type=float, default=5e-5)
@@ -540,8 +676,13 @@ def main() -> None:
             meta["kept_from_previous_run"] = {d: {"command": om.get("command"), "date": om.get("date"),
                                                   **({"info": om[d]} if d in om else {})} for d in kept}
     for d in args.datasets.split(","):
-        report.pop(d, None)
+        old_rows = report.pop(d, None) or {}
         run_dataset(d, args, report, meta)
+        carried = [k for k in old_rows if not k.startswith("_") and k not in report[d]]
+        for k in carried:  # rows this run did not re-measure (e.g. LoRA when --methods full): kept, and marked
+            report[d][k] = {**old_rows[k], "from_previous_run": json.loads(prev.read_text())["_meta"].get("date")}
+        if carried:
+            meta.setdefault("rows_kept_from_previous_run", {})[d] = carried
     save(report, meta, args)
     table(report)
     plot(report)

@@ -57,9 +57,16 @@ def tune(
     reranker: bool = typer.Option(False, "--reranker", help="train the learned search re-ranker (LambdaMART over "
                                   "the top 100 candidates of hybrid search) on --judgments instead of the encoder; "
                                   "saved in home/models/search_reranker, used when search_reranker = true"),
+    distil: bool = typer.Option(False, "--distil", help="distil the home's encoder (the active tuned one, else the "
+                                "configured model) into a student with --layers layers, trained on the catalogue's "
+                                "texts and the shop's search queries (or --judgments queries); saved as a new "
+                                "encoder version with its ONNX fp32/int8 export (encoder_backend = \"onnx-int8\")"),
+    layers: int = typer.Option(3, min=1, help="--distil: transformer layers the student keeps"),
+    distil_lr: float = typer.Option(1e-4, help="--distil: learning rate"),
 ) -> None:
-    """Fine-tune the sentence encoder on the shop's own (query, product) pairs, or with
-    ``--reranker`` train the learned search re-ranker on graded judgments."""
+    """Fine-tune the sentence encoder on the shop's own (query, product) pairs; with
+    ``--distil`` shrink it to fewer layers by distillation; with ``--reranker`` train the
+    learned search re-ranker on graded judgments."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     if reranker:
@@ -67,6 +74,9 @@ def tune(
             raise ValidationError("shopsense tune --reranker needs --judgments FILE (query, product id, relevance).",
                                   field="judgments")
         _tune_reranker(home, judgments, query_col, id_col, rel_col, val_fraction)
+        return
+    if distil:
+        _distil(home, judgments, query_col, layers, epochs, batch_size, distil_lr, max_minutes, version, activate)
         return
 
     from shopsense.text import item_embeddings
@@ -126,6 +136,61 @@ def tune(
     console.print(f"saved {path} ({m['steps']} steps, {m['stop_reason']}, best val MRR@10 {m['best_val_mrr@10']}, "
                   f"{m['wall_seconds']:.0f} s wall / {m['cpu_seconds']:.0f} s CPU)"
                   + (" — now active" if activate else ""))
+
+
+def _distil(home: Path, judgments: Path | None, query_col: str, layers: int, epochs: int, batch_size: int,
+            lr: float, max_minutes: float, version: str | None, activate: bool) -> None:
+    """Distil the home's encoder into a smaller student (``shopsense tune --distil``)."""
+    import pandas as pd
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from shopsense.home import Home
+    from shopsense.text import encoder_model_for
+    from shopsense.tune import EncoderDistiller, save_distilled_encoder
+
+    eng = open_engine(home)
+    paths = getattr(eng, "paths", None) or Home(eng.home)
+    teacher = encoder_model_for(eng.settings, paths)
+    texts = list(dict.fromkeys(eng.catalog().texts()))
+    if judgments is not None:
+        df = pd.read_csv(judgments)
+        if query_col not in df.columns:
+            raise ValidationError(f"The judgments file {str(judgments)!r} has no column {query_col!r}; "
+                                  f"columns: {list(df.columns)}.", field="query_col")
+        queries = sorted(set(df[query_col].astype(str).str.strip()) - {""})
+        source = f"catalogue + judgments:{judgments.name}"
+    else:
+        ev = eng.store.events()
+        queries = sorted({str(q or "").strip() for q, t in zip(ev.query.tolist(), ev.type.tolist())
+                          if t == "search"} - {""})
+        source = "catalogue + search events"
+    texts += [q for q in queries if q]
+    if len(texts) < 4:
+        raise ValidationError(f"Found {len(texts)} texts to distil on ({source}); need at least 4.")
+    console.print(f"distilling {teacher} into {layers} layers on {len(texts)} texts ({source})")
+    dist = EncoderDistiller(teacher, layers=layers, epochs=epochs, batch_size=batch_size, lr=lr,
+                            max_seconds=max_minutes * 60)
+    with Progress(TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+                  TextColumn("{task.fields[status]}"), TimeElapsedColumn(), console=console) as bar:
+        t_task = bar.add_task("teacher vectors", total=len(texts), status="")
+        s_task = bar.add_task("distilling", total=None, status="")
+        cos = [""]
+
+        def progress(d: dict[str, Any]) -> None:
+            if d["phase"] == "teacher":
+                bar.update(t_task, completed=d["done"], total=d["total"])
+                return
+            if "val_cosine" in d:
+                cos[0] = f"held-out cosine to teacher {d['val_cosine']:.3f}"
+            bar.update(s_task, completed=d["step"], total=d["total"], status=f"loss {d['loss']:.4f} {cos[0]}")
+
+        dist.fit(texts, progress=progress)
+    path = save_distilled_encoder(dist, paths, version=version, activate=activate, extra={"source": source})
+    m = dist.manifest()
+    console.print(f"saved {path} (layers {m['layers_kept']} of {m['teacher_layers']}, {m['steps']} steps, "
+                  f"{m['stop_reason']}, held-out cosine to the teacher {m['val_cosine_before']:.3f} -> "
+                  f"{m['val_cosine']:.3f}, {m['wall_seconds']:.0f} s wall / {m['cpu_seconds']:.0f} s CPU; ONNX int8 in "
+                  f"{path / 'onnx'})" + (" — now active" if activate else ""))
 
 
 def _tune_reranker(home: Path, judgments: Path, query_col: str, id_col: str, rel_col: str, val_fraction: float) -> None:

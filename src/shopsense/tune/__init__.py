@@ -5,7 +5,12 @@ encoder then picks the tuned or distilled model up)."""
 from __future__ import annotations
 
 from shopsense.text import activate_encoder, active_encoder_path  # re-exported for compatibility
-from shopsense.tune._distil import EncoderDistiller, prune_layers, save_distilled_encoder, spread_layers
+from shopsense.tune._distil import (
+    EncoderDistiller,
+    prune_layers,
+    save_distilled_encoder,
+    spread_layers,
+)
 from shopsense.tune._pairs import (
     PairSet,
     item_pairs_from_events,
@@ -17,7 +22,18 @@ from shopsense.tune._pairs import (
 from shopsense.tune._train import EncoderTuner, save_tuned_encoder
 
 __all__ = [
-    "EncoderDistiller", "EncoderTuner", "PairSet", "activate_encoder", "active_encoder_path",
-    "item_pairs_from_events", "mine_hard_negatives", "pairs_from_events", "pairs_from_judgments", "prune_layers",
-    "save_distilled_encoder", "save_tuned_encoder", "spread_layers", "split_pairs_by_query",
+    "EncoderDistiller",
+    "EncoderTuner",
+    "PairSet",
+    "activate_encoder",
+    "active_encoder_path",
+    "item_pairs_from_events",
+    "mine_hard_negatives",
+    "pairs_from_events",
+    "pairs_from_judgments",
+    "prune_layers",
+    "save_distilled_encoder",
+    "save_tuned_encoder",
+    "split_pairs_by_query",
+    "spread_layers",
 ]

@@ -34,7 +34,14 @@ import numpy as np
 
 from shopsense.errors import NotFittedError, ValidationError, check_param, require
 from shopsense.home import Home
-from shopsense.text import ENCODER_MANIFEST, activate_encoder, encoder_dir, export_onnx, onnx_dir_for, resolve_model
+from shopsense.text import (
+    ENCODER_MANIFEST,
+    activate_encoder,
+    encoder_dir,
+    export_onnx,
+    onnx_dir_for,
+    resolve_model,
+)
 from shopsense.tune._train import _cpu_seconds
 
 __all__ = ["EncoderDistiller", "prune_layers", "save_distilled_encoder", "spread_layers"]
@@ -52,7 +59,7 @@ def spread_layers(total: int, keep: int) -> list[int]:
     check_param("layers", keep, 1 <= keep <= total, f"an int in [1, {total}]", "spread_layers")
     if keep == 1:
         return [total - 1]
-    return sorted({int(math.floor(i * (total - 1) / (keep - 1) + 0.5)) for i in range(keep)})
+    return sorted({math.floor(i * (total - 1) / (keep - 1) + 0.5) for i in range(keep)})
 
 
 def prune_layers(model: Any, keep: Sequence[int]) -> Any:
@@ -99,7 +106,8 @@ class EncoderDistiller:
         transformer layers the student keeps, spread over the teacher's (:func:`spread_layers`);
         ``keep`` names them explicitly instead.
     epochs, batch_size, lr, warmup_frac:
-        optimisation (AdamW, linear warm-up then linear decay).
+        optimisation (AdamW, linear warm-up then linear decay to 0 at the end of the epochs or
+        of ``max_seconds``, whichever comes first).
     max_seconds:
         wall-clock budget; training stops (keeping the best checkpoint) when spent.
     val_fraction, eval_every:
@@ -232,8 +240,16 @@ class EncoderDistiller:
         per_epoch = max(1, math.ceil(len(tr_idx) / self.batch_size))
         total = per_epoch * self.epochs
         warm = max(1, int(self.warmup_frac * total))
-        sched = torch.optim.lr_scheduler.LambdaLR(
-            opt, lambda s: (s + 1) / warm if s < warm else max(0.0, (total - s) / max(1, total - warm)))
+
+        def lr_factor(step: int, elapsed: float) -> float:
+            # linear warm-up, then linear decay to 0 over whichever budget runs out first (steps or
+            # seconds), so a run cut by max_seconds still ends on a small learning rate
+            if step < warm:
+                return (step + 1) / warm
+            done_frac = (step - warm) / max(1, total - warm)
+            if self.max_seconds:
+                done_frac = max(done_frac, elapsed / self.max_seconds)
+            return max(0.0, 1.0 - done_frac)
         rng = np.random.default_rng(self.seed)
         history: list[dict[str, float]] = []
         before = val_cos()
@@ -254,8 +270,9 @@ class EncoderDistiller:
                 opt.zero_grad()
                 loss.backward()
                 torch.nn.utils.clip_grad_norm_(params, 1.0)
+                for g in opt.param_groups:
+                    g["lr"] = self.lr * lr_factor(step, time.perf_counter() - t0)
                 opt.step()
-                sched.step()
                 step += 1
                 info: dict[str, Any] = {"phase": "train", "step": step, "total": total, "epoch": epoch,
                                         "loss": float(loss.item()), "elapsed_s": time.perf_counter() - t0}
@@ -289,8 +306,8 @@ class EncoderDistiller:
         self.val_cosine_ = None if math.isnan(best) else float(best)
         self.steps_ = step
         self.stop_reason_ = stop_reason
-        self.train_texts_ = int(len(tr_idx))
-        self.val_texts_ = int(len(va_idx))
+        self.train_texts_ = len(tr_idx)
+        self.val_texts_ = len(va_idx)
         self.wall_seconds_ = time.perf_counter() - t0
         self.cpu_seconds_ = _cpu_seconds() - c0
         log.info("distilled %s to layers %s in %d steps, %.0f s wall, %.0f s CPU (%s); held-out cosine %.4f -> %.4f",
