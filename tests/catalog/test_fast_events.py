@@ -111,7 +111,7 @@ def _write(path: Path, rows: list[dict[str, Any]], fmt: str) -> None:
 def _stored(db: Path) -> list[tuple[Any, ...]]:
     con = sqlite3.connect(db)
     try:
-        return con.execute("SELECT seq, key, user_id, item_id, type, ts, session_id, query, quantity, price "
+        return con.execute("SELECT seq, user_id, item_id, type, ts, session_id, query, quantity, price "
                            "FROM events ORDER BY seq").fetchall()
     finally:
         con.close()
@@ -158,7 +158,7 @@ def test_fast_path_stores_and_rejects_as_row_by_row(tmp_path: Path, fmt: str,
         for rep in (rep_f, rep_s):
             rep.pop("rejects_path")
         assert rep_f == rep_s
-        assert fast[1] == slow[1]  # the same rows, keys, values and order
+        assert fast[1] == slow[1]  # the same rows, values and order
         assert fast[2] == slow[2]  # the same rejects file, byte for byte
         assert fast[3] == slow[3]  # the same batches; the re-run stores nothing new
         assert fast[3][1]["stored"] == 0 and fast[3][1]["duplicates"] == rep_f["stored"] + rep_f["duplicates"]

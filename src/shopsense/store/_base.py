@@ -23,8 +23,9 @@ from shopsense.config import SURFACES
 
 def event_key(e: Event) -> str:
     """The identity of an event for de-duplication: a 128-bit hash (hex) of every field
-    but the price. Every back-end stores it under a unique constraint, so re-ingesting a
-    file skips the events already stored, whichever back-end holds them."""
+    but the price. The PostgreSQL store keeps it under a unique constraint, so re-ingesting
+    a file skips the events already stored; the SQLite store's unique index holds the same
+    fields themselves (no key to compute, see store/_sqlite.py)."""
     return _key(e.user_id, e.item_id, e.type.value, e.timestamp.timestamp(), e.session_id, e.query, e.quantity)
 
 
@@ -32,6 +33,18 @@ def _key(user_id: str, item_id: str | None, type_: str, ts: float, session_id: s
          query: str | None, quantity: int) -> str:
     raw = "\x1f".join([user_id, item_id or "", type_, f"{ts:.6f}", session_id or "", query or "", str(quantity)])
     return hashlib.blake2b(raw.encode(), digest_size=16).hexdigest()
+
+
+def event_values(events: Iterable[Event]) -> list[tuple[Any, ...]]:
+    """The fields of ``events`` as tuples ``(user_id, item_id, type, ts, session_id, query,
+    quantity, price)`` (``type`` its value, ``ts`` seconds since 1970), without a key: what the
+    SQLite store inserts (its unique index holds the identity fields themselves). A batch from
+    the ingest's fast path (it has ``event_tuples()``, already validated) is returned as it is."""
+    tuples = getattr(events, "event_tuples", None)
+    if tuples is not None:
+        return tuples()  # type: ignore[no-any-return]
+    return [(e.user_id, e.item_id, e.type.value, e.timestamp.timestamp(), e.session_id, e.query, e.quantity,
+             e.price) for e in events]
 
 
 def event_rows(events: Iterable[Event]) -> list[tuple[Any, ...]]:

@@ -8,7 +8,8 @@ what a server does better:
   in ``schema_version``; a database written by a newer shopsense is refused.
 * **Bulk writes**: each batch is COPYed into a temporary staging table, then moved with
   one ``INSERT ... SELECT ... ON CONFLICT``: upsert by product id, and events
-  de-duplicated by the same 128-bit key as SQLite (:func:`~shopsense.store._base.event_key`).
+  de-duplicated by a 128-bit key of every field but the price (:func:`~shopsense.store._base.event_key`;
+  SQLite's unique index holds those fields themselves).
   One call is one transaction, so a batch is stored whole or not at all.
 * **Streaming reads**: :meth:`PostgresStore.events` reads through a server-side cursor
   in chunks, never holding the whole result twice.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import sqlite3
 import threading
@@ -10,6 +11,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from shopsense.catalog import Event, Product
+from shopsense.errors import ShopsenseError
 from shopsense.store._base import (
     EXPOSURE_FIELDS,
     EventArrays,
@@ -17,7 +19,7 @@ from shopsense.store._base import (
     SQLReads,
     Store,
     event_arrays,
-    event_rows,
+    event_values,
     exposure_row,
 )
 
@@ -26,16 +28,36 @@ try:
 except ImportError:  # Windows
     fcntl = None  # type: ignore[assignment]
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS products (
+log = logging.getLogger(__name__)
+
+#: the layout of the file, in ``PRAGMA user_version``: 0 is the first one (events keyed by a
+#: 32-hex-character hash under a UNIQUE constraint, plus an index on ts); 1 is :data:`_SCHEMA`.
+#: Opening a version-0 file migrates it (:meth:`SQLiteStore._migrate_events_v1`); a file of a
+#: newer version than this is refused.
+SCHEMA_VERSION = 1
+
+# Why the events table looks like this (issue 16, bench/ingest.py; 494,839 Amazon events in
+# 20,000-event transactions): the first layout kept a 32-character hex blake2b of the fields in
+# `key TEXT UNIQUE` and indexed (user_id, ts), (session_id, ts) and (ts). A hash is random, so
+# every transaction inserted into every page of the key index, and each commit wrote all those
+# pages to the WAL again: SQLite took ~8 of the ingest's ~10 CPU seconds, and the keys ~1.6 s more
+# in Python. Now
+# - the identity is a UNIQUE index on the fields themselves, led by ts: a file in time order
+#   appends to it instead of scattering, it is exact (no hash, no collision, nothing computed in
+#   Python per row), and it also serves `ts >`, `ORDER BY ts` and the retention delete, so the
+#   separate ts index is gone. coalesce(..., '') because NULLs never conflict in a UNIQUE index,
+#   and the old key treated a missing and an empty item/session/query alike; price is left out,
+#   as before (an identical event with another price is the same event);
+# - (user_id, ts) stays (histories, count per user, delete_user): the one index that takes
+#   random inserts, and the narrowest possible for those reads;
+# - (session_id, ts) is partial: most events have no session, and `session_id = ?` (the only
+#   read) implies NOT NULL, so SQLite still uses it.
+# Measured on this machine (2 shared cores, CPU seconds of the inserts alone, bench/ingest.py's
+# file): first layout ~9.8 s, hash key as 8-byte BLOB with UNIQUE(ts, key) ~3.5 s + 1.2-1.8 s
+# of hashing, this layout ~3.8-4.6 s with no hashing.
+_EVENTS_TABLE = """
+CREATE TABLE IF NOT EXISTS {name} (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
-    id TEXT NOT NULL UNIQUE,
-    data TEXT NOT NULL,
-    updated_at REAL NOT NULL DEFAULT (((julianday('now') - 2440587.5) * 86400.0))
-);
-CREATE TABLE IF NOT EXISTS events (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT,
-    key TEXT NOT NULL UNIQUE,
     user_id TEXT NOT NULL,
     item_id TEXT,
     type TEXT NOT NULL,
@@ -44,12 +66,29 @@ CREATE TABLE IF NOT EXISTS events (
     query TEXT,
     quantity INTEGER NOT NULL DEFAULT 1,
     price REAL
-);
-CREATE INDEX IF NOT EXISTS events_user ON events(user_id, ts);
-CREATE INDEX IF NOT EXISTS events_session ON events(session_id, ts);
-CREATE INDEX IF NOT EXISTS events_ts ON events(ts);
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS exposures (
+)"""
+_EVENT_IDENTITY = ("CREATE UNIQUE INDEX IF NOT EXISTS events_identity ON events(ts, user_id, "
+                   "coalesce(item_id, ''), type, coalesce(session_id, ''), coalesce(query, ''), quantity)")
+_EVENT_INDEXES = [
+    _EVENT_IDENTITY,
+    "CREATE INDEX IF NOT EXISTS events_user ON events(user_id, ts)",
+    "CREATE INDEX IF NOT EXISTS events_session ON events(session_id, ts) WHERE session_id IS NOT NULL",
+]
+#: the identity columns of an event, as the UNIQUE index reads them (the migration's de-duplication)
+_EVENT_IDENTITY_COLS = ("ts, user_id, coalesce(item_id, ''), type, coalesce(session_id, ''), "
+                        "coalesce(query, ''), quantity")
+
+_SCHEMA: list[str] = [
+    """CREATE TABLE IF NOT EXISTS products (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    id TEXT NOT NULL UNIQUE,
+    data TEXT NOT NULL,
+    updated_at REAL NOT NULL DEFAULT (((julianday('now') - 2440587.5) * 86400.0))
+)""",
+    _EVENTS_TABLE.format(name="events"),
+    *_EVENT_INDEXES,
+    "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+    """CREATE TABLE IF NOT EXISTS exposures (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
     key TEXT NOT NULL UNIQUE,
     kind TEXT NOT NULL,
@@ -67,15 +106,17 @@ CREATE TABLE IF NOT EXISTS exposures (
     price REAL,
     quantity INTEGER NOT NULL DEFAULT 1,
     ts REAL NOT NULL
-);
-CREATE INDEX IF NOT EXISTS exposures_ts ON exposures(ts);
-CREATE INDEX IF NOT EXISTS exposures_user ON exposures(user_key, ts);
-CREATE INDEX IF NOT EXISTS exposures_list ON exposures(list_id);
-"""
+)""",
+    "CREATE INDEX IF NOT EXISTS exposures_ts ON exposures(ts)",
+    "CREATE INDEX IF NOT EXISTS exposures_user ON exposures(user_key, ts)",
+    "CREATE INDEX IF NOT EXISTS exposures_list ON exposures(list_id)",
+]
 
 _EXPOSURE_COLS = ", ".join(EXPOSURE_FIELDS)
-_INSERT_EVENT = ("INSERT OR IGNORE INTO events(key, user_id, item_id, type, ts, session_id, query, "
-                 "quantity, price) VALUES (?,?,?,?,?,?,?,?,?)")
+_EVENT_COLS = "user_id, item_id, type, ts, session_id, query, quantity, price"
+# ON CONFLICT DO NOTHING, not INSERT OR IGNORE: OR IGNORE also skips a row that breaks NOT NULL,
+# silently; this skips only an event already stored (the identity index) and refuses the rest
+_INSERT_EVENT = f"INSERT INTO events({_EVENT_COLS}) VALUES (?,?,?,?,?,?,?,?) ON CONFLICT DO NOTHING"
 
 
 def _create_private(path: Path) -> None:
@@ -111,6 +152,9 @@ class SQLiteStore(SQLReads, Store):
     transaction (group commit; ``shopsense serve`` has one writer thread per worker).
     """
 
+    #: the layout this code writes (``PRAGMA user_version``); an older file is migrated on open
+    schema_version = SCHEMA_VERSION
+
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -126,16 +170,76 @@ class SQLiteStore(SQLReads, Store):
         # Deleted rows are overwritten with zeros, so a user's erased data cannot be
         # read back from free pages of the file.
         self._conn.execute("PRAGMA secure_delete=ON")
-        self._conn.executescript(_SCHEMA)
         # writers of every process take this lock before SQLite's: a blocking lock hands over
         # at once, where SQLite's busy handler polls with growing sleeps (up to 100 ms), so two
         # server workers committing in turn spent most of their time asleep (bench/serve.py)
         self._wfd = _writer_lock_fd(self.path)
+        try:
+            self._open_schema()
+        except BaseException:
+            self._conn.close()
+            if self._wfd is not None:
+                os.close(self._wfd)
+            raise
         # idle read connections, reused last-in first-out; one per concurrent reader at most
         self._readers: list[sqlite3.Connection] = []
         self._all_readers: list[sqlite3.Connection] = []
         self._readers_lock = threading.Lock()
         self._closed = False
+
+    def _open_schema(self) -> None:
+        """Create the tables of a new file, or bring an older file to :data:`SCHEMA_VERSION`, in
+        one transaction under the writer lock (processes opening the file together: the first
+        one migrates, the others find it done)."""
+        version = self._conn.execute("PRAGMA user_version").fetchone()[0]
+        if version == SCHEMA_VERSION:
+            return  # the common case: no write, so a read-only home opens too
+        if version > SCHEMA_VERSION:
+            raise ShopsenseError(
+                f"The SQLite store {str(self.path)!r} has schema version {version}, newer than this "
+                f"shopsense knows ({SCHEMA_VERSION}); upgrade shopsense to open it.")
+        with self._writing():
+            cur = self._conn.cursor()
+            cur.execute("BEGIN IMMEDIATE")
+            try:
+                version = cur.execute("PRAGMA user_version").fetchone()[0]
+                if version < SCHEMA_VERSION:
+                    cols = {r[1] for r in cur.execute("PRAGMA table_info(events)")}
+                    if "key" in cols:
+                        self._migrate_events_v1(cur)
+                    for stmt in _SCHEMA:
+                        cur.execute(stmt)
+                    cur.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+                cur.execute("COMMIT")
+            except BaseException:
+                cur.execute("ROLLBACK")
+                raise
+
+    def _migrate_events_v1(self, cur: sqlite3.Cursor) -> None:
+        """Version 0 -> 1: rebuild the events table without its hash key (see _EVENTS_TABLE),
+        inside the caller's transaction, so a crash leaves the old table whole. Rows keep their
+        seq, in order, and the AUTOINCREMENT counter keeps its value (a seq is never reused)."""
+        n = cur.execute("SELECT count(*) FROM events").fetchone()[0]
+        log.info("store: migrating %d events of %s to schema version 1", n, self.path)
+        row = cur.execute("SELECT seq FROM sqlite_sequence WHERE name = 'events'").fetchone()
+        counter = row[0] if row else 0
+        cur.execute(_EVENTS_TABLE.format(name="events_v1"))
+        # copied before any index exists: the indexes are then built sorted, in one pass
+        cur.execute(f"INSERT INTO events_v1(seq, {_EVENT_COLS}) SELECT seq, {_EVENT_COLS} FROM events ORDER BY seq")
+        cur.execute("DROP TABLE events")  # its indexes with it
+        cur.execute("ALTER TABLE events_v1 RENAME TO events")
+        cur.execute("DELETE FROM sqlite_sequence WHERE name IN ('events', 'events_v1')")
+        cur.execute("INSERT INTO sqlite_sequence(name, seq) VALUES ('events', max(?, (SELECT coalesce(max(seq), 0) "
+                    "FROM events)))", (counter,))
+        try:
+            cur.execute(_EVENT_IDENTITY)
+        except sqlite3.IntegrityError:
+            # two rows the old keys told apart but the fields do not (a key written by hand or by
+            # other software): keep the first, as an ingest would have
+            cur.execute(f"DELETE FROM events WHERE seq NOT IN (SELECT min(seq) FROM events "
+                        f"GROUP BY {_EVENT_IDENTITY_COLS})")
+            log.warning("store: %d duplicate events dropped while migrating %s", cur.rowcount, self.path)
+            cur.execute(_EVENT_IDENTITY)
 
     def _borrow(self) -> sqlite3.Connection:
         with self._readers_lock:
@@ -197,7 +301,7 @@ class SQLiteStore(SQLReads, Store):
         return len(rows)
 
     def add_events(self, events: Iterable[Event]) -> int:
-        return self._tx(_INSERT_EVENT, event_rows(events))
+        return self._tx(_INSERT_EVENT, event_values(events))
 
     def add_event_batches(self, batches: Sequence[Sequence[Event]], durable: bool = True) -> list[int | Exception]:
         """Store several batches of events (each all or nothing) in one transaction: group
@@ -220,7 +324,7 @@ class SQLiteStore(SQLReads, Store):
                         cur.execute("SAVEPOINT batch")
                         try:
                             before = self._conn.total_changes
-                            cur.executemany(_INSERT_EVENT, event_rows(batch))
+                            cur.executemany(_INSERT_EVENT, event_values(batch))
                             out.append(self._conn.total_changes - before)
                             cur.execute("RELEASE batch")
                         except (sqlite3.IntegrityError, ValueError, TypeError, OverflowError) as exc:
