@@ -349,6 +349,7 @@ class Engine:
                 if not new_search.load():  # never build in a serving process: keep the old index
                     log.warning("the new search index does not match this catalogue; keeping the loaded one")
                     return
+                new_search.warm()  # here, in the swap's thread, not in the first request after it
                 with self._lock:
                     self._search = new_search
             else:

@@ -65,6 +65,26 @@ def test_feed_gap_when_trimmed(tmp_path):
     assert gap.value.head == 5
 
 
+def test_bell_spares_the_head_query_until_another_worker_publishes(tmp_path, monkeypatch):
+    """Two workers' states on one file: a reader asks SQLite for the head only after the
+    bell rang (a publish by anyone), and a publish is never missed."""
+    from shopsense.serve import ChangeFeed
+
+    path = tmp_path / "serve_state.sqlite3"
+    mine, theirs = SQLiteSharedState(path), SQLiteSharedState(path)
+    feed = ChangeFeed(mine, pseudo=lambda u: u)
+    heads = []
+    real_head = mine.head
+    monkeypatch.setattr(mine, "head", lambda: heads.append(1) or real_head())
+    assert feed.behind() is False and len(heads) == 1  # first look: the head, once
+    assert [feed.behind() for _ in range(50)] == [False] * 50 and len(heads) == 1  # then the bell only
+    theirs.publish("products", "w2")
+    assert feed.behind() is True and len(heads) == 2  # rung: the head is asked, and there is news
+    feed.sync()
+    assert feed.behind() is False and feed.behind() is False and len(heads) == 3
+    mine.close(), theirs.close()
+
+
 def test_response_cache_entries_live_in_redis_only(shared):
     shared.cache_put("k", {"hits": [1]}, ttl_s=60)
     assert shared.cache_get("k") == ({"hits": [1]} if shared.shares_cache else None)

@@ -307,7 +307,12 @@ class HybridSearcher:
             fused = fused + opts.personal_weight * personal * (max(fused.max(), 1e-9) if opts.mode != "hybrid" else 1.0)
         order = np.argsort(-fused, kind="stable")
         in_dense = np.isin(cand, dense_top)
-        pool = np.union1d(matched, dense_top) if opts.mode == "hybrid" else (matched if opts.mode == "bm25" else dense_top)
+        if opts.mode == "hybrid":  # matched | dense_top, sorted: a mask over the catalogue, not a sort of
+            in_pool = lex_all > 0  # every lexical match (np.union1d sorted tens of thousands per query)
+            in_pool[dense_top] = True
+            pool = np.flatnonzero(in_pool)
+        else:
+            pool = matched if opts.mode == "bm25" else dense_top
         r = Retrieved(rows=cand[order], scores=fused[order], lexical=lex_all[cand][order], dense=dense[order],
                       in_dense_top=in_dense[order], personal=None if personal is None else personal[order],
                       satisfied=[sat[i] for i in order], parsed=parsed, pool=pool, mode=opts.mode,
@@ -333,7 +338,9 @@ class HybridSearcher:
         extra = np.zeros(0, dtype=np.int64)
         weighted = r.mode == "hybrid" and opts.fusion == "weighted"
         if len(matched) and (weighted or r.mode == "bm25") and best > 0 and words.any():
-            outside = np.setdiff1d(matched, r.rows)
+            outside_mask = lex_all > 0  # matched minus the ranked rows, sorted (as np.setdiff1d, without its sort)
+            outside_mask[r.rows] = False
+            outside = np.flatnonzero(outside_mask)
             top_lex = float(lex.max())
             # their fused score is at least their lexical part (BM25 scaled as the fusion does)
             part = lex_all[outside].astype(np.float64)

@@ -101,6 +101,12 @@ class SharedState(ABC):
     def head(self) -> int:
         """The sequence number of the newest change (0 when none)."""
 
+    def bell(self) -> int | None:
+        """A number that changes whenever a change is published, readable without a query
+        (None: the back-end has none, ask :meth:`head`). A hint only: a reader that sees it
+        unchanged since its last up-to-date :meth:`head` knows nothing was published since."""
+        return None
+
     @abstractmethod
     def changes_since(self, seq: int, limit: int = 1000) -> list[Change]:
         """Changes after ``seq``, oldest first, at most ``limit``; :class:`FeedGap` when

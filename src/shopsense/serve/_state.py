@@ -12,6 +12,7 @@ computation (:meth:`ServeState.answer`), and not at all when the answer is cache
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -46,6 +47,13 @@ T = TypeVar("T")
 #: answers computed at once by one worker (its other requests queue for a thread). More
 #: threads than this only take turns at the GIL: each request waits for all of them.
 COMPUTE_THREADS = 4
+
+#: an answer whose computation costs less CPU than this (a running average per kind of
+#: answer) is computed on the event loop itself: the hop to a thread and back cost ~20% of
+#: a precomputed recommendation's CPU (py-spy under wrk: queue notify, the loop's self-pipe,
+#: anyio's bookkeeping). Searches (milliseconds of encoder and index work) keep their thread,
+#: so the loop still answers cache hits and probes while one runs.
+INLINE_BELOW_S = 0.002
 
 
 def shared_call(shared: SharedState | None, fn: Callable[[], T]) -> T:
@@ -82,6 +90,8 @@ class ServeState:
     #: commits ``POST /events`` batches in groups (started in the lifespan)
     writer: EventWriter | None = None
     _compute: Any = None  # anyio.CapacityLimiter(COMPUTE_THREADS), made on the event loop
+    #: running average of each kind of answer's computation, CPU seconds (see INLINE_BELOW_S)
+    _cost: dict[str, float] = field(default_factory=dict)
 
     # -- after a write: tell the engine, this worker's cache and the other workers --------
     def events_committed(self, events: Sequence[Any]) -> None:
@@ -139,9 +149,21 @@ class ServeState:
             self.metrics.cache.labels("hit").inc()
             return Response(hit, media_type="application/json", headers=_HIT)
         self.metrics.cache.labels("miss").inc()
-        if self._compute is None:
-            self._compute = anyio.CapacityLimiter(COMPUTE_THREADS)
-        body = await anyio.to_thread.run_sync(lambda: _json(compute()), limiter=self._compute)
+        kind = str(key[0]) if isinstance(key, tuple) and key else ""
+        cost = self._cost.get(kind)
+
+        def timed() -> tuple[bytes, float]:
+            t0 = time.thread_time()  # CPU of this thread: waits for the GIL do not count
+            out = _json(compute())
+            return out, time.thread_time() - t0
+
+        if cost is not None and cost < INLINE_BELOW_S:
+            body, spent = timed()
+        else:
+            if self._compute is None:
+                self._compute = anyio.CapacityLimiter(COMPUTE_THREADS)
+            body, spent = await anyio.to_thread.run_sync(timed, limiter=self._compute)
+        self._cost[kind] = spent if cost is None else 0.8 * cost + 0.2 * spent
         if self.cache.shared:
             await run_in_threadpool(shared_call, self.shared, lambda: self.cache.store(key, stamp, body))
         else:

@@ -49,6 +49,8 @@ class ChangeFeed:
         # read before the engine opens: a change made while it loads is replayed, not lost
         self.position = shared.head()
         self._lock = threading.Lock()
+        # the shared state's bell when this worker last found itself at the head
+        self._bell_heard: int | None = None
 
     def saw(self, user_id: str | None) -> None:
         """A request names ``user_id``: this worker's engine may now cache something of it."""
@@ -84,7 +86,13 @@ class ChangeFeed:
         request pays for a sync only when there is news; elsewhere (Redis) always True."""
         if not self.shared.local_reads:
             return True
-        return self.shared.head() != self.position
+        bell = self.shared.bell()  # read before the head: a change rung later is still news
+        if bell is not None and bell == self._bell_heard:
+            return False
+        behind = self.shared.head() != self.position
+        if not behind:
+            self._bell_heard = bell
+        return behind
 
     # -- reading -------------------------------------------------------------------
     def _apply(self, changes: list[Change]) -> None:

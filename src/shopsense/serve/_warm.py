@@ -30,7 +30,11 @@ def warm_up(engine: Any) -> dict[str, str]:
         # a first search would build the index here, in every worker: `shopsense index` builds
         # it once, and the workers swap it in (Engine.swap_new_builds)
         out["search"] = "unavailable: no index built (shopsense index)"
-    for name, call in (("search", lambda: engine.search(cat.products[0].title[:40], k=1)),
+    def search() -> None:
+        engine.search(cat.products[0].title[:40], k=1)
+        engine.searcher.warm()  # the spelling dictionary: else the first typo waits seconds
+
+    for name, call in (("search", search),
                        ("recommend", lambda: engine.similar(probe, k=1)),
                        ("bundles", lambda: engine.complements(probe, k=1))):
         if name in out:
