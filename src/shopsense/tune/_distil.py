@@ -321,6 +321,7 @@ class EncoderDistiller:
         return self._embed(self.model_, [str(t) for t in texts])
 
     def manifest(self) -> dict[str, Any]:
+        """What was distilled and how (saved beside the model as ``shopsense_manifest.json``)."""
         if self.model_ is None:
             raise NotFittedError("EncoderDistiller is not fitted; call fit() first")
         import sentence_transformers
