@@ -31,7 +31,7 @@ except ImportError:  # Windows
 log = logging.getLogger(__name__)
 
 #: the layout of the file, in ``PRAGMA user_version``: 0 is the first one (events keyed by a
-#: 32-hex-character hash under a UNIQUE constraint, plus an index on ts); 1 is :data:`_SCHEMA`.
+#: 32-hex-character hash under a UNIQUE constraint); 1 is :data:`_SCHEMA`.
 #: Opening a version-0 file migrates it (:meth:`SQLiteStore._migrate_events_v1`); a file of a
 #: newer version than this is refused.
 SCHEMA_VERSION = 1
@@ -43,18 +43,21 @@ SCHEMA_VERSION = 1
 # pages to the WAL again: SQLite took ~8 of the ingest's ~10 CPU seconds, and the keys ~1.6 s more
 # in Python. Now
 # - the identity is a UNIQUE index on the fields themselves, led by ts: a file in time order
-#   appends to it instead of scattering, it is exact (no hash, no collision, nothing computed in
-#   Python per row), and it also serves `ts >`, `ORDER BY ts` and the retention delete, so the
-#   separate ts index is gone. coalesce(..., '') because NULLs never conflict in a UNIQUE index,
-#   and the old key treated a missing and an empty item/session/query alike; price is left out,
-#   as before (an identical event with another price is the same event);
+#   appends to it instead of scattering, and it is exact (no hash, no collision, nothing computed
+#   in Python per row). coalesce(..., '') because NULLs never conflict in a UNIQUE index, and the
+#   old key treated a missing and an empty item/session/query alike; price is left out, as
+#   before (an identical event with another price is the same event);
 # - (user_id, ts) stays (histories, count per user, delete_user): the one index that takes
 #   random inserts, and the narrowest possible for those reads;
 # - (session_id, ts) is partial: most events have no session, and `session_id = ?` (the only
-#   read) implies NOT NULL, so SQLite still uses it.
-# Measured on this machine (2 shared cores, CPU seconds of the inserts alone, bench/ingest.py's
-# file): first layout ~9.8 s, hash key as 8-byte BLOB with UNIQUE(ts, key) ~3.5 s + 1.2-1.8 s
-# of hashing, this layout ~3.8-4.6 s with no hashing.
+#   read) implies NOT NULL, so SQLite still uses it;
+# - (ts) stays although the identity index starts with ts: it holds the rowid, so it gives
+#   `ORDER BY ts, seq` (every full read: training) without sorting ties; without it that read
+#   of 494,839 events took 1.7 s instead of 1.3 s. It only appends, ~0.2-0.5 CPU s per 495k.
+# Measured on this machine (2 shared cores at load 7-9, CPU seconds of the inserts alone of
+# bench/ingest.py's file in 20k-event transactions): first layout 7.1-9.8 s (of which hashing
+# 1.6-2.3 s); an 8-byte BLOB hash key under UNIQUE(ts, key) 3.5 s + 1.2-1.8 s of hashing; this
+# layout 3.0-3.6 s; the same without (user_id, ts) 2.0 s; a table with no index at all 1.4 s.
 _EVENTS_TABLE = """
 CREATE TABLE IF NOT EXISTS {name} (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -73,6 +76,7 @@ _EVENT_INDEXES = [
     _EVENT_IDENTITY,
     "CREATE INDEX IF NOT EXISTS events_user ON events(user_id, ts)",
     "CREATE INDEX IF NOT EXISTS events_session ON events(session_id, ts) WHERE session_id IS NOT NULL",
+    "CREATE INDEX IF NOT EXISTS events_ts ON events(ts)",
 ]
 #: the identity columns of an event, as the UNIQUE index reads them (the migration's de-duplication)
 _EVENT_IDENTITY_COLS = ("ts, user_id, coalesce(item_id, ''), type, coalesce(session_id, ''), "
