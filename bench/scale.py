@@ -2,6 +2,8 @@
 
     python bench/scale.py                          # events x1, x4, x16, x64; items x1 and x4
     python bench/scale.py --factors 1,4 --quick    # a smoke run
+    python bench/scale.py --merge --spark-only --factors 1,16,40,64 --item-factors 1 --spark-store-at 1
+                                                   # the Spark path alone, into the existing results
 
 A SCALE SIMULATION, stated as such: the real Amazon Sports 5-core interactions
 (35,598 users, 18,357 items, 296,337 events) are replicated ``f`` times with remapped
@@ -19,8 +21,15 @@ such instead of ending the run:
   reads every event into memory);
 - one fit per model (popularity, ALS via implicit, item-kNN, EASE while the catalogue is
   under the bound ``EASE_MAX``), with recommend p50/p99 over 300 users' histories;
-- ``spark_als``: the same events trained by Spark MLlib ALS (``shopsense.jobs``), when
-  pyspark is installed, its time and the peak memory of the driver and the JVM.
+- ``spark_als``: the same events trained by Spark MLlib ALS (``shopsense.jobs.train_spark``,
+  ``local[*]``, the JVM heap ``--spark-driver-memory``) with the in-process ALS's rank and
+  iterations (64, 10), when pyspark is installed: its time by step, the peak resident memory
+  of the Python driver (VmHWM) and of the JVM (its RSS sampled every 0.2 s, since rusage
+  misses a child that is still alive), and a check that the saved model version is served.
+  Where the home's events are ingested, the job reads the store (its SQLite -> Parquet export
+  is timed apart); with ``--spark-only`` the home holds the products only and the job reads
+  the same events from the Parquet file the store would have exported (an ingest of x64 took
+  24 minutes and is measured in the ``ingest`` rows).
 Search over the catalogue is measured at scale in ``bench/serve.py`` (Home Depot); Sports
 has no item text to index.
 """
@@ -36,10 +45,12 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any, Self
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results" / "scale.json"
 EASE_MAX = 30000  # items: EASE inverts an n x n Gram matrix (recommend/_training.py bounds it too)
+ALS_RANK, ALS_ITERS = 64, 10  # the in-process ALS child's; the Spark path is given the same
 
 
 def _peak_mb() -> float:
@@ -113,18 +124,14 @@ def child(task: str, home: str, events: str, products: str) -> dict:
         eng.close()
         return {"seconds": dt, "rows_per_s": rep.stored / dt, "stored": rep.stored, "rejected": rep.rejected,
                 "products_seconds": t1 - t0, "peak_mb": _peak_mb()}
-    if task == "spark_als":
-        from shopsense.jobs import train_spark
-
+    if task == "products":
+        eng = Engine(home)
         t0 = time.perf_counter()
-        train_spark(Engine(home))
-        dt = time.perf_counter() - t0
-        out = {"seconds": dt, "peak_mb": _peak_mb()}
-        jvm = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024.0
-        if jvm > 0:  # only once the JVM has exited and been reaped; otherwise not measured
-            out["jvm_peak_mb"] = jvm
-        return out
-
+        eng.ingest_products(products)
+        eng.close()
+        return {"seconds": time.perf_counter() - t0, "peak_mb": _peak_mb()}
+    if task in ("spark_als", "spark_als_parquet"):
+        return _spark_child(task, home, events, products)
     import numpy as np
 
     from shopsense.catalog import EVENT_WEIGHTS
@@ -163,6 +170,97 @@ def child(task: str, home: str, events: str, products: str) -> dict:
             "recommend_p50_ms": float(np.percentile(lat, 50)), "recommend_p99_ms": float(np.percentile(lat, 99))}
 
 
+class _JvmSampler:
+    """Peak RSS of this process's descendants while a job runs: the JVM pyspark starts (and the
+    Python workers it forks), sampled with psutil, since getrusage sees a child only once it
+    has been reaped."""
+
+    def __init__(self, every_s: float = 0.2) -> None:
+        import threading
+
+        self.jvm_mb = 0.0
+        self.workers_mb = 0.0
+        self._stop = threading.Event()
+        self._every = every_s
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        import psutil
+
+        me = psutil.Process()
+        while not self._stop.wait(self._every):
+            jvm = workers = 0
+            for c in me.children(recursive=True):
+                try:
+                    rss = c.memory_info().rss
+                    if "java" in c.name():
+                        jvm += rss
+                    else:
+                        workers += rss
+                except psutil.Error:
+                    continue
+            self.jvm_mb = max(self.jvm_mb, jvm / 2**20)
+            self.workers_mb = max(self.workers_mb, workers / 2**20)
+
+    def __enter__(self) -> Self:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def _spark_child(task: str, home: str, events: str, products: str) -> dict:
+    """train_spark on the store (``spark_als``) or on the events Parquet (``spark_als_parquet``,
+    a home with the products only), then the saved version answered the way serving loads it."""
+    import numpy as np
+
+    from shopsense import Engine
+    from shopsense.jobs import train_spark
+    from shopsense.recommend import Recommender
+
+    conf = {"spark.driver.memory": os.environ.get("SCALE_SPARK_DRIVER_MEMORY", "8g")}
+    t0 = time.perf_counter()
+    with _JvmSampler() as jvm:
+        manifest = train_spark(home, rank=ALS_RANK, iters=ALS_ITERS, conf=conf,
+                               events=events if task == "spark_als_parquet" else None)
+    dt = time.perf_counter() - t0
+    out: dict = {"seconds": dt, "peak_mb": _peak_mb(), "jvm_peak_mb": jvm.jvm_mb,
+                 "python_workers_peak_mb": jvm.workers_mb, "driver_memory": conf["spark.driver.memory"],
+                 "steps_seconds": manifest["spark"]["seconds"], "params": manifest["spark"]["params"],
+                 "events_read": manifest["spark"]["events"], "n_interactions": manifest["n_interactions"],
+                 "n_users": manifest["n_users"]}
+    # served: the version folder the recommend service loads (CURRENT), asked for 300 users
+    eng = Engine(home)
+    folder = eng.paths.model_version(manifest["version"])
+    current = eng.paths.models_current.read_text().strip()
+    ids = json.loads((folder / "item_ids.json").read_text())
+    model = Recommender.load(folder / "als")
+    import pyarrow.parquet as pq
+
+    first = next(pq.ParquetFile(events).iter_batches(batch_size=300_000, columns=["user_id", "item_id"]))
+    index = {x: i for i, x in enumerate(ids)}
+    users = np.asarray(first.column("user_id").to_pylist(), dtype=object)
+    items = np.array([index[x] for x in first.column("item_id").to_pylist()], np.int64)
+    rng = np.random.default_rng(0)
+    picked = rng.choice(np.unique(users), size=300, replace=False)
+    lat = []
+    for u in picked:
+        s = time.perf_counter()
+        model.recommend([items[users == u]], k=10)
+        lat.append((time.perf_counter() - s) * 1000)
+    out.update({"served_version_is_current": current == manifest["version"],
+                "recommend_p50_ms": float(np.percentile(lat, 50)), "recommend_p99_ms": float(np.percentile(lat, 99))})
+    if task == "spark_als":  # the store holds the events: the engine answers a shopper end to end
+        res = eng.recommend(str(picked[0]), k=10)
+        out["engine_check"] = {"user": str(picked[0]), "model_version": res.info.get("model_version"),
+                               "model": res.info.get("model"), "personalised": res.info.get("personalised"),
+                               "hits": len(res.hits), "sources": sorted({h.source for h in res.hits})}
+    eng.close()
+    return out
+
+
 def run_child(task: str, home: Path, ev: Path, pr: Path, timeout: float, mem_cap_gb: float | None) -> dict:
     """One measurement in a fresh process. ``mem_cap_gb`` caps its address space, so a model
     that would exhaust the machine fails with MemoryError (reported) instead of taking the
@@ -175,16 +273,25 @@ def run_child(task: str, home: Path, ev: Path, pr: Path, timeout: float, mem_cap
             resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
 
     t0 = time.perf_counter()
+    # a session of its own, so a timeout ends the JVM a Spark child started along with it
+    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                         preexec_fn=limit, start_new_session=True)  # noqa: PLW1509 - the parent runs no threads
     try:
-        p = subprocess.run(cmd, check=False, capture_output=True, text=True, timeout=timeout,
-                           preexec_fn=limit)
+        stdout, stderr = p.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
+        import signal
+
+        os.killpg(p.pid, signal.SIGKILL)
+        p.communicate()
         return {"status": f"timeout after {timeout:.0f} s"}
     if p.returncode != 0:
-        oom = "MemoryError" in p.stderr or "Unable to allocate" in p.stderr or p.returncode in (-9, 137)
-        why = f"out of memory (address space capped at {mem_cap_gb:g} GB)" if oom else f"exit {p.returncode}"
-        return {"status": why, "stderr": p.stderr[-300:], "seconds": time.perf_counter() - t0}
-    out = json.loads(p.stdout.strip().splitlines()[-1])
+        oom = "MemoryError" in stderr or "Unable to allocate" in stderr or "OutOfMemoryError" in stderr or p.returncode in (-9, 137)
+        if task.startswith("spark") and oom:
+            why = "out of memory"
+        else:
+            why = f"out of memory (address space capped at {mem_cap_gb:g} GB)" if oom else f"exit {p.returncode}"
+        return {"status": why, "stderr": stderr[-300:], "seconds": time.perf_counter() - t0}
+    out = json.loads(stdout.strip().splitlines()[-1])
     out["status"] = "ok"
     return out
 
@@ -202,6 +309,14 @@ def main() -> None:
     ap.add_argument("--spark-at", default="1,4,16,64", help="event factors at which the Spark path is measured")
     ap.add_argument("--ease-at", default="1,4,16,64",
                     help="event factors at which EASE is fitted (its cost is set by the catalogue: n^3)")
+    ap.add_argument("--spark-only", action="store_true",
+                    help="only the Spark path, added to the sizes' existing rows (with --merge): the job reads the "
+                         "events Parquet, the home holds the products (except at --spark-store-at)")
+    ap.add_argument("--spark-store-at", default="1",
+                    help="with --spark-only: factors whose events are ingested first, so the job reads the store "
+                         "(its SQLite -> Parquet export timed) and the engine serves the model")
+    ap.add_argument("--spark-driver-memory", default="8g",
+                    help="JVM heap of the local Spark driver (its executors run inside it)")
     ap.add_argument("--merge", action="store_true", help="keep the sizes already in the results file")
     ap.add_argument("--quick", action="store_true", help="x1 and x4 only, items x1")
     ap.add_argument("--child", nargs=4, metavar=("TASK", "HOME", "EVENTS", "PRODUCTS"), help=argparse.SUPPRESS)
@@ -232,10 +347,18 @@ def main() -> None:
         write_json(results, RESULTS, meta(
             "scale simulation: Amazon Sports 5-core events replicated with remapped user ids "
             "(items replicated for catalogue growth); each measurement a fresh subprocess with a "
-            f"{args.timeout:.0f} s limit and a {args.mem_cap_gb:g} GB address-space cap; peak memory = VmHWM of "
-            "that process (JVM: largest child)", load_average=os.getloadavg(),
+            f"{args.timeout:.0f} s limit and a {args.mem_cap_gb:g} GB address-space cap (not for Spark: the JVM "
+            "reserves far more address space than it uses); peak memory = VmHWM of that process; Spark: "
+            f"local[*], rank {ALS_RANK} / {ALS_ITERS} iterations as the in-process ALS, JVM heap "
+            f"{args.spark_driver_memory}, the JVM's RSS sampled every 0.2 s (jvm_peak_mb)", load_average=os.getloadavg(),
             note="sizes may come from several runs (--merge); each size's load average is in its _load"))
     growth_at = {int(x) for x in args.item_growth_at.split(",")}
+    os.environ["SCALE_SPARK_DRIVER_MEMORY"] = args.spark_driver_memory  # read by the Spark child
+    if args.spark_only:
+        if not spark:
+            sys.exit("--spark-only needs pyspark (pip install 'shopsense[spark]') and a Java runtime")
+        _spark_only(args, results, factors, item_factors, work, save)
+        factors, item_factors = [], []
     for g in item_factors:
         for f in factors:
             if g > 1 and f not in growth_at:
@@ -282,6 +405,41 @@ def main() -> None:
     print(f"wrote {RESULTS}")
 
 
+def _spark_only(args: argparse.Namespace, results: dict, factors: list[int], item_factors: list[int], work: Path,
+                save: Any) -> None:
+    """The Spark path at each size, into that size's row (the in-process rows are kept)."""
+    import shutil
+
+    store_at = {int(x) for x in args.spark_store_at.split(",") if x}
+    for g in item_factors:
+        for f in factors:
+            ev, pr, n_ev, n_users, n_items = build_files(work, f, g)
+            name = f"sports events x{f} items x{g} ({n_ev:,} events, {n_users:,} users, {n_items:,} items)"
+            print(f"== {name} (spark only)", flush=True)
+            home = work / f"home_spark_x{f}_i{g}"
+            shutil.rmtree(home, ignore_errors=True)
+            row = results.setdefault(name, {"_size": {"events": n_ev, "users": n_users, "items": n_items}})
+            row["_load_spark"] = {"load_average_at_start": list(os.getloadavg())}
+            if f in store_at:
+                ing = run_child("ingest", home, ev, pr, args.timeout, args.mem_cap_gb)
+                print("  ingest (for the store path)", {k: v for k, v in ing.items() if k != "stderr"}, flush=True)
+                task = "spark_als"
+                if ing["status"] != "ok":
+                    row[task] = {"status": f"not run: ingest {ing['status']}"}
+                    continue
+            else:
+                prod = run_child("products", home, ev, pr, args.timeout, args.mem_cap_gb)
+                task = "spark_als_parquet"
+                if prod["status"] != "ok":
+                    row[task] = {"status": f"not run: products {prod['status']}"}
+                    continue
+            row[task] = run_child(task, home, ev, pr, args.timeout, args.mem_cap_gb)
+            row["_load_spark"]["load_average_at_end"] = list(os.getloadavg())
+            print(f"  {task}", row[task], flush=True)
+            shutil.rmtree(home, ignore_errors=True)
+            save()
+
+
 def _plot(results: dict, path: Path) -> None:
     import matplotlib
 
@@ -301,7 +459,10 @@ def _plot(results: dict, path: Path) -> None:
             secs = m.get("fit_seconds", m.get("seconds"))
             if secs is None:
                 continue
-            series.setdefault(f"{task} (items {items:,})", []).append((n, secs, m.get("peak_mb", float("nan"))))
+            label = "spark_als" if task.startswith("spark_als") else task
+            series.setdefault(f"{label} (items {items:,})", []).append((n, secs, m.get("peak_mb", float("nan"))))
+            if "jvm_peak_mb" in m:
+                series.setdefault(f"{label} JVM RSS (items {items:,})", []).append((n, float("nan"), m["jvm_peak_mb"]))
     for label, pts in series.items():
         pts.sort()
         xs = [p[0] for p in pts]

@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 
 from shopsense import Engine
 from shopsense.recommend import ALS, Interactions, Popularity, Recommender, Trending
+from tests.jobs.conftest import DEMO
 
 RANK, ITERS = 16, 8
 
@@ -104,3 +105,32 @@ def test_engine_serves_the_spark_model(trained, office) -> None:  # type: ignore
     out = CliRunner().invoke(app, ["recommend", user, "-k", "10", "--json", "--home", str(office.home)])
     assert out.exit_code == 0, out.output
     assert [h["id"] for h in json.loads(out.output)["hits"]] == res.ids
+
+
+def test_train_spark_reads_the_same_events_from_parquet(spark, office, trained, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Issue 16: a home holding the products only, trained on the events Parquet the store
+    path would have exported, gives the store path's counts and popularity."""
+    from shopsense.errors import ValidationError
+    from shopsense.jobs import train_spark
+
+    store_manifest, _ = trained
+    home = tmp_path / "home"
+    with Engine(home) as eng:
+        eng.ingest_products(DEMO / "office_products.jsonl")
+    said: list[str] = []
+    manifest = train_spark(home, said.append, spark=spark, events=office.events, rank=RANK, iters=ITERS)
+    assert manifest["spark"]["events"] == str(office.events)
+    assert set(manifest["spark"]["seconds"]) == {"catalog_and_session", "export", "interactions", "als",
+                                                 "popularity_trending"}
+    assert (manifest["n_interactions"], manifest["n_users"]) == (store_manifest["n_interactions"],
+                                                                 store_manifest["n_users"])
+    # the ALS user index (assigned in the JVM) numbers every user once
+    n_users = len(pq.read_table(office.events, columns=["user_id"]).column("user_id").unique())
+    assert any(f"user-item pairs, {n_users:,} users" in m for m in said), said
+    folder = home / "models" / manifest["version"]
+    store_folder = office.home / "models" / store_manifest["version"]
+    np.testing.assert_allclose(Recommender.load(folder / "popularity").item_scores_,
+                               Recommender.load(store_folder / "popularity").item_scores_)
+    assert Recommender.load(folder / "als").item_factors_.shape == (2420, RANK)
+    with pytest.raises(ValidationError, match="'events' parameter of train_spark"):
+        train_spark(home, spark=spark, events=tmp_path / "missing.parquet")

@@ -60,12 +60,33 @@ def read_small(df: DataFrame, folder: str | Path) -> pa.Table:
     return pq.read_table(str(folder))
 
 
-def _user_index(ratings: DataFrame) -> DataFrame:
-    """(user_id, user): dense int ids for MLlib, assigned by the executors (zipWithIndex),
-    not by a driver-side list of users."""
-    users = ratings.select("user_id").distinct()
-    return (users.rdd.map(lambda r: r[0]).zipWithIndex()
-            .toDF("user_id string, user long"))
+def _user_index(pairs: DataFrame) -> tuple[DataFrame, int]:
+    """(user_id, user) with dense int ids 0..n-1 for MLlib, and n; assigned in the JVM.
+
+    Each distinct user gets its row number within its partition (the low 33 bits of
+    ``monotonically_increasing_id``) plus the number of users in the partitions before it;
+    only the per-partition counts reach the driver (one row per partition, not per user).
+    This replaced ``rdd.zipWithIndex`` through Python, which sent every user id through a
+    Python worker and back (three extra jobs and a pickle of every id)."""
+    from pyspark.sql import functions as F
+
+    spark = pairs.sparkSession
+    # one partition per core, not spark.sql.shuffle.partitions (200): the cached frame keeps its
+    # partitions, and two passes over 200 mostly empty ones cost more than the counting itself;
+    # persisted so both jobs below see the same ids in the same partitions
+    n_parts = max(2, spark.sparkContext.defaultParallelism)
+    users = (pairs.select("user_id").repartition(n_parts, "user_id").distinct()
+             .select("user_id", F.spark_partition_id().alias("part"),
+                     (F.monotonically_increasing_id().bitwiseAND(F.lit((1 << 33) - 1))).alias("row"))
+             .persist())
+    counts = sorted((int(r["part"]), int(r["count"])) for r in users.groupBy("part").count().collect())
+    offsets, total = [], 0
+    for part, n in counts:
+        offsets.append((part, total))
+        total += n
+    off = spark.createDataFrame(offsets or [(0, 0)], schema="part int, offset long")
+    index = users.join(F.broadcast(off), "part").select("user_id", (F.col("offset") + F.col("row")).alias("user"))
+    return index, total
 
 
 def fit_als_spark(events: DataFrame, item_ids: Sequence[str], rank: int = 64, reg: float = 0.01,
@@ -92,6 +113,20 @@ def fit_als_spark(events: DataFrame, item_ids: Sequence[str], rank: int = 64, re
     >>> als = fit_als_spark(events_frame(spark, store), catalog.ids, rank=32)  # doctest: +SKIP
     >>> als.recommend([np.array([3, 7])], k=10).indices                   # doctest: +SKIP
     """
+    return _fit_als_interactions(interactions_frame(events, item_ids), item_ids, rank=rank, reg=reg, iters=iters,
+                                 alpha=alpha, binary=binary, seed=seed,
+                                 fold_in_regularization=fold_in_regularization, num_blocks=num_blocks,
+                                 workdir=workdir, progress=progress)[0]
+
+
+def _fit_als_interactions(inter: DataFrame, item_ids: Sequence[str], rank: int = 64, reg: float = 0.01,
+                          iters: int = 15, alpha: float = 40.0, *, binary: bool = True, seed: int = 0,
+                          fold_in_regularization: float | None = None, num_blocks: int | None = None,
+                          workdir: str | Path | None = None,
+                          progress: Callable[[str], None] | None = None) -> tuple[ALS, int, int]:
+    """:func:`fit_als_spark` on an :func:`interactions_frame` the caller already has (and may
+    have persisted: ``train_spark`` reuses it for popularity instead of reading the events twice).
+    Returns the model, the number of user-item pairs and the number of users."""
     from pyspark.ml.recommendation import ALS as SparkALS
     from pyspark.sql import functions as F
 
@@ -102,26 +137,25 @@ def fit_als_spark(events: DataFrame, item_ids: Sequence[str], rank: int = 64, re
     check_param("alpha", alpha, alpha > (1.0 if binary else 0.0),
                 "a float > 1 with binary=True (MLlib gets alpha - 1)" if binary else "a float > 0", owner)
     say = progress or (lambda m: None)
-    spark = events.sparkSession
-    sc = spark.sparkContext
+    sc = inter.sparkSession.sparkContext
     with tempfile.TemporaryDirectory(prefix="shopsense-als-", dir=workdir) as tmp:
-        inter = interactions_frame(events, item_ids)
         pairs = inter.groupBy("user_id", "item").agg(F.sum("weight").alias("w"))
         ratings_col = F.lit(1.0) if binary else F.col("w")
-        users = _user_index(pairs)
+        users, n_users = _user_index(pairs)
+        if n_users >= 2**31 - 1:
+            raise ValidationError("MLlib ALS takes at most 2^31 - 1 users", field="events")
         ratings = (pairs.join(users, "user_id")
                    .select(F.col("user").cast("int").alias("user"), "item", ratings_col.cast("float").alias("rating"))
                    .persist())
-        stats = ratings.agg(F.count(F.lit(1)).alias("n"), F.countDistinct("user").alias("u"),
-                            F.max("user").alias("max_user")).first()
-        assert stats is not None
-        n_pairs, n_users = int(stats["n"]), int(stats["u"])
+        stats = ratings.agg(F.count(F.lit(1)).alias("n"), F.max("user").alias("max_user")).first()
+        users.unpersist()
+        n_pairs = int(stats["n"]) if stats is not None else 0
+        if n_pairs and int(stats["max_user"]) != n_users - 1:  # type: ignore[index]
+            raise RuntimeError(f"the ALS user index is not dense: {n_users} users, largest id {stats['max_user']}")
         if n_pairs == 0:
             ratings.unpersist()
             raise ValidationError("No usable events (view/click/cart/purchase on known products) to fit ALS on.",
                                   field="events")
-        if stats["max_user"] is not None and stats["max_user"] >= 2**31 - 1:
-            raise ValidationError("MLlib ALS takes at most 2^31 - 1 users", field="events")
         say(f"als: {n_pairs:,} user-item pairs, {n_users:,} users, {len(item_ids):,} items")
         if sc.getCheckpointDir() is None:  # long lineages of many iterations are cut every 10
             sc.setCheckpointDir(str(Path(tmp) / "checkpoints"))
@@ -143,7 +177,7 @@ def fit_als_spark(events: DataFrame, item_ids: Sequence[str], rank: int = 64, re
     # learned state, as ALS.fit leaves it: item factors only (users fold in at query time)
     out.item_factors_ = factors
     out.n_items_ = len(item_ids)
-    return out
+    return out, n_pairs, n_users
 
 
 def popularity_spark(interactions: DataFrame, n_items: int, *, half_life: float | None = None,
