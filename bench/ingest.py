@@ -4,6 +4,7 @@
     python bench/ingest.py --quick    # 120k events, for a smoke run
     python bench/ingest.py --hostile  # 1M events with 1% hostile rows vs the same file without them
     python bench/ingest.py --only events  # one dataset, no CLI checks; updates its entry only
+    python bench/ingest.py --only events --baseline c4aa511  # also the code of a git revision, same run
 
 Each (dataset, system) runs in its own fresh subprocess, so peak RSS (ru_maxrss) is that
 system's alone; ``rss_after_import_mb`` is the same process before it reads a row.
@@ -296,6 +297,16 @@ def check_rejects(path: str | None, bad: dict[int, tuple[str, str]]) -> dict[str
             "reports_of_good_rows": sum(1 for line in got if line not in bad), "per_kind": per_kind}
 
 
+def _baseline_src(rev: str, tmp: Path) -> Path:
+    """The ``src`` folder of git revision ``rev``, extracted under ``tmp``."""
+    out = tmp / "baseline"
+    out.mkdir()
+    archive = subprocess.run(["git", "-C", str(ROOT), "archive", rev, "src"], capture_output=True,
+                             check=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(out)], input=archive, check=True)
+    return out / "src"
+
+
 def _count(n: int) -> str:
     return f"{n // 1_000_000}M" if n % 1_000_000 == 0 else f"{n // 1000}k"
 
@@ -312,14 +323,7 @@ def hostile_run(rows: int, bad_rate: float, baseline: str | None, out: Path) -> 
         n_good = rows - len(bad)
         print(f"built {hostile.name} ({rows:,} rows, {len(bad):,} bad) and {clean.name} ({n_good:,} rows) "
               f"in {time.perf_counter() - t0:.0f}s")
-        src = None
-        if baseline:
-            src = tmp / "baseline"
-            src.mkdir()
-            archive = subprocess.run(["git", "-C", str(ROOT), "archive", baseline, "src"], capture_output=True,
-                                     check=True).stdout
-            subprocess.run(["tar", "-x", "-C", str(src)], input=archive, check=True)
-            src = src / "src"
+        src = _baseline_src(baseline, tmp) if baseline else None
         systems = [("shopsense", None)] + ([(f"shopsense_{baseline}", src)] if src else [])
         for name, tree in systems:
             for ds, path in ((f"events_{_count(rows)}_clean", clean),
@@ -377,7 +381,8 @@ def main() -> None:
                     "without them (bench/results/ingest_hostile.json)")
     ap.add_argument("--rows", type=int, default=1_000_000, help="--hostile: rows in the file")
     ap.add_argument("--bad-rate", type=float, default=0.01, help="--hostile: share of hostile rows")
-    ap.add_argument("--baseline", default=None, help="--hostile: also run the code of this git revision")
+    ap.add_argument("--baseline", default=None, help="also run the code of this git revision (as "
+                    "shopsense_<REV>, in the same run: a before/after beside the peer)")
     ap.add_argument("--only", default=None, help="comma-separated datasets (events, icecat_products, "
                     "homedepot_products): run those alone, without the CLI checks, and replace only their "
                     "entries in --out (the others are kept as they were)")
@@ -399,18 +404,25 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="shopsense-bench-ingest-") as td:
         tmp = Path(td)
         files = build_files(tmp, args.quick, only)
+        base_src = _baseline_src(args.baseline, tmp) if args.baseline else None
+        systems: list[tuple[str, str, Path | None]] = [("pandas_to_sql", "pandas_to_sql", None),
+                                                       ("shopsense", "shopsense", None)]
+        if base_src is not None:
+            systems.append((f"shopsense_{args.baseline}", "shopsense", base_src))
         for ds, (kind, path, mapping) in files.items():
             results[ds] = {}
-            for system in ("pandas_to_sql", "shopsense"):
-                r = run_child(system, kind, path, tmp / f"home_{ds}_{system}", mapping)
-                print(f"{ds:20s} {system:14s} {r['read']:>8,} rows  {r['rows_per_s']:>9,.0f} rows/s  "
+            for name, system, tree in systems:
+                r = run_child(system, kind, path, tmp / f"home_{ds}_{name}", mapping, tree)
+                print(f"{ds:20s} {name:14s} {r['read']:>8,} rows  {r['rows_per_s']:>9,.0f} rows/s  "
                       f"peak RSS {r['peak_rss_mb']:.0f} MB")
-                results[ds][system] = {k: round(float(r[k]), 3) for k in (
+                results[ds][name] = {k: round(float(r[k]), 3) for k in (
                     "read", "stored", "rejected", "seconds", "rows_per_s", "peak_rss_mb",
                     "rss_after_import_mb", "ingest_rss_mb")}
-            s, p = results[ds]["shopsense"], results[ds]["pandas_to_sql"]
-            s["throughput_ratio_vs_peer"] = round(s["rows_per_s"] / p["rows_per_s"], 3)
-            s["peak_rss_ratio_vs_peer"] = round(s["peak_rss_mb"] / p["peak_rss_mb"], 3)
+            p = results[ds]["pandas_to_sql"]
+            for name, system, _ in systems[1:]:
+                s = results[ds][name]
+                s["throughput_ratio_vs_peer"] = round(s["rows_per_s"] / p["rows_per_s"], 3)
+                s["peak_rss_ratio_vs_peer"] = round(s["peak_rss_mb"] / p["peak_rss_mb"], 3)
         shown = ("rows_per_s", "seconds", "peak_rss_mb", "ingest_rss_mb", "stored", "rejected")
         print_table({d: {s: {m: v[m] for m in shown} for s, v in sy.items()} for d, sy in results.items()},
                     title="ingest", peer="pandas_to_sql")
@@ -420,8 +432,9 @@ def main() -> None:
         "Each system in a fresh subprocess on the same file; rows/s = rows read / wall seconds of "
         "the ingest call; peak RSS = VmHWM of that process (includes the interpreter and "
         "imports, see rss_after_import_mb). Peer: pandas.read_csv + DataFrame.to_sql(sqlite3), "
-        "no validation, no dedupe, no batching. One run each.",
-        quick=args.quick, load_average_1m=round(os.getloadavg()[0], 2),
+        "no validation, no dedupe, no batching. One run each. With --baseline REV, shopsense_<REV> is "
+        "the code of that git revision (src/ only; bench and datasets of this tree) on the same file.",
+        quick=args.quick, baseline=args.baseline, load_average_1m=round(os.getloadavg()[0], 2),
         load_average_1m_before=round(load_before, 2),
     )
     if only is not None and args.out.exists():  # keep the other datasets' entries as they were
