@@ -210,3 +210,16 @@ def test_a_row_breaking_not_null_is_refused_not_skipped(tmp_path: Path) -> None:
         assert store.count_events() == 1
     finally:
         store.close()
+
+
+def test_a_new_file_has_16k_pages_and_an_old_one_keeps_its_own(tmp_path: Path) -> None:
+    new, old = tmp_path / "new.sqlite3", tmp_path / "old.sqlite3"
+    SQLiteStore(new).close()
+    _write_v0(old, _events()[:3])  # 4 KiB pages, the default
+    SQLiteStore(old).close()
+    sizes = []
+    for db in (new, old):
+        con = sqlite3.connect(db)
+        sizes.append(con.execute("PRAGMA page_size").fetchone()[0])
+        con.close()
+    assert sizes == [16384, 4096]
