@@ -85,6 +85,47 @@ def test_bell_spares_the_head_query_until_another_worker_publishes(tmp_path, mon
     mine.close(), theirs.close()
 
 
+def test_query_vectors_are_shared_by_hash_and_a_failure_is_a_miss(shared):
+    import numpy as np
+
+    from shopsense.serve import SharedQueryVectors
+    from shopsense.text import TextEncoder
+
+    class Counting(TextEncoder):  # the real cache path; the model call itself is counted
+        calls = 0
+
+        def _encode(self, texts, progress):  # type: ignore[no-untyped-def]
+            Counting.calls += len(texts)
+            return np.stack([np.full(4, len(t), np.float32) for t in texts])
+
+    a, b = Counting("m"), Counting("m")  # two workers
+    a.shared_queries = b.shared_queries = SharedQueryVectors(shared)
+    va = a.encode_queries(["cordless drill", "red kettle"])
+    vb = b.encode_queries(["red kettle", "cordless drill"])
+    assert Counting.calls == 2 and np.array_equal(va, vb[::-1])  # the second worker encoded nothing
+    other = Counting("another-model")
+    other.shared_queries = SharedQueryVectors(shared)
+    other.encode_queries(["red kettle"])
+    assert Counting.calls == 3  # another encoder never reads the first one's vectors
+    keys: list[str] = []
+    spy = SharedQueryVectors(shared)
+    spy.put = lambda k, v: keys.append(k)  # type: ignore[method-assign]
+    other.shared_queries = spy
+    other.encode_queries(["blue kettle"])
+    assert len(keys) == 1 and len(keys[0]) == 64 and "kettle" not in keys[0]  # a hash, never the query
+
+    class Down(type(shared)):  # type: ignore[misc]
+        def vector_get(self, key):  # type: ignore[no-untyped-def]
+            raise shared.errors[0]("unreachable")
+
+    broken = Counting("m")
+    broken.shared_queries = SharedQueryVectors(shared)
+    broken.shared_queries.shared = Down.__new__(Down)
+    broken.shared_queries.shared.errors = shared.errors
+    broken.shared_queries.shared.vector_put = lambda k, v: None
+    assert broken.encode_queries(["red kettle"]).shape == (1, 4) and Counting.calls == 5
+
+
 def test_response_cache_entries_live_in_redis_only(shared):
     shared.cache_put("k", {"hits": [1]}, ttl_s=60)
     assert shared.cache_get("k") == ({"hits": [1]} if shared.shares_cache else None)

@@ -51,7 +51,11 @@ class Server:
             if time.monotonic() > deadline or self.proc.poll() is not None:
                 raise AssertionError(f"saw workers {sorted(self.workers)}; log:\n{self.log.read_text()}")
             c = httpx.Client(base_url=self.url, timeout=REQUEST_S,
-                             limits=httpx.Limits(max_connections=1, max_keepalive_connections=1))
+                             # httpx drops an idle connection after 5 s by default: a pinned client
+                             # left idle while the other worker loads its models (a first call on a
+                             # busy machine) reconnected, to either worker (seen under load 9)
+                             limits=httpx.Limits(max_connections=1, max_keepalive_connections=1,
+                                                 keepalive_expiry=3600.0))
             try:
                 pid = int(c.get("/livez").headers["X-Worker"])
             except httpx.TransportError:

@@ -35,7 +35,7 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["CHANGE_KINDS", "Change", "FeedGap", "SharedState"]
+__all__ = ["CHANGE_KINDS", "Change", "FeedGap", "SharedQueryVectors", "SharedState"]
 
 #: what a change in the feed can be
 CHANGE_KINDS = ("events", "products", "forget")
@@ -118,6 +118,13 @@ class SharedState(ABC):
     def cache_put(self, key: str, value: Any, ttl_s: float) -> None:
         return None
 
+    def vector_get(self, key: str) -> bytes | None:
+        """A query vector another worker stored under ``key`` (a hash, never the query)."""
+        return None
+
+    def vector_put(self, key: str, value: bytes) -> None:
+        return None
+
     def ping(self) -> None:
         """Raise when the shared state cannot be reached (readiness)."""
         self.head()
@@ -127,3 +134,24 @@ class SharedState(ABC):
 
     def close(self) -> None:
         """Release connections."""
+
+
+class SharedQueryVectors:
+    """The encoder's view of the shared query vectors (``TextEncoder.shared_queries``): a
+    query is encoded once per machine instead of once per worker. A cache that cannot be
+    reached is a miss, never a failed search."""
+
+    def __init__(self, shared: SharedState) -> None:
+        self.shared = shared
+
+    def get(self, key: str) -> bytes | None:
+        try:
+            return self.shared.vector_get(key)
+        except self.shared.errors:
+            return None
+
+    def put(self, key: str, value: bytes) -> None:
+        try:
+            self.shared.vector_put(key, value)
+        except self.shared.errors:
+            pass

@@ -59,6 +59,10 @@ return n
 """
 
 
+#: how long a shared query vector lives in Redis (the encoder's version is in its key)
+VECTOR_TTL_S = 7 * 24 * 3600
+
+
 class RedisSharedState(SharedState):
     name = "redis"
     shares_cache = True
@@ -121,6 +125,13 @@ class RedisSharedState(SharedState):
             log.debug("response not cached: %s", exc)
             return
         self._r.set(self._cache_key(key), raw, px=max(1, int(ttl_s * 1000)))
+
+    def vector_get(self, key: str) -> bytes | None:
+        raw = self._r.get(f"{self.prefix}:qv:{key}")
+        return None if raw is None else bytes(raw)
+
+    def vector_put(self, key: str, value: bytes) -> None:
+        self._r.set(f"{self.prefix}:qv:{key}", value, ex=VECTOR_TTL_S)
 
     def ping(self) -> None:
         self._r.ping()

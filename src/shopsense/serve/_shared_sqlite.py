@@ -32,7 +32,12 @@ CREATE TABLE IF NOT EXISTS changes (
     seq INTEGER PRIMARY KEY AUTOINCREMENT, kind TEXT NOT NULL, origin TEXT NOT NULL,
     users TEXT NOT NULL, at REAL NOT NULL
 );
+CREATE TABLE IF NOT EXISTS query_vectors (k TEXT PRIMARY KEY, v BLOB NOT NULL, at REAL NOT NULL) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS query_vectors_at ON query_vectors(at);
 """
+
+#: query vectors kept by housekeeping (1.5 kB each at 384 dimensions: ~30 MB)
+VECTORS_KEEP = 20_000
 
 
 class SQLiteSharedState(SharedState):
@@ -134,12 +139,25 @@ class SQLiteSharedState(SharedState):
             raise FeedGap(head)
         return [Change(int(s), k, o, Change.users_of(u)) for s, k, o, u in rows]
 
+    # -- query vectors -----------------------------------------------------------------
+    def vector_get(self, key: str) -> bytes | None:
+        with self._read():
+            row = self._rconn.execute("SELECT v FROM query_vectors WHERE k = ?", (key,)).fetchone()
+        return None if row is None else bytes(row[0])
+
+    def vector_put(self, key: str, value: bytes) -> None:
+        with self._write():
+            self._conn.execute("INSERT OR REPLACE INTO query_vectors(k, v, at) VALUES (?, ?, ?)",
+                               (key, value, time.time()))
+
     # -- upkeep ----------------------------------------------------------------------
     def housekeeping(self) -> None:
         with self._write():
             # a bucket untouched for over a minute is full again: the same as no row
             self._conn.execute("DELETE FROM buckets WHERE at < ?", (time.time() - 61.0,))
             self._conn.execute("DELETE FROM changes WHERE seq <= ?", (self._head(self._conn) - self.keep,))
+            self._conn.execute("DELETE FROM query_vectors WHERE at < (SELECT at FROM query_vectors "
+                               "ORDER BY at DESC LIMIT 1 OFFSET ?)", (VECTORS_KEEP,))
 
     def close(self) -> None:
         with self._lock, self._rlock:

@@ -25,6 +25,7 @@ from shopsense.serve._limits import BodySizeLimit, RateLimiter
 from shopsense.serve._metrics import Metrics
 from shopsense.serve._open_shared import open_shared_state
 from shopsense.serve._privacy import Pseudonymizer
+from shopsense.serve._shared import SharedQueryVectors
 from shopsense.serve._state import ServeState
 from shopsense.serve._sync import ChangeFeed, Syncer
 from shopsense.serve._warm import demo_users, warm_up
@@ -118,6 +119,7 @@ def create_app(
             state.engine = engine
         feed.engine = state.engine
         state.feed = feed
+        _share_query_vectors(state.engine, shared)
         def swapped() -> None:
             builds[0] = build_versions(state.engine)
             _freeze_heap()
@@ -227,6 +229,14 @@ class AccessLog:
             p = scope.get("state", {}).get("principal")
             log.info("%s %s %d %.1fms user=%s client=%s", scope["method"], route, status, dt * 1000,
                      state.pseudo(uid), p.bucket if p else "-")
+
+
+def _share_query_vectors(engine: Any, shared: Any) -> None:
+    """The workers encode each query once between them (SQLite file or Redis)."""
+    try:
+        engine.encoder.shared_queries = SharedQueryVectors(shared)
+    except Exception as exc:  # noqa: BLE001 - no encoder installed: nothing to share
+        log.debug("query vectors not shared: %s", exc)
 
 
 def build_versions(engine: Any) -> tuple[Any, ...]:

@@ -89,6 +89,14 @@ class TextEncoder:
         #: encodes queries when set (e.g. the ONNX int8 export of the same model, several times
         #: faster on a CPU for one short text); documents always use this encoder
         self.query_encoder: TextEncoder | None = None
+        #: query vectors shared beyond this process (``get(key) -> bytes | None``,
+        #: ``put(key, bytes)``): the server's workers set it so a query is encoded once per
+        #: machine (or per Redis), not once per worker. Keys hash the encoder and the text.
+        self.shared_queries: Any = None
+
+    def identity(self) -> str:
+        """What produces this encoder's vectors: a shared cache never mixes two encoders."""
+        return f"torch:{self.model_name}"
 
     def vocabulary(self) -> list[str]:
         """The tokenizer's vocabulary: read from the model folder's ``vocab.txt`` when it
@@ -150,16 +158,30 @@ class TextEncoder:
             out.append(v)
         if missing:
             enc = self.query_encoder if self.query_encoder is not None else self
-            vecs = enc._encode([texts[i] for i in missing], progress=False)
+            shared, keys = self.shared_queries, {}
+            if shared is not None:
+                ident = enc.identity()
+                keys = {i: hashlib.sha256(f"{ident}\x1f{texts[i]}".encode()).hexdigest() for i in missing}
+                for i in missing:
+                    raw = shared.get(keys[i])
+                    if raw:
+                        out[i] = self._remember(texts[i], np.frombuffer(raw, dtype=np.float32).copy())
+                missing = [i for i in missing if out[i] is None]
+            vecs = enc._encode([texts[i] for i in missing], progress=False) if missing else []
             for j, i in enumerate(missing):
-                out[i] = vecs[j]
-                if self.query_cache_size > 0:
-                    self._qcache[texts[i]] = vecs[j]
-                    while len(self._qcache) > self.query_cache_size:
-                        self._qcache.popitem(last=False)
+                out[i] = self._remember(texts[i], vecs[j])
+                if shared is not None:
+                    shared.put(keys[i], np.ascontiguousarray(vecs[j], dtype=np.float32).tobytes())
         if not out:
             return np.zeros((0, self.dim), dtype=np.float32)
         return np.stack(out).astype(np.float32, copy=False)  # type: ignore[arg-type]
+
+    def _remember(self, text: str, vec: np.ndarray) -> np.ndarray:
+        if self.query_cache_size > 0:
+            self._qcache[text] = vec
+            while len(self._qcache) > self.query_cache_size:
+                self._qcache.popitem(last=False)
+        return vec
 
     def encode_documents(self, texts: Sequence[str], progress: bool = False) -> np.ndarray:
         """(n, dim) float32 unit vectors for product texts, in batches."""

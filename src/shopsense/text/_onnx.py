@@ -159,6 +159,14 @@ class OnnxTextEncoder(TextEncoder):
             self._session = ort.InferenceSession(str(graph), so, providers=["CPUExecutionProvider"])
             self._dim = int(self._meta["dim"])
 
+    def identity(self) -> str:
+        graph = self.onnx_dir / (INT8 if self.int8 else FP32)
+        try:
+            stamp = graph.stat().st_mtime_ns  # a re-export into the same folder is a new encoder
+        except OSError:
+            stamp = 0
+        return f"onnx:{graph.resolve()}:{stamp}"
+
     @property
     def model(self) -> Any:
         self._ensure()
