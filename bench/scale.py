@@ -337,8 +337,11 @@ def main() -> None:
     except ImportError:
         spark = False
     results: dict[str, dict[str, dict]] = {}
+    earlier: dict = {}  # with --merge: the commands and notes of the runs whose sizes are kept
     if args.merge and RESULTS.exists():
-        results = {k: v for k, v in json.loads(RESULTS.read_text()).items() if not k.startswith("_")}
+        old = json.loads(RESULTS.read_text())
+        results = {k: v for k, v in old.items() if not k.startswith("_")}
+        earlier = old.get("_meta", {})
     spark_at = {int(x) for x in args.spark_at.split(",")}
     ease_at = {int(x) for x in args.ease_at.split(",")}
 
@@ -351,7 +354,13 @@ def main() -> None:
             "reserves far more address space than it uses); peak memory = VmHWM of that process; Spark: "
             f"local[*], rank {ALS_RANK} / {ALS_ITERS} iterations as the in-process ALS, JVM heap "
             f"{args.spark_driver_memory}, the JVM's RSS sampled every 0.2 s (jvm_peak_mb)", load_average=os.getloadavg(),
-            note="sizes may come from several runs (--merge); each size's load average is in its _load"))
+            note="sizes may come from several runs (--merge); each size's load average is in its _load "
+                 "(_load_spark for a --spark-only run)",
+            commands=[*earlier.get("commands", []),
+                      *([earlier["command"]] if earlier.get("command") and earlier["command"] not in
+                        earlier.get("commands", []) else []),
+                      " ".join([Path(sys.argv[0]).name, *sys.argv[1:]])] if earlier else None,
+            **{k: v for k, v in earlier.items() if k.startswith("spark_")}))
     growth_at = {int(x) for x in args.item_growth_at.split(",")}
     os.environ["SCALE_SPARK_DRIVER_MEMORY"] = args.spark_driver_memory  # read by the Spark child
     if args.spark_only:
@@ -448,27 +457,38 @@ def _plot(results: dict, path: Path) -> None:
 
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
     series: dict[str, list[tuple[float, float, float]]] = {}
+    stopped: set[float] = set()
     for row in results.values():
         if "_size" not in row:
             continue
         n = row["_size"]["events"]
         items = row["_size"]["items"]
         for task, m in row.items():
-            if task.startswith("_") or m.get("status") != "ok":
+            if task.startswith("_"):
+                continue
+            if str(m.get("status", "")).startswith("out of memory") and not task.startswith("spark"):
+                stopped.add(n)
+            # Spark runs without "params" are the earlier protocol (rank 128, 15 iterations, 1 GB heap)
+            if m.get("status") != "ok" or (task.startswith("spark") and "params" not in m):
                 continue
             secs = m.get("fit_seconds", m.get("seconds"))
             if secs is None:
                 continue
-            label = "spark_als" if task.startswith("spark_als") else task
+            label = "spark_als, whole job" if task.startswith("spark_als") else task
             series.setdefault(f"{label} (items {items:,})", []).append((n, secs, m.get("peak_mb", float("nan"))))
             if "jvm_peak_mb" in m:
-                series.setdefault(f"{label} JVM RSS (items {items:,})", []).append((n, float("nan"), m["jvm_peak_mb"]))
+                series.setdefault(f"spark_als JVM RSS (items {items:,})", []).append((n, float("nan"), m["jvm_peak_mb"]))
     for label, pts in series.items():
         pts.sort()
         xs = [p[0] for p in pts]
         axes[0].plot(xs, [p[1] for p in pts], marker="o", label=label)
         axes[1].plot(xs, [p[2] for p in pts], marker="o", label=label)
-    for ax, ylabel in zip(axes, ("seconds", "peak resident memory (MB)")):
+    for n in sorted(stopped):
+        for ax in axes:
+            ax.axvline(n, color="red", linestyle="--", alpha=0.6)
+            ax.annotate("in-process: out of memory", (n, 0.97), xycoords=("data", "axes fraction"), rotation=90,
+                        ha="right", va="top", fontsize=7, color="red")
+    for ax, ylabel in zip(axes, ("seconds (in-process: fit only)", "peak resident memory (MB)")):
         ax.set_xscale("log")
         ax.set_yscale("log")
         ax.set_xlabel("events (log)")
