@@ -314,3 +314,16 @@ def test_parquet_events_and_item_csv_forms(tmp_path) -> None:  # type: ignore[no
 
     assert item_text(items.records[0]) == "Milk. dairy > milk"
     assert item_categories(items.records).tolist() == [1, 0]
+
+
+def test_cli_default_runs_every_system() -> None:
+    """`shopsense eval recommend` without --systems runs every system the evaluator knows
+    (the transition generator was missing from the CLI's default)."""
+    import typer
+
+    from shopsense.cli import app
+    from shopsense.eval import RECOMMEND_SYSTEMS
+
+    cmd = typer.main.get_command(app).commands["eval"].commands["recommend"]  # type: ignore[attr-defined]
+    default = next(p.default for p in cmd.params if p.name == "systems")
+    assert default.split(",") == list(RECOMMEND_SYSTEMS)

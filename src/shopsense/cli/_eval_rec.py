@@ -37,8 +37,10 @@ def recommend_cmd(
     fmt: str = typer.Option("auto", "--format", help="auto | sequences | events"),
     items_map: list[str] = typer.Option(None, "--items-map", help="item file column=field (id, title, brand, "
                                         "categories, description); repeatable"),
-    systems: str = typer.Option("popularity,ease,als,itemknn,content,sasrec,stack", "--systems",
-                                help="comma-separated: popularity, ease, itemknn, als, content, sasrec, stack"),
+    # every system (eval.RECOMMEND_SYSTEMS, spelled out: the CLI imports eval lazily)
+    systems: str = typer.Option("popularity,ease,itemknn,als,content,transition,sasrec,stack", "--systems",
+                                help="comma-separated: popularity, ease, itemknn, als, content, transition, "
+                                "sasrec, stack"),
     cold_start_fraction: float = typer.Option(0.0, "--cold-start-fraction", min=0.0, max=0.9,
                                               help="share of items hidden from training, scored separately"),
     sasrec_seconds: float = typer.Option(600.0, "--sasrec-seconds", min=1.0, help="SASRec training budget"),
