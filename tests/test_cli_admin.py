@@ -23,8 +23,8 @@ def test_users_delete_erases_any_stored_id(tmp_path):
                         {"user_id": "bob", "item_id": "1", "type": "view"}])
         # an id stored before ingestion refused ids that cannot appear in a URL
         con = sqlite3.connect(eng.paths.sqlite)
-        con.execute("INSERT INTO events(key, user_id, item_id, type, ts, quantity) "
-                    "VALUES ('k', 'a/b', '1', 'view', 1.7e9, 1)")
+        con.execute("INSERT INTO events(user_id, item_id, type, ts, quantity) "
+                    "VALUES ('a/b', '1', 'view', 1.7e9, 1)")
         con.commit()
         con.close()
     res = runner.invoke(app, ["users", "delete", "a/b", "--home", str(home)])

@@ -184,10 +184,9 @@ class Recommender(ABC):
         slices :meth:`score` (catalogue-sized work); models whose score decomposes per item
         override it."""
         self._check_fitted()
-        items = np.asarray(items, np.int64)
-        ok = (items >= 0) & (items < self.n_items_)
+        items, ok, cols = self._known(items)
         s = np.asarray(self.score(histories, weights), np.float32)
-        return np.where(ok[None, :], s[:, np.where(ok, items, 0)], -np.inf).astype(np.float32)
+        return np.where(ok[None, :], s[:, cols], -np.inf).astype(np.float32)
 
     def params(self) -> dict[str, Any]:
         """Constructor keyword arguments (JSON)."""
@@ -205,6 +204,14 @@ class Recommender(ABC):
     def _check_fitted(self) -> None:
         if not hasattr(self, "n_items_"):
             raise NotFittedError(f"{type(self).__name__} is not fitted; call fit() or load() first.")
+
+    def _known(self, items: Sequence[int] | np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(items, ok, cols)``: the ids as int64, which of them this model was trained on
+        (``0 <= i < n_items_``; later catalogue items and -1 are not), and column indexes that
+        are safe to read (an unknown id reads column 0, which ``ok`` masks)."""
+        items = np.asarray(items, np.int64)
+        ok = (items >= 0) & (items < self.n_items_)
+        return items, ok, np.where(ok, items, 0)
 
     def recommend(
         self, histories: Sequence[np.ndarray], k: int = 10, *, weights: Sequence[np.ndarray] | None = None,
@@ -245,9 +252,8 @@ class Recommender(ABC):
         Scores only ``items`` (:meth:`score_items`), never the catalogue."""
         h = np.asarray(history, np.int64)
         h = h[(h >= 0) & (h < self.n_items_)][-last:]
-        items = np.asarray(items, np.int64)
+        items, ok, _ = self._known(items)
         out = np.full(len(items), -1, np.int64)
-        ok = (items >= 0) & (items < self.n_items_)
         if len(h) == 0 or not ok.any():
             return out
         s = np.asarray(self.score_items([np.array([x]) for x in h], items[ok]), np.float64)

@@ -63,9 +63,7 @@ class EASE(Recommender):
                     weights: Sequence[np.ndarray] | None = None) -> np.ndarray:
         """Only the history rows and candidate columns of B are read: ``B[h][:, items]``."""
         self._check_fitted()
-        items = np.asarray(items, np.int64)
-        ok = (items >= 0) & (items < self.n_items_)
-        cols = np.where(ok, items, 0)
+        items, ok, cols = self._known(items)
         x = histories_to_csr(histories, self.n_items_, None if self.binary else weights)
         if self.binary:
             x.data[:] = 1.0
@@ -86,9 +84,8 @@ class EASE(Recommender):
         """The history item with the largest learned weight ``B[h, item]`` towards each item."""
         h = np.asarray(history, np.int64)
         h = h[(h >= 0) & (h < self.n_items_)]
-        items = np.asarray(items, np.int64)
+        items, ok, _ = self._known(items)
         out = np.full(len(items), -1, np.int64)
-        ok = (items >= 0) & (items < self.n_items_)
         if len(h) and ok.any():
             out[ok] = h[np.argmax(self.B_[np.ix_(h, items[ok])], axis=0)]
         return out
@@ -168,8 +165,7 @@ class ItemKNN(Recommender):
                     weights: Sequence[np.ndarray] | None = None) -> np.ndarray:
         """Reads only the neighbour rows of the history items."""
         self._check_fitted()
-        items = np.asarray(items, np.int64)
-        ok = (items >= 0) & (items < self.n_items_)
+        items, ok, _ = self._known(items)
         uniq, back = np.unique(items, return_inverse=True)
         x = histories_to_csr(histories, self.n_items_, weights)
         s = self.S_
@@ -192,9 +188,8 @@ class ItemKNN(Recommender):
         self._check_fitted()
         h = np.asarray(history, np.int64)
         h = h[(h >= 0) & (h < self.n_items_)][-last:]
-        items = np.asarray(items, np.int64)
+        items, ok, _ = self._known(items)
         out = np.full(len(items), -1, np.int64)
-        ok = (items >= 0) & (items < self.n_items_)
         if len(h) == 0 or not ok.any():
             return out
         s = self.S_
@@ -304,9 +299,8 @@ class ALS(Recommender):
                     weights: Sequence[np.ndarray] | None = None) -> np.ndarray:
         """The folded-in user factor against the candidates' factors only."""
         self._check_fitted()
-        items = np.asarray(items, np.int64)
-        ok = (items >= 0) & (items < self.n_items_)
-        out = self.user_factors(histories, weights) @ self.item_factors_[np.where(ok, items, 0)].T
+        items, ok, cols = self._known(items)
+        out = self.user_factors(histories, weights) @ self.item_factors_[cols].T
         out[:, ~ok] = -np.inf
         return out.astype(np.float32, copy=False)
 
@@ -328,9 +322,8 @@ class ALS(Recommender):
         self._check_fitted()
         h = np.asarray(history, np.int64)
         h = h[(h >= 0) & (h < self.n_items_)][-last:]
-        items = np.asarray(items, np.int64)
+        items, ok, _ = self._known(items)
         out = np.full(len(items), -1, np.int64)
-        ok = (items >= 0) & (items < self.n_items_)
         if len(h) == 0 or not ok.any():
             return out
         if getattr(self, "_m_inv", None) is None:

@@ -75,9 +75,8 @@ class ContentRecommender(Recommender):
                     weights: Sequence[np.ndarray] | None = None) -> np.ndarray:
         """The profile against the candidates' vectors only."""
         self._check_fitted()
-        items = np.asarray(items, np.int64)
-        ok = (items >= 0) & (items < self.n_items_)
-        out = self.user_vectors(histories, weights) @ self.item_vectors_[np.where(ok, items, 0)].T
+        items, ok, cols = self._known(items)
+        out = self.user_vectors(histories, weights) @ self.item_vectors_[cols].T
         out[:, ~ok] = -np.inf
         return out.astype(np.float32, copy=False)
 

@@ -36,9 +36,7 @@ class Popularity(Recommender):
     def score_items(self, histories: Sequence[np.ndarray], items: np.ndarray,
                     weights: Sequence[np.ndarray] | None = None) -> np.ndarray:
         self._check_fitted()
-        items = np.asarray(items, np.int64)
-        ok = (items >= 0) & (items < self.n_items_)
-        cols = np.where(ok, items, 0)
+        items, ok, cols = self._known(items)
         base = np.where(ok, self.item_scores_[cols] - cols.astype(np.float32) * np.float32(1e-9), -np.inf)
         return np.tile(base.astype(np.float32), (len(histories), 1))
 

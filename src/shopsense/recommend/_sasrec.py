@@ -178,9 +178,8 @@ class SASRec(Recommender):
                     weights: Sequence[np.ndarray] | None = None) -> np.ndarray:
         """The sequence's last hidden state against the candidates' embeddings only."""
         self._check_fitted()
-        items = np.asarray(items, np.int64)
-        ok = (items >= 0) & (items < self.n_items_)
-        out = self._scores(histories, np.where(ok, items, 0))
+        items, ok, cols = self._known(items)
+        out = self._scores(histories, cols)
         out[:, ~ok] = -np.inf
         return out
 

@@ -118,9 +118,7 @@ class Transition(Recommender):
                     weights: Sequence[np.ndarray] | None = None) -> np.ndarray:
         """Reads only the rows of the history's last items and the columns of ``items``."""
         self._check_fitted()
-        items = np.asarray(items, np.int64)
-        ok = (items >= 0) & (items < self.n_items_)
-        cols = np.where(ok, items, 0)
+        items, ok, cols = self._known(items)
         q = self._query(histories)
         used = np.unique(q.indices)
         out = np.zeros((len(histories), len(items)), np.float32)
@@ -137,9 +135,8 @@ class Transition(Recommender):
         as :meth:`score` weighs it); -1 where no recent item ever led to it."""
         self._check_fitted()
         h, w = self._recent(history)
-        items = np.asarray(items, np.int64)
+        items, ok, _ = self._known(items)
         out = np.full(len(items), -1, np.int64)
-        ok = (items >= 0) & (items < self.n_items_)
         if len(h) == 0 or not ok.any():
             return out
         contrib = np.asarray(self.P_[h][:, items[ok]].toarray(), np.float64) * w[:, None]
