@@ -109,7 +109,8 @@ class EncoderDistiller:
         optimisation (AdamW, linear warm-up then linear decay to 0 at the end of the epochs or
         of ``max_seconds``, whichever comes first).
     max_seconds:
-        wall-clock budget; training stops (keeping the best checkpoint) when spent.
+        wall-clock budget of the training loop (the teacher's vectors are computed before it
+        starts); training stops (keeping the best checkpoint) when spent.
     val_fraction, eval_every:
         share of the texts held out (by hash) to measure mean cosine to the teacher every
         ``eval_every`` steps; the best checkpoint on them is kept.
@@ -220,6 +221,7 @@ class EncoderDistiller:
             bad = int(np.argmax(np.abs(norms - 1.0)))
             raise ValidationError(f"The 'teacher_vectors' parameter of EncoderDistiller.fit must hold unit vectors; "
                                   f"row {bad} has norm {norms[bad]:.4f}.", field="teacher_vectors")
+        t_train = time.perf_counter()  # the budget is for training: the teacher's vectors are not counted
         student = prune_layers(copy.deepcopy(teacher), keep)
         del teacher
         held = np.array([_held_out(t, self.val_fraction) for t in texts], dtype=bool) if self.val_fraction else \
@@ -271,13 +273,13 @@ class EncoderDistiller:
                 loss.backward()
                 torch.nn.utils.clip_grad_norm_(params, 1.0)
                 for g in opt.param_groups:
-                    g["lr"] = self.lr * lr_factor(step, time.perf_counter() - t0)
+                    g["lr"] = self.lr * lr_factor(step, time.perf_counter() - t_train)
                 opt.step()
                 step += 1
                 info: dict[str, Any] = {"phase": "train", "step": step, "total": total, "epoch": epoch,
                                         "loss": float(loss.item()), "elapsed_s": time.perf_counter() - t0}
                 last = s + self.batch_size >= len(order) and epoch == self.epochs - 1
-                if self.max_seconds is not None and time.perf_counter() - t0 > self.max_seconds:
+                if self.max_seconds is not None and time.perf_counter() - t_train > self.max_seconds:
                     stop_reason, done = "time budget", True
                 if len(va_idx) and (step % self.eval_every == 0 or done or last):
                     score = val_cos()
