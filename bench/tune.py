@@ -667,6 +667,7 @@ def main() -> None:
     report: dict = {}
     prev = RESULTS / "tune.json"
     meta: dict = {}
+    old: dict = {}
     if prev.exists():  # keep finished datasets when re-running only one, and say where they came from
         old = json.loads(prev.read_text())
         report = {k: v for k, v in old.items() if not k.startswith("_")}
@@ -678,9 +679,10 @@ def main() -> None:
     for d in args.datasets.split(","):
         old_rows = report.pop(d, None) or {}
         run_dataset(d, args, report, meta)
-        carried = [k for k in old_rows if not k.startswith("_") and k not in report[d]]
+        carried = [k for k in old_rows if k not in report[d]]
         for k in carried:  # rows this run did not re-measure (e.g. LoRA when --methods full): kept, and marked
-            report[d][k] = {**old_rows[k], "from_previous_run": json.loads(prev.read_text())["_meta"].get("date")}
+            report[d][k] = {**old_rows[k], ("_" if k.startswith("_") else "") + "from_previous_run":
+                            old.get("_meta", {}).get("date")}
         if carried:
             meta.setdefault("rows_kept_from_previous_run", {})[d] = carried
     save(report, meta, args)
