@@ -540,7 +540,8 @@ def save(report: dict, meta: dict, args) -> None:
         "(train + 10% val by query for early stopping and fusion weight); NDCG@10 gains = relevance - 1, unjudged 0; "
         "retrieval over all products; re-ranking of judged products; speed on the tuned model",
         "tune_seconds_budget": args.tune_seconds, "lora_seconds_budget": args.lora_seconds or args.tune_seconds,
-        "max_products": args.max_products or "all", "lr_full": args.lr_full, "lr_lora": args.lr_lora, "batch_size": args.batch_size, **meta,
+        "max_products": args.max_products or "all", "lr_full": args.lr_full, "lr_lora": args.lr_lora, "batch_size": args.batch_size,
+        "load_avg_at_save": list(os.getloadavg()), **meta,
     }
     (RESULTS / "tune.json").write_text(json.dumps(out, indent=2))
 
