@@ -372,3 +372,21 @@ def test_serve_help_lists_worker_options():
     assert r.exit_code == 0
     for opt in ("--workers", "--redis-url", "--graceful-timeout", "--keep-alive", "--no-warm"):
         assert opt in r.output
+
+
+@needs("search")
+def test_the_catalogue_is_encoded_once_before_the_workers_start(built_home, tmp_path):
+    """With no embedding cache, every worker encoded the whole catalogue at warm-up and kept
+    PyTorch in its private memory; `serve --workers N` now fills the cache in one child first."""
+    from shopsense.cli import fill_embedding_cache
+    from shopsense.config import Settings
+    from shopsense.engine import Engine
+
+    home = _home(built_home, tmp_path)
+    shutil.rmtree(home / "embeddings", ignore_errors=True)
+    fill_embedding_cache(Settings.load(home))
+    assert any((home / "embeddings").rglob("*")), "no embedding cache written"
+    with Engine(home) as eng:  # what a worker's warm-up reads: all from disk, no model loaded
+        vecs = eng.item_vectors()
+        assert vecs is not None and len(vecs) == len(eng.catalog())
+        assert eng.encoder._model is None

@@ -22,9 +22,10 @@ from shopsense.cli import (
 from shopsense.cli._app import app, console, show_hits
 from shopsense.cli._bundles import bundle_why
 from shopsense.cli._demo import copy_demo_policies
-from shopsense.cli._serve import tcp_socket
+from shopsense.cli._serve import fill_embedding_cache, tcp_socket
 
-__all__ = ["app", "bundle_why", "console", "copy_demo_policies", "main", "show_hits", "tcp_socket"]
+__all__ = ["app", "bundle_why", "console", "copy_demo_policies", "fill_embedding_cache", "main", "show_hits",
+           "tcp_socket"]
 
 
 def main() -> None:

@@ -72,6 +72,8 @@ def run_server(
     per_worker = str(max(1, (os.cpu_count() or 1) // workers))
     for var in THREAD_VARS:
         os.environ.setdefault(var, per_worker)
+    if warm:
+        fill_embedding_cache(settings)
     demo_key = None
     if demo:  # one key for all workers: each creating its own would revoke the others'
         from shopsense.serve import KeyStore
@@ -92,6 +94,33 @@ def run_server(
         console.print(f"listening on http://{config.host}:{sockets[0].getsockname()[1]} "
                       f"({workers} workers, a socket each)")
         balanced_workers(config, sockets).run()
+
+
+def fill_embedding_cache(settings: Any) -> None:
+    """Encode the catalogue's texts once, in a child process, before the workers start.
+
+    Each worker's warm-up reads the item vectors (bundles, content recommendations); with no
+    cache on disk every worker encoded the whole catalogue itself at once, and kept PyTorch
+    and the model in its private memory afterwards (Beauty, 2 workers: 625 MB private each
+    instead of 260-290 MB, measured from /proc/<pid>/smaps_rollup). A child, so this process,
+    which only supervises the workers, never holds the model either. Best effort: a failure
+    (no encoder installed, empty catalogue) leaves the workers to do as before."""
+    import multiprocessing
+
+    proc = multiprocessing.get_context("spawn").Process(target=_item_vectors, args=(settings,),
+                                                        name="shopsense-embed")
+    proc.start()
+    proc.join()
+
+
+def _item_vectors(settings: Any) -> None:
+    from shopsense.engine import Engine
+
+    try:
+        with Engine(settings=settings) as eng:
+            eng.item_vectors()
+    except Exception as exc:  # noqa: BLE001 - best effort, see fill_embedding_cache
+        console.print(f"[yellow]item vectors not prepared before the workers: {exc}[/yellow]")
 
 
 def worker_sockets(host: str, port: int, n: int) -> list[Any] | None:
