@@ -63,6 +63,24 @@ def _freeze_heap() -> None:
 
     gc.collect()
     gc.freeze()
+    _trim_heap()
+
+
+def _trim_heap() -> None:
+    """Hand the heap pages freed by loading (fits, temporary arrays) back to the OS: glibc
+    keeps them otherwise, and each worker held them privately (Home Depot warm-up: 53 MB
+    per worker, measured with /proc/<pid>/smaps_rollup). Only where glibc is the allocator."""
+    import ctypes
+    import ctypes.util
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        libc.malloc_trim(0)
+    except (OSError, AttributeError):  # musl or another libc: nothing to trim
+        pass
 
 
 def create_app(
