@@ -193,12 +193,17 @@ class _JvmSampler:
             for c in me.children(recursive=True):
                 try:
                     rss = c.memory_info().rss
-                    if "java" in c.name():
-                        jvm += rss
-                    else:
-                        workers += rss
+                    cmd = " ".join(c.cmdline())
                 except psutil.Error:
                     continue
+                # the JVM forks short-lived helpers (Hadoop's local file system runs shell
+                # commands); until they exec, such a child reports the JVM's whole RSS, so
+                # the JVM is the largest java process (one in local mode), not their sum, and
+                # Python workers are counted by their pyspark command line only
+                if c.name() == "java" and "org.apache.spark" in cmd:
+                    jvm = max(jvm, rss)
+                elif "pyspark" in cmd and "python" in c.name():
+                    workers += rss
             self.jvm_mb = max(self.jvm_mb, jvm / 2**20)
             self.workers_mb = max(self.workers_mb, workers / 2**20)
 
