@@ -63,6 +63,21 @@ load average 8-10 on the shared 2 cores), and what it led to:
   np.unique ~10%). GC: no gen-2 collection in 600 recommendations. The shared SQLite
   state: 16 us CPU per rate-limit write, 7 us per feed read (now leased / lock-free).
 
+Second round (30 Nov; py-spy, CPU seconds per request from /proc, A/B against a worktree
+of the previous commit on the same home):
+
+- The hop to a compute thread and back was ~20% of a precomputed recommendation's CPU:
+  answers averaging under 2 ms of CPU now run on the event loop (serve/_state.py).
+- Every request read the change feed's head from SQLite (~5-10%): a memory-mapped publish
+  counter (the "bell") says when there is news. Together: 1.87 -> 1.45 ms CPU per request.
+- The cached Beauty home predated the saved evidence of its lists, so each recommendation
+  asked the models why (8%): cached homes are now retrained when their model files are stale.
+- The first misspelt query per worker built the spelling dictionary (3-5 s on the request
+  path): built at warm-up and in the swap thread.
+- Each worker encoded the catalogue at warm-up when the home had no embedding cache and kept
+  PyTorch privately (625 MB private per Beauty worker): one child process fills the cache
+  before the workers start (288 MB).
+
 A/B, before -> after (req/s; same engine code): recommend c1 5.9 -> 333, c8 146 -> 602,
 c32 515 -> 902 (p99 654 -> 172 ms), c64 562 -> 654; events c1 20 -> 150, c8 121 -> 365,
 c32 411 -> 587, c64 448 -> 563 (the last two with the writers' flock).
