@@ -61,6 +61,8 @@ def run_server(
         # uvicorn kills a worker that does not answer its parent's ping within this time; its
         # 5 s default killed workers whose model loading held the GIL on a busy machine
         options["timeout_worker_healthcheck"] = WORKER_HEALTHCHECK_S
+    if warm:  # one worker too: the serving process never holds PyTorch for the catalogue's texts
+        fill_embedding_cache(settings)
     if workers == 1:
         application = create_app(settings, demo=demo, require_read_key=require_read_key,
                                  bench_dir=bench_dir, warm=warm)
@@ -72,8 +74,6 @@ def run_server(
     per_worker = str(max(1, (os.cpu_count() or 1) // workers))
     for var in THREAD_VARS:
         os.environ.setdefault(var, per_worker)
-    if warm:
-        fill_embedding_cache(settings)
     demo_key = None
     if demo:  # one key for all workers: each creating its own would revoke the others'
         from shopsense.serve import KeyStore
@@ -97,7 +97,7 @@ def run_server(
 
 
 def fill_embedding_cache(settings: Any) -> None:
-    """Encode the catalogue's texts once, in a child process, before the workers start.
+    """Encode the catalogue's texts once, in a child process, before the worker(s) start.
 
     Each worker's warm-up reads the item vectors (bundles, content recommendations); with no
     cache on disk every worker encoded the whole catalogue itself at once, and kept PyTorch

@@ -48,8 +48,15 @@ __all__ = ["train_models"]
 log = logging.getLogger(__name__)
 
 
-def _now_version() -> str:
-    return time.strftime("%Y%m%d-%H%M%S", time.gmtime()) + f"-{os.getpid() % 10000:04d}"
+def _now_version(models: Path) -> str:
+    """A new version name that sorts by time: the second, the process, and a counter when this
+    process already trained a version in the same second (two trains within one second
+    collided on the folder name: seen when a test trained right after its fixture did)."""
+    base = time.strftime("%Y%m%d-%H%M%S", time.gmtime()) + f"-{os.getpid() % 10000:04d}"
+    version, n = base, 1
+    while (models / version).exists():
+        version, n = f"{base}-{n}", n + 1
+    return version
 
 
 @dataclass(frozen=True)
@@ -248,7 +255,7 @@ def _save(paths: Home, models: dict[str, Recommender], primary: str, catalog: An
           metrics: dict[str, Any], seconds: float, tables: Callable[[Path], dict[str, Any]] | None = None
           ) -> dict[str, Any]:
     """Write ``models/<version>/`` through a temp folder and point ``models/CURRENT`` at it."""
-    version = _now_version()
+    version = _now_version(paths.models)
     paths.models.mkdir(parents=True, exist_ok=True)
     tmp = paths.models / f".tmp-{version}"
     if tmp.exists():

@@ -19,12 +19,9 @@ from __future__ import annotations
 
 import copy
 import hashlib
-import json
 import logging
 import math
 import os
-import shutil
-import tempfile
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -35,14 +32,13 @@ import numpy as np
 from shopsense.errors import NotFittedError, ValidationError, check_param, require
 from shopsense.home import Home
 from shopsense.text import (
-    ENCODER_MANIFEST,
     activate_encoder,
     encoder_dir,
     export_onnx,
     onnx_dir_for,
     resolve_model,
 )
-from shopsense.tune._train import _cpu_seconds
+from shopsense.tune._train import _cpu_seconds, save_model_folder
 
 __all__ = ["EncoderDistiller", "prune_layers", "save_distilled_encoder", "spread_layers"]
 
@@ -344,19 +340,7 @@ class EncoderDistiller:
         a temp folder and a rename (a crash never leaves half a model)."""
         if self.model_ is None:
             raise NotFittedError("EncoderDistiller is not fitted; call fit() first")
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.tmp"))
-        try:
-            self.model_.save(str(tmp))
-            (tmp / ENCODER_MANIFEST).write_text(json.dumps({**self.manifest(), **(extra or {})}, indent=2))
-            if path.exists():
-                shutil.rmtree(path)
-            os.replace(tmp, path)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
-        return path
+        return save_model_folder(self.model_, path, {**self.manifest(), **(extra or {})})
 
 
 def save_distilled_encoder(distiller: EncoderDistiller, home: Home | str | Path, version: str | None = None,

@@ -307,19 +307,26 @@ class EncoderTuner:
         written to a temp folder then renamed, so a crash never leaves half a model."""
         if self.model_ is None:
             raise NotFittedError("EncoderTuner is not fitted; call fit() first")
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.tmp"))
-        try:
-            self.model_.save(str(tmp))
-            (tmp / MANIFEST).write_text(json.dumps({**self.manifest(), **(extra or {})}, indent=2))
-            if path.exists():
-                shutil.rmtree(path)
-            os.replace(tmp, path)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
-        return path
+        return save_model_folder(self.model_, path, {**self.manifest(), **(extra or {})})
+
+
+def save_model_folder(model: Any, path: str | Path, manifest: dict[str, Any]) -> Path:
+    """Write a sentence-transformers model and its ``shopsense_manifest.json`` to ``path``
+    through a temp folder and a rename, so a crash never leaves half a model (the tuned and
+    the distilled encoders both)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.tmp"))
+    try:
+        model.save(str(tmp))
+        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2))
+        if path.exists():
+            shutil.rmtree(path)
+        os.replace(tmp, path)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return path
 
 
 def save_tuned_encoder(tuner: EncoderTuner, home: Home | str | Path, version: str | None = None,
