@@ -136,6 +136,7 @@ class OnnxTextEncoder(TextEncoder):
         self.model_name = f"{model_name}+onnx{'-int8' if int8 else ''}"
         self.base_model_name = model_name
         self._session: Any = None
+        self._identity = ""  # set with the session (identity())
         self._tok: Any = None
         self._meta: dict[str, Any] = {}
         self._olock = threading.Lock()
@@ -158,14 +159,13 @@ class OnnxTextEncoder(TextEncoder):
             so.inter_op_num_threads = 1
             self._session = ort.InferenceSession(str(graph), so, providers=["CPUExecutionProvider"])
             self._dim = int(self._meta["dim"])
+            # the graph this session runs, as loaded: a later re-export into the same folder is
+            # another encoder (read once here, not per query)
+            self._identity = f"onnx:{graph.resolve()}:{graph.stat().st_mtime_ns}"
 
     def identity(self) -> str:
-        graph = self.onnx_dir / (INT8 if self.int8 else FP32)
-        try:
-            stamp = graph.stat().st_mtime_ns  # a re-export into the same folder is a new encoder
-        except OSError:
-            stamp = 0
-        return f"onnx:{graph.resolve()}:{stamp}"
+        self._ensure()
+        return self._identity
 
     @property
     def model(self) -> Any:
