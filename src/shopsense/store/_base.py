@@ -52,14 +52,10 @@ def event_rows(events: Iterable[Event]) -> list[tuple[Any, ...]]:
     quantity, price)``, key as :func:`event_key`. A batch from the ingest's fast path (it has
     ``event_tuples()``: the same fields but the key, already validated) is read as is, without
     building an :class:`Event` per row."""
-    tuples = getattr(events, "event_tuples", None)
-    if tuples is None:
-        return [(event_key(e), e.user_id, e.item_id, e.type.value, e.timestamp.timestamp(), e.session_id,
-                 e.query, e.quantity, e.price) for e in events]
     blake2b = hashlib.blake2b
     return [(blake2b(f"{u}\x1f{i or ''}\x1f{ty}\x1f{ts:.6f}\x1f{s or ''}\x1f{q or ''}\x1f{n}".encode(),
                      digest_size=16).hexdigest(), u, i, ty, ts, s, q, n, p)
-            for u, i, ty, ts, s, q, n, p in tuples()]  # _key, inlined: a call per row costs 20%
+            for u, i, ty, ts, s, q, n, p in event_values(events)]  # _key, inlined: a call per row costs 20%
 
 
 #: what an exposure row records: a list shown, or an action on one of its items

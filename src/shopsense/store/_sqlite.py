@@ -70,17 +70,16 @@ CREATE TABLE IF NOT EXISTS {name} (
     quantity INTEGER NOT NULL DEFAULT 1,
     price REAL
 )"""
-_EVENT_IDENTITY = ("CREATE UNIQUE INDEX IF NOT EXISTS events_identity ON events(ts, user_id, "
-                   "coalesce(item_id, ''), type, coalesce(session_id, ''), coalesce(query, ''), quantity)")
+#: the identity columns of an event, as the UNIQUE index reads them (the migration's de-duplication)
+_EVENT_IDENTITY_COLS = ("ts, user_id, coalesce(item_id, ''), type, coalesce(session_id, ''), "
+                        "coalesce(query, ''), quantity")
+_EVENT_IDENTITY = f"CREATE UNIQUE INDEX IF NOT EXISTS events_identity ON events({_EVENT_IDENTITY_COLS})"
 _EVENT_INDEXES = [
     _EVENT_IDENTITY,
     "CREATE INDEX IF NOT EXISTS events_user ON events(user_id, ts)",
     "CREATE INDEX IF NOT EXISTS events_session ON events(session_id, ts) WHERE session_id IS NOT NULL",
     "CREATE INDEX IF NOT EXISTS events_ts ON events(ts)",
 ]
-#: the identity columns of an event, as the UNIQUE index reads them (the migration's de-duplication)
-_EVENT_IDENTITY_COLS = ("ts, user_id, coalesce(item_id, ''), type, coalesce(session_id, ''), "
-                        "coalesce(query, ''), quantity")
 
 _SCHEMA: list[str] = [
     """CREATE TABLE IF NOT EXISTS products (
