@@ -116,17 +116,16 @@ def fit_als_spark(events: DataFrame, item_ids: Sequence[str], rank: int = 64, re
     return _fit_als_interactions(interactions_frame(events, item_ids), item_ids, rank=rank, reg=reg, iters=iters,
                                  alpha=alpha, binary=binary, seed=seed,
                                  fold_in_regularization=fold_in_regularization, num_blocks=num_blocks,
-                                 workdir=workdir, progress=progress)[0]
+                                 workdir=workdir, progress=progress)
 
 
 def _fit_als_interactions(inter: DataFrame, item_ids: Sequence[str], rank: int = 64, reg: float = 0.01,
                           iters: int = 15, alpha: float = 40.0, *, binary: bool = True, seed: int = 0,
                           fold_in_regularization: float | None = None, num_blocks: int | None = None,
                           workdir: str | Path | None = None,
-                          progress: Callable[[str], None] | None = None) -> tuple[ALS, int, int]:
+                          progress: Callable[[str], None] | None = None) -> ALS:
     """:func:`fit_als_spark` on an :func:`interactions_frame` the caller already has (and may
-    have persisted: ``train_spark`` reuses it for popularity instead of reading the events twice).
-    Returns the model, the number of user-item pairs and the number of users."""
+    have persisted: ``train_spark`` reuses it for popularity instead of reading the events twice)."""
     from pyspark.ml.recommendation import ALS as SparkALS
     from pyspark.sql import functions as F
 
@@ -177,7 +176,7 @@ def _fit_als_interactions(inter: DataFrame, item_ids: Sequence[str], rank: int =
     # learned state, as ALS.fit leaves it: item factors only (users fold in at query time)
     out.item_factors_ = factors
     out.n_items_ = len(item_ids)
-    return out, n_pairs, n_users
+    return out
 
 
 def popularity_spark(interactions: DataFrame, n_items: int, *, half_life: float | None = None,

@@ -96,8 +96,8 @@ def train_spark(target: Any, progress: bool | Say = False, *, spark: SparkSessio
                 raise NotFittedError("No usable events (view/click/cart/purchase on known products); "
                                      "ingest events first.")
             s = time.perf_counter()
-            als, _, _ = _fit_als_interactions(inter, item_ids, rank=n_rank, reg=reg, iters=iters, alpha=alpha,
-                                              binary=binary, seed=seed, workdir=work, progress=say)
+            als = _fit_als_interactions(inter, item_ids, rank=n_rank, reg=reg, iters=iters, alpha=alpha,
+                                        binary=binary, seed=seed, workdir=work, progress=say)
             seconds["als"] = time.perf_counter() - s
             say(f"  fitted als (rank {n_rank}, {iters} iterations) in {seconds['als']:.1f}s")
             s = time.perf_counter()
