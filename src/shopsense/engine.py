@@ -110,11 +110,12 @@ class Engine:
             self._events_added(batch)
             return n
 
-        return ingest(
-            path, "events", write, mapping=mapping, fmt=format,
-            batch_size=self.settings.ingest_event_batch_size,
-            rejects_path=rejects_path or self.paths.rejects_file("events", path), progress=progress,
-        )
+        with self.store.bulk_events():
+            return ingest(
+                path, "events", write, mapping=mapping, fmt=format,
+                batch_size=self.settings.ingest_event_batch_size,
+                rejects_path=rejects_path or self.paths.rejects_file("events", path), progress=progress,
+            )
 
     def add_products(self, products: Iterable[Product | dict[str, Any]]) -> int:
         """Upsert products given as objects or dicts; all or nothing."""

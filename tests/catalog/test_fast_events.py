@@ -182,3 +182,36 @@ def test_fast_path_stores_and_rejects_as_row_by_row(tmp_path: Path, fmt: str,
         assert rep_f["stored"] > 0 and (rep_f["rejected"] > 10 or f.stem == "typed")
         # the plain rows were decided by the columns: pydantic saw only the odd ones
         assert fast[4] < slow[4] / 3, (f.name, fast[4], slow[4], rep_f)
+
+
+def test_ingest_reads_ahead_in_order_and_its_reader_stops_with_it(tmp_path: Path) -> None:
+    """The next blocks are read and checked in a thread while the store commits: the store still
+    gets the rows in file order, and a store that fails stops the ingest and its reader."""
+    import threading
+
+    path = tmp_path / "events.csv"
+    with path.open("w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["user_id", "item_id", "type", "timestamp"])
+        for i in range(30_000):  # several blocks of the reader
+            w.writerow([f"u{i % 97}", f"i{i}", "view", 1_700_000_000 + i])
+    got: list[str] = []
+
+    def write(batch: Any) -> int:
+        got.extend(e.item_id for e in batch)
+        return len(batch)
+
+    rep = ingest(path, "events", write, batch_size=1000)
+    assert rep.stored == 30_000 and got == [f"i{i}" for i in range(30_000)]
+
+    calls = 0
+
+    def failing(batch: Any) -> int:
+        nonlocal calls
+        calls += 1
+        raise RuntimeError("the disk is full")
+
+    with pytest.raises(RuntimeError, match="disk is full"):
+        ingest(path, "events", failing, batch_size=1000)
+    assert calls == 1
+    assert not any(t.name == "shopsense-ingest-read" for t in threading.enumerate())

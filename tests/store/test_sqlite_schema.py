@@ -6,7 +6,10 @@ every event, its seq and its order."""
 from __future__ import annotations
 
 import hashlib
+import pickle
 import sqlite3
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -223,3 +226,105 @@ def test_a_new_file_has_16k_pages_and_an_old_one_keeps_its_own(tmp_path: Path) -
         sizes.append(con.execute("PRAGMA page_size").fetchone()[0])
         con.close()
     assert sizes == [16384, 4096]
+
+
+# -- bulk writes (issue 16: multi-row statements, read indexes built after a bulk load) ----------
+def _indexes(path: Path) -> set[str]:
+    con = sqlite3.connect(path)
+    try:
+        return {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type = 'index' "
+                                          "AND tbl_name = 'events' AND sql IS NOT NULL")}
+    finally:
+        con.close()
+
+
+def _stored_rows(con: sqlite3.Connection) -> list[tuple]:
+    return con.execute("SELECT seq, user_id, item_id, type, ts, session_id, query, quantity, price "
+                       "FROM events ORDER BY seq").fetchall()
+
+
+#: one INSERT per row, as the store wrote events before its multi-row statements
+_ONE_ROW = ("INSERT INTO events(user_id, item_id, type, ts, session_id, query, quantity, price) "
+            "VALUES (?,?,?,?,?,?,?,?) ON CONFLICT DO NOTHING")
+
+
+@pytest.mark.parametrize("n", [1, 499, 500, 1234])
+def test_multi_row_inserts_store_what_one_insert_per_row_stores(tmp_path: Path, n: int) -> None:
+    """The same rows, seqs and skipped repeats as one INSERT per row, for a batch with only the
+    always-present columns (4 bound per row) and one that uses every column."""
+    narrow = [Event(user_id=f"u{i % 7}", item_id=f"i{i % 11}", type=EventType.VIEW,
+                    timestamp=T0 + timedelta(seconds=i // 3)) for i in range(n)]
+    wide = [*narrow, Event(user_id="u1", type=EventType.SEARCH, query="red mug", session_id="s1", timestamp=T0),
+            Event(user_id="u2", item_id="i3", type=EventType.PURCHASE, quantity=2, price=9.5, timestamp=T0)]
+    for k, batch in enumerate((narrow, wide, narrow + narrow[: n // 2 + 1])):  # the last repeats rows
+        stored = []
+        for how in ("store", "one row per insert"):
+            path = tmp_path / f"{k}-{how}.sqlite3"
+            store = SQLiteStore(path)
+            if how == "store":
+                new = store.add_events(batch)
+                store.close()
+            else:
+                store.close()
+                con = sqlite3.connect(path)
+                before = con.total_changes
+                con.executemany(_ONE_ROW, [(e.user_id, e.item_id, e.type.value, e.timestamp.timestamp(),
+                                            e.session_id, e.query, e.quantity, e.price) for e in batch])
+                new = con.total_changes - before
+                con.commit()
+                con.close()
+            con = sqlite3.connect(path)
+            stored.append((new, _stored_rows(con)))
+            con.close()
+        assert stored[0] == stored[1]
+        assert stored[0][0] == len({(e.user_id, e.item_id, e.type, e.timestamp, e.query) for e in batch})
+
+
+def test_a_bulk_load_builds_the_read_indexes_at_the_end(tmp_path: Path) -> None:
+    path = tmp_path / "store.sqlite3"
+    store = SQLiteStore(path)
+    try:
+        every = _indexes(path)
+        assert {"events_identity", "events_user", "events_session", "events_ts"} <= every
+        with store.bulk_events():
+            assert _indexes(path) == every - {"events_user", "events_session", "events_ts"}  # dedupe kept
+            assert store.add_events(_events()) == len(_events())
+            assert store.add_events(_events()) == 0  # the identity index still skips repeats
+        assert _indexes(path) == every
+        with store.bulk_events():  # a table that holds events keeps its indexes: readers use them
+            assert _indexes(path) == every
+            store.add_events([Event(user_id="z", item_id="i", type=EventType.VIEW, timestamp=T0)])
+        assert _indexes(path) == every
+    finally:
+        store.close()
+
+
+def test_an_interrupted_bulk_load_leaves_every_index(tmp_path: Path) -> None:
+    """A failing load still builds them; a killed one (they were dropped and never built) gets
+    them back when the file is next opened, with every event kept."""
+    path = tmp_path / "store.sqlite3"
+    store = SQLiteStore(path)
+    every = _indexes(path)
+    with pytest.raises(RuntimeError), store.bulk_events():
+        store.add_events(_events())
+        raise RuntimeError("the file ended badly")
+    assert _indexes(path) == every
+    store.close()
+
+    fresh = tmp_path / "killed.sqlite3"
+    code = ("import os, sys\n"
+            "from shopsense.store import SQLiteStore\n"
+            "store = SQLiteStore(sys.argv[1])\n"
+            "with store.bulk_events():\n"
+            "    store.add_events(__import__('pickle').loads(bytes.fromhex(sys.argv[2])))\n"
+            "    os._exit(9)  # killed in the middle of the load\n")
+    proc = subprocess.run([sys.executable, "-c", code, str(fresh), pickle.dumps(_events()).hex()],
+                          capture_output=True, text=True, check=False)
+    assert proc.returncode == 9, proc.stderr
+    assert "events_user" not in _indexes(fresh)
+    store = SQLiteStore(fresh)
+    try:
+        assert _indexes(fresh) == every
+        assert store.count_events() == len(_events())
+    finally:
+        store.close()

@@ -547,12 +547,14 @@ def ingest(
         if fast:  # events: blocks of rows checked by columns; the rest row by row
             import numpy as np
 
-            for item in read_event_blocks(path, fmt):
+            checked = ((item, None) if isinstance(item, tuple) else (item, _fast_events(item, mapping, unknown))
+                       for item in read_event_blocks(path, fmt))
+            for item, result in _read_ahead(checked):
                 if isinstance(item, tuple):
                     unreadable(*item)
                     continue
                 report.read += len(item)
-                passed, rows = _fast_events(item, mapping, unknown)
+                passed, rows = result
                 start = 0
                 for i in [*np.flatnonzero(~passed).tolist(), len(item)]:
                     add(rows[start:i], item.lines[start:i])
@@ -589,6 +591,55 @@ def ingest(
     if report.rejected:
         log.warning("%s: %d of %d rows rejected", path.name, report.rejected, report.read)
     return report
+
+
+def _read_ahead(items: Iterator[Any], depth: int = 2) -> Iterator[Any]:
+    """``items``, produced by a thread up to ``depth`` ahead: the next blocks are read and checked
+    while the store commits this one (SQLite and pyarrow compute let go of the GIL while they
+    work), so an ingest uses a second core. An exception of the producer is raised here, in
+    order; a consumer that stops early stops the producer. Hand-written because the standard
+    pools map functions over inputs, they do not read a generator ahead in order."""
+    import queue
+    import threading
+
+    q: queue.Queue[tuple[bool, Any]] = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def put(entry: tuple[bool, Any]) -> bool:
+        while not stop.is_set():
+            try:
+                q.put(entry, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        try:
+            for x in items:
+                if not put((False, x)):
+                    return
+            put((True, None))
+        except BaseException as exc:  # noqa: BLE001 - handed to the consumer, raised there
+            put((True, exc))
+        finally:
+            close = getattr(items, "close", None)
+            if close is not None:
+                close()
+
+    thread = threading.Thread(target=produce, name="shopsense-ingest-read", daemon=True)
+    thread.start()
+    try:
+        while True:
+            end, x = q.get()
+            if end:
+                if x is not None:
+                    raise x
+                return
+            yield x
+    finally:
+        stop.set()
+        thread.join()
 
 
 # -- events: the fast path ----------------------------------------------------------------------
@@ -947,9 +998,11 @@ def _fast_events(block: _Block, mapping: dict[str, str], unknown: set[str]) -> t
         else:
             passed &= ~pc.is_valid(p_arr).to_numpy(zero_copy_only=False)
 
-    def opt(values: list[Any]) -> list[Any]:
+    def opt(name: str, values: list[Any]) -> list[Any]:
+        if name not in fields:
+            return values  # no such column: None throughout
         return [v or None for v in values]  # "" (a blank cell) -> None
 
-    rows = list(zip(user, opt(item), types, ts.tolist(), opt(session), opt(query), quantity, price,
-                    strict=True))
+    rows = list(zip(user, opt("item_id", item), types, ts.tolist(), opt("session_id", session),
+                    opt("query", query), quantity, price, strict=True))
     return passed, rows

@@ -10,6 +10,7 @@ import math
 import secrets
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -184,6 +185,13 @@ class Store(ABC):
     def add_events(self, events: Iterable[Event]) -> int:
         """Append events in one transaction; an identical event already stored is
         skipped (idempotent re-ingest). Returns the number newly stored."""
+
+    @contextmanager
+    def bulk_events(self) -> Iterator[None]:
+        """Around a large load of events (the ingest of a file): a back-end may defer work it can
+        do faster once at the end (SQLite: the secondary indexes of an empty events table).
+        Every event is stored, de-duplicated and committed batch by batch as without it."""
+        yield
 
     @abstractmethod
     def get_product(self, product_id: str) -> Product | None: ...
