@@ -35,6 +35,7 @@ deliberately broken file must produce a rejects report naming line and field.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import json
 import os
@@ -45,6 +46,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +54,8 @@ ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results" / "ingest.json"
 HOSTILE_RESULTS = ROOT / "bench" / "results" / "ingest_hostile.json"
 HD_MAP = {"product_uid": "id", "product_title": "title"}
+#: --postgres: the URL of the fresh database a child ingests into
+PG_URL_ENV = "SHOPSENSE_BENCH_PG_URL"
 
 
 def _rss_mb() -> float:
@@ -72,9 +76,9 @@ def child(system: str, kind: str, path: str, home: str, mapping: str) -> None:
     if system == "shopsense":
         # the libraries the ingest loads on first use (pyarrow, which imports pandas on its first
         # compute call: ~0.5-0.8 s), loaded before the clock starts as the peer's pandas is
-        import pandas  # noqa: F401
+        import pandas
         import pyarrow.compute
-        import pyarrow.csv  # noqa: F401
+        import pyarrow.csv
 
         from shopsense import Engine
 
@@ -90,6 +94,39 @@ def child(system: str, kind: str, path: str, home: str, mapping: str) -> None:
         out = {"read": rep.read, "stored": stored, "rejected": rep.rejected, "seconds": secs, "cpu_s": cpu,
                "rejects_path": rep.rejects_path}
         eng.close()
+    elif system == "shopsense_postgres":
+        import pandas  # noqa: F401
+        import pyarrow.compute
+        import pyarrow.csv  # noqa: F401
+
+        from shopsense import Engine
+
+        base = _rss_mb()
+        eng = Engine(home, store_url=os.environ[PG_URL_ENV])
+        t0 = time.perf_counter()
+        cpu0 = time.process_time()
+        rep = eng.ingest_events(path, mapping=mapping_d)
+        secs = time.perf_counter() - t0
+        cpu = time.process_time() - cpu0
+        out = {"read": rep.read, "stored": eng.store.count_events(), "rejected": rep.rejected, "seconds": secs,
+               "cpu_s": cpu}
+        eng.close()
+    elif system == "postgres_copy":
+        # the physical limit of the server: the raw file COPYed into a table with no index,
+        # no key and no check (what any loader into PostgreSQL pays at least)
+        import psycopg
+
+        base = _rss_mb()
+        with psycopg.connect(os.environ[PG_URL_ENV], autocommit=True) as con:
+            t0 = time.perf_counter()
+            con.execute("CREATE TABLE raw_events (user_id text, item_id text, type text, timestamp bigint)")
+            with con.cursor() as cur, cur.copy("COPY raw_events FROM STDIN WITH (FORMAT csv, HEADER true)") as cp, \
+                    open(path, "rb") as fh:
+                while chunk := fh.read(1 << 20):
+                    cp.write(chunk)
+            secs = time.perf_counter() - t0
+            stored = con.execute("SELECT count(*) FROM raw_events").fetchone()[0]
+        out = {"read": stored, "stored": stored, "rejected": 0, "seconds": secs}
     else:
         import pandas as pd
 
@@ -110,11 +147,36 @@ def child(system: str, kind: str, path: str, home: str, mapping: str) -> None:
 
 
 def run_child(system: str, kind: str, path: Path, home: Path, mapping: dict[str, str],
-              src: Path | None = None) -> dict[str, Any]:
-    """One system on one file in a fresh process; ``src`` puts another source tree first."""
+              src: Path | None = None, pg_url: str | None = None) -> dict[str, Any]:
+    """One system on one file in a fresh process; ``src`` puts another source tree first;
+    ``pg_url``: a server whose fresh database the child ingests into (dropped after)."""
     if home.exists():
         shutil.rmtree(home)
     env = {**os.environ, "PYTHONPATH": str(src)} if src else None
+    if pg_url is not None:
+        with _fresh_database(pg_url) as url:
+            return _run_child_env(system, kind, path, home, mapping, {**(env or os.environ), PG_URL_ENV: url})
+    return _run_child_env(system, kind, path, home, mapping, env)
+
+
+@contextlib.contextmanager
+def _fresh_database(server_url: str) -> Iterator[str]:
+    import psycopg
+
+    name = f"bench_{os.getpid()}_{time.monotonic_ns()}"
+    with psycopg.connect(server_url, autocommit=True) as con:
+        con.execute(f"CREATE DATABASE {name}")
+    try:
+        from urllib.parse import urlsplit, urlunsplit
+
+        yield urlunsplit(urlsplit(server_url)._replace(path="/" + name))
+    finally:
+        with psycopg.connect(server_url, autocommit=True) as con:
+            con.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+def _run_child_env(system: str, kind: str, path: Path, home: Path, mapping: dict[str, str],
+                   env: dict[str, str] | None) -> dict[str, Any]:
     proc = subprocess.run(
         [sys.executable, __file__, "--child", system, kind, str(path), str(home), json.dumps(mapping)],
         capture_output=True, text=True, check=False, env=env,
@@ -395,6 +457,9 @@ def main() -> None:
                     "entries in --out (the others are kept as they were)")
     ap.add_argument("--repeat", type=int, default=1, help="runs per system (in turn); the median run "
                     "is reported, every run's seconds in seconds_runs")
+    ap.add_argument("--postgres", action="store_true", help="events: also shopsense into PostgreSQL (COPY "
+                    "path) and the server's own COPY of the raw file (its limit), on a throwaway server "
+                    "started as the tests start it (scripts/install-services.sh installs it)")
     ap.add_argument("--child", nargs=5, metavar=("SYSTEM", "KIND", "PATH", "HOME", "MAP"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
@@ -405,7 +470,7 @@ def main() -> None:
         return
     args.out = args.out or RESULTS
 
-    from shopsense.eval import bar_chart, meta, print_table, write_json
+    from shopsense.eval import print_table
 
     only = set(args.only.split(",")) if args.only else None
     load_before = os.getloadavg()[0]
@@ -418,32 +483,60 @@ def main() -> None:
                                                        ("shopsense", "shopsense", None)]
         if base_src is not None:
             systems.append((f"shopsense_{args.baseline}", "shopsense", base_src))
-        for ds, (kind, path, mapping) in files.items():
-            results[ds] = {}
-            runs: dict[str, list[dict[str, Any]]] = {name: [] for name, _, _ in systems}
-            for _ in range(args.repeat):  # the systems in turn, so a change of load hits each alike
-                for name, system, tree in systems:
-                    r = run_child(system, kind, path, tmp / f"home_{ds}_{name}", mapping, tree)
-                    print(f"{ds:20s} {name:14s} {r['read']:>8,} rows  {r['rows_per_s']:>9,.0f} rows/s  "
-                          f"peak RSS {r['peak_rss_mb']:.0f} MB  load {os.getloadavg()[0]:.1f}")
-                    runs[name].append(r)
-            for name, rs in runs.items():
-                r = sorted(rs, key=lambda x: x["seconds"])[len(rs) // 2]  # the median run
-                results[ds][name] = {k: round(float(r[k]), 3) for k in (
-                    "read", "stored", "rejected", "seconds", "rows_per_s", "peak_rss_mb",
-                    "rss_after_import_mb", "ingest_rss_mb")}
-                if len(rs) > 1:
-                    results[ds][name]["seconds_runs"] = [round(float(x["seconds"]), 3) for x in rs]
-            p = results[ds]["pandas_to_sql"]
-            for name, system, _ in systems[1:]:
-                s = results[ds][name]
-                s["throughput_ratio_vs_peer"] = round(s["rows_per_s"] / p["rows_per_s"], 3)
-                s["peak_rss_ratio_vs_peer"] = round(s["peak_rss_mb"] / p["peak_rss_mb"], 3)
+        pg = contextlib.nullcontext(None)
+        if args.postgres:
+            sys.path.insert(0, str(ROOT))
+            from tests.services import postgres_server
+
+            pg = postgres_server()
+        with pg as pg_url:
+            _run_all(args, files, systems, pg_url, tmp, results)
         shown = ("rows_per_s", "seconds", "peak_rss_mb", "ingest_rss_mb", "stored", "rejected")
         print_table({d: {s: {m: v[m] for m in shown} for s, v in sy.items()} for d, sy in results.items()},
                     title="ingest", peer="pandas_to_sql")
         if only is None:
             results.update(cli_checks(tmp))
+    _write(args, results, only, load_before)
+
+
+def _run_all(args: argparse.Namespace, files: dict[str, tuple[str, Path, dict[str, str]]],
+             systems: list[tuple[str, str, Path | None]], pg_url: str | None, tmp: Path,
+             results: dict[str, dict[str, dict[str, float]]]) -> None:
+    """Every system on every file, ``args.repeat`` times in turn; the median run of each."""
+    for ds, (kind, path, mapping) in files.items():
+        results[ds] = {}
+        ds_systems = [(n, s, t, None) for n, s, t in systems]
+        if pg_url is not None and kind == "events":
+            ds_systems += [("shopsense_postgres", "shopsense_postgres", None, pg_url),
+                           ("postgres_copy", "postgres_copy", None, pg_url)]
+        runs: dict[str, list[dict[str, Any]]] = {name: [] for name, _, _, _ in ds_systems}
+        for _ in range(args.repeat):  # the systems in turn, so a change of load hits each alike
+            for name, system, tree, url in ds_systems:
+                r = run_child(system, kind, path, tmp / f"home_{ds}_{name}", mapping, tree, url)
+                print(f"{ds:20s} {name:14s} {r['read']:>8,} rows  {r['rows_per_s']:>9,.0f} rows/s  "
+                      f"peak RSS {r['peak_rss_mb']:.0f} MB  load {os.getloadavg()[0]:.1f}")
+                runs[name].append(r)
+        for name, rs in runs.items():
+            r = sorted(rs, key=lambda x: x["seconds"])[len(rs) // 2]  # the median run
+            results[ds][name] = {k: round(float(r[k]), 3) for k in (
+                "read", "stored", "rejected", "seconds", "rows_per_s", "peak_rss_mb",
+                "rss_after_import_mb", "ingest_rss_mb")}
+            if len(rs) > 1:
+                results[ds][name]["seconds_runs"] = [round(float(x["seconds"]), 3) for x in rs]
+        p = results[ds]["pandas_to_sql"]
+        for name, _, _, _ in ds_systems[1:]:
+            s = results[ds][name]
+            s["throughput_ratio_vs_peer"] = round(s["rows_per_s"] / p["rows_per_s"], 3)
+            s["peak_rss_ratio_vs_peer"] = round(s["peak_rss_mb"] / p["peak_rss_mb"], 3)
+        if "postgres_copy" in results[ds]:
+            s = results[ds]["shopsense_postgres"]
+            s["throughput_ratio_vs_postgres_copy"] = round(
+                s["rows_per_s"] / results[ds]["postgres_copy"]["rows_per_s"], 3)
+
+
+def _write(args: argparse.Namespace, results: dict[str, Any], only: set[str] | None, load_before: float) -> None:
+    from shopsense.eval import bar_chart, meta, write_json
+
     m = meta(
         "Each system in a fresh subprocess on the same file; rows/s = rows read / wall seconds of "
         "the ingest call; peak RSS = VmHWM of that process (includes the interpreter and "
@@ -452,7 +545,12 @@ def main() -> None:
         "the timed call: since 2026-11-30). Peer: pandas.read_csv + DataFrame.to_sql(sqlite3), "
         f"no validation, no dedupe, no batching. {args.repeat} run(s) each, the systems in turn; the median "
         "run is reported (seconds_runs: every run). With --baseline REV, shopsense_<REV> is "
-        "the code of that git revision (src/ only; bench and datasets of this tree) on the same file.",
+        "the code of that git revision (src/ only; bench and datasets of this tree) on the same file. "
+        "With --postgres (events): shopsense_postgres is the same ingest into PostgreSQL (store_url; "
+        "batches COPYed into a staging table, then moved with the same de-duplication), postgres_copy "
+        "the server's own COPY of the raw CSV into an unindexed table (its limit); a fresh database "
+        "each run on a throwaway PostgreSQL 15 started as the tests start it (fsync off, as there).",
+        postgres=args.postgres,
         quick=args.quick, baseline=args.baseline, load_average_1m=round(os.getloadavg()[0], 2),
         load_average_1m_before=round(load_before, 2),
     )
