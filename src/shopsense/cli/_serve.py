@@ -168,12 +168,22 @@ def balanced_workers(config: Any, sockets: list[Any]) -> Any:
     """uvicorn's worker supervisor (signals, health checks, restarts), each worker serving
     its own socket of :func:`worker_sockets`; a worker that dies is replaced on the same
     socket, so no socket is left without a worker to accept what the kernel queues on it."""
+    import os
+
     from uvicorn.config import STARTUP_FAILURE
     from uvicorn.supervisors.multiprocess import Multiprocess, Process
+
+    fork = _preload_for_fork(max(1, (os.cpu_count() or 1) // len(sockets)))
 
     class BalancedWorkers(Multiprocess):  # type: ignore[misc]
         def _start(self, idx: int) -> Any:
             process = Process(self.config, [sockets[idx]])
+            if fork is not None:  # the same start as uvicorn's, forked instead of spawned
+                from uvicorn._subprocess import subprocess_started
+
+                process.process = fork.Process(target=subprocess_started, kwargs={
+                    "config": self.config, "target": process.target, "sockets": [sockets[idx]],
+                    "stdin_fileno": None})
             process.start()
             return process
 
@@ -209,6 +219,44 @@ def balanced_workers(config: Any, sockets: list[Any]) -> Any:
                 self.processes[idx] = new
 
     return BalancedWorkers(config, sockets=sockets)
+
+
+#: what every worker imports before it serves: imported once by the supervisor, then the
+#: workers are forked from it and share those pages (the modules' code objects, classes and
+#: tables: ~90 MB of private heap in each spawned worker) until they write to them
+PRELOAD = ("numpy", "scipy.sparse", "fastapi", "pydantic", "shopsense.engine", "shopsense.serve.main",
+           "shopsense.search", "shopsense.recommend", "shopsense.bundles", "shopsense.text", "shopsense.assist",
+           "onnxruntime", "hnswlib", "bm25s")
+
+
+def _preload_for_fork(threads: int) -> Any:
+    """The fork start method, after importing :data:`PRELOAD` here and freezing the heap
+    (``gc.freeze``: a collection in a worker then never writes to the shared objects' headers,
+    which would copy their pages); ``None`` where fork is not available (spawn, as uvicorn).
+    Only modules are loaded before the fork: no engine, store connection, model or thread
+    (SQLite connections and native thread pools do not survive a fork), so each worker still
+    opens and loads its own engine, as a spawned one does. ``threads``: the size of the native
+    thread pools (BLAS, OpenMP) the workers inherit."""
+    import gc
+    import importlib
+    import multiprocessing
+
+    if "fork" not in multiprocessing.get_all_start_methods():
+        return None
+    for name in PRELOAD:
+        try:
+            importlib.import_module(name)
+        except ImportError:  # an extra that is not installed: the worker does without it too
+            continue
+    try:  # numpy's BLAS was loaded before THREAD_VARS were set: size its pool now, for the workers
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(limits=threads)
+    except ImportError:
+        pass
+    gc.collect()
+    gc.freeze()
+    return multiprocessing.get_context("fork")
 
 
 def tcp_socket(sock: Any) -> Any:

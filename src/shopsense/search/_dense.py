@@ -102,7 +102,8 @@ class DenseIndex:
         path = Path(path)
         meta = json.loads((path / "dense.json").read_text())
         self = cls(M=meta["M"], ef_construction=meta["ef_construction"], ef=meta["ef"], exact_below=meta["exact_below"])
-        self.vectors_ = np.load(path / "vectors.npy", allow_pickle=False)
+        # memory-mapped, read-only: the server's workers share one copy in the page cache
+        self.vectors_ = np.load(path / "vectors.npy", allow_pickle=False, mmap_mode="r")
         if meta["hnsw"]:
             hnswlib = require("hnswlib", "search")
             idx = hnswlib.Index(space="ip", dim=meta["dim"])

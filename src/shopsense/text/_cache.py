@@ -44,7 +44,7 @@ class EmbeddingCache:
         kf, vf = self.dir / "keys.npy", self.dir / "vectors.npy"
         if kf.exists() and vf.exists():
             self._keys = np.load(kf, allow_pickle=False)
-            self._vecs = np.load(vf, allow_pickle=False)
+            self._vecs = np.load(vf, allow_pickle=False, mmap_mode="r")  # rows are copied out by get
         else:
             self._keys = np.zeros(0, dtype="<U32")
             self._vecs = None
@@ -65,6 +65,29 @@ class EmbeddingCache:
         if idx:
             out[found] = self._vecs[np.asarray(idx)]
         return out, found
+
+    def aligned(self, keys: Sequence[str], vectors: np.ndarray) -> np.ndarray:
+        """``vectors`` (the rows of ``keys``, in that order) as a read-only memory-mapped file
+        under ``aligned/``, named by a digest of the keys: every process that asks for the same
+        texts in the same order (the workers of ``shopsense serve``) maps one copy in the page
+        cache instead of each holding its own. Only the two most recent files are kept."""
+        import hashlib
+
+        digest = hashlib.sha256("\n".join(keys).encode()).hexdigest()[:32]
+        folder = self.dir / "aligned"
+        path = folder / f"{digest}.npy"
+        if not path.exists():
+            folder.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=folder, suffix=".tmp")
+            with os.fdopen(fd, "wb") as fh:
+                np.save(fh, np.ascontiguousarray(vectors, dtype=np.float32))
+            os.replace(tmp, path)
+            old = sorted((p for p in folder.glob("*.npy") if p != path), key=lambda p: p.stat().st_mtime)
+            for stale in old[:-1]:
+                stale.unlink(missing_ok=True)  # another process may have mapped it: its mapping stays valid
+        else:
+            os.utime(path)  # in use: not the oldest
+        return np.load(path, allow_pickle=False, mmap_mode="r")
 
     def put(self, keys: Sequence[str], vectors: np.ndarray, keep: Sequence[str] | None = None) -> None:
         """Add vectors; with ``keep``, also drop every key not in ``keep`` or ``keys``."""
@@ -118,6 +141,8 @@ def encode_cached(encoder: TextEncoder, texts: Sequence[str], cache_root: str | 
     assert vecs is not None or len(texts) == 0
     if vecs is None:
         vecs = np.zeros((0, encoder.dim), dtype=np.float32)
+    elif len(vecs):
+        vecs = cache.aligned(keys, vecs)
     return vecs, len(missing)
 
 
