@@ -186,7 +186,9 @@ class Server:
     def worker_pids(self) -> list[int]:
         if self.workers == 1:
             return [self.proc.pid]
-        return [c.pid for c in self.ps.children(recursive=True) if "spawn_main" in " ".join(c.cmdline())]
+        # the supervisor's children but multiprocessing's resource tracker: spawned workers run
+        # spawn_main, forked ones (since 2026-11-30) the supervisor's own command line
+        return [c.pid for c in self.ps.children() if "resource_tracker" not in " ".join(c.cmdline())]
 
     def wait_ready(self, timeout: float = 1800.0) -> float:
         """Until every worker said ready (each fresh connection lands on some worker)."""
@@ -230,8 +232,11 @@ class Server:
         out["rss_total_mb"] = sum(r["rss_mb"] for r in rows)
         out["pss_total_mb"] = sum(r["pss_mb"] for r in rows)
         if self.workers > 1:
+            # the supervisor counts: forked workers share the modules it imported, and PSS splits
+            # those pages between it and them
             m = self.ps.memory_full_info()
             out["supervisor_pss_mb"] = m.pss / 2**20
+            out["pss_total_with_supervisor_mb"] = out["pss_total_mb"] + out["supervisor_pss_mb"]
         return out
 
     def stop(self) -> float:
@@ -483,8 +488,9 @@ def must_show(results: dict[str, Any], limits: dict[str, float], memory: dict[st
     mem = {}
     for name, m in memory.items():
         if m.get("1w") and m.get("2w"):
-            mem[name] = round(m["2w"]["pss_total_mb"] / m["1w"]["pss_total_mb"], 2)
-    out["2 workers' PSS over 1 worker's (< 1.5)"] = mem
+            two = m["2w"].get("pss_total_with_supervisor_mb", m["2w"]["pss_total_mb"])
+            mem[name] = round(two / m["1w"]["pss_total_mb"], 2)
+    out["2 workers' PSS (with their supervisor) over 1 worker's (< 1.5)"] = mem
     return out
 
 
