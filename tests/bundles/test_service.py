@@ -149,6 +149,39 @@ def test_forget_user_removes_their_baskets_at_once(shop):
     assert fresh.model_.copurchase_.n_baskets_ == svc.model_.copurchase_.n_baskets_
 
 
+def test_a_second_process_maps_the_saved_model_instead_of_fitting(shop, monkeypatch):
+    """What a server's second worker does at warm-up: the first fit was saved under a key of
+    its inputs, so the same store and settings load it (memory-mapped) with the same answers;
+    after a user's deletion no saved model counts their baskets."""
+    import mmap
+
+    from shopsense.bundles import ComplementModel
+
+    first = BundleService(shop, use_text=False).fit()
+    anchors = _priced_anchor_ids(shop, 5)
+
+    def no_fit(*a, **k):
+        raise AssertionError("fitted again although a saved model has the same inputs")
+
+    monkeypatch.setattr(ComplementModel, "fit", no_fit)
+    second = BundleService(shop, use_text=False).fit()
+    for a in anchors:
+        assert second.complete_cart([a], k=5).ids == first.complete_cart([a], k=5).ids
+    base = second.model_.pair_scores_.data
+    while isinstance(base, np.ndarray):  # views of the map, not a copy read into memory
+        base = base.base
+    assert isinstance(base, mmap.mmap)
+    monkeypatch.undo()
+
+    saved = shop.home / "cache" / "complements"
+    user = second.baskets_.user[0]
+    shop.delete_user(user)
+    left = [p for p in saved.iterdir() if not p.name.startswith(".")]
+    assert len(left) == 1
+    n = json.loads((left[0] / "manifest.json").read_text())["n_baskets"]
+    assert n == shop.bundler.model_.copurchase_.n_baskets_
+
+
 def test_new_purchases_update_the_counts(shop):
     cat = shop.catalog()
     a, b = _priced_anchor_ids(shop, 2)

@@ -443,7 +443,8 @@ class ComplementModel:
 
     # -- persistence -----------------------------------------------------------------
     def save(self, path: str | Path) -> Path:
-        """A folder with ``arrays.npz`` and ``manifest.json`` (no pickle)."""
+        """A folder with one ``<name>.npy`` per array and ``manifest.json`` (no pickle): the
+        layout :meth:`load` memory-maps, so every server worker maps one copy."""
         self._check()
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
@@ -461,22 +462,30 @@ class ComplementModel:
             arrays["categories"] = self.categories_
         if self.neighbor_idx_ is not None:
             arrays["neighbor_idx"], arrays["neighbor_sim"] = self.neighbor_idx_, self.neighbor_sim_
-        np.savez(path / "arrays.npz", **arrays)
+        for name, arr in arrays.items():
+            np.save(path / f"{name}.npy", np.ascontiguousarray(arr))
         manifest = {"format": _FORMAT, "params": self.get_params(), "n_items": self.n_items,
-                    "n_baskets": cp.n_baskets_, "total_weight": cp.total_weight_}
+                    "n_baskets": cp.n_baskets_, "total_weight": cp.total_weight_, "arrays": sorted(arrays)}
         (path / "manifest.json").write_text(json.dumps(manifest, indent=2))
         return path
 
     @classmethod
-    def load(cls, path: str | Path) -> ComplementModel:
+    def load(cls, path: str | Path, *, mmap: bool = True) -> ComplementModel:
+        """A model :meth:`save` wrote; ``mmap`` maps its arrays read-only instead of reading
+        them (a folder of the first layout, one ``arrays.npz``, is read into memory)."""
         path = Path(path)
         manifest = json.loads((path / "manifest.json").read_text())
         if manifest.get("format") != _FORMAT:
             raise ValueError(f"{path} is not a {_FORMAT} folder (format {manifest.get('format')!r})")
         model = cls(**manifest["params"])
         n = int(manifest["n_items"])
-        with np.load(path / "arrays.npz") as z:
-            a = {k: z[k] for k in z.files}
+        if "arrays" in manifest:
+            a = {k: np.load(path / f"{k}.npy", allow_pickle=False, mmap_mode="r" if mmap else None)
+                 for k in manifest["arrays"]}
+            a = {k: v.view(np.ndarray) if isinstance(v, np.memmap) else v for k, v in a.items()}
+        else:
+            with np.load(path / "arrays.npz", allow_pickle=False) as z:
+                a = {k: z[k] for k in z.files}
 
         def mat(name: str) -> sparse.csr_matrix | None:
             if f"{name}_data" not in a:

@@ -2,17 +2,24 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
+import os
 import re
+import shutil
+import tempfile
 import threading
 import time
 from collections.abc import Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from shopsense.bundles._complement import ComplementModel
 from shopsense.bundles._mining import BASKET_EVENT_TYPES, Baskets, baskets_from_events
+from shopsense.bundles._neighbors import fingerprint
 from shopsense.bundles._optimize import solve_bundle
 from shopsense.context import ShopContext
 from shopsense.errors import NotFoundError, ValidationError, check_param
@@ -38,6 +45,16 @@ SUBSTITUTE_COSINE = 0.8
 _NO_SIGNAL = "no purchase signal for these items yet"
 #: below this a score is the popularity prior plus float rounding: no signal
 _MIN_SIGNAL = 1e-8
+
+
+def _content_key(params: dict[str, Any], ids: Sequence[str], baskets: Baskets, codes: np.ndarray | None,
+                 embeddings: np.ndarray | None) -> str:
+    """A name for everything a complement fit reads: the same key, the same model."""
+    h = hashlib.blake2b(digest_size=16)
+    h.update(json.dumps(params, sort_keys=True, default=str).encode())
+    h.update("\x1f".join(map(str, ids)).encode())
+    h.update(repr(fingerprint(baskets.matrix, baskets.time, codes, embeddings)).encode())
+    return h.hexdigest()
 
 
 def title_key(title: str) -> frozenset[str]:
@@ -109,10 +126,61 @@ class BundleService:
         pos = {c: i for i, c in enumerate(names)}
         codes = np.array([pos.get(c, -1) for c in leaf], dtype=np.int64) if names else None
         params = self.model_template.get_params()
-        model = ComplementModel(**params)  # type: ignore[arg-type]
-        model.fit(baskets.matrix, categories=codes, embeddings=self._embeddings, times=baskets.time)
+        key = _content_key(params, self._catalog.ids, baskets, codes, self._embeddings)
+        model = self._saved_model(key)
+        if model is None:
+            model = ComplementModel(**params)  # type: ignore[arg-type]
+            model.fit(baskets.matrix, categories=codes, embeddings=self._embeddings, times=baskets.time)
+            self._save_model(key, model)
+            # served from the saved files too: two workers that fitted at once then map one copy
+            model = self._saved_model(key) or model
         self.model_ = model
         self.baskets_ = baskets
+
+    # -- the fitted model on disk ------------------------------------------------------
+    # Every server worker fitted the same model from the same store at warm-up (Home Depot: 28 s
+    # and 127 MB each). The first fit is saved under a key of everything the fit reads; a worker
+    # that finds it maps its arrays (one page-cache copy for all) instead of fitting again.
+    def _models_dir(self) -> Path | None:
+        paths = getattr(self.ctx, "paths", None)
+        return Path(paths.root) / "cache" / "complements" if paths is not None else None
+
+    def _saved_model(self, key: str) -> ComplementModel | None:
+        root = self._models_dir()
+        if root is None or not (root / key / "manifest.json").exists():
+            return None
+        try:
+            return ComplementModel.load(root / key)
+        except (OSError, ValueError, KeyError) as exc:  # torn or foreign: fit instead
+            log.warning("saved complement model %s not used: %s", key, exc)
+            return None
+
+    def _save_model(self, key: str, model: ComplementModel, keep: int = 2) -> None:
+        """Saved atomically (a temporary folder renamed); only the ``keep`` newest are kept
+        (a worker that mapped an older one keeps its mapping)."""
+        root = self._models_dir()
+        if root is None:
+            return
+        try:
+            root.mkdir(parents=True, exist_ok=True)
+            tmp = Path(tempfile.mkdtemp(dir=root, prefix=".tmp-"))
+            model.save(tmp)
+            try:
+                os.rename(tmp, root / key)
+            except OSError:  # another worker saved the same key first
+                shutil.rmtree(tmp, ignore_errors=True)
+            self._prune_models(keep)
+        except OSError as exc:  # a read-only home: serve the fitted model all the same
+            log.warning("complement model not saved: %s", exc)
+
+    def _prune_models(self, keep: int) -> None:
+        root = self._models_dir()
+        if root is None or not root.exists():
+            return
+        saved = sorted((p for p in root.iterdir() if not p.name.startswith(".")),
+                       key=lambda p: p.stat().st_mtime, reverse=True)
+        for old in saved[keep:]:
+            shutil.rmtree(old, ignore_errors=True)
 
     def _ready(self) -> tuple[ComplementModel, Catalog]:
         with self._lock:
@@ -142,6 +210,7 @@ class BundleService:
             n = int(mine.sum())
             if n:
                 self._fit_model(self.baskets_.drop(~mine))
+                self._prune_models(keep=1)  # no saved model counts the user's baskets any more
             return n
 
     # -- helpers -----------------------------------------------------------------------
