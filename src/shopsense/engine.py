@@ -461,6 +461,10 @@ class Engine:
         events = self.store.delete_user(user_id)
         if self.paths.models_current.exists():
             _ = self.recommender  # saved models name their users (precomputed lists): erase them too
+        try:
+            _ = self.bundler  # saved complement models count their baskets: dropped too (no fit happens)
+        except ImportError:  # the bundles extra is not installed: nothing of it was saved either
+            pass
         return {"events": events, **self.forget_in_memory(user_id),
                 "assistant_sessions": delete_user_sessions(self.paths.assistant_sessions, user_id)}
 

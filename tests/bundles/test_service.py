@@ -180,6 +180,9 @@ def test_a_second_process_maps_the_saved_model_instead_of_fitting(shop, monkeypa
     assert len(left) == 1
     n = json.loads((left[0] / "manifest.json").read_text())["n_baskets"]
     assert n == shop.bundler.model_.copurchase_.n_baskets_
+    # a process that never loaded the model (the CLI's delete-user) removes every saved one
+    BundleService(shop, use_text=False).forget_user(second.baskets_.user[1])
+    assert not [p for p in saved.iterdir() if not p.name.startswith(".")]
 
 
 def test_new_purchases_update_the_counts(shop):

@@ -205,6 +205,9 @@ class BundleService:
         """Drop the user's baskets from the mined counts now; returns how many."""
         with self._lock:
             if self.baskets_ is None or self._catalog is None:
+                # not loaded here: a saved model may still count the user's baskets (another
+                # process fitted it); the next fit reads the store, which no longer has them
+                self._prune_models(keep=0)
                 return 0
             mine = self.baskets_.user == user_id
             n = int(mine.sum())
