@@ -297,8 +297,11 @@ class HybridSearcher:
             cand = lex_top
         elif opts.mode == "dense":
             cand = dense_top
-        else:
-            cand = np.unique(np.concatenate([lex_top, dense_top])).astype(np.int64)
+        else:  # lex_top | dense_top, sorted: a mask (np.unique sorted them, ~3% of a search)
+            in_cand = np.zeros(n, dtype=bool)
+            in_cand[lex_top] = True
+            in_cand[dense_top] = True
+            cand = np.flatnonzero(in_cand).astype(np.int64)
         fused, dense, sat = self.score_rows(parsed, cand, lex_all, qvec, opts, dense_ranked=dense_top,
                                             lex_ranked=lex_top)
         personal = None
@@ -306,7 +309,9 @@ class HybridSearcher:
             personal = np.clip(self.dense.scores_for(profile, cand).astype(np.float64), 0.0, None)
             fused = fused + opts.personal_weight * personal * (max(fused.max(), 1e-9) if opts.mode != "hybrid" else 1.0)
         order = np.argsort(-fused, kind="stable")
-        in_dense = np.isin(cand, dense_top)
+        in_dense_mask = np.zeros(n, dtype=bool)  # np.isin sorted both arrays (~4% of a search)
+        in_dense_mask[dense_top] = True
+        in_dense = in_dense_mask[cand]
         if opts.mode == "hybrid":  # matched | dense_top, sorted: a mask over the catalogue, not a sort of
             in_pool = lex_all > 0  # every lexical match (np.union1d sorted tens of thousands per query)
             in_pool[dense_top] = True
@@ -346,7 +351,11 @@ class HybridSearcher:
             part = lex_all[outside].astype(np.float64)
             part = opts.lexical_weight * part / top_lex if weighted else part
             extra = outside[part >= floor]
-        r.relevant_pool = np.union1d(r.rows[rel], extra).astype(np.int64)
+        # rows[rel] | extra, sorted: a mask over the catalogue (np.union1d sorted them)
+        in_pool = np.zeros(len(lex_all), dtype=bool)
+        in_pool[r.rows[rel]] = True
+        in_pool[extra] = True
+        r.relevant_pool = np.flatnonzero(in_pool).astype(np.int64)
 
     def rank(self, query: str, k: int = 100, options: SearchOptions | None = None) -> np.ndarray:
         """Just the top-``k`` rows (what the benchmark scores)."""

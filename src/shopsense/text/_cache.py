@@ -87,7 +87,7 @@ class EmbeddingCache:
                 stale.unlink(missing_ok=True)  # another process may have mapped it: its mapping stays valid
         else:
             os.utime(path)  # in use: not the oldest
-        return np.load(path, allow_pickle=False, mmap_mode="r")
+        return np.load(path, allow_pickle=False, mmap_mode="r").view(np.ndarray)  # np.memmap's slicing is slow
 
     def put(self, keys: Sequence[str], vectors: np.ndarray, keep: Sequence[str] | None = None) -> None:
         """Add vectors; with ``keep``, also drop every key not in ``keep`` or ``keys``."""
