@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import sqlite3
@@ -134,9 +135,15 @@ _ROWS_PER_INSERT = 500
 _EVENT_COLS_NARROW = 4
 
 
+_EVENT_COL_NAMES = _EVENT_COLS.split(", ")
+
+
+@functools.lru_cache(maxsize=64)
 def _insert_statement(rows: int, cols: int) -> str:
+    """The INSERT of ``rows`` events of the first ``cols`` columns (built once per shape: a
+    server's writer inserts batches of a few sizes again and again)."""
     one = "(" + ",".join("?" * cols) + ")"
-    names = ", ".join(_EVENT_COLS.split(", ")[:cols])
+    names = ", ".join(_EVENT_COL_NAMES[:cols])
     return f"INSERT INTO events({names}) VALUES {','.join([one] * rows)} ON CONFLICT DO NOTHING"
 
 
@@ -144,8 +151,8 @@ def _insert_events(cur: sqlite3.Cursor, rows: Sequence[tuple[Any, ...]]) -> None
     """Insert event tuples (:func:`event_values`) in multi-row statements; the same rows, the
     same conflicts skipped, as ``executemany(_INSERT_EVENT, rows)`` (tests/store/test_sqlite_schema.py)."""
     narrow = all(r[4] is None and r[5] is None and r[6] == 1 and r[7] is None for r in rows)
-    cols = _EVENT_COLS_NARROW if narrow else len(_EVENT_COLS.split(", "))
-    flat = list(chain.from_iterable(r[:cols] for r in rows)) if narrow else list(chain.from_iterable(rows))
+    cols = _EVENT_COLS_NARROW if narrow else len(_EVENT_COL_NAMES)
+    flat = list(chain.from_iterable(r[:cols] for r in rows) if narrow else chain.from_iterable(rows))
     full = len(rows) // _ROWS_PER_INSERT * _ROWS_PER_INSERT
     if full:
         stmt = _insert_statement(_ROWS_PER_INSERT, cols)
@@ -297,13 +304,11 @@ class SQLiteStore(SQLReads, Store):
             if empty:
                 for name in _EVENT_READ_INDEXES:
                     cur.execute(f"DROP INDEX IF EXISTS {name}")
-        if not empty:
-            yield
-            return
         try:
             yield
         finally:
-            self._write_script(self._missing_read_indexes())
+            if empty:
+                self._write_script(self._missing_read_indexes())
 
     def _migrate_events_v1(self, cur: sqlite3.Cursor) -> None:
         """Version 0 -> 1: rebuild the events table without its hash key (see _EVENTS_TABLE),
