@@ -22,13 +22,18 @@ instead of joining strings, so the layout lives in one place::
 
 from __future__ import annotations
 
+import os
 import secrets
+import shutil
+import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
-__all__ = ["Home", "packaged_synonyms"]
+__all__ = ["Home", "packaged_synonyms", "replaced_folder"]
 
 
 def packaged_synonyms() -> Path:
@@ -149,3 +154,21 @@ class Home:
     def manifests(self) -> list[Path]:
         """``manifest.json`` of everything built directly under the home (index, models...)."""
         return sorted(self.root.glob("*/manifest.json"))
+
+
+@contextmanager
+def replaced_folder(path: str | Path) -> Iterator[Path]:
+    """A temporary folder beside ``path`` to write into; when the block ends it takes the place
+    of ``path`` (a rename), so a crash never leaves half a folder under that name; when the
+    block raises it is removed and ``path`` is left as it was."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.tmp"))
+    try:
+        yield tmp
+        if path.exists():
+            shutil.rmtree(path)
+        os.replace(tmp, path)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise

@@ -13,8 +13,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import shutil
-import tempfile
 import threading
 from collections.abc import Sequence
 from pathlib import Path
@@ -23,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from shopsense.errors import require
+from shopsense.home import replaced_folder
 from shopsense.text._encoder import TextEncoder, resolve_model
 
 __all__ = ["OnnxTextEncoder", "export_onnx"]
@@ -55,9 +54,7 @@ def export_onnx(model_name: str, out_dir: str | Path, quantize: bool = True, ops
     auto = model[0].auto_model.eval()
     tok = model.tokenizer
     out_dir = Path(out_dir)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}.tmp"))
-    try:
+    with replaced_folder(out_dir) as tmp:
         enc = tok(["a cordless drill", "deck screws"], padding=True, return_tensors="pt")
         names = [n for n in ("input_ids", "attention_mask", "token_type_ids") if n in enc]
 
@@ -86,12 +83,6 @@ def export_onnx(model_name: str, out_dir: str | Path, quantize: bool = True, ops
             "max_seq_length": int(model.max_seq_length), "pooling": "mean", "normalize": normalize,
             "dim": int(auto.config.hidden_size), "int8": bool(quantize), "opset": opset,
         }, indent=2))
-        if out_dir.exists():
-            shutil.rmtree(out_dir)
-        os.replace(tmp, out_dir)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     log.info("exported %s to %s", model_name, out_dir)
     return out_dir
 

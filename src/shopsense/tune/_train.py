@@ -14,8 +14,6 @@ import logging
 import math
 import os
 import resource
-import shutil
-import tempfile
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -24,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from shopsense.errors import NotFittedError, check_param, require
-from shopsense.home import Home
+from shopsense.home import Home, replaced_folder
 from shopsense.text import ENCODER_MANIFEST, activate_encoder, encoder_dir, resolve_model
 from shopsense.tune._pairs import PairSet
 
@@ -315,17 +313,9 @@ def save_model_folder(model: Any, path: str | Path, manifest: dict[str, Any]) ->
     through a temp folder and a rename, so a crash never leaves half a model (the tuned and
     the distilled encoders both)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.tmp"))
-    try:
+    with replaced_folder(path) as tmp:
         model.save(str(tmp))
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2))
-        if path.exists():
-            shutil.rmtree(path)
-        os.replace(tmp, path)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return path
 
 
