@@ -58,6 +58,29 @@ def test_cache_only_encodes_changed_texts(tmp_path) -> None:  # type: ignore[no-
     assert len(EmbeddingCache(tmp_path, enc.model_name)) == 2
 
 
+def test_the_same_texts_again_are_mapped_not_copied(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """What each server worker asks at warm-up: the catalogue's texts, in order, already
+    embedded. They come back mapped from one file (shared by every process), without reading
+    the rows out of the cache again."""
+    import mmap
+
+    enc = _CountingEncoder()
+    texts = ["hammer drill", "garden hose 50 ft", "hammer drill"]
+    v1, _ = encode_cached(enc, texts, tmp_path)
+
+    def no_copy(*a, **k):  # type: ignore[no-untyped-def]
+        raise AssertionError("the rows were copied out of the cache again")
+
+    monkeypatch.setattr(EmbeddingCache, "get", no_copy)
+    v2, n2 = encode_cached(enc, texts, tmp_path)
+    assert n2 == 0
+    np.testing.assert_array_equal(v1, v2)
+    base = v2
+    while isinstance(base, np.ndarray):
+        base = base.base
+    assert isinstance(base, mmap.mmap)
+
+
 def test_item_embeddings_align_with_catalog(tmp_path) -> None:  # type: ignore[no-untyped-def]
     from shopsense.engine import Engine
 

@@ -66,28 +66,37 @@ class EmbeddingCache:
             out[found] = self._vecs[np.asarray(idx)]
         return out, found
 
+    def _aligned_path(self, keys: Sequence[str]) -> Path:
+        import hashlib
+
+        digest = hashlib.sha256("\n".join(keys).encode()).hexdigest()[:32]
+        return self.dir / "aligned" / f"{digest}.npy"
+
+    def mapped(self, keys: Sequence[str]) -> np.ndarray | None:
+        """The vectors of ``keys``, in that order, mapped from the file :meth:`aligned` wrote for
+        exactly these keys; ``None`` when there is none (nothing is read or copied here)."""
+        path = self._aligned_path(keys)
+        try:
+            os.utime(path)  # in use: not the oldest
+        except FileNotFoundError:
+            return None
+        return np.load(path, allow_pickle=False, mmap_mode="r").view(np.ndarray)  # np.memmap's slicing is slow
+
     def aligned(self, keys: Sequence[str], vectors: np.ndarray) -> np.ndarray:
         """``vectors`` (the rows of ``keys``, in that order) as a read-only memory-mapped file
         under ``aligned/``, named by a digest of the keys: every process that asks for the same
         texts in the same order (the workers of ``shopsense serve``) maps one copy in the page
         cache instead of each holding its own. Only the two most recent files are kept."""
-        import hashlib
-
-        digest = hashlib.sha256("\n".join(keys).encode()).hexdigest()[:32]
-        folder = self.dir / "aligned"
-        path = folder / f"{digest}.npy"
+        path = self._aligned_path(keys)
         if not path.exists():
-            folder.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=folder, suffix=".tmp")
-            with os.fdopen(fd, "wb") as fh:
-                np.save(fh, np.ascontiguousarray(vectors, dtype=np.float32))
-            os.replace(tmp, path)
-            old = sorted((p for p in folder.glob("*.npy") if p != path), key=lambda p: p.stat().st_mtime)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            _save_npy(path, np.ascontiguousarray(vectors, dtype=np.float32))
+            old = sorted((p for p in path.parent.glob("*.npy") if p != path), key=lambda p: p.stat().st_mtime)
             for stale in old[:-1]:
                 stale.unlink(missing_ok=True)  # another process may have mapped it: its mapping stays valid
-        else:
-            os.utime(path)  # in use: not the oldest
-        return np.load(path, allow_pickle=False, mmap_mode="r").view(np.ndarray)  # np.memmap's slicing is slow
+        mapped = self.mapped(keys)
+        assert mapped is not None
+        return mapped
 
     def put(self, keys: Sequence[str], vectors: np.ndarray, keep: Sequence[str] | None = None) -> None:
         """Add vectors; with ``keep``, also drop every key not in ``keep`` or ``keys``."""
@@ -106,10 +115,7 @@ class EmbeddingCache:
             all_vecs = np.concatenate([old_vecs, np.asarray(vectors, dtype=np.float32)])
         self.dir.mkdir(parents=True, exist_ok=True)
         for name, arr in (("keys.npy", all_keys), ("vectors.npy", all_vecs)):
-            fd, tmp = tempfile.mkstemp(dir=self.dir, suffix=".tmp")
-            with os.fdopen(fd, "wb") as fh:
-                np.save(fh, arr)
-            os.replace(tmp, self.dir / name)
+            _save_npy(self.dir / name, arr)
         (self.dir / "manifest.json").write_text(json.dumps(
             {"format": "shopsense.embeddings/1", "model": self.model_name, "count": len(all_keys),
              "dim": int(all_vecs.shape[1]) if all_vecs.ndim == 2 else 0}))
@@ -117,11 +123,23 @@ class EmbeddingCache:
         self._pos = {str(k): i for i, k in enumerate(all_keys)}
 
 
+def _save_npy(path: Path, arr: np.ndarray) -> None:
+    """``np.save`` through a temp file and a rename: a reader never sees half an array."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+    with os.fdopen(fd, "wb") as fh:
+        np.save(fh, arr)
+    os.replace(tmp, path)
+
+
 def encode_cached(encoder: TextEncoder, texts: Sequence[str], cache_root: str | Path,
                   progress: bool = False, prune: bool = True) -> tuple[np.ndarray, int]:
     """Embeddings of ``texts`` using and filling the cache; returns (vectors, n_encoded)."""
     cache = EmbeddingCache(cache_root, encoder.model_name)
     keys = [text_hash(t) for t in texts]
+    if keys:
+        ready = cache.mapped(keys)  # these very texts were embedded before: no copy out of the cache
+        if ready is not None:
+            return ready, 0
     vecs, found = cache.get(keys)
     missing = np.flatnonzero(~found)
     if len(missing):
