@@ -93,7 +93,7 @@ def run_server(
     else:
         console.print(f"listening on http://{config.host}:{sockets[0].getsockname()[1]} "
                       f"({workers} workers, a socket each)")
-        balanced_workers(config, sockets).run()
+        balanced_workers(config, sockets, preload=settings if warm else None).run()
 
 
 def fill_embedding_cache(settings: Any) -> None:
@@ -172,7 +172,7 @@ def _supervisor_fits() -> bool:
                                           ("init_processes", "keep_subprocess_alive", "restart_all"))
 
 
-def balanced_workers(config: Any, sockets: list[Any]) -> Any:
+def balanced_workers(config: Any, sockets: list[Any], preload: Any = None) -> Any:
     """uvicorn's worker supervisor (signals, health checks, restarts), each worker serving
     its own socket of :func:`worker_sockets`; a worker that dies is replaced on the same
     socket, so no socket is left without a worker to accept what the kernel queues on it."""
@@ -181,7 +181,7 @@ def balanced_workers(config: Any, sockets: list[Any]) -> Any:
     from uvicorn.config import STARTUP_FAILURE
     from uvicorn.supervisors.multiprocess import Multiprocess, Process
 
-    fork = _preload_for_fork(max(1, (os.cpu_count() or 1) // len(sockets)))
+    fork = _preload_for_fork(max(1, (os.cpu_count() or 1) // len(sockets)), preload)
 
     class BalancedWorkers(Multiprocess):  # type: ignore[misc]
         def _start(self, idx: int) -> Any:
@@ -237,14 +237,15 @@ PRELOAD = ("numpy", "scipy.sparse", "fastapi", "pydantic", "shopsense.engine", "
            "onnxruntime", "hnswlib", "bm25s")
 
 
-def _preload_for_fork(threads: int) -> Any:
-    """The fork start method, after importing :data:`PRELOAD` here and freezing the heap
+def _preload_for_fork(threads: int, settings: Any = None) -> Any:
+    """The fork start method, after importing :data:`PRELOAD` here, loading the engine (with
+    ``settings``: :func:`shopsense.serve.main.preload_engine`) and freezing the heap
     (``gc.freeze``: a collection in a worker then never writes to the shared objects' headers,
     which would copy their pages); ``None`` where fork is not available (spawn, as uvicorn).
-    Only modules are loaded before the fork: no engine, store connection, model or thread
-    (SQLite connections and native thread pools do not survive a fork), so each worker still
-    opens and loads its own engine, as a spawned one does. ``threads``: the size of the native
-    thread pools (BLAS, OpenMP) the workers inherit."""
+    Nothing with a connection, an encoder model or a thread is made before the fork (SQLite
+    connections and native thread pools do not survive one): each worker opens its own store
+    and loads its own query encoder. ``threads``: the size of the native thread pools (BLAS,
+    OpenMP) the workers inherit."""
     import gc
     import importlib
     import multiprocessing
@@ -262,6 +263,13 @@ def _preload_for_fork(threads: int) -> Any:
         threadpool_limits(limits=threads)
     except ImportError:
         pass
+    if settings is not None:  # the engine too: catalogue, indexes and models shared by the workers
+        from shopsense.serve.main import preload_engine
+
+        try:
+            preload_engine(settings)
+        except Exception as exc:  # noqa: BLE001 - each worker loads its own, as without it
+            console.print(f"[yellow]engine not preloaded for the workers: {exc}[/yellow]")
     gc.collect()
     gc.freeze()
     return multiprocessing.get_context("fork")

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["demo_users", "warm_up"]
+__all__ = ["demo_users", "load_shared", "warm_up"]
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +49,27 @@ def warm_up(engine: Any) -> dict[str, str]:
             log.error("warm-up of %s failed: %s", name, exc)
             out[name] = f"failed: {type(exc).__name__}: {exc}"
     return out
+
+
+def load_shared(engine: Any) -> None:
+    """Load what :func:`warm_up` loads but the encoder's model: the catalogue, the search index
+    and its spelling dictionary, the recommendation and complement models (what
+    :func:`shopsense.serve.main.preload_engine` shares between workers). Best effort: a part
+    that will not load here is loaded, or reported, by each worker's own warm-up."""
+    cat = engine.catalog()
+    if not len(cat):
+        return
+    probe = cat.ids[0]
+    steps = []
+    if engine.searcher.manifest() is not None:  # never build an index here (it would encode)
+        steps.append(("search", engine.searcher.warm))
+    steps += [("recommend", lambda: engine.similar(probe, k=1)),
+              ("bundles", lambda: engine.complements(probe, k=1))]
+    for name, call in steps:
+        try:
+            call()
+        except Exception as exc:  # noqa: BLE001 - the worker's warm-up says what failed
+            log.info("preload of %s skipped: %s", name, exc)
 
 
 def demo_users(engine: Any, n: int = 6) -> list[str]:

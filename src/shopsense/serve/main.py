@@ -28,7 +28,7 @@ from shopsense.serve._privacy import Pseudonymizer
 from shopsense.serve._shared import SharedQueryVectors
 from shopsense.serve._state import ServeState
 from shopsense.serve._sync import ChangeFeed, Syncer
-from shopsense.serve._warm import demo_users, warm_up
+from shopsense.serve._warm import demo_users, load_shared, warm_up
 from shopsense.serve._writer import EventWriter
 from shopsense.serve.routers import (
     bundles,
@@ -126,14 +126,17 @@ def create_app(
         # the feed's position is read before the engine loads anything, so a write made
         # by another worker meanwhile is replayed rather than missed
         feed = ChangeFeed(shared, state.pseudo)
+        own = engine is None
+        preloaded = _take_preloaded(settings) if own else None
+        if preloaded is not None:  # loaded by the supervisor before it forked this worker
+            state.engine, feed.position = preloaded
         state.cache.reset(feed.position)
         feed.cache = state.cache
-        own = engine is None
-        if own:
+        if own and preloaded is None:
             from shopsense.engine import Engine
 
             state.engine = Engine(settings=settings)
-        else:
+        elif not own:
             state.engine = engine
         feed.engine = state.engine
         state.feed = feed
@@ -286,6 +289,61 @@ def app_env(settings: Settings, **app_kwargs: Any) -> str:
         values["llm_api_key"] = settings.llm_api_key.get_secret_value()
     return json.dumps({"settings": values, "app": {k: (str(v) if isinstance(v, Path) else v)
                                                    for k, v in app_kwargs.items()}})
+
+
+#: (settings, engine, change-feed position) loaded by :func:`preload_engine` in this process
+_PRELOADED: list[tuple[Settings, Any, int]] = []
+
+
+def preload_engine(settings: Settings) -> bool:
+    """Load what every worker of ``shopsense serve --workers N`` would load (catalogue, search
+    index and spelling dictionary, recommendation and complement models) in the supervisor,
+    before it forks them: the workers then share those pages copy-on-write instead of each
+    building its own copy (the catalogue's Python objects, the dictionary, hnswlib's graph).
+    The store is closed before the fork and each worker opens its own (a SQLite connection
+    must not cross a fork), no encoder model is loaded here (each worker loads its own query
+    encoder: native thread pools do not survive a fork either), and the change feed's
+    position is read before anything loads, so a worker replays every write made since.
+    Returns False, keeping nothing, when the loading started a native thread."""
+    from shopsense.engine import Engine
+
+    shared = open_shared_state(settings)
+    try:
+        position = shared.head()
+    finally:
+        shared.close()
+    threads_before = _native_threads()
+    engine = Engine(settings=settings)
+    try:
+        load_shared(engine)
+    finally:
+        engine.store.close()
+    if _native_threads() > threads_before:  # e.g. an encoder loaded after all: not fork-safe
+        logging.getLogger(__name__).warning("serve: the engine started threads while preloading; "
+                                            "each worker loads its own")
+        return False
+    _PRELOADED[:] = [(settings, engine, position)]
+    _freeze_heap()
+    return True
+
+
+def _native_threads() -> int:
+    try:
+        return len(os.listdir("/proc/self/task"))
+    except OSError:
+        return 1
+
+
+def _take_preloaded(settings: Settings) -> tuple[Any, int] | None:
+    """The preloaded engine (its store reopened in this process) and feed position, once,
+    when it was loaded for these settings."""
+    if not _PRELOADED or _PRELOADED[0][0] != settings:
+        return None
+    _, engine, position = _PRELOADED.pop()
+    from shopsense.store import open_store
+
+    engine.store = open_store(settings, engine.paths.sqlite)
+    return engine, position
 
 
 def app_from_env() -> FastAPI:
