@@ -8,7 +8,7 @@ shopper can read.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -51,7 +51,16 @@ class Hit:
     product: Product | None = None
 
     def with_(self, **changes: Any) -> Hit:
-        return replace(self, **changes)
+        """A copy with ``changes``. Not :func:`dataclasses.replace`, which re-runs ``__init__``
+        (defaults, a frozen ``__setattr__`` per field): the finishing stage copies every hit
+        two or three times per list, and replace was 9% of a served recommendation's CPU."""
+        unknown = changes.keys() - _HIT_FIELDS
+        if unknown:
+            raise TypeError(f"Hit has no field {min(unknown)!r}")
+        new = object.__new__(type(self))
+        new.__dict__.update(self.__dict__)
+        new.__dict__.update(changes)
+        return new
 
     def as_dict(self, include_product: bool = True) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -62,6 +71,9 @@ class Hit:
         if include_product and self.product is not None:
             out["product"] = self.product.model_dump(mode="json")
         return out
+
+
+_HIT_FIELDS = frozenset(f.name for f in fields(Hit))
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,7 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Query
 
-from shopsense.serve._results import ResultsOut, render
+from shopsense.serve._results import ResultsOut
 from shopsense.serve._state import Principal, ServeState, get_engine, get_state, reader
 
 router = APIRouter(tags=["search"])
@@ -63,4 +63,4 @@ async def search(
     state.saw(user_id)
     key = ("search", q, k, user_id, tuple(sorted((a, str(b)) for a, b in filters.items())))
     return await state.answer(
-        key, lambda: render(engine.search(q, filters=filters or None, user_id=user_id, k=k)), user_id)
+        key, lambda: engine.search(q, filters=filters or None, user_id=user_id, k=k), user_id)

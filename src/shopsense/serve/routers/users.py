@@ -8,7 +8,7 @@ from typing import Any
 from fastapi import APIRouter, Depends, Path, Query
 from pydantic import BaseModel
 
-from shopsense.serve._results import ResultsOut, render
+from shopsense.serve._results import ResultsOut
 from shopsense.serve._state import Principal, ServeState, get_engine, get_state, reader, writer
 from shopsense.serve.routers.search import filters_from
 
@@ -41,7 +41,7 @@ async def recommendations(
     state.saw(user_id)
     key = ("recommend", user_id, k, tuple(sorted((a, str(b)) for a, b in filters.items())))
     return await state.answer(
-        key, lambda: render(engine.recommend(user_id, k=k, filters=filters or None)), user_id)
+        key, lambda: engine.recommend(user_id, k=k, filters=filters or None), user_id)
 
 
 @router.delete("/{user_id}", response_model=DeletedOut,
