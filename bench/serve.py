@@ -30,6 +30,11 @@ finishing stage, HTTP or JSON: for a search, the query encoder + bm25s retrieve 
 field) + the HNSW query; for a recommendation, the primary model's top-10 for the user's
 history (read from the store untimed). Served throughput is reported as a ratio of it.
 
+The HTTP floor, in the same command: the same uvicorn options and sockets as ``shopsense
+serve``, one process per core, answering every request with a recorded body of a real answer
+and doing nothing else (no framework, no engine). No served answer can beat it, so its ratio to
+the limit bounds what any work on the framework or the engine could bring the served ratio to.
+
 Builds during load: the mixed run at 32 connections on 2 workers while another process
 rebuilds the index and retrains the models of the same home (Engine.build_index,
 Engine.train): failed requests must be zero, and the workers must swap the new versions in.
@@ -314,6 +319,74 @@ def measure(server: Server, reqs: Path, key: str, clients: int, seconds: float, 
     return out
 
 
+# -- the HTTP floor: the same server stack answering without any work ------------------------
+FLOOR_APP = """
+import socket, sys
+import uvicorn
+port, body = int(sys.argv[1]), open(sys.argv[2], "rb").read()
+start = {"type": "http.response.start", "status": 200,
+         "headers": [(b"content-type", b"application/json"), (b"x-cache", b"miss")]}
+done = {"type": "http.response.body", "body": body}
+async def app(scope, receive, send):
+    await send(start)
+    await send(done)
+# one SO_REUSEPORT socket per process, TCP with NODELAY, as `shopsense serve --workers N` binds
+s = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+s.bind(("127.0.0.1", port))
+s.listen(2048)
+uvicorn.Server(uvicorn.Config(app, loop="asyncio", http="httptools", lifespan="off", access_log=False,
+                              log_level="warning")).run(sockets=[s])
+"""
+
+
+def save_body(base: str, reqs: Path, key: str, path: Path) -> None:
+    """The body the server gives for the first request of ``reqs`` (a GET)."""
+    import httpx
+
+    method, target = reqs.read_text().splitlines()[0].split(" ", 2)[:2]
+    r = httpx.request(method, base + target, headers={"X-API-Key": key}, timeout=60)
+    r.raise_for_status()
+    path.write_bytes(r.content)
+
+
+def http_floor(kind: str, reqs: Path, body: Path, procs: int, seconds: float, work: Path) -> dict[str, Any]:
+    """What the serving stack itself costs: uvicorn with the options ``shopsense serve`` uses
+    (asyncio loop, httptools, one SO_REUSEPORT socket per process), ``procs`` processes, each
+    answering every request with the same recorded body of a real ``kind`` answer and doing no
+    other work (no FastAPI, no engine), under the same wrk requests at 32 connections. A served
+    answer cannot beat it: it bounds the ratio to the limit any framework work can reach."""
+    import httpx
+
+    app = work / "floor_app.py"
+    app.write_text(FLOOR_APP)
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if k != "SHOPSENSE_SERVE_APP"}
+    ps = [subprocess.Popen([sys.executable, str(app), str(port), str(body)], env=env) for _ in range(procs)]
+    try:
+        deadline = time.time() + 60
+        while True:
+            try:
+                httpx.get(f"http://127.0.0.1:{port}/", timeout=2)
+                break
+            except httpx.TransportError:
+                if time.time() > deadline:
+                    raise
+                time.sleep(0.2)
+        wrk(f"http://127.0.0.1:{port}", reqs, "floor", 8, 2, f"warm-floor-{kind}")
+        la = load()
+        r = wrk(f"http://127.0.0.1:{port}", reqs, "floor", 32, seconds, f"floor-{kind}")
+    finally:
+        for p in ps:
+            p.terminate()
+        for p in ps:
+            p.wait(timeout=30)
+    wall = r["duration_us"] / 1e6
+    return {"throughput_rps": r["requests"] / wall, "p50_ms": r["p50_us"] / 1000, "p99_ms": r["p99_us"] / 1000,
+            "errors_5xx": r["status_5xx"], "kind": kind, "processes": procs, "clients": 32, "body_bytes": body.stat().st_size,
+            "client_cpu_cores": r["client_cpu_s"] / wall, "load_avg_1m": la[0]}
+
+
 # -- the limit: the libraries in-process ----------------------------------------------------
 def limit_worker(kind: str, home: Path, seconds: float, seed: int) -> dict[str, float]:
     """Run in a child process (one per core): library calls for ``seconds``, calls/s."""
@@ -391,6 +464,8 @@ def serve_runs(args: argparse.Namespace, home: Path, kinds: list[str], workers: 
         for kind in kinds:
             # a short warm-up at 8 connections (first calls load lazy parts), not timed
             wrk(server.base, files[kind], key, 8, 3, f"warm-{kind}")
+            if kind in ("search", "recommend"):  # an answer as served, for the HTTP floor
+                save_body(server.base, files[kind], key, work / f"body-{kind}.json")
             for c in args.clients:
                 r = measure(server, files[kind], key, c, args.seconds, f"{kind}-{workers}w-{c}-{time.time():.0f}",
                             events=kind in ("events", "mixed"))
@@ -483,6 +558,10 @@ def must_show(results: dict[str, Any], limits: dict[str, float], memory: dict[st
                 if r and limits.get(kind):
                     out[f"{kind}{label} {w}w c32: ratio to limit (>= 0.5), p99 ms (< {p99:.0f})"] = (
                         round(r["throughput_rps"] / limits[kind], 3), round(r["p99_ms"], 1))
+    for kind in ("search", "recommend"):
+        fl = next((v for k, v in runs.items() if k.startswith("HTTP floor") and v.get("kind") == kind), None)
+        if fl and limits.get(kind):  # what no served answer can beat (see http_floor)
+            out[f"{kind}: HTTP floor c32, ratio to limit"] = round(fl["throughput_rps"] / limits[kind], 3)
     out["5xx (0)"] = sum(r["errors_5xx"] for r in runs.values())
     out["lost events (0)"] = sum(r.get("lost_events", 0) for r in runs.values())
     mem = {}
@@ -516,6 +595,10 @@ def chart(results: dict[str, dict[str, Any]], path: Path) -> None:
             axes[1][j].plot(xs, [v["p99_ms"] for _, v in pts], style, label=name)
         # the limit is measured for searches and recommendations (events have no library peer)
         lim = data.get("limit (in-process, 2 processes)") if kind in ("search", "recommend") else None
+        floor = next((v for s, v in data.items() if s.startswith("HTTP floor")), None)
+        if floor:
+            axes[0][j].axhline(floor["throughput_rps"], color="tab:red", lw=1, ls="--",
+                               label="HTTP floor (no work)")
         if lim:
             axes[0][j].axhline(lim["throughput_rps"], color="grey", lw=1, label="library limit")
             axes[0][j].axhline(lim["throughput_rps"] / 2, color="grey", lw=1, ls=":", label="50% of limit")
@@ -589,6 +672,15 @@ def main() -> None:
                 for s, r in runs.items():
                     if s.split("/")[0].split(" (")[0] == kind:
                         r["ratio_to_limit"] = r["throughput_rps"] / lim
+    for kind, label in (("search", "homedepot"), ("recommend", "beauty")):
+        body = work / f"body-{kind}.json"
+        if kind in kinds and body.exists():
+            fl = http_floor(kind, files[kind], body, cores, args.seconds, work)
+            if limits.get(kind):
+                fl["ratio_to_limit"] = fl["throughput_rps"] / limits[kind]
+            results.setdefault(names[label], {})[f"HTTP floor (raw ASGI, {cores} processes)/c32"] = fl
+            say(f"  HTTP floor {kind}: {fl['throughput_rps']:.0f} req/s, p99 {fl['p99_ms']:.1f} ms "
+                f"({fl.get('ratio_to_limit', 0):.2f}x the limit; {fl['body_bytes']} B answers)")
     builds = None
     if "mixed" in kinds and not args.no_builds:
         say("  index + train during a mixed load (2 workers, 32 connections)...")
