@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import threading
 
-from shopsense.serve._privacy import Pseudonymizer
+from shopsense.serve import Pseudonymizer
 
 
 def test_processes_starting_together_on_a_new_home_agree_on_the_secret(tmp_path):  # type: ignore[no-untyped-def]
@@ -16,11 +16,11 @@ def test_processes_starting_together_on_a_new_home_agree_on_the_secret(tmp_path)
         barrier = threading.Barrier(8)
         names: list[str] = []
 
-        def start() -> None:
+        def start(barrier: threading.Barrier, path=path, names=names) -> None:  # type: ignore[no-untyped-def]
             barrier.wait()
             names.append(Pseudonymizer(path)("shopper-1"))
 
-        threads = [threading.Thread(target=start) for _ in range(8)]
+        threads = [threading.Thread(target=start, args=(barrier,)) for _ in range(8)]
         for t in threads:
             t.start()
         for t in threads:

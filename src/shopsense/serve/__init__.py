@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["Change", "ChangeFeed", "EventWriter", "FeedGap", "KeyStore", "RateLimiter", "RedisSharedState",
+__all__ = ["Change", "ChangeFeed", "EventWriter", "FeedGap", "KeyStore", "Pseudonymizer", "RateLimiter", "RedisSharedState",
            "SQLiteSharedState", "SharedQueryVectors", "SharedState", "WriterClosed", "create_app",
            "get_engine", "open_shared_state", "warm_up"]
 
@@ -16,7 +16,7 @@ __all__ = ["Change", "ChangeFeed", "EventWriter", "FeedGap", "KeyStore", "RateLi
 _LAZY = {"create_app": "main", "ChangeFeed": "_sync", "KeyStore": "_auth", "get_engine": "_state", "Change": "_shared",
          "FeedGap": "_shared", "SharedState": "_shared", "SharedQueryVectors": "_shared", "SQLiteSharedState": "_shared_sqlite",
          "RedisSharedState": "_shared_redis", "open_shared_state": "_open_shared", "RateLimiter": "_limits",
-         "EventWriter": "_writer", "WriterClosed": "_writer", "warm_up": "_warm"}
+         "EventWriter": "_writer", "WriterClosed": "_writer", "warm_up": "_warm", "Pseudonymizer": "_privacy"}
 
 
 def __getattr__(name: str) -> Any:
