@@ -312,7 +312,7 @@ def run_dataset(name: str, args, report: dict, meta: dict) -> None:
                  "stop_reason": man["stop_reason"], "layers_kept": man["layers_kept"], "teacher": args.distil_from,
                  "heldout_cosine_to_teacher_before": man["val_cosine_before"],
                  "heldout_cosine_to_teacher": man["val_cosine"]}
-        lab = f"distilled-L{args.distil_layers}"
+        lab = student_label(args)
         sodir = cache / "onnx" / sname
         if not (sodir / "model_int8.onnx").exists():
             export_onnx(str(sdir), sodir, quantize=True)
@@ -470,7 +470,7 @@ def speed_only(args) -> None:
         sname = f"distil-L{args.distil_layers}-from-{args.distil_from}"
         if not (cache / "onnx" / sname / "model_int8.onnx").exists():
             raise SystemExit(f"no distilled student {sname} in {cache}: run bench/tune.py --distil-layers first")
-        students[f"distilled-L{args.distil_layers}"] = (str(cache / "models" / sname), cache / "onnx" / sname)
+        students[student_label(args)] = (str(cache / "models" / sname), cache / "onnx" / sname)
     load_before = os.getloadavg()
     docs = [p.title for p in bench.products][: args.speed_docs]
     queries = [bench.queries[i] for i in test][: args.speed_queries]
@@ -527,6 +527,12 @@ def product_search(name: str, bench, home: Path, encoders: dict, val_idx: list[i
         log.info("%s: %s ndcg@10 %.4f (peer %.4f)", name, key, out[key]["ndcg@10"], res[PEER]["ndcg@10"])
     info["shopsense_hybrid_fusion_from_val"] = chosen_weights
     eng.close()
+
+
+def student_label(args) -> str:
+    """The distilled student's row: ``distilled-L3`` from the tuned model (what issue 21 asks
+    for), ``distilled-L3-from-base`` from the off-the-shelf one, so both can stand in one file."""
+    return f"distilled-L{args.distil_layers}" + ("" if args.distil_from == "full" else f"-from-{args.distil_from}")
 
 
 def save(report: dict, meta: dict, args) -> None:
