@@ -7,17 +7,19 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["demo_users", "load_shared", "warm_up"]
+__all__ = ["demo_users", "warm_up"]
 
 log = logging.getLogger(__name__)
 
 
-def warm_up(engine: Any) -> dict[str, str]:
+def warm_up(engine: Any, encode: bool = True) -> dict[str, str]:
     """Load the catalogue and every built capability; returns each capability's state.
 
     ``ready``: loaded. ``unavailable: ...``: not built or not installed, which is not
     fatal (the endpoint says so). ``failed: ...``: built but would not load, which
-    keeps ``/readyz`` at 503.
+    keeps ``/readyz`` at 503. ``encode=False``: all of it but the query encoder's model (the
+    search index and its spelling dictionary are loaded without running a search), which is
+    what :func:`shopsense.serve.main.preload_engine` loads before forking the workers.
     """
     from shopsense.errors import MissingDependencyError, NotFittedError, NotFoundError
 
@@ -31,7 +33,8 @@ def warm_up(engine: Any) -> dict[str, str]:
         # it once, and the workers swap it in (Engine.swap_new_builds)
         out["search"] = "unavailable: no index built (shopsense index)"
     def search() -> None:
-        engine.search(cat.products[0].title[:40], k=1)
+        if encode:
+            engine.search(cat.products[0].title[:40], k=1)
         engine.searcher.warm()  # the spelling dictionary: else the first typo waits seconds
 
     for name, call in (("search", search),
@@ -49,27 +52,6 @@ def warm_up(engine: Any) -> dict[str, str]:
             log.error("warm-up of %s failed: %s", name, exc)
             out[name] = f"failed: {type(exc).__name__}: {exc}"
     return out
-
-
-def load_shared(engine: Any) -> None:
-    """Load what :func:`warm_up` loads but the encoder's model: the catalogue, the search index
-    and its spelling dictionary, the recommendation and complement models (what
-    :func:`shopsense.serve.main.preload_engine` shares between workers). Best effort: a part
-    that will not load here is loaded, or reported, by each worker's own warm-up."""
-    cat = engine.catalog()
-    if not len(cat):
-        return
-    probe = cat.ids[0]
-    steps = []
-    if engine.searcher.manifest() is not None:  # never build an index here (it would encode)
-        steps.append(("search", engine.searcher.warm))
-    steps += [("recommend", lambda: engine.similar(probe, k=1)),
-              ("bundles", lambda: engine.complements(probe, k=1))]
-    for name, call in steps:
-        try:
-            call()
-        except Exception as exc:  # noqa: BLE001 - the worker's warm-up says what failed
-            log.info("preload of %s skipped: %s", name, exc)
 
 
 def demo_users(engine: Any, n: int = 6) -> list[str]:

@@ -28,7 +28,7 @@ from shopsense.serve._privacy import Pseudonymizer
 from shopsense.serve._shared import SharedQueryVectors
 from shopsense.serve._state import ServeState
 from shopsense.serve._sync import ChangeFeed, Syncer
-from shopsense.serve._warm import demo_users, load_shared, warm_up
+from shopsense.serve._warm import demo_users, warm_up
 from shopsense.serve._writer import EventWriter
 from shopsense.serve.routers import (
     bundles,
@@ -315,7 +315,7 @@ def preload_engine(settings: Settings) -> bool:
     threads_before = _native_threads()
     engine = Engine(settings=settings)
     try:
-        load_shared(engine)
+        warm_up(engine, encode=False)  # a part that will not load is reported by each worker's own
     finally:
         engine.store.close()
     if _native_threads() > threads_before:  # e.g. an encoder loaded after all: not fork-safe
