@@ -11,6 +11,7 @@ computation (:meth:`ServeState.answer`), and not at all when the answer is cache
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -36,6 +37,11 @@ from shopsense.serve._results import _clean, render
 from shopsense.serve._shared import SharedState
 from shopsense.serve._sync import ChangeFeed
 from shopsense.serve._writer import EventWriter
+
+try:  # the api extra's JSON writer; an environment installed before it was added uses json
+    import orjson
+except ImportError:  # imported once here: a failed import per answer would search sys.path each time
+    orjson = None
 
 if TYPE_CHECKING:
     from shopsense.engine import Engine
@@ -183,14 +189,12 @@ def _json(out: Any) -> bytes:
     non-finite floats as null, as that walk would."""
     if isinstance(out, ResultList):
         out = render(out, clean=False)
-    try:
-        import orjson
-
-        return orjson.dumps(out, option=orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS)
-    except (ImportError, TypeError):  # no orjson, or a value only the walk makes JSON-safe
-        import json
-
-        return json.dumps(_clean(out), ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode()
+    if orjson is not None:
+        try:
+            return orjson.dumps(out, option=orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS)
+        except TypeError:  # a value only the walk makes JSON-safe
+            pass
+    return json.dumps(_clean(out), ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode()
 
 
 @dataclass(frozen=True)
