@@ -1,8 +1,9 @@
 """Event posts off the read path: one writer thread per worker, group commit.
 
 ``POST /events`` hands its (validated) batch to :class:`EventWriter` and waits. The
-writer thread takes every batch queued since its last commit and stores them in one
-transaction (:meth:`SQLiteStore.add_event_batches`: one durable commit, each request's
+writer thread takes every batch queued since its last commit (counted once it holds the
+store's write locks, so a worker that waited for another worker's commit brings everything
+queued meanwhile) and stores them in one transaction (:meth:`SQLiteStore.add_event_batches`: one durable commit, each request's
 batch all or nothing), then tells the engine's in-memory hooks, the response cache and
 the other workers (one change on the shared feed for the whole group), and only then
 answers each waiting request. So an acknowledged event is on disk, the next read of
@@ -22,6 +23,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -64,6 +66,7 @@ class EventWriter:
         #: commits made and requests answered, for /stats and the tests
         self.commits = 0
         self.requests = 0
+        self._stop = False  # the writer thread saw close()'s marker
 
     def start(self) -> EventWriter:
         self._thread.start()
@@ -96,24 +99,11 @@ class EventWriter:
 
     # -- the writer thread --------------------------------------------------------------
     def _run(self) -> None:
-        stop = False
-        while not stop:
+        while not self._stop:
             first = self._q.get()
             if first is None:
                 break
-            jobs, n = [first], len(first.events)
-            # everything queued while the last commit ran goes into this one
-            while n < self.max_events:
-                try:
-                    job = self._q.get_nowait()
-                except queue.Empty:
-                    break
-                if job is None:
-                    stop = True
-                    break
-                jobs.append(job)
-                n += len(job.events)
-            self._commit(jobs)
+            self._commit([first])
         # close() was called: anything still queued was submitted before it; commit it
         rest = []
         while True:
@@ -126,10 +116,28 @@ class EventWriter:
         if rest:
             self._commit(rest)
 
+    def _drain(self, jobs: list[_Job]) -> list[_Job]:
+        """Add to ``jobs`` everything queued since (up to ``max_events`` events in all)."""
+        n = sum(len(j.events) for j in jobs)
+        while n < self.max_events:
+            try:
+                job = self._q.get_nowait()
+            except queue.Empty:
+                break
+            if job is None:
+                self._stop = True
+                break
+            jobs.append(job)
+            n += len(job.events)
+        return jobs
+
     def _commit(self, jobs: list[_Job]) -> None:
         t0 = time.perf_counter()
         try:
-            results = self._store([j.events for j in jobs])
+            # the group is closed once the store's write locks are held: everything queued
+            # while this worker waited for another worker's commit goes into this one
+            with self._locked():
+                results = self._store([j.events for j in self._drain(jobs)])
         except BaseException as exc:  # noqa: BLE001 - the database refused the whole group
             # the class only: a database error's message can quote a row, and so a user id
             log.error("event commit failed for %d requests: %s", len(jobs), type(exc).__name__)
@@ -153,6 +161,10 @@ class EventWriter:
                 j.future.set_result(r)
         log.debug("committed %d events of %d requests in %.1f ms", len(stored), len(jobs),
                   1000 * (time.perf_counter() - t0))
+
+    def _locked(self) -> AbstractContextManager[Any]:
+        writing = getattr(self.store, "writing", None)  # SQLite: this process's and the file's
+        return writing() if writing is not None else nullcontext()
 
     def _store(self, batches: list[Sequence[Any]]) -> list[int | BaseException]:
         group = getattr(self.store, "add_event_batches", None)

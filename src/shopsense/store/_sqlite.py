@@ -204,6 +204,7 @@ class SQLiteStore(SQLReads, Store):
         self.path.parent.mkdir(parents=True, exist_ok=True)
         _create_private(self.path)
         self._lock = threading.RLock()
+        self._depth = 0  # how deep this process's writer is in writing() (under self._lock)
         self._conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
         # 16 KiB pages for a new file (before WAL mode, which fixes the size; an existing file
         # keeps its own): the (user_id, ts) index takes random inserts, and with bigger pages a
@@ -249,7 +250,7 @@ class SQLiteStore(SQLReads, Store):
             raise ShopsenseError(
                 f"The SQLite store {str(self.path)!r} has schema version {version}, newer than this "
                 f"shopsense knows ({SCHEMA_VERSION}); upgrade shopsense to open it.")
-        with self._writing():
+        with self.writing():
             cur = self._conn.cursor()
             cur.execute("BEGIN IMMEDIATE")
             try:
@@ -360,23 +361,32 @@ class SQLiteStore(SQLReads, Store):
 
     # -- writes ----------------------------------------------------------------
     @contextmanager
-    def _writing(self) -> Iterator[None]:
-        """This process's lock, then the one shared by every process writing the file."""
-        with self._lock:
-            if self._wfd is None:
-                yield
+    def writing(self) -> Iterator[None]:
+        """Hold the write locks: this process's, then the one shared by every process writing
+        the file. Writes made by this thread inside the block take them again at no cost, so
+        a caller can hold them across its own preparation: the server's event writer takes
+        the requests queued while it waited for another process's commit into its group."""
+        with self._lock:  # re-entrant: the depth says whether this thread holds the flock
+            if self._wfd is None or self._depth:
+                self._depth += 1
+                try:
+                    yield
+                finally:
+                    self._depth -= 1
                 return
             fcntl.flock(self._wfd, fcntl.LOCK_EX)
+            self._depth = 1
             try:
                 yield
             finally:
+                self._depth = 0
                 fcntl.flock(self._wfd, fcntl.LOCK_UN)
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Cursor]:
         """A write transaction under the writer locks: committed when the block ends, rolled
         back when it raises."""
-        with self._writing():
+        with self.writing():
             cur = self._conn.cursor()
             cur.execute("BEGIN IMMEDIATE")
             try:
@@ -420,7 +430,7 @@ class SQLiteStore(SQLReads, Store):
         per request. An error of the database itself (locked, disk full) refuses every
         batch and is raised."""
         out: list[int | Exception] = []
-        with self._writing():
+        with self.writing():
             cur = self._conn.cursor()
             if durable:
                 cur.execute("PRAGMA synchronous=FULL")
