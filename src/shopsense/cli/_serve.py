@@ -65,6 +65,10 @@ def run_server(
         # uvicorn kills a worker that does not answer its parent's ping within this time; its
         # 5 s default killed workers whose model loading held the GIL on a busy machine
         options["timeout_worker_healthcheck"] = WORKER_HEALTHCHECK_S
+    from shopsense.text import SPIN_ENV
+
+    # requests encode their queries concurrently: ONNX Runtime's threads must not spin-wait
+    os.environ.setdefault(SPIN_ENV, "0")
     if warm:  # one worker too: the serving process never holds PyTorch for the catalogue's texts
         fill_embedding_cache(settings)
     if workers == 1:

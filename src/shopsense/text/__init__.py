@@ -6,7 +6,13 @@ from __future__ import annotations
 
 from shopsense.text._cache import EmbeddingCache, encode_cached, item_embeddings, item_texts
 from shopsense.text._encoder import TextEncoder, resolve_model, text_hash
-from shopsense.text._onnx import OnnxTextEncoder, export_onnx, ort_threads
+from shopsense.text._onnx import (
+    SPIN_ENV,
+    OnnxTextEncoder,
+    export_onnx,
+    ort_threads,
+    session_options,
+)
 from shopsense.text._registry import (
     ENCODER_MANIFEST,
     activate_encoder,
@@ -18,7 +24,7 @@ from shopsense.text._registry import (
 )
 
 __all__ = [
-    "ENCODER_MANIFEST", "EmbeddingCache", "OnnxTextEncoder", "TextEncoder", "activate_encoder",
+    "ENCODER_MANIFEST", "SPIN_ENV", "EmbeddingCache", "OnnxTextEncoder", "TextEncoder", "activate_encoder",
     "active_encoder_path", "encode_cached", "encoder_dir", "encoder_for", "encoder_model_for", "export_onnx",
-    "item_embeddings", "item_texts", "onnx_dir_for", "ort_threads", "resolve_model", "text_hash",
+    "item_embeddings", "item_texts", "onnx_dir_for", "ort_threads", "resolve_model", "session_options", "text_hash",
 ]
