@@ -85,6 +85,30 @@ def test_bell_spares_the_head_query_until_another_worker_publishes(tmp_path, mon
     mine.close(), theirs.close()
 
 
+def test_a_workers_own_change_leaves_it_in_step_and_others_are_still_replayed(shared):
+    """Failed before: after each of its own commits a worker was 'behind' its own change,
+    so every following request took a thread and the feed's lock to read it back."""
+    from types import SimpleNamespace
+
+    from shopsense.serve import ChangeFeed
+
+    mine = ChangeFeed(shared, pseudo=lambda u: f"p-{u}")
+    replayed: list[str] = []
+    mine.engine = SimpleNamespace(notify_events=lambda evs: replayed.extend(e.user_id for e in evs),
+                                  notify_products_changed=lambda: replayed.append("products"))
+    ev = SimpleNamespace(user_id="ann", type="view")
+    seq = mine.events_stored([ev])
+    assert mine.position == seq and mine.products_changed() == mine.position == seq + 1
+    if shared.local_reads:
+        assert mine.behind() is False  # nothing to read back (Redis always reads)
+    assert mine.sync() == seq + 1 and replayed == []  # its own changes are never replayed
+    # another worker's change first: this worker's next one must not jump over it
+    shared.publish("events", "another-worker", (("p-bob", "view"),))
+    later = mine.events_stored([ev])
+    assert mine.position == seq + 1 and mine.behind() is True
+    assert mine.sync() == later and replayed == ["p-bob"]  # replayed, under its pseudonym
+
+
 def test_query_vectors_are_shared_by_hash_and_a_failure_is_a_miss(shared):
     import numpy as np
 
