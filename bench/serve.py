@@ -101,6 +101,21 @@ Third round (30 Nov, later; A/B with /tmp scripts on copies of the bench homes, 
 - The HTTP floor (see above) on Beauty's recorded answers: 27,483 req/s, 2.31x the limit: what
   keeps a served recommendation at ~0.2x of the limit is FastAPI and the engine's finishing
   work (re-ranking, reasons), ~0.9 ms of CPU per answer, not HTTP.
+
+Fourth round (30 Nov, next session; bench runs of this script, 8 s a level; the machine ran
+~30% slower than the rounds above all session, the limits with it: search 346-401 calls/s
+against 496, recommend 6,797-7,277 against 11,966, and a thread wake-up cost ~70 us):
+
+- Mixed load at 1 worker fell from 8 to 32 connections. Two causes: ONNX Runtime's threads
+  spin-waiting between operators while other requests encoded (153 / 105 -> 222 / 159 req/s
+  without the spinning: ``serve`` sets SHOPSENSE_ONNX_SPIN=0), and the change feed leaving a
+  worker behind its own writes, so every request after each of its commits took a thread and
+  the feed's lock to read back a change it then skipped (157 / 124 -> 250 / 253 req/s, and no
+  fall any more).
+- The warm-up drew its requests in the 8-connection run's order, so that run replayed the
+  warm-up from the response cache (hit ratio 0.29 at c8 against 0.16 at c32): its own order now.
+- The event writer closes a group once it holds the store's write lock, so what arrived while
+  the other worker committed goes into its commit (events 2w c32 1,765 -> 1,908-2,040 req/s).
 """
 
 from __future__ import annotations
