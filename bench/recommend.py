@@ -56,7 +56,8 @@ def run(name: str, seqs: list[np.ndarray], n_items: int, args: argparse.Namespac
                         cold_start_fraction=0.1 if texts is not None else 0.0, seed=0, ease_l2=args.ease_l2,
                         candidates=args.candidates, ranker_users=args.ranker_users,
                         sasrec_seconds=args.sasrec_seconds, sasrec_lr=args.sasrec_lr,
-                        sasrec_dropout=args.sasrec_dropout, threads=1, stack_without=args.stack_without,
+                        sasrec_dropout=args.sasrec_dropout, sasrec_negatives=args.sasrec_negatives,
+                        sasrec_patience=args.sasrec_patience, threads=1, stack_without=args.stack_without,
                         phases=Phases(echo=lambda m: print(m, flush=True)))
     res = out.results
     print("  top features:", out.info.get("stack_top_features"), flush=True)
@@ -74,6 +75,10 @@ def main() -> None:
     ap.add_argument("--sasrec-seconds", type=float, default=600.0, help="SASRec training budget per dataset")
     ap.add_argument("--sasrec-lr", type=float, default=2e-3)
     ap.add_argument("--sasrec-dropout", type=float, default=0.3)
+    ap.add_argument("--sasrec-negatives", type=int, default=0,
+                    help="0: full softmax; N: sampled softmax over N uniform negatives (eSASRec's loss)")
+    ap.add_argument("--sasrec-patience", type=int, default=3,
+                    help="validations (every 2 epochs) without a better NDCG@10 before SASRec stops")
     ap.add_argument("--ease-l2", type=float, default=250.0)
     ap.add_argument("--cf", nargs="+", default=["ease"], help="closed-form CF generators: ease and/or itemknn")
     ap.add_argument("--stack-without", nargs="*", default=["transition"],
@@ -134,7 +139,8 @@ def main() -> None:
             "on s[-2] with counts from s[:-2] (at most 25,000 validation users, seed 0), counted again on s[:-1] for "
             "test; the stack also trained without the generators in --stack-without in the same run; "
             "cold start: 10% items hidden (seed 0)",
-            sasrec_seconds=args.sasrec_seconds, torch_threads=1, ranker_users=args.ranker_users,
+            sasrec_seconds=args.sasrec_seconds, sasrec_negatives=args.sasrec_negatives,
+            sasrec_patience=args.sasrec_patience, torch_threads=1, ranker_users=args.ranker_users,
             stack_without=args.stack_without,
             note="CPU shared with other jobs; SASRec is time-budgeted, a GPU would let it train to convergence"))
     print_table({d: {s: {m: v for m, v in r.items() if m in ("recall@10", "ndcg@10", "cold_recall@10",

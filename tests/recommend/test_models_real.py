@@ -76,6 +76,23 @@ def test_sasrec_tiny_training_behaves(split, train) -> None:  # type: ignore[no-
         assert not set(h.tolist()) & set(row.tolist())
 
 
+def test_sasrec_sampled_softmax_learns(split, train) -> None:  # type: ignore[no-untyped-def]
+    """eSASRec's loss: the target against 64 uniform negatives; it must learn (held-out recall
+    above an untrained model's: 0.014 against 0.006 on this slice) and still never recommend
+    the history."""
+    m = SASRec(hidden=32, layers=1, heads=1, max_len=20, epochs=20, eval_every=20, num_threads=1, batch_size=128,
+               negatives=64)
+    m.fit(train, validation=(split.valid_hist[:500], split.valid_target[:500]))
+    assert len(m.history_) == 20 and m.history_[-1]["loss"] < m.history_[0]["loss"]
+    cold = SASRec(hidden=32, layers=1, heads=1, max_len=20, epochs=1, num_threads=1, lr=0.0, negatives=64).fit(train)
+    trained = evaluate_model(m, split.valid_hist[500:], split.valid_target[500:])
+    untrained = evaluate_model(cold, split.valid_hist[500:], split.valid_target[500:])
+    assert trained["recall@10"] > max(1.5 * untrained["recall@10"], 0.01), (trained, untrained)
+    r = m.recommend(split.valid_hist[:50], 10)
+    for h, row in zip(split.valid_hist[:50], r.indices):
+        assert not set(h.tolist()) & set(row.tolist())
+
+
 def test_stack_beats_its_generators_on_held_out_users(split, train) -> None:  # type: ignore[no-untyped-def]
     """Ranker trained on the first 1,000 users' validation items, scored on the other 500's."""
     gens = {"popularity": Popularity().fit(train), "ease": EASE(l2=100.0).fit(train),

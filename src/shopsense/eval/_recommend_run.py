@@ -154,8 +154,8 @@ def run_recommend(
     systems: Sequence[str] = SYSTEMS, item_vectors: np.ndarray | None = None,
     categories: np.ndarray | None = None, cold_start_fraction: float = 0.0, seed: int = 0, k: int = 10,
     ease_l2: float = 250.0, candidates: int = 50, ranker_users: int = 10000, sasrec_seconds: float = 600.0,
-    sasrec_lr: float = 2e-3, sasrec_dropout: float = 0.3, sasrec_epochs: int = 200, threads: int = 1,
-    latency_calls: int = 300, batch_size: int = 1024, stack_without: Sequence[str] = (),
+    sasrec_lr: float = 2e-3, sasrec_dropout: float = 0.3, sasrec_epochs: int = 200, sasrec_negatives: int = 0,
+    sasrec_patience: int = 3, threads: int = 1, latency_calls: int = 300, batch_size: int = 1024, stack_without: Sequence[str] = (),
     phases: Phases | None = None,
 ) -> RecommendRun:
     """Fit and score every requested system on the leave-one-out split of ``sequences``.
@@ -169,6 +169,9 @@ def run_recommend(
     position (``s[-2]``, models fitted on ``s[:-2]``; the grid and the choice in ``info``).
     ``stack_without`` names generators to leave out of a second, third... stack trained and
     scored in the same run (``"<STACK> without <name>"``): what each generator adds.
+    ``sasrec_negatives``: 0 trains SASRec with the full softmax, N > 0 with sampled softmax
+    over N uniform negatives (eSASRec's loss); either stops after ``sasrec_patience``
+    validations (every 2 epochs) without a better NDCG@10, or at ``sasrec_seconds``.
 
     Example
     -------
@@ -272,18 +275,22 @@ def run_recommend(
                     f"+{pm.mb:.0f} MB")
     if use_sasrec:
         sas = SASRec(hidden=64, layers=2, heads=2, max_len=50, dropout=sasrec_dropout, lr=sasrec_lr,
-                     epochs=sasrec_epochs, max_seconds=sasrec_seconds, patience=3, eval_every=2, num_threads=threads,
-                     seed=seed, text_init=vecs is not None)
+                     epochs=sasrec_epochs, max_seconds=sasrec_seconds, patience=sasrec_patience, eval_every=2,
+                     num_threads=threads, seed=seed, text_init=vecs is not None, negatives=sasrec_negatives)
         with phases.phase(f"sasrec: train (<= {sasrec_seconds:.0f}s)", total=sasrec_epochs) as upd, PeakRSS() as pm:
             sas.fit(train, validation=(split.valid_hist, split.valid_target), item_vectors=vecs,
                     progress=lambda e, i: upd(e))
         r = score("sasrec", sas)
-        r.update(train_seconds=pm.seconds, train_peak_mb=pm.mb, epochs=len(sas.history_))
+        best = max((h for h in sas.history_ if "val_ndcg@10" in h), key=lambda h: h["val_ndcg@10"], default={})
+        r.update(train_seconds=pm.seconds, train_peak_mb=pm.mb, epochs=len(sas.history_),
+                 best_epoch=best.get("epoch"), validation_ndcg_best=best.get("val_ndcg@10"),
+                 stopped=sas.stopped_,
+                 loss="full softmax" if not sasrec_negatives else f"sampled softmax, {sasrec_negatives} negatives")
         r.update(lat(sas))
         res["sasrec"] = r
         gens_val["sasrec"] = gens_test["sasrec"] = sas
         phases.echo(f"  sasrec       R@{k} {r[f'recall@{k}']:.4f} N@{k} {r[f'ndcg@{k}']:.4f} "
-                    f"({len(sas.history_)} epochs, {pm.seconds:.0f}s)")
+                    f"({len(sas.history_)} epochs, {pm.seconds:.0f}s, {sas.stopped_})")
 
     if use_stack:
         last = next((g for g in gen_kinds if g in ("ease", "itemknn")), None)
