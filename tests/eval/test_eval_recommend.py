@@ -281,6 +281,18 @@ def test_content_needs_items(beauty_slice, tmp_path) -> None:  # type: ignore[no
     assert "content left out" in res.output
 
 
+def test_sasrec_with_esasrec_loss_from_the_cli(beauty_slice, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """--sasrec-negatives reaches the model: the result says which loss trained it and why it stopped."""
+    out = tmp_path / "s.json"
+    res = invoke("--sequences", str(beauty_slice), "--systems", "popularity,sasrec", "--sasrec-seconds", "3",
+                 "--sasrec-negatives", "32", "--sasrec-patience", "1", "--out", str(out))
+    assert res.exit_code == 0, res.output
+    sas = json.loads(out.read_text())["beauty400"]["sasrec"]
+    assert sas["loss"] == "sampled softmax, 32 negatives"
+    assert sas["stopped"] in ("time budget", "validation stopped improving", "epochs") and sas["epochs"] >= 1
+    assert sas["best_epoch"] is None or 1 <= sas["best_epoch"] <= sas["epochs"]
+
+
 @pytest.mark.slow
 def test_full_stack_with_sasrec_and_the_real_encoder(office_files, tmp_path) -> None:  # type: ignore[no-untyped-def]
     inter, items = office_files

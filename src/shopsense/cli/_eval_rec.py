@@ -44,6 +44,12 @@ def recommend_cmd(
     cold_start_fraction: float = typer.Option(0.0, "--cold-start-fraction", min=0.0, max=0.9,
                                               help="share of items hidden from training, scored separately"),
     sasrec_seconds: float = typer.Option(600.0, "--sasrec-seconds", min=1.0, help="SASRec training budget"),
+    sasrec_negatives: int = typer.Option(0, "--sasrec-negatives", min=0,
+                                         help="0: SASRec with the full softmax; N: sampled softmax over N uniform "
+                                         "negatives (eSASRec's loss; far cheaper per epoch on a large catalogue)"),
+    sasrec_patience: int = typer.Option(3, "--sasrec-patience", min=1,
+                                        help="validations (every 2 epochs) without a better NDCG@10 before "
+                                        "SASRec stops"),
     seed: int = typer.Option(0, "--seed", help="seed of every random choice (ALS, SASRec, ranker, cold items)"),
     threads: int = typer.Option(1, "--threads", min=1, help="CPU threads for BLAS, torch, ALS and LightGBM"),
     name: str = typer.Option(None, "--name", help="dataset name in the results (default: the file's stem)"),
@@ -65,7 +71,8 @@ def recommend_cmd(
     with RichPhases(console) as phases:
         doc = evaluate_recommend(sequences, items=items, fmt=fmt, items_map=parse_mapping(items_map), systems=chosen,
                                  cold_start_fraction=cold_start_fraction, sasrec_seconds=sasrec_seconds, seed=seed,
-                                 threads=threads, name=name, cache=cache, phases=phases)
+                                 threads=threads, name=name, cache=cache, phases=phases,
+                                 sasrec_negatives=sasrec_negatives, sasrec_patience=sasrec_patience)
     skipped = doc["_meta"].get("skipped_systems") or {}
     for s, why in skipped.items():
         console.print(f"[yellow]{s} left out: {why}[/]")
