@@ -65,6 +65,13 @@ def test_post_products_upserts_and_validates(client, write_key, office_data):
                     headers={"X-API-Key": write_key})
     assert r.status_code == 422 and r.json()["field"] == "0.price"
     assert client.get("/items/NO-SUCH-ITEM").status_code == 404
+    for what in ("similar", "complements", "substitutes"):  # twice: a 404 is never cached
+        for _ in range(2):
+            r = client.get(f"/items/NO-SUCH-ITEM/{what}")
+            assert r.status_code == 404 and r.json()["error"] == "NotFoundError", (what, r.text)
+    r = client.get("/items/NEW-1/similar?k=3")
+    assert r.status_code == 200 and r.headers["X-Cache"] == "miss" and len(r.json()["hits"]) <= 3
+    assert client.get("/items/NEW-1/similar?k=3").headers["X-Cache"] == "hit"
 
 
 def test_delete_user_removes_events_and_reports(client, write_key, office_data):
