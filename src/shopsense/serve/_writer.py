@@ -3,8 +3,9 @@
 ``POST /events`` hands its (validated) batch to :class:`EventWriter` and waits. The
 writer thread takes every batch queued since its last commit (counted once it holds the
 store's write locks, so a worker that waited for another worker's commit brings everything
-queued meanwhile) and stores them in one transaction (:meth:`SQLiteStore.add_event_batches`: one durable commit, each request's
-batch all or nothing), then tells the engine's in-memory hooks, the response cache and
+queued meanwhile) and stores them in one transaction
+(:meth:`SQLiteStore.add_event_batches`: one durable commit, each request's batch all or
+nothing), then tells the engine's in-memory hooks, the response cache and
 the other workers (one change on the shared feed for the whole group), and only then
 answers each waiting request. So an acknowledged event is on disk, the next read of
 that user is computed from it, and no reader ever waits for a write: reads use their
