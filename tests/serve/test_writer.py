@@ -47,6 +47,30 @@ def test_queued_requests_share_one_commit_and_each_gets_its_own_count(store):
     assert len(seen) == 1 and len(seen[0]) == 63  # the engine, cache and feed hear once
 
 
+def test_a_group_takes_what_arrived_while_another_worker_committed(store, tmp_path):
+    """Two workers' stores on one file (two descriptors: their flocks exclude each other as two
+    processes' do). While the other holds the write lock, this worker's writer has taken its
+    first request and waits; everything posted meanwhile joins that commit. Failed before:
+    the group was closed before the wait, so the first request was committed alone."""
+    other = SQLiteStore(tmp_path / "store.sqlite3")
+    writer = EventWriter(store, lambda _: None).start()
+    try:
+        with other.writing():
+            first = writer.submit(_events("first", 2))
+            deadline = time.monotonic() + 30
+            while writer._q.qsize() and time.monotonic() < deadline:  # the writer took it, and waits
+                time.sleep(0.01)
+            time.sleep(0.2)
+            rest = [writer.submit(_events(f"later{i}", 2)) for i in range(5)]
+            assert not first.done()  # not acknowledged while the other worker holds the lock
+        assert [f.result(timeout=60) for f in [first, *rest]] == [2] * 6
+        assert writer.commits == 1 and writer.requests == 6
+    finally:
+        writer.close()
+        other.close()
+    assert store.count_events() == 12
+
+
 def test_a_refused_batch_fails_its_request_only(store):
     # a row the store cannot take (what validation lets through never fails; this is a guard)
     bad = [Event.model_construct(**{**_events("b", 1, "bad")[0].__dict__, "user_id": None})]
