@@ -155,7 +155,8 @@ def run_recommend(
     categories: np.ndarray | None = None, cold_start_fraction: float = 0.0, seed: int = 0, k: int = 10,
     ease_l2: float = 250.0, candidates: int = 50, ranker_users: int = 10000, sasrec_seconds: float = 600.0,
     sasrec_lr: float = 2e-3, sasrec_dropout: float = 0.3, sasrec_epochs: int = 200, sasrec_negatives: int = 0,
-    sasrec_patience: int = 3, threads: int = 1, latency_calls: int = 300, batch_size: int = 1024, stack_without: Sequence[str] = (),
+    sasrec_patience: int = 3, threads: int = 1, latency_calls: int = 300, batch_size: int = 1024,
+    stack_without: Sequence[str] = (),
     phases: Phases | None = None,
 ) -> RecommendRun:
     """Fit and score every requested system on the leave-one-out split of ``sequences``.
