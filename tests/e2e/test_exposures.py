@@ -71,7 +71,13 @@ def test_impressions_and_clicks_are_recorded_with_list_id_and_position(demo_serv
                      for sel in ("#similar", "#complements")}
     page.click("#add-main")
     page.wait_for_selector(f"#cart-items li[data-id='{shown[1]}']")
-    page.wait_for_selector("#cart-complete .card, #cart-complete .empty")
+    # the cart's "goes with it" list once the engine answered (the empty cart's placeholder is
+    # there before: waiting on any ".empty" returned before the answer and raced its impression)
+    page.wait_for_function("() => { const el = document.querySelector('#cart-complete');"
+                           " return el.querySelector('.card') || (el.querySelector('.empty')"
+                           " && !el.textContent.startsWith('Add something')); }")
+    cart_list = page.eval_on_selector_all("#cart-complete .card", "els => els.map(e => e.dataset.id)")
+    assert cart_list, page.inner_text("#cart-complete")
 
     def search_impressions(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         return [x for x in rows if x["kind"] == "impression" and x["surface"] == "search"]
@@ -85,8 +91,11 @@ def test_impressions_and_clicks_are_recorded_with_list_id_and_position(demo_serv
     def carts(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         return [x for x in rows if x["kind"] == "add_to_cart"]
 
+    def cart_impressions(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return [x for x in rows if x["kind"] == "impression" and x["surface"] == "cart"]
+
     rows = _wait_for(demo_server, key, user, session, lambda rows: search_impressions(rows) and clicks(rows)
-                     and home_impressions(rows) and carts(rows))
+                     and home_impressions(rows) and carts(rows) and cart_impressions(rows))
     summary = [(x["kind"], x["surface"], x.get("position"), len(x.get("items") or [])) for x in rows]
 
     # the search: one impression of what was shown, in the order shown
@@ -114,6 +123,7 @@ def test_impressions_and_clicks_are_recorded_with_list_id_and_position(demo_serv
     for ids in product_lists.values():
         assert [x for x in rows if x["kind"] == "impression" and x["items"] == ids], (ids, summary)
     assert {x["surface"] for x in rows if x["kind"] == "impression"} >= {"search", "recommend", "cart"}, summary
+    assert [x for x in cart_impressions(rows) if x["items"] == cart_list], (cart_list, summary)
 
     # the owner's analytics see the click at position 2 of the search surface
     pos = httpx.get(demo_server + "/analytics/positions", params={"surface": "search"},
