@@ -15,6 +15,7 @@ score (the bundles service drops the rest).
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import re
@@ -69,6 +70,9 @@ _DANGLING = frozenset({"a", "an", "and", "at", "by", "for", "from", "in", "of", 
                        "with", "w/", "&", "+", "-", "x"})
 
 
+# a served list's ten reasons each shortened a title (regex, splits): ~0.1 ms of a ~0.9 ms
+# recommendation (cProfile, Beauty). A catalogue's titles repeat across lists: kept.
+@functools.lru_cache(maxsize=1 << 16)
 def short_title(title: str, limit: int = _TITLE_CHARS) -> str:
     """``title`` shortened for a reason: the name before the first comma or bracket
     when that still reads as a product (three words or more), then cut at a word

@@ -167,8 +167,8 @@ def validate_rules(data: Any) -> RuleSet:
 def rules_version(home: str | Path) -> int | None:
     """The rules file's modification time (None when there is none): what a cache of
     rule-dependent results keys on, so a rule saved by another process is seen."""
-    try:
-        return (Path(home) / RULES_FILE).stat().st_mtime_ns
+    try:  # os.stat on a str: pathlib's construction was half of this call's cost, twice per request
+        return os.stat(os.path.join(home, RULES_FILE)).st_mtime_ns
     except FileNotFoundError:
         return None
 
