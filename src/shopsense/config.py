@@ -78,6 +78,9 @@ class Settings(BaseSettings):
         default=60.0, ge=0, description="seconds the server keeps a rendered answer (search, recommendations, "
         "similar items) until a write makes it stale; 0 turns the response cache off",
     )
+    user_cache_users: int = Field(
+        default=100_000, ge=1, description="users whose history and profile each worker keeps in memory "
+        "(least recently served dropped first; read again from the store when they return)")
     max_request_bytes: int = Field(default=5_000_000, ge=1024, description="largest request body the server accepts")
     redis_url: str | None = Field(
         default=None, description="e.g. redis://localhost:6379/0: the serve workers share rate limits, the "

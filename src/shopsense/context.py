@@ -9,8 +9,10 @@ test hand a service a small fake context.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Hashable, Sequence
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar, runtime_checkable
 
 if TYPE_CHECKING:
     import numpy as np
@@ -21,7 +23,10 @@ if TYPE_CHECKING:
     from shopsense.store import Store
     from shopsense.text import TextEncoder
 
-__all__ = ["Service", "ShopContext"]
+__all__ = ["Service", "ShopContext", "UserCache"]
+
+K = TypeVar("K", bound=Hashable)
+V = TypeVar("V")
 
 
 @runtime_checkable
@@ -62,3 +67,65 @@ class Service(Protocol):
     def forget_user(self, user_id: str) -> Any:
         """Drop everything held in memory about ``user_id``; returns what was dropped."""
         ...
+
+
+class UserCache(Generic[K, V]):
+    """What a service holds in memory per user (histories, profiles), least recently
+    used first out once it holds ``size`` users: a shop's traffic meets every user in
+    time, and an unbounded dict grew a worker by each one. Dropping an entry is always
+    safe: it is read again from the store on the user's next request. ``on_evict(key,
+    value)`` is called for an entry pushed out by a new one (not for :meth:`pop`).
+
+    Thread-safe (a worker answers from several threads); written by hand because it is
+    twenty lines and the one library that does it (cachetools) is not thread-safe either.
+    """
+
+    def __init__(self, size: int, on_evict: Callable[[K, V], None] | None = None) -> None:
+        if size < 1:
+            raise ValueError(f"UserCache size must be >= 1; got {size}")
+        self.size = size
+        self._on_evict = on_evict
+        self._data: OrderedDict[K, V] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: K, default: Any = None) -> V | Any:
+        with self._lock:
+            value = self._data.get(key, _MISSING)
+            if value is _MISSING:
+                return default
+            self._data.move_to_end(key)
+            return value
+
+    def __setitem__(self, key: K, value: V) -> None:
+        evicted = []
+        with self._lock:
+            self._data[key] = value
+            self._data.move_to_end(key)
+            while len(self._data) > self.size:
+                evicted.append(self._data.popitem(last=False))
+        if self._on_evict is not None:
+            for k, v in evicted:
+                self._on_evict(k, v)
+
+    def __getitem__(self, key: K) -> V:
+        value = self.get(key, _MISSING)
+        if value is _MISSING:
+            raise KeyError(key)
+        return value
+
+    def pop(self, key: K, default: Any = None) -> V | Any:
+        with self._lock:
+            return self._data.pop(key, default)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._data
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._data.clear()
+
+
+_MISSING: Any = object()

@@ -339,3 +339,20 @@ def test_reasons_name_what_the_shopper_did(trained) -> None:  # type: ignore[no-
             assert h.reason.split(" ", 3)[3][:12] == title[:12], (title, h.reason)
             checked += 1
     assert checked >= 5
+
+
+def test_a_worker_keeps_a_bounded_number_of_histories(trained) -> None:  # type: ignore[no-untyped-def]
+    """``user_cache_users``: the least recently served users' histories are dropped and
+    read again from the store when they return, with the same answer."""
+    from shopsense import Engine
+
+    eng, _, _ = trained
+    small = Engine(eng.home, user_cache_users=2)
+    try:
+        first = small.recommend("u3", k=10).ids
+        for u in ("u4", "u5", "u6"):
+            small.recommend(u, k=10)
+        assert small.recommender.cached_users() == 2
+        assert small.recommend("u3", k=10).ids == first  # read back from the store
+    finally:
+        small.close()

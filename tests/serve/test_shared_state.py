@@ -208,3 +208,21 @@ def test_response_cache_can_be_turned_off(home, make_client):
             assert first.status_code == again.status_code == 200, first.text
             assert first.headers["X-Cache"] == "miss" and again.headers["X-Cache"] == second
             assert again.json()["hits"] == first.json()["hits"]
+
+
+def test_a_user_pushed_out_of_the_feed_is_dropped_from_the_engine_too(shared):
+    """The feed maps pseudonyms back only for the users it holds; a worker serving more
+    users than that must not keep a cached history it could no longer hear changed."""
+    from types import SimpleNamespace
+
+    from shopsense.serve import ChangeFeed
+
+    feed = ChangeFeed(shared, pseudo=lambda u: f"p-{u}", max_users=2)
+    dropped: list[str] = []
+    feed.engine = SimpleNamespace(notify_events=lambda evs: dropped.extend(e.user_id for e in evs))
+    for u in ("ann", "bob", "ann", "cy"):  # ann served again: bob is the least recent
+        feed.saw(u)
+    assert dropped == ["bob"]
+    shared.publish("events", "another-worker", (("p-ann", "view"), ("p-bob", "view")))
+    feed.sync()
+    assert dropped == ["bob", "ann", "p-bob"]  # ann by name; bob only as the pseudonym no cache holds

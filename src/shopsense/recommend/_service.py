@@ -38,7 +38,7 @@ from typing import Any
 import numpy as np
 
 from shopsense.catalog import EVENT_WEIGHTS, Event, match_mask
-from shopsense.context import ShopContext
+from shopsense.context import ShopContext, UserCache
 from shopsense.errors import NotFittedError, NotFoundError, ValidationError
 from shopsense.recommend._base import Recommender, mask_scores, top_k
 from shopsense.recommend._precompute import (
@@ -121,7 +121,7 @@ class RecommendService:
         self._item_ids: list[str] = []  # model index -> product id (trained items, then new ones)
         self._n_trained = 0
         self._manifest: dict[str, Any] = {}
-        self._hist_cache: dict[str, _User] = {}
+        self._hist_cache: UserCache[str, _User] = UserCache(ctx.settings.user_cache_users)
         self._pre: Precomputed | None = None
         self._popular_rank: np.ndarray | None = None
         self._masks: dict[str, np.ndarray] = {}  # filters -> allowed mask, for the rare deep fallback
@@ -239,6 +239,10 @@ class RecommendService:
     def on_products_changed(self) -> None:
         if self._models is not None:
             self._sync_items()
+
+    def cached_users(self) -> int:
+        """How many users' histories this process holds (at most ``user_cache_users``)."""
+        return len(self._hist_cache)
 
     def forget_user(self, user_id: str) -> dict[str, Any]:
         """Drop everything held in memory about a user. Models keep no per-user vectors (users

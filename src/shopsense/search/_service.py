@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from shopsense.catalog import EVENT_WEIGHTS
-from shopsense.context import ShopContext
+from shopsense.context import ShopContext, UserCache
 from shopsense.errors import ValidationError
 from shopsense.results import Hit, ResultList
 from shopsense.search._analysis import Analyzer
@@ -109,7 +109,7 @@ class SearchService:
         self._lock = threading.RLock()
         self._searcher: HybridSearcher | None = None
         self._stale = False
-        self._profiles: dict[str, np.ndarray | None] = {}
+        self._profiles: UserCache[str, np.ndarray | None] = UserCache(ctx.settings.user_cache_users)
         # the learned re-ranking stage: given here (or assigned), else the saved one when the
         # ``search_reranker`` setting is on, reloaded when its manifest changes on disk
         self._reranker = reranker
@@ -275,12 +275,15 @@ class SearchService:
         return int(self._profiles.pop(user_id, None) is not None)
 
     def profile(self, user_id: str) -> np.ndarray | None:
-        if user_id not in self._profiles:
-            s = self.searcher
-            vecs = s.dense.vectors_ if s.dense is not None else None
-            events = self.ctx.store.events(user_id=user_id)
-            self._profiles[user_id] = user_profile(events, s.catalog, vecs) if vecs is not None else None
-        return self._profiles[user_id]
+        known = self._profiles.get(user_id, _UNKNOWN)
+        if known is not _UNKNOWN:  # None is a known answer: no profile
+            return known
+        s = self.searcher
+        vecs = s.dense.vectors_ if s.dense is not None else None
+        events = self.ctx.store.events(user_id=user_id)
+        prof = user_profile(events, s.catalog, vecs) if vecs is not None else None
+        self._profiles[user_id] = prof
+        return prof
 
     # -- querying ----------------------------------------------------------------
     def search(self, query: str, filters: Mapping[str, Any] | None = None, user_id: str | None = None, k: int = 20,
@@ -487,3 +490,6 @@ def _whole_words(encoder: Any) -> set[str]:
     except Exception:  # noqa: BLE001 - no model installed, or a tokenizer without a plain vocabulary
         return set()
     return {w for w in vocab if w.isalpha() and len(w) >= 4}
+
+
+_UNKNOWN: Any = object()

@@ -25,6 +25,7 @@ import threading
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from shopsense.context import UserCache
 from shopsense.serve._shared import Change, FeedGap, SharedState
 
 __all__ = ["ChangeFeed", "Syncer"]
@@ -35,12 +36,13 @@ log = logging.getLogger(__name__)
 class ChangeFeed:
     """This worker's position in the shared change feed, and what it does with news."""
 
-    def __init__(self, shared: SharedState, pseudo: Callable[[str], str]) -> None:
+    def __init__(self, shared: SharedState, pseudo: Callable[[str], str], max_users: int = 100_000) -> None:
         self.shared = shared
         self.pseudo = pseudo
-        # pseudonym -> user id, for every user whose requests this worker served: it grows
-        # like the engine's own per-user caches, which it exists to keep fresh
-        self._users: dict[str, str] = {}
+        # pseudonym -> user id, for the users whose requests this worker served last (the
+        # engine's per-user caches hold no others): a user pushed out is dropped from the
+        # engine's caches too, so no cached history outlives the means to hear it changed
+        self._users: UserCache[str, str] = UserCache(max_users, on_evict=self._evicted)
         #: names this worker in the feed, so it skips the changes it made itself
         self.origin = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
         self.engine: Any = None
@@ -56,6 +58,10 @@ class ChangeFeed:
         """A request names ``user_id``: this worker's engine may now cache something of it."""
         if user_id:
             self._users[self.pseudo(user_id)] = user_id
+
+    def _evicted(self, pseudonym: str, user_id: str) -> None:
+        if self.engine is not None:  # what its services' on_events drop: history, profile
+            self.engine.notify_events([_event(user_id, "view")])
 
     # -- writing -------------------------------------------------------------------
     def events_stored(self, events: Sequence[Any]) -> int:

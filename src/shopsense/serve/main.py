@@ -125,7 +125,7 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         # the feed's position is read before the engine loads anything, so a write made
         # by another worker meanwhile is replayed rather than missed
-        feed = ChangeFeed(shared, state.pseudo)
+        feed = ChangeFeed(shared, state.pseudo, max_users=settings.user_cache_users)
         own = engine is None
         preloaded = _take_preloaded(settings) if own else None
         if preloaded is not None:  # loaded by the supervisor before it forked this worker
