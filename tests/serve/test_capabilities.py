@@ -82,7 +82,10 @@ def test_adapter_passes_parameters_and_serialises_products_and_reasons(client, r
     client.get("/search", params={"q": "stapler", "k": 7, "user_id": "u9", "brand": "Swingline",
                                   "price_max": 30, "in_stock": "true", "attr": ["color:red"]})
     assert len([c for c in recording.calls if c[0] == "search"]) == 1
-    assert 'shopsense_cache_total{result="hit"} 1.0' in client.get("/metrics").text
+    metrics = client.get("/metrics").text
+    assert 'shopsense_cache_total{result="hit"} 1.0' in metrics
+    # the one computed search: the first answer of a kind takes a thread (its cost unknown)
+    assert 'shopsense_answers_computed_total{kind="search",where="thread"} 1.0' in metrics
 
     client.get("/users/u9/recommendations", params={"k": 4, "category": "Pens"})
     assert recording.calls[-1][0] == "recommend" and recording.calls[-1][1] == ("u9",)
@@ -236,3 +239,39 @@ def test_rules_file_edits_reach_cached_lists(client, office_data, home):
     save_rules(home, RuleSet(rules=[Rule(name="hide", action="exclude", match={"ids": [first[0]]})]))
     after = [h["id"] for h in _hits(client.get(f"/items/{item}/similar", params={"k": 5}))]
     assert first[0] not in after and len(after) == 5
+
+
+def _computed(client: Any, kind: str, where: str) -> float:
+    for line in client.get("/metrics").text.splitlines():
+        if line.startswith(f'shopsense_answers_computed_total{{kind="{kind}",where="{where}"}}'):
+            return float(line.split()[-1])
+    return 0.0
+
+
+def test_one_slow_answer_does_not_send_the_next_ones_to_threads(client, recording):  # type: ignore[no-untyped-def]
+    """A cheap kind of answer is computed on the event loop; one slow computation (40 ms of
+    CPU: a cold read, a collection) must not tip the estimate, or the next answers of that
+    kind take threads that, on a busy worker, wait for the loop to let go of the GIL."""
+    answer = recording.recommend("u1")  # one finished list, returned as is: a cheap answer
+
+    def fast(*a: Any, **kw: Any) -> ResultList:
+        return answer
+
+    recording.recommend = fast
+
+    def slow_once(*a: Any, **kw: Any) -> ResultList:
+        recording.recommend = fast
+        t0 = time.thread_time()
+        while time.thread_time() - t0 < 0.04:
+            pass
+        return fast(*a, **kw)
+
+    for i in range(3):  # the cost of the kind is learnt
+        assert client.get(f"/users/warm{i}/recommendations").status_code == 200
+    recording.recommend = slow_once
+    assert client.get("/users/slow/recommendations").status_code == 200
+    assert recording.recommend is fast
+    threads = _computed(client, "recommend", "thread")
+    for i in range(8):  # distinct users: cache misses, each computed
+        assert client.get(f"/users/after{i}/recommendations").status_code == 200
+    assert _computed(client, "recommend", "thread") == threads, client.app.state.shopsense._cost

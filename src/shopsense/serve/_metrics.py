@@ -20,6 +20,9 @@ class Metrics:
             registry=self.registry)
         self.cache = Counter("shopsense_cache", "Response cache lookups", ["result"],
                              registry=self.registry)
+        self.computed = Counter("shopsense_answers_computed", "Answers computed (cache misses), by kind "
+                                "and where: on the event loop or in a thread", ["kind", "where"],
+                                registry=self.registry)
         self.events = Counter("shopsense_events_stored", "Events stored via the API",
                               registry=self.registry)
         self.rate_limited = Counter("shopsense_rate_limited", "Requests refused by the rate limit",
