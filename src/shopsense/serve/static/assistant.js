@@ -139,7 +139,21 @@
       el("header", { class: "ssa-head" }, el("h2", {}, "Shopping assistant"), reset, close),
       log, suggest, form);
     const fab = el("button", { id: "ss-assistant-open", class: "ssa-fab", type: "button", "aria-controls": "ss-assistant",
-      "aria-expanded": "false" }, el("span", { "aria-hidden": "true" }, "💬"), " Ask the shop");
+      "aria-expanded": "false" }, bubble(), " Ask the shop");
+
+    // a speech bubble drawn as SVG: the emoji it replaces needs a colour-emoji font, which
+    // many machines (headless Chromium on Debian among them) lack, and showed an empty box
+    function bubble() {
+      const NS = "http://www.w3.org/2000/svg";
+      const icon = document.createElementNS(NS, "svg");
+      for (const [k, v] of Object.entries({ viewBox: "0 0 24 24", width: "18", height: "18", "aria-hidden": "true",
+        focusable: "false", class: "ssa-icon" })) icon.setAttribute(k, v);
+      const path = document.createElementNS(NS, "path");
+      path.setAttribute("d", "M4 4h16a2 2 0 0 1 2 2v10a2 2 0 0 1-2 2H9l-5 4v-4H4a2 2 0 0 1-2-2V6a2 2 0 0 1 2-2z");
+      path.setAttribute("fill", "currentColor");
+      icon.append(path);
+      return icon;
+    }
 
     function greeting() {
       return el("div", { class: "ssa-msg bot" }, el("div", { class: "ssa-text" },
