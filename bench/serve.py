@@ -128,13 +128,16 @@ for _v in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
 import argparse
 import json
 import random
+import re
 import signal
 import socket
 import sqlite3
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+from collections import Counter
 from itertools import pairwise
 from pathlib import Path
 from typing import Any
@@ -328,7 +331,11 @@ def measure(server: Server, reqs: Path, key: str, clients: int, seconds: float, 
     la = load()
     ev0 = store_events(server.home) if events else 0
     cpu0 = server.cpu()
+    split: list[list[int]] = []  # wrk's connections per worker, a second in (see connection_split)
+    timer = threading.Timer(1.0, lambda: split.append(connection_split(server.port)))
+    timer.start()
     r = wrk(server.base, reqs, key, clients, seconds, tag, stop_when)
+    timer.cancel()
     cpu1 = server.cpu()
     wall = r["duration_us"] / 1e6
     out: dict[str, Any] = {
@@ -340,6 +347,8 @@ def measure(server: Server, reqs: Path, key: str, clients: int, seconds: float, 
         "server_cpu_cores": (cpu1 - cpu0) / wall, "client_cpu_cores": r["client_cpu_s"] / wall,
         "load_avg_1m": la[0],
     }
+    if split and split[0]:
+        out["connections_per_worker"] = split[0]
     if r["first_error"]:
         out["first_error"] = r["first_error"][:200]
     if events:
@@ -348,6 +357,19 @@ def measure(server: Server, reqs: Path, key: str, clients: int, seconds: float, 
         out.update(events_acked=r["events_acked"], events_store_delta=delta,
                    lost_events=max(0, r["events_acked"] - delta))
     return out
+
+
+def connection_split(port: int) -> list[int]:
+    """Established connections to ``port`` per server process, largest first (``ss -tnp``).
+    The kernel spreads connections over the workers' SO_REUSEPORT sockets by a hash, not in
+    turn: 32 connections can split 19 / 13, and the busier worker's queue sets the p99."""
+    try:
+        out = subprocess.run(["ss", "-tnpH", "state", "established", f"( sport = :{port} )"],
+                             check=False, capture_output=True, text=True, timeout=10).stdout
+    except (OSError, subprocess.SubprocessError):
+        return []
+    pids = re.findall(r"pid=(\d+)", out)
+    return sorted(Counter(pids).values(), reverse=True)
 
 
 # -- the HTTP floor: the same server stack answering without any work ------------------------
@@ -507,7 +529,7 @@ def serve_runs(args: argparse.Namespace, home: Path, kinds: list[str], workers: 
                 say(f"    {kind}{label:12s} {workers}w c{c:<3d} {r['throughput_rps']:7.1f} req/s  p50 {r['p50_ms']:7.1f}  "
                     f"p99 {r['p99_ms']:7.1f} ms  5xx {r['errors_5xx']}  other {r['errors_other']}  "
                     f"sock {r['socket_errors']}  hit {r['cache_hit_ratio']:.2f}  srv {r['server_cpu_cores']:.2f} "
-                    f"cli {r['client_cpu_cores']:.2f} cores  lost {r.get('lost_events', '-')}  load {r['load_avg_1m']}")
+                    f"cli {r['client_cpu_cores']:.2f} cores  lost {r.get('lost_events', '-')}  load {r['load_avg_1m']}  conns {r.get('connections_per_worker', '-')}")
         mem = server.memory()
     finally:
         mem_stop = server.stop()
