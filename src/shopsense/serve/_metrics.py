@@ -23,6 +23,10 @@ class Metrics:
         self.computed = Counter("shopsense_answers_computed", "Answers computed (cache misses), by kind "
                                 "and where: on the event loop or in a thread", ["kind", "where"],
                                 registry=self.registry)
+        self.compute_cpu = Histogram(
+            "shopsense_answer_cpu_seconds", "CPU time of each computed answer (its thread's own, "
+            "waits for the GIL excluded), by kind", ["kind"],
+            buckets=(0.00025, 0.0005, 0.001, 0.002, 0.004, 0.008, 0.016, 0.032, 0.064, 0.128), registry=self.registry)
         self.events = Counter("shopsense_events_stored", "Events stored via the API",
                               registry=self.registry)
         self.rate_limited = Counter("shopsense_rate_limited", "Requests refused by the rate limit",

@@ -62,6 +62,12 @@ COMPUTE_THREADS = 4
 #: anyio's bookkeeping). Searches (milliseconds of encoder and index work) keep their thread,
 #: so the loop still answers cache hits and probes while one runs.
 INLINE_BELOW_S = 0.002
+#: ...and a kind computed on the loop goes back to threads only once its average passes
+#: this. With one threshold, a kind whose costs straddle it flipped back and forth: served
+#: recommendations cost 1-2 ms of CPU each on this machine, and while their average sat just
+#: above 2 ms they took threads, where a busy worker's loop kept the GIL from them (1 worker,
+#: 64 connections: 1,656 of 5,412 answers in threads, 443 requests/s, p99 601 ms).
+THREAD_ABOVE_S = 0.004
 
 
 def shared_call(shared: SharedState | None, fn: Callable[[], T]) -> T:
@@ -100,6 +106,8 @@ class ServeState:
     _compute: Any = None  # anyio.CapacityLimiter(COMPUTE_THREADS), made on the event loop
     #: running average of each kind of answer's computation, CPU seconds (see INLINE_BELOW_S)
     _cost: dict[str, float] = field(default_factory=dict)
+    #: the kinds computed on the loop now (see THREAD_ABOVE_S)
+    _inline: dict[str, bool] = field(default_factory=dict)
 
     # -- after a write: tell the engine, this worker's cache and the other workers --------
     def events_committed(self, events: Sequence[Any]) -> None:
@@ -165,7 +173,8 @@ class ServeState:
             out = _json(compute())
             return out, time.thread_time() - t0
 
-        inline = cost is not None and cost < INLINE_BELOW_S
+        inline = cost is not None and cost < (THREAD_ABOVE_S if self._inline.get(kind) else INLINE_BELOW_S)
+        self._inline[kind] = inline
         self.metrics.computed.labels(kind, "loop" if inline else "thread").inc()
         if inline:
             body, spent = timed()
@@ -176,6 +185,7 @@ class ServeState:
         # one slow computation (a first read of a user's history, a collection) counts at
         # most 4x the estimate: averaged in whole, it sent the next answers of its kind to
         # threads, where, on a busy worker, each waited for the loop to let go of the GIL
+        self.metrics.compute_cpu.labels(kind).observe(spent)
         self._cost[kind] = spent if cost is None else 0.8 * cost + 0.2 * min(spent, 4 * cost)
         if self.cache.shared:
             await run_in_threadpool(shared_call, self.shared, lambda: self.cache.store(key, stamp, body))
