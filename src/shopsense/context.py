@@ -74,7 +74,8 @@ class UserCache(Generic[K, V]):
     used first out once it holds ``size`` users: a shop's traffic meets every user in
     time, and an unbounded dict grew a worker by each one. Dropping an entry is always
     safe: it is read again from the store on the user's next request. ``on_evict(key,
-    value)`` is called for an entry pushed out by a new one (not for :meth:`pop`).
+    value)`` is called for an entry pushed out by a new one (not for :meth:`pop`). The
+    bundles' memo of fitted arrays (``bundles._neighbors.Memo``) is the same map.
 
     Thread-safe (a worker answers from several threads); written by hand because it is
     twenty lines and the one library that does it (cachetools) is not thread-safe either.

@@ -22,14 +22,13 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import threading
-from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from typing import Any
 
 import numpy as np
 from scipy import sparse
 
+from shopsense.context import UserCache
 from shopsense.errors import check_param
 from shopsense.results import Ranked
 
@@ -277,34 +276,32 @@ class Memo:
     """A small least-recently-used memo of expensive, deterministic results.
 
     ``get(key, compute)`` returns the stored value for ``key`` or stores
-    ``compute()``. Values are shared: callers must not change them.
+    ``compute()``. Values are shared: callers must not change them. The bounded,
+    thread-safe map is :class:`shopsense.context.UserCache`, the one the services keep
+    their per-user state in; this adds the compute-on-miss and the hit counts.
     """
 
     def __init__(self, size: int = 8) -> None:
         self.size = size
         self.hits = self.misses = 0
-        self._store: OrderedDict[Hashable, Any] = OrderedDict()
-        self._lock = threading.Lock()
+        self._store: UserCache[Hashable, Any] = UserCache(size)
 
     def get(self, key: Hashable, compute: Callable[[], Any]) -> Any:
-        with self._lock:
-            if key in self._store:
-                self._store.move_to_end(key)
-                self.hits += 1
-                return self._store[key]
+        value = self._store.get(key, _ABSENT)
+        if value is not _ABSENT:
+            self.hits += 1
+            return value
         value = compute()
-        with self._lock:
-            self.misses += 1
-            self._store[key] = value
-            while len(self._store) > self.size:
-                self._store.popitem(last=False)
+        self.misses += 1
+        self._store[key] = value
         return value
 
     def clear(self) -> None:
-        with self._lock:
-            self._store.clear()
-            self.hits = self.misses = 0
+        self._store.clear()
+        self.hits = self.misses = 0
 
+
+_ABSENT: Any = object()
 
 #: neighbour graphs, cluster codes and EASE weights shared by every ComplementModel fit
 MEMO = Memo()

@@ -182,10 +182,10 @@ class ServeState:
             if self._compute is None:
                 self._compute = anyio.CapacityLimiter(COMPUTE_THREADS)
             body, spent = await anyio.to_thread.run_sync(timed, limiter=self._compute)
+        self.metrics.compute_cpu.labels(kind).observe(spent)
         # one slow computation (a first read of a user's history, a collection) counts at
         # most 4x the estimate: averaged in whole, it sent the next answers of its kind to
         # threads, where, on a busy worker, each waited for the loop to let go of the GIL
-        self.metrics.compute_cpu.labels(kind).observe(spent)
         self._cost[kind] = spent if cost is None else 0.8 * cost + 0.2 * min(spent, 4 * cost)
         if self.cache.shared:
             await run_in_threadpool(shared_call, self.shared, lambda: self.cache.store(key, stamp, body))
