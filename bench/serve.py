@@ -210,6 +210,7 @@ class Server:
         env = {**os.environ, "SHOPSENSE_RATE_LIMIT_PER_MINUTE": "100000000", "HF_HUB_OFFLINE": "1"}
         if not cache:  # every answer computed: the like-for-like comparison with the limit
             env["SHOPSENSE_RESPONSE_CACHE_TTL_S"] = "0"
+            env["SHOPSENSE_PRECOMPUTED_ANSWERS"] = "0"
         for v in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
             env.pop(v, None)  # the server chooses its own threads per worker
         env.pop("SHOPSENSE_SERVE_APP", None)
@@ -344,6 +345,7 @@ def measure(server: Server, reqs: Path, key: str, clients: int, seconds: float, 
         "errors_5xx": r["status_5xx"], "errors_other": r["status_4xx"] + r["status_other"],
         "socket_errors": r["connect_errors"] + r["read_errors"] + r["write_errors"] + r["timeouts"],
         "cache_hit_ratio": r["cache_hits"] / max(1, r["ok"]),
+        "precomputed_ratio": r.get("precomputed", 0) / max(1, r["ok"]),
         "server_cpu_cores": (cpu1 - cpu0) / wall, "client_cpu_cores": r["client_cpu_s"] / wall,
         "load_avg_1m": la[0],
     }
@@ -528,7 +530,7 @@ def serve_runs(args: argparse.Namespace, home: Path, kinds: list[str], workers: 
                 out[f"{kind}{label}/{workers}w/c{c}"] = r
                 say(f"    {kind}{label:12s} {workers}w c{c:<3d} {r['throughput_rps']:7.1f} req/s  p50 {r['p50_ms']:7.1f}  "
                     f"p99 {r['p99_ms']:7.1f} ms  5xx {r['errors_5xx']}  other {r['errors_other']}  "
-                    f"sock {r['socket_errors']}  hit {r['cache_hit_ratio']:.2f}  srv {r['server_cpu_cores']:.2f} "
+                    f"sock {r['socket_errors']}  hit {r['cache_hit_ratio']:.2f}  pre {r['precomputed_ratio']:.2f}  srv {r['server_cpu_cores']:.2f} "
                     f"cli {r['client_cpu_cores']:.2f} cores  lost {r.get('lost_events', '-')}  load {r['load_avg_1m']}  conns {r.get('connections_per_worker', '-')}")
         mem = server.memory()
     finally:

@@ -31,6 +31,7 @@ function init(args)
   acked = 0
   posted = 0
   hits = 0
+  pre = 0
   first_error = ""
 end
 
@@ -62,6 +63,8 @@ function response(status, headers, body)
     ok = ok + 1
     if headers["x-cache"] == "hit" then
       hits = hits + 1
+    elseif headers["x-cache"] == "precomputed" then
+      pre = pre + 1
     end
     local r = body:match('"received":(%d+)')
     if r then
@@ -82,7 +85,7 @@ function response(status, headers, body)
 end
 
 function done(summary, latency, requests)
-  local t = {ok = 0, s4xx = 0, s5xx = 0, other = 0, acked = 0, posted = 0, hits = 0}
+  local t = {ok = 0, s4xx = 0, s5xx = 0, other = 0, acked = 0, posted = 0, hits = 0, pre = 0}
   for _, thread in ipairs(threads) do
     for name, _ in pairs(t) do
       t[name] = t[name] + thread:get(name)
@@ -99,9 +102,9 @@ function done(summary, latency, requests)
   io.write(string.format(
     'WRKJSON {"requests":%d,"duration_us":%d,"ok":%d,"status_4xx":%d,"status_5xx":%d,"status_other":%d,' ..
     '"events_acked":%d,"events_posted":%d,"connect_errors":%d,"read_errors":%d,"write_errors":%d,' ..
-    '"timeouts":%d,"non2xx3xx":%d,"cache_hits":%d,"p50_us":%d,"p95_us":%d,"p99_us":%d,"max_us":%d,' ..
+    '"timeouts":%d,"non2xx3xx":%d,"cache_hits":%d,"precomputed":%d,"p50_us":%d,"p95_us":%d,"p99_us":%d,"max_us":%d,' ..
     '"mean_us":%.1f}\n',
     summary.requests, summary.duration, t.ok, t.s4xx, t.s5xx, t.other, t.acked, t.posted, e.connect,
-    e.read, e.write, e.timeout, e.status, t.hits, latency:percentile(50), latency:percentile(95),
+    e.read, e.write, e.timeout, e.status, t.hits, t.pre, latency:percentile(50), latency:percentile(95),
     latency:percentile(99), latency.max, latency.mean))
 end

@@ -78,6 +78,14 @@ class Settings(BaseSettings):
         default=60.0, ge=0, description="seconds the server keeps a rendered answer (search, recommendations, "
         "similar items) until a write makes it stale; 0 turns the response cache off",
     )
+    precomputed_answers: int = Field(
+        default=100_000, ge=0, description="known users whose default recommendations (GET "
+        "/users/{id}/recommendations, k=10, no filters) the server renders when it starts and after each "
+        "model swap, served without a computation until the user, the catalogue, the rules or the model "
+        "changes (the Gorse pattern); 0 turns it off")
+    precomputed_answers_max_age_s: float = Field(
+        default=3600.0, gt=0, description="seconds after which the precomputed answers are rendered again "
+        "(their reasons say what is trending now)")
     user_cache_users: int = Field(
         default=100_000, ge=1, description="users whose history and profile each worker keeps in memory "
         "(least recently served dropped first; read again from the store when they return)")

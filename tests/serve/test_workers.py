@@ -94,14 +94,14 @@ def shopsense_cmd() -> list[str]:
     return [sys.executable, "-c", "from shopsense.cli import main; main()"]
 
 
-def start_server(home: Path, toml: str = "", workers: int = 2) -> Server:
+def start_server(home: Path, toml: str = "", workers: int = 2, warm: bool = False) -> Server:
     (home / "shopsense.toml").write_text(toml)
     port = free_port()
     log = home.parent / f"server-{port}.log"
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     env.pop("SHOPSENSE_SERVE_APP", None)
     cmd = [*shopsense_cmd(), "serve", "--home", str(home), "--port", str(port), "--workers",
-           str(workers), "--no-warm", "--keep-alive", "300", "--graceful-timeout", "10"]
+           str(workers), *([] if warm else ["--no-warm"]), "--keep-alive", "300", "--graceful-timeout", "10"]
     with log.open("wb") as out:
         # its own process group: kill -9 reaches the uvicorn parent and every worker
         proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env,
@@ -183,6 +183,41 @@ def test_event_on_one_worker_refreshes_the_others_cached_recommendations(backend
         assert now == _fresh_recommendations(home, user, 10)  # nor computed from a stale history
     finally:
         server.stop()
+
+
+@needs("recommend")
+def test_precomputed_answers_are_shared_and_an_event_on_one_worker_retires_them_on_the_other(
+        built_home, tmp_path, office_data):
+    """The supervisor renders each known user's recommendations once before it forks the workers;
+    U buys through worker A, and B stops serving U's precomputed answer: B computes U's list from
+    the new history, as a fresh engine does, and keeps serving the others ahead."""
+    from collections import Counter
+
+    from shopsense.serve import KeyStore
+
+    home = _home(built_home, tmp_path)
+    write = KeyStore(home / "api_keys.json").create("write", name="test")
+    user, other = [u for u, _ in Counter(e.user_id for e in office_data[1]).most_common(2)]
+    server = start_server(home, warm=True)
+    try:
+        (pa, a), (pb, b) = server.pin(2)
+        path = f"/users/{user}/recommendations"
+        for pid, c in ((pa, a), (pb, b)):
+            r = server.answered(c.get(path), pid)
+            assert r.status_code == 200 and r.headers["X-Cache"] == "precomputed", r.text
+        before = [h["id"] for h in r.json()["hits"]]
+        assert before == _fresh_recommendations(home, user, 10)
+        r = server.answered(a.post("/events", json=[{"user_id": user, "item_id": before[0], "type": "purchase"}],
+                                   headers={"X-API-Key": write}), pa)
+        assert r.status_code == 200 and r.json()["stored"] == 1, r.text
+        after = server.answered(b.get(path), pb)
+        assert after.headers["X-Cache"] == "miss"
+        now = [h["id"] for h in after.json()["hits"]]
+        assert before[0] not in now and now == _fresh_recommendations(home, user, 10)
+        assert server.answered(b.get(f"/users/{other}/recommendations"), pb).headers["X-Cache"] == "precomputed"
+    finally:
+        server.stop()
+    assert server.proc.returncode == 0, server.log.read_text()
 
 
 def test_connections_opened_at_once_are_spread_over_the_workers(built_home, tmp_path):

@@ -272,10 +272,13 @@ def _preload_for_fork(threads: int, settings: Any = None) -> Any:
     except ImportError:
         pass
     if settings is not None:  # the engine too: catalogue, indexes and models shared by the workers
-        from shopsense.serve.main import preload_engine
+        from shopsense.serve.main import preload_engine, preloaded_answers
 
         try:
             preload_engine(settings)
+            done = preloaded_answers()
+            if done is not None:
+                console.print(f"recommendations of {done[0]:,} users rendered ahead in {done[1]:.1f} s")
         except Exception as exc:  # noqa: BLE001 - each worker loads its own, as without it
             console.print(f"[yellow]engine not preloaded for the workers: {exc}[/yellow]")
     gc.collect()

@@ -240,6 +240,15 @@ class RecommendService:
         if self._models is not None:
             self._sync_items()
 
+    def known_users(self, limit: int | None = None) -> list[str]:
+        """The users the current version precomputed a list for (training's users, in their
+        row order; a deleted user is not among them), at most ``limit``."""
+        self._ensure()
+        if self._pre is None:
+            return []
+        users = list(self._pre.users)
+        return users if limit is None else users[:limit]
+
     def cached_users(self) -> int:
         """How many users' histories this process holds (at most ``user_cache_users``)."""
         return len(self._hist_cache)

@@ -45,9 +45,10 @@ except ImportError:  # imported once here: a failed import per answer would sear
 
 if TYPE_CHECKING:
     from shopsense.engine import Engine
+    from shopsense.serve._answers import PrecomputedAnswers
 
-__all__ = ["COMPUTE_THREADS", "Principal", "ServeState", "get_engine", "get_settings", "get_state", "reader",
-           "writer"]
+__all__ = ["COMPUTE_THREADS", "Principal", "ServeState", "get_engine", "get_settings", "get_state", "principal_of",
+           "reader", "render_answer", "shared_call", "writer"]
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -103,6 +104,8 @@ class ServeState:
     capabilities: dict[str, str] = field(default_factory=dict)
     #: commits ``POST /events`` batches in groups (started in the lifespan)
     writer: EventWriter | None = None
+    #: each known user's default recommendations, rendered ahead (serve/_answers.py)
+    answers: PrecomputedAnswers | None = None
     _compute: Any = None  # anyio.CapacityLimiter(COMPUTE_THREADS), made on the event loop
     #: running average of each kind of answer's computation, CPU seconds (see INLINE_BELOW_S)
     _cost: dict[str, float] = field(default_factory=dict)
@@ -128,6 +131,8 @@ class ServeState:
             self.cache.invalidate()
 
     def user_forgotten(self, user_id: str) -> None:
+        if self.answers is not None:
+            self.answers.forget(user_id)  # its stamp would keep it from being served; now it is gone
         if self.feed is not None:
             self._tell(lambda: self.feed.user_forgotten(user_id))  # type: ignore[union-attr]
         else:
@@ -197,6 +202,11 @@ class ServeState:
 _HIT, _MISS = {"X-Cache": "hit"}, {"X-Cache": "miss"}
 
 
+def render_answer(out: Any) -> bytes:
+    """An answer's JSON body, exactly as :meth:`ServeState.answer` serves it."""
+    return _json(out)
+
+
 def _json(out: Any) -> bytes:
     """The body FastAPI's JSONResponse would write, by orjson (json.dumps was 8% of a served
     recommendation's CPU). ``out``: a dict, or a ``ResultList``, rendered here without
@@ -245,16 +255,19 @@ _key_header = APIKeyHeader(name="X-API-Key", auto_error=False,
                            description="API key `ss_<id>_<secret>`; role read or write")
 
 
-def _principal(request: Request, state: ServeState, token: str | None) -> Principal:
+def principal_of(state: ServeState, token: str | None, host: str) -> Principal:
+    """Who sends ``token`` (``None``: an anonymous reader at ``host``); a 401 for a bad key."""
     if token:
         try:
             key = state.keys.verify(token)
         except AuthError as exc:
             raise ApiError(401, "Unauthorized", str(exc), "X-API-Key") from None
-        p = Principal(key.role, f"key:{key.id}", key)
-    else:
-        host = request.client.host if request.client else "unknown"
-        p = Principal("anonymous", f"ip:{host}")
+        return Principal(key.role, f"key:{key.id}", key)
+    return Principal("anonymous", f"ip:{host}")
+
+
+def _principal(request: Request, state: ServeState, token: str | None) -> Principal:
+    p = principal_of(state, token, request.client.host if request.client else "unknown")
     request.state.principal = p
     return p
 

@@ -168,12 +168,13 @@ class Syncer:
     so an idle worker stays close to the head and never has far to catch up; it also
     swaps in an index or model version that ``shopsense index`` / ``train`` wrote
     (:meth:`Engine.swap_new_builds`: loaded beside the serving one, no request waits),
-    and once the new one serves, calls ``swapped()`` (the response cache's version)."""
+    and once the new one serves, calls ``swapped()`` (the response cache's version); ``tick()``
+    runs every interval (the precomputed answers' age)."""
 
     def __init__(self, feed: ChangeFeed, interval_s: float = 1.0, tidy_every: int = 60,
-                 swapped: Callable[[], None] | None = None) -> None:
+                 swapped: Callable[[], None] | None = None, tick: Callable[[], None] | None = None) -> None:
         self.feed, self.interval_s, self.tidy_every = feed, interval_s, tidy_every
-        self.swapped = swapped
+        self.swapped, self.tick = swapped, tick
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="shopsense-feed", daemon=True)
 
@@ -195,6 +196,8 @@ class Syncer:
                 engine = self.feed.engine
                 if engine is not None and engine.swap_new_builds(wait=True) and self.swapped is not None:
                     self.swapped()
+                if self.tick is not None:
+                    self.tick()
                 ticks += 1
                 if ticks % self.tidy_every == 0:
                     self.feed.shared.housekeeping()

@@ -18,6 +18,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shopsense.config import Settings
 from shopsense.rerank import rules_version
+from shopsense.serve._answers import PrecomputedLane, render_for
 from shopsense.serve._auth import KeyStore
 from shopsense.serve._cache import ResponseCache
 from shopsense.serve._errors import install_error_handlers, server_error
@@ -26,7 +27,7 @@ from shopsense.serve._metrics import Metrics
 from shopsense.serve._open_shared import open_shared_state
 from shopsense.serve._privacy import Pseudonymizer
 from shopsense.serve._shared import SharedQueryVectors
-from shopsense.serve._state import ServeState
+from shopsense.serve._state import ServeState, render_answer
 from shopsense.serve._sync import ChangeFeed, Syncer
 from shopsense.serve._warm import demo_users, warm_up
 from shopsense.serve._writer import EventWriter
@@ -43,7 +44,7 @@ from shopsense.serve.routers import (
 )
 from shopsense.serve.routers.ui import STATIC
 
-__all__ = ["APP_ENV", "DEMO_KEY_NAME", "app_from_env", "create_app"]
+__all__ = ["APP_ENV", "DEMO_KEY_NAME", "app_from_env", "create_app", "preload_engine", "preloaded_answers"]
 
 log = logging.getLogger("shopsense.serve.access")
 
@@ -129,7 +130,7 @@ def create_app(
         own = engine is None
         preloaded = _take_preloaded(settings) if own else None
         if preloaded is not None:  # loaded by the supervisor before it forked this worker
-            state.engine, feed.position = preloaded
+            state.engine, feed.position, state.answers = preloaded
         state.cache.reset(feed.position)
         feed.cache = state.cache
         if own and preloaded is None:
@@ -141,11 +142,22 @@ def create_app(
         feed.engine = state.engine
         state.feed = feed
         _share_query_vectors(state.engine, shared)
+        def precompute() -> None:  # in the lifespan, then in the feed's thread (requests go on)
+            state.answers = render_for(state.engine, settings.precomputed_answers, state.cache.stamp,
+                                       render_answer)
+
         def swapped() -> None:
             builds[0] = build_versions(state.engine)
+            if precomputes(settings):
+                precompute()
             _freeze_heap()
 
-        syncer = Syncer(feed, swapped=swapped)
+        def tick() -> None:
+            a = state.answers
+            if a is not None and time.time() - a.built_at > settings.precomputed_answers_max_age_s:
+                precompute()
+
+        syncer = Syncer(feed, swapped=swapped, tick=tick)
         state.writer = EventWriter(state.engine.store, state.events_committed).start()
         try:
             builds[0] = build_versions(state.engine)
@@ -153,6 +165,8 @@ def create_app(
                 state.capabilities = warm_up(state.engine)
             if demo:
                 state.demo_users = demo_users(state.engine)
+            if warm and precomputes(settings) and state.answers is None:
+                precompute()
             _freeze_heap()
             syncer.start()
             state.ready = True
@@ -177,6 +191,7 @@ def create_app(
     app.state.shopsense = state
     install_error_handlers(app)
 
+    app.add_middleware(PrecomputedLane, state=state, routes=app.routes)
     app.add_middleware(AccessLog, state=state)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)
     if settings.cors_origins:
@@ -291,8 +306,8 @@ def app_env(settings: Settings, **app_kwargs: Any) -> str:
                                                    for k, v in app_kwargs.items()}})
 
 
-#: (settings, engine, change-feed position) loaded by :func:`preload_engine` in this process
-_PRELOADED: list[tuple[Settings, Any, int]] = []
+#: (settings, engine, change-feed position, precomputed answers) loaded by :func:`preload_engine`
+_PRELOADED: list[tuple[Settings, Any, int, Any]] = []
 
 
 def preload_engine(settings: Settings) -> bool:
@@ -304,6 +319,8 @@ def preload_engine(settings: Settings) -> bool:
     must not cross a fork), no encoder model is loaded here (each worker loads its own query
     encoder: native thread pools do not survive a fork either), and the change feed's
     position is read before anything loads, so a worker replays every write made since.
+    The known users' recommendations are rendered here too (:mod:`shopsense.serve._answers`),
+    once for all workers, at that position.
     Returns False, keeping nothing, when the loading started a native thread."""
     from shopsense.engine import Engine
 
@@ -314,17 +331,37 @@ def preload_engine(settings: Settings) -> bool:
         shared.close()
     threads_before = _native_threads()
     engine = Engine(settings=settings)
+    answers = None
     try:
         warm_up(engine, encode=False)  # a part that will not load is reported by each worker's own
+        if precomputes(settings):
+            # each worker's response cache starts at `position` (ResponseCache.reset): the
+            # stamp every user has there until a change names them
+            version = (rules_version(Path(settings.home)), build_versions(engine))
+            answers = render_for(engine, settings.precomputed_answers,
+                                 lambda _user: (position, position, version, 0), render_answer)
     finally:
         engine.store.close()
     if _native_threads() > threads_before:  # e.g. an encoder loaded after all: not fork-safe
         logging.getLogger(__name__).warning("serve: the engine started threads while preloading; "
                                             "each worker loads its own")
         return False
-    _PRELOADED[:] = [(settings, engine, position)]
+    _PRELOADED[:] = [(settings, engine, position, answers)]
     _freeze_heap()
     return True
+
+
+def preloaded_answers() -> tuple[int, float] | None:
+    """(users, seconds) of the answers :func:`preload_engine` rendered in this process, if any."""
+    a = _PRELOADED[0][3] if _PRELOADED else None
+    return None if a is None else (len(a), a.seconds)
+
+
+def precomputes(settings: Settings) -> bool:
+    """Whether the server renders the known users' recommendations ahead. Not with Redis:
+    whether a worker is behind the feed is a round trip there, so every request would take
+    the app's path anyway (serve/_answers.py)."""
+    return bool(settings.precomputed_answers) and not settings.redis_url
 
 
 def _native_threads() -> int:
@@ -334,16 +371,16 @@ def _native_threads() -> int:
         return 1
 
 
-def _take_preloaded(settings: Settings) -> tuple[Any, int] | None:
-    """The preloaded engine (its store reopened in this process) and feed position, once,
-    when it was loaded for these settings."""
+def _take_preloaded(settings: Settings) -> tuple[Any, int, Any] | None:
+    """The preloaded engine (its store reopened in this process), feed position and
+    precomputed answers, once, when they were loaded for these settings."""
     if not _PRELOADED or _PRELOADED[0][0] != settings:
         return None
-    _, engine, position = _PRELOADED.pop()
+    _, engine, position, answers = _PRELOADED.pop()
     from shopsense.store import open_store
 
     engine.store = open_store(settings, engine.paths.sqlite)
-    return engine, position
+    return engine, position, answers
 
 
 def app_from_env() -> FastAPI:
