@@ -66,7 +66,9 @@ function response(status, headers, body)
     elseif headers["x-cache"] == "precomputed" then
       pre = pre + 1
     end
-    local r = body:match('"received":(%d+)')
+    -- anchored: an event post's answer starts with it, and scanning every recommendation's
+    -- ~6 KB body for it was most of this client's CPU at 8,000 answers/s
+    local r = body:match('^{"received":(%d+)')
     if r then
       acked = acked + tonumber(r)
     end

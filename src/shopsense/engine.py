@@ -303,6 +303,14 @@ class Engine:
                               k, "next", filters=filters)
 
     # -- new builds written by another process ----------------------------------------
+    def loaded_builds(self) -> tuple[Any, Any]:
+        """What identifies the search index and the model version this engine serves now (the
+        index manifest's time, the model version; ``None`` for a service not loaded yet): read
+        from what was loaded, not from disk, where ``shopsense train`` may already have written
+        a version the engine has not swapped in."""
+        with self._lock:
+            return self._stamps.get("search"), self._stamps.get("recommend")
+
     def _build_stamp(self, kind: str) -> Any:
         """What identifies the build on disk: the index manifest's mtime, the CURRENT model version."""
         try:

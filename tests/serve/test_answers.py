@@ -108,5 +108,38 @@ def test_the_supervisor_renders_them_once_for_every_worker(home, office_data):  
         assert off.get(PATH.format(ann)).headers["X-Cache"] == "miss"
 
 
+@needs("recommend")
+def test_a_new_model_retires_them_and_they_are_rendered_again(home, office_data):  # type: ignore[no-untyped-def]
+    """``shopsense train`` in another process: until the worker swaps the new version in, the
+    answers (precomputed or computed) are the old model's and say so; after it, none is, and
+    the precomputed ones come back rendered by the new model."""
+    import time
+
+    from shopsense.engine import Engine
+
+    ann = _users(office_data, 1)[0]
+    with TestClient(create_app(Settings.load(home), warm=True)) as c:
+        engine = c.app.state.shopsense.engine
+        old = c.get(PATH.format(ann)).json()["model_version"]
+        with Engine(home) as builder:
+            new = builder.train(sasrec=False, ranker=False)["version"]
+        assert new != old
+        # what the engine serves, not what is on disk, names the build (else an answer of the old
+        # model could be filed under the new version, and outlive the swap)
+        assert engine.loaded_builds()[1] in (old, new)
+        deadline, seen = time.time() + 120, []
+        while time.time() < deadline:
+            r = c.get(PATH.format(ann))
+            seen.append((r.json()["model_version"], r.headers["X-Cache"]))
+            if seen[-1] == (new, "precomputed"):
+                break
+            time.sleep(0.2)
+        assert seen[-1] == (new, "precomputed"), seen[-5:]
+        # once the new version answered, the old one never does again
+        first_new = next(i for i, (v, _) in enumerate(seen) if v == new)
+        assert all(v == new for v, _ in seen[first_new:])
+        assert engine.loaded_builds()[1] == new
+
+
 if __name__ == "__main__":
     pytest.main([__file__])

@@ -29,6 +29,7 @@ included, goes to the app unchanged.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -37,7 +38,7 @@ from typing import Any
 import numpy as np
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-__all__ = ["PrecomputedAnswers", "PrecomputedLane", "precompute_answers", "render_for"]
+__all__ = ["PrecomputedAnswers", "PrecomputedLane", "Rerender", "precompute_answers", "render_for"]
 
 log = logging.getLogger(__name__)
 
@@ -137,6 +138,37 @@ def render_for(engine: Any, users_limit: int, stamp: Callable[[str], tuple[Any, 
     log.info("precomputed the recommendations of %d users in %.1f s (%.1f MB)", len(out), out.seconds,
              len(out.blob) / 1e6)
     return out
+
+
+class Rerender:
+    """Runs ``render`` in a daemon thread when asked, one run at a time; a request made while
+    one runs starts another after it (the first may have rendered under a stamp that moved)."""
+
+    def __init__(self, render: Callable[[], None]) -> None:
+        self._render = render
+        self._lock = threading.Lock()
+        self._running = False
+        self._again = False
+
+    def request(self) -> None:
+        with self._lock:
+            if self._running:
+                self._again = True
+                return
+            self._running = True
+        threading.Thread(target=self._run, name="shopsense-answers", daemon=True).start()
+
+    def _run(self) -> None:
+        while True:
+            try:
+                self._render()
+            except Exception as exc:  # noqa: BLE001 - the computed path serves meanwhile
+                log.warning("rendering the precomputed answers failed: %s", exc)
+            with self._lock:
+                if not self._again:
+                    self._running = False
+                    return
+                self._again = False
 
 
 class PrecomputedLane:

@@ -18,7 +18,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shopsense.config import Settings
 from shopsense.rerank import rules_version
-from shopsense.serve._answers import PrecomputedLane, render_for
+from shopsense.serve._answers import PrecomputedLane, Rerender, render_for
 from shopsense.serve._auth import KeyStore
 from shopsense.serve._cache import ResponseCache
 from shopsense.serve._errors import install_error_handlers, server_error
@@ -142,27 +142,30 @@ def create_app(
         feed.engine = state.engine
         state.feed = feed
         _share_query_vectors(state.engine, shared)
-        def precompute() -> None:  # in the lifespan, then in the feed's thread (requests go on)
+        def precompute() -> None:
             state.answers = render_for(state.engine, settings.precomputed_answers, state.cache.stamp,
                                        render_answer)
+
+        # after the start, in a thread of its own: the feed's thread goes on swapping builds
+        rerender = Rerender(precompute)
 
         def swapped() -> None:
             builds[0] = build_versions(state.engine)
             if precomputes(settings):
-                precompute()
+                rerender.request()
             _freeze_heap()
 
         def tick() -> None:
             a = state.answers
             if a is not None and time.time() - a.built_at > settings.precomputed_answers_max_age_s:
-                precompute()
+                rerender.request()
 
         syncer = Syncer(feed, swapped=swapped, tick=tick)
         state.writer = EventWriter(state.engine.store, state.events_committed).start()
         try:
-            builds[0] = build_versions(state.engine)
             if warm:
                 state.capabilities = warm_up(state.engine)
+            builds[0] = build_versions(state.engine)  # what warm-up (or the supervisor) loaded
             if demo:
                 state.demo_users = demo_users(state.engine)
             if warm and precomputes(settings) and state.answers is None:
@@ -276,18 +279,12 @@ def _share_query_vectors(engine: Any, shared: Any) -> None:
 
 
 def build_versions(engine: Any) -> tuple[Any, ...]:
-    """What identifies the index and model versions on disk (the index manifest's time, the
-    CURRENT model version): part of every cached answer's version, so that no answer of a
-    build is served after the build was swapped out."""
-    paths = engine.paths
-    out: list[Any] = []
-    for read in (lambda: (paths.index / "manifest.json").stat().st_mtime_ns,
-                 lambda: paths.models_current.read_text().strip()):
-        try:
-            out.append(read())
-        except OSError:
-            out.append(None)
-    return tuple(out)
+    """What identifies the index and model versions the engine serves (the index manifest's
+    time, the model version it loaded): part of every cached answer's version, so that no
+    answer of a build is served after the build was swapped out. Read from the engine, not
+    from disk: an answer computed by the old model while ``shopsense train`` had already
+    written the new version would otherwise be filed under the new one, and outlive the swap."""
+    return engine.loaded_builds()
 
 
 def _version() -> str:
