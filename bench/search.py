@@ -14,6 +14,26 @@ Home Depot (a transfer: nothing is trained on Crowdflower).
     python bench/search.py                 # full run (embeddings cached in bench/.cache)
     python bench/search.py --quick         # 600 test queries, for a smoke run
 
+Another encoder (issue 21: the encoder bench/tune.py fine-tuned on the Home Depot dev
+queries, or its distilled 3-layer student in ONNX int8) runs the same protocol through
+the engine's settings (``encoder_model``, ``encoder_backend``) in its own engine home
+(``bench/.cache/homedepot_home-<label>``: index, embeddings and saved re-ranker apart
+from the default run's), and its systems are stored beside the default ones as
+"<system> (<label>)", with the bm25s peer of the same run as "bm25s defaults (peer) [run
+of <label>]"; the default run keeps them (and they keep it):
+
+    python bench/search.py --datasets homedepot --encoder-label "tuned encoder, int8 L3" \
+        --encoder bench/.cache/tune/homedepot/models/distil-L3-from-full --encoder-backend onnx-int8 \
+        --encoder-onnx bench/.cache/tune/homedepot/onnx/distil-L3-from-full \
+        --encoder-vectors bench/.cache/tune/homedepot/distil-L3-from-full_int8_docs.npy
+    python bench/search.py --datasets homedepot --encoder-label "tuned encoder" \
+        --encoder bench/.cache/tune/homedepot/models/full \
+        --encoder-vectors bench/.cache/tune/homedepot/full_docs.npy
+
+The split is checked to be bench/tune.py's (the run stops otherwise); the re-ranker's
+feature cache is keyed by the encoder (and the catalogue vectors), so features of one
+encoder are never reused for another.
+
 Writes bench/results/search.json and bench/results/search.png.
 """
 
@@ -28,6 +48,7 @@ import os
 import platform
 import sys
 import time
+import weakref
 from dataclasses import asdict, replace
 from pathlib import Path
 
@@ -36,6 +57,7 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "src"))
 
+from shopsense.config import DEFAULT_MODEL
 from shopsense.engine import Engine
 from shopsense.eval import SEARCH_PEER as PEER
 from shopsense.eval import (
@@ -62,6 +84,15 @@ from shopsense.search import (
     normalise,
     rerank_features,
 )
+from shopsense.text import (
+    EmbeddingCache,
+    OnnxTextEncoder,
+    item_texts,
+    onnx_dir_for,
+    ort_threads,
+    resolve_model,
+    text_hash,
+)
 
 log = logging.getLogger("bench.search")
 
@@ -82,15 +113,143 @@ RERANK_PARAMS = {"n_estimators": 1000, "learning_rate": 0.05, "num_leaves": 31, 
                  "early_stopping": 50}
 
 
-def open_service(bench: SearchBenchmark, dense: bool = True, embed_text: str = "full") -> tuple[Engine, SearchService]:
-    eng = Engine(HERE / ".cache" / f"{bench.name}_home")
+def encoder_overrides(args: argparse.Namespace) -> dict[str, str]:
+    """The engine settings that pick the encoder (``encoder_model``, ``encoder_backend``);
+    empty for the default run (the off-the-shelf model in PyTorch)."""
+    if getattr(args, "encoder", None) is None and getattr(args, "encoder_backend", "torch") == "torch":
+        return {}
+    return {"encoder_model": args.encoder or DEFAULT_MODEL, "encoder_backend": args.encoder_backend}
+
+
+def home_for(args: argparse.Namespace, name: str) -> Path:
+    """The engine home of a dataset: ``bench/.cache/<name>_home`` for the default encoder,
+    ``<name>_home-<label>`` for another one, so its index, embeddings and saved re-ranker
+    never replace the default run's (Crowdflower loads the Home Depot re-ranker from there)."""
+    label = getattr(args, "encoder_label", None)
+    return HERE / ".cache" / (f"{name}_home" if not label else f"{name}_home-{_slug(label)}")
+
+
+def _slug(text: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "-" for c in text).strip("-")
+
+
+def open_service(bench: SearchBenchmark, dense: bool = True, embed_text: str = "full",
+                 args: argparse.Namespace | None = None, info: dict | None = None) -> tuple[Engine, SearchService]:
+    args = args or argparse.Namespace()
+    eng = Engine(home_for(args, bench.name), **encoder_overrides(args))
     if eng.store.count_products() != len(bench.products):
         eng.add_products(bench.products)
     svc = SearchService(eng, dense=dense, embed_text=embed_text)
+    reference = prepare_encoder(args, eng, bench, embed_text, info) if dense and encoder_overrides(args) else None
     t0 = time.time()
     _ = svc.searcher  # loads the saved index or builds it (embeddings cached on disk)
     log.info("%s: index ready in %.1fs", bench.name, time.time() - t0)
+    if reference is not None and info is not None and svc.searcher.dense is not None:
+        # the service's catalogue vectors against the ones bench/tune.py evaluated (same model)
+        v = np.asarray(svc.searcher.dense.vectors_, dtype=np.float32)
+        if v.shape == reference.shape:
+            cos = np.einsum("ij,ij->i", v, np.asarray(reference, dtype=np.float32))
+            info["catalogue_vectors_vs_tune_cache"] = {
+                "file": str(args.encoder_vectors), "min_cosine": float(cos.min()), "mean_cosine": float(cos.mean()),
+                "max_abs_diff": float(np.abs(v - reference).max())}
     return eng, svc
+
+
+def _file_digest(path: Path) -> str:
+    h = hashlib.blake2b(digest_size=10)
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def encoder_fingerprint(enc) -> str:
+    """What produces the query vectors: the encoder's identity and a digest of its weights
+    (a model retrained in the same folder is another encoder); the query encoder's too."""
+    if enc is None:
+        return "no encoder"
+    if isinstance(enc, OnnxTextEncoder):
+        files = [enc.onnx_dir / ("model_int8.onnx" if enc.int8 else "model.onnx")]
+    else:
+        folder = Path(resolve_model(enc.model_name))
+        files = sorted(folder.glob("*.safetensors")) + sorted(folder.glob("*.bin")) if folder.is_dir() else []
+    out = enc.identity() + "#" + ",".join(_file_digest(f) for f in files if f.is_file())
+    q = getattr(enc, "query_encoder", None)
+    return out + (f"|queries:{encoder_fingerprint(q)}" if q is not None else "")
+
+
+def prepare_encoder(args: argparse.Namespace, eng: Engine, bench: SearchBenchmark, embed_text: str,
+                    info: dict | None) -> np.ndarray | None:
+    """Before the index is built with a chosen encoder: put bench/tune.py's ONNX export
+    where the engine looks for it (``--encoder-onnx``), and fill the home's embedding cache
+    from bench/tune.py's catalogue vectors (``--encoder-vectors``) only when 20 product
+    texts encoded here, as the search service encodes them, give the same vectors (within
+    float tolerance); else the service encodes the catalogue itself. Returns the
+    vectors of ``--encoder-vectors`` (for a comparison after the build) or None."""
+    import shutil
+
+    info = {} if info is None else info
+    name = eng.settings.encoder_model
+    backend = eng.settings.encoder_backend
+    if getattr(args, "encoder_onnx", None) and backend != "torch":
+        src = Path(args.encoder_onnx)
+        dst = onnx_dir_for(name, eng.paths)
+        made_for = json.loads((src / "manifest.json").read_text()).get("model")
+        if Path(made_for).resolve() != Path(name).resolve():
+            raise SystemExit(f"--encoder-onnx {src} was exported from {made_for}, not from --encoder {name}")
+        graph = "model_int8.onnx" if backend == "onnx-int8" else "model.onnx"
+        if not (dst / graph).exists():
+            shutil.copytree(src, dst, dirs_exist_ok=True)
+        same = _file_digest(dst / graph) == _file_digest(src / graph)
+        info["onnx_export"] = {"from": str(src), "in_home": str(dst), "graph": graph, "same_file_as_tune": same}
+        if not same:
+            log.warning("the ONNX graph in %s differs from %s: the home's own export is used", dst, src)
+    enc = eng.encoder
+    info["encoder"] = {"model": name, "backend": backend, "class": type(enc).__name__,
+                       "vectors_from": getattr(enc, "model_name", None), "fingerprint": encoder_fingerprint(enc),
+                       "query_encoder": type(enc.query_encoder).__name__ if enc.query_encoder is not None else None}
+    if isinstance(enc, OnnxTextEncoder) or enc.query_encoder is not None:
+        info["encoder"]["onnx_runtime_threads"] = ort_threads()  # intra-op, spinning unless SHOPSENSE_ONNX_SPIN=0
+    npy = getattr(args, "encoder_vectors", None)
+    if not npy:
+        return None
+    ref = np.load(npy, mmap_mode="r")
+    texts = item_texts(eng.catalog(), embed_text)
+    seed: dict = {"file": str(npy)}
+    info["embedding_cache_seed"] = seed
+    if embed_text != "full" or texts != [p.text() for p in bench.products] or ref.shape[0] != len(texts):
+        seed["used"] = False
+        seed["why"] = "not the same product texts in the same order as bench/tune.py's Product.text() list"
+        return None
+    cache = EmbeddingCache(eng.paths.embeddings, enc.model_name)
+    keys = [text_hash(t) for t in texts]
+    _, found = cache.get(keys)
+    if found.all():
+        seed.update(used=False, why="the home's embedding cache already holds every product text")
+        return ref
+    rows = np.random.default_rng(0).choice(len(texts), 20, replace=False)
+    fresh = enc.encode_documents([texts[int(i)] for i in rows])
+    old = np.asarray(ref[rows], dtype=np.float32)
+    diff = float(np.abs(fresh - old).max())
+    cos = float(np.einsum("ij,ij->i", fresh, old).min())
+    seed.update({"check_rows": [int(i) for i in rows], "max_abs_diff": diff, "min_cosine": cos,
+                 "tolerance_abs": SEED_ATOL})
+    if diff <= SEED_ATOL:
+        first: dict[str, int] = {}
+        for i, k in enumerate(keys):
+            first.setdefault(k, i)
+        cache.put(list(first), np.asarray(ref[list(first.values())], dtype=np.float32))
+        seed.update(used=True, why="20 product texts encoded here match the cached rows within tolerance")
+    else:
+        seed.update(used=False, why="20 product texts encoded here differ from the cached rows beyond float "
+                    "tolerance (int8 ONNX vectors depend on the batch a text is encoded in); the service "
+                    "encodes the catalogue itself")
+    log.info("embedding cache seed from %s: %s", npy, seed["why"])
+    return ref
+
+
+#: largest absolute difference per component for vectors to count as the same
+SEED_ATOL = 1e-5
 
 
 def main() -> None:
@@ -113,8 +272,31 @@ def main() -> None:
     ap.add_argument("--no-reranker", action="store_true", help="leave the learned re-ranker system out")
     ap.add_argument("--rerank-cache", type=Path, default=HERE / ".cache" / "rerank_features",
                     help="where the re-ranker's candidate features are cached (keyed by the split, the first "
-                         "stage's options and the feature code)")
+                         "stage's options, its encoder and catalogue vectors, and the feature code)")
+    ap.add_argument("--encoder", metavar="MODEL",
+                    help="the engine's encoder (Settings.encoder_model): a sentence-transformers name or folder, e.g. "
+                         "bench/.cache/tune/homedepot/models/distil-L3-from-full; default: the off-the-shelf "
+                         f"{DEFAULT_MODEL}. Its systems are stored beside the default run's, named '... (LABEL)'")
+    ap.add_argument("--encoder-backend", choices=["torch", "onnx", "onnx-int8"], default="torch",
+                    help="Settings.encoder_backend: PyTorch, or the model's ONNX export (fp32 / int8)")
+    ap.add_argument("--encoder-label", help="suffix of this encoder's system names and of its engine home "
+                                            "(required with --encoder or an ONNX back-end)")
+    ap.add_argument("--encoder-onnx", type=Path, help="an ONNX export of --encoder (bench/tune.py's, e.g. "
+                    "bench/.cache/tune/homedepot/onnx/distil-L3-from-full) copied to where the engine looks for it; "
+                    "without it the engine exports the model itself on first use")
+    ap.add_argument("--encoder-vectors", type=Path, help="bench/tune.py's catalogue vectors of --encoder (.npy, one row "
+                    "per Home Depot Product.text()); used to fill the embedding cache only if 20 products encoded "
+                    "here give the same vectors")
     args = ap.parse_args()
+    if encoder_overrides(args) and not args.encoder_label:
+        ap.error("--encoder / --encoder-backend need --encoder-label (the name of this encoder's systems)")
+    if args.encoder_label and not encoder_overrides(args):
+        ap.error("--encoder-label without --encoder or an ONNX --encoder-backend")
+    if args.encoder_label and args.hd_rerank_dense:
+        ap.error("--hd-rerank-dense runs the default encoder only")
+    if args.encoder and Path(args.encoder).exists():
+        args.encoder = str(Path(args.encoder).resolve())  # the settings hold one path wherever the run starts
+    load_start = os.getloadavg()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     logging.getLogger("sentence_transformers").setLevel(logging.WARNING)
     import torch
@@ -123,24 +305,62 @@ def main() -> None:
     results: dict = json.loads(args.out.read_text()) if args.out.exists() else {}
     meta = results.pop("_meta", {})
 
+    label = args.encoder_label
     if args.hd_rerank_dense:
         meta["homedepot_rerank_dense"] = run_homedepot_rerank_dense(args, results)
     elif "homedepot" in args.datasets:
-        meta["homedepot"] = run_homedepot(args, results)
+        meta[meta_key("homedepot", label)] = run_homedepot(args, results)
     if "crowdflower" in args.datasets:
-        meta["crowdflower"] = run_crowdflower(args, results, meta)
-    meta.update({
+        meta[meta_key("crowdflower", label)] = run_crowdflower(args, results, meta)
+    machine = {
         "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores shared with other jobs "
                    f"(load average {os.getloadavg()[0]:.1f} at the end), torch threads {torch.get_num_threads()}, "
                    "encoder on CPU",
         "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "protocol": PROTOCOL,
-    })
+    }
+    load = {"load_average_start": [round(x, 2) for x in load_start],
+            "load_average_end": [round(x, 2) for x in os.getloadavg()]}
+    if label:  # the run of another encoder: its own facts, the default run's stay as they were
+        for ds in ("homedepot", "crowdflower"):
+            if ds in args.datasets and meta_key(ds, label) in meta:
+                meta[meta_key(ds, label)].update({**machine, **load})
+        meta.setdefault("protocol", PROTOCOL)
+    else:
+        meta.update({**machine, **load, "protocol": PROTOCOL})
     results["_meta"] = meta
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2))
     plot(results, args.out.with_suffix(".png"))
     print_search_table(results)
+
+
+def meta_key(dataset: str, label: str | None) -> str:
+    return dataset if not label else f"{dataset} ({label})"
+
+
+#: marks the figures of a run with another encoder (the value is its label)
+RUN_KEY = "encoder_run"
+
+
+def system_name(name: str, label: str) -> str:
+    """The name of a system of the run with encoder ``label``."""
+    if name == PEER:
+        return f"{PEER} [run of {label}]"  # the same bm25s, measured in that run
+    if name.startswith("dense ("):
+        return f"dense ({label})"
+    return f"{name} ({label})"
+
+
+def store_systems(results: dict, dataset: str, res: dict, label: str | None) -> None:
+    """Write one run's systems into ``results[dataset]``: the default run replaces the
+    default systems and keeps every other encoder's; a run with ``label`` replaces that
+    label's systems only, under :func:`system_name`."""
+    old = results.get(dataset, {})
+    if not label:
+        results[dataset] = {**res, **{k: v for k, v in old.items() if isinstance(v, dict) and v.get(RUN_KEY)}}
+        return
+    kept = {k: v for k, v in old.items() if not (isinstance(v, dict) and v.get(RUN_KEY) == label)}
+    results[dataset] = {**kept, **{system_name(k, label): {**v, RUN_KEY: label} for k, v in res.items()}}
 
 
 PROTOCOL = ("NDCG@10 with gains relevance-1; retrieval over all products (unjudged = 0, ideal DCG from all "
@@ -153,44 +373,126 @@ PROTOCOL = ("NDCG@10 with gains relevance-1; retrieval over all products (unjudg
             "it query by query in turn, and the re-ranking step alone.")
 
 
+#: the split of every Home Depot figure here: the one bench/tune.py tuned and distilled the
+#: encoder on (its query_split(bench.queries) takes these defaults), checked in split_check()
+SPLIT = {"test_fraction": 0.5, "seed": 0}
+
+
+def split_check(hd: SearchBenchmark, args: argparse.Namespace) -> dict:
+    """With a tuned encoder: the dev/test split here is the one it was tuned on. bench/tune.py
+    calls ``query_split(bench.queries)`` with the defaults, over ``load_homedepot()`` with no
+    product limit (its results' ``max_products``); the encoder saw dev queries and product
+    texts only. Stops the run when they differ."""
+    sig = inspect.signature(query_split).parameters
+    defaults = {"test_fraction": sig["test_fraction"].default, "seed": sig["seed"].default}
+    dev_idx, test_idx = query_split(hd.queries, **SPLIT)
+    out = {"here": f"query_split(queries, test_fraction={SPLIT['test_fraction']}, seed={SPLIT['seed']})",
+           "bench_tune": f"query_split(queries) with its defaults {defaults}",
+           "dev_queries": len(dev_idx), "test_queries": len(test_idx)}
+    problems = []
+    if defaults != SPLIT:
+        problems.append(f"query_split's defaults {defaults} are not {SPLIT}")
+    tune_json = HERE / "results" / "tune.json"
+    if tune_json.exists():
+        tj = json.loads(tune_json.read_text())
+        tm = tj.get("_meta", {})
+        info = tm.get("homedepot", {})
+        out["bench_tune_run"] = {"command": tm.get("command"), "date": tm.get("date"),
+                                 "max_products": tm.get("max_products"), "dev_queries": info.get("dev_queries"),
+                                 "test_queries": info.get("test_queries"),
+                                 "distillation_texts": info.get("distillation", {}).get("texts")}
+        if tm.get("max_products") not in ("all", None, 0):
+            problems.append(f"bench/tune.py ran on max_products={tm.get('max_products')}")
+        if (info.get("dev_queries"), info.get("test_queries")) != (len(dev_idx), len(test_idx)):
+            problems.append(f"bench/tune.py's split has {info.get('dev_queries')}/{info.get('test_queries')} "
+                            f"dev/test queries, this one {len(dev_idx)}/{len(test_idx)}")
+    manifest = Path(args.encoder or "") / "shopsense_manifest.json"
+    if args.encoder and manifest.exists():
+        mf = json.loads(manifest.read_text())
+        out["encoder_manifest"] = {k: mf.get(k) for k in ("method", "base_model", "teacher", "train_pairs",
+                                                          "train_texts", "source", "steps", "created")}
+    if problems:
+        raise SystemExit("the tuned encoder's split is not this benchmark's: " + "; ".join(problems))
+    out["same_split"] = True
+    return out
+
+
 def run_homedepot(args: argparse.Namespace, results: dict) -> dict:
     t_start = time.time()
+    label = args.encoder_label
     hd = load_homedepot()
     hd_dense = not args.no_hd_dense
-    eng, svc = open_service(hd, dense=hd_dense)
-    run = run_protocol(svc, hd, ALL if hd_dense else LEXICAL, test_fraction=0.5, split_seed=0, seed=0,
-                       latency_queries=args.latency_queries,
-                       latency_keys=["peer", "bm25-qu", "hybrid-qu"] if hd_dense else ["peer", "bm25-qu"],
+    out: dict = {"command": "python " + " ".join(sys.argv), "load_average_start": [round(x, 2) for x in os.getloadavg()]}
+    if label:
+        if not hd_dense:
+            raise SystemExit("--encoder-label with --no-hd-dense: nothing depends on the encoder")
+        out["split_check"] = split_check(hd, args)
+        out["leakage"] = ("the encoder was fine-tuned (bench/tune.py) on pairs from the dev half's judgments and "
+                          "distilled on the product texts + dev queries (no relevance labels); here the fusion "
+                          "weights are tuned and the re-ranker trained on the same dev half; every figure is on "
+                          "the test half, which none of them saw. Dev figures with this encoder are optimistic "
+                          "(its training queries), which can bias the weights and the re-ranker towards the dense "
+                          "score: that can cost test figures, it cannot inflate them")
+    eng, svc = open_service(hd, dense=hd_dense, args=args, info=out)
+    # with another encoder only the systems it changes (and the peer, measured in the same run)
+    keys = [k for k in ALL if k not in ("bm25", "bm25-qu")] if label else (ALL if hd_dense else LEXICAL)
+    lat_keys = ["peer", "bm25-qu", "hybrid-qu"] if hd_dense else ["peer", "bm25-qu"]
+    run = run_protocol(svc, hd, keys, test_fraction=SPLIT["test_fraction"], split_seed=SPLIT["seed"], seed=0,
+                       latency_queries=args.latency_queries, latency_keys=[k for k in lat_keys if k in keys],
                        dev_limit=1000 if args.quick else None,
                        test_limit=600 if args.quick else (args.test_queries or None))
-    results["homedepot"] = run.results
+    res = run.results
     m = run.meta
     if m["tuned"]:
         log.info("tuned on %d dev queries: %s", m["queries"]["dev"], m["tuned"])
-    out = {
-        "command": "python " + " ".join(sys.argv),
+    out.update({
         "queries": {k: v for k, v in m["queries"].items() if k != "all"},
         "split": m.get("split"),
         "dense_systems": hd_dense,
         "peer_on_dev": m.get("peer_on_dev"),
         "tuned": m["tuned"] or m["fusion"],
         "tuning_grid_dev": m.get("tuning_grid_dev", []),
-    }
+    })
+    if label:
+        grid = m.get("tuning_grid_dev") or []
+        t = out["tuned"]
+        best = [g for g in grid if g["dense_norm"] == t["dense_norm"] and g["dense_weight"] == t["dense_weight"]
+                and g["boost"] == t["boost"]]
+        out["hybrid_qu_dev_vs_test"] = {"dev_ndcg@10": best[0]["ndcg@10"] if best else None,
+                                        "test_ndcg@10": res.get(HYBRID_QU, {}).get("ndcg@10")}
+        out["engine_home"] = str(home_for(args, "homedepot"))
     if hd_dense and not args.no_reranker:
-        out["reranker"] = run_homedepot_reranker(args, hd, eng, svc, out["tuned"], run.results, run.per_unit)
+        out["reranker"] = run_homedepot_reranker(args, hd, eng, svc, out["tuned"], res, run.per_unit)
+    store_systems(results, "homedepot", res, label)
     eng.close()
+    out["load_average_end"] = [round(x, 2) for x in os.getloadavg()]
     out["seconds"] = round(time.time() - t_start, 1)
     return out
 
 
 # -- the learned re-ranker ------------------------------------------------------------------
 
-def _feature_key(name: str, queries: list[str], opts: SearchOptions) -> str:
-    """Cache key of a feature pass: the queries, the first stage's options, the depth and
-    the source of the feature builder (a changed feature invalidates the cache)."""
+_FIRST_STAGE_IDS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # searcher -> identity
+
+
+def first_stage_identity(searcher) -> str:
+    """What the first stage's dense scores come from: the query encoder (identity and a
+    digest of its weights) and a digest of the catalogue vectors of the dense index."""
+    if searcher not in _FIRST_STAGE_IDS:
+        h = hashlib.blake2b(digest_size=10)
+        if searcher.dense is not None:
+            h.update(np.ascontiguousarray(searcher.dense.vectors_, dtype=np.float32).tobytes())
+        _FIRST_STAGE_IDS[searcher] = f"{encoder_fingerprint(searcher.encoder)}|vectors:{h.hexdigest()}"
+    return _FIRST_STAGE_IDS[searcher]
+
+
+def _feature_key(name: str, queries: list[str], opts: SearchOptions, first_stage: str) -> str:
+    """Cache key of a feature pass: the queries, the first stage's options and encoder
+    (:func:`first_stage_identity`: features of another encoder are never reused), the depth
+    and the source of the feature builder (a changed feature invalidates the cache)."""
     h = hashlib.blake2b(digest_size=10)
-    for part in (name, "\x00".join(queries), json.dumps(asdict(opts), sort_keys=True), str(RERANK_DEPTH),
-                 ",".join(RERANK_FEATURES), inspect.getsource(rerank_features)):
+    for part in (name, "\x00".join(queries), json.dumps(asdict(opts), sort_keys=True), first_stage,
+                 str(RERANK_DEPTH), ",".join(RERANK_FEATURES), inspect.getsource(rerank_features)):
         h.update(part.encode())
         h.update(b"\x01")
     return h.hexdigest()
@@ -201,7 +503,7 @@ def collect_candidates(searcher, name: str, queries: list[str], opts: SearchOpti
     """Per query: the first stage's top RERANK_DEPTH rows and their features."""
     path = None
     if cache is not None:
-        path = cache / f"{name}-{_feature_key(name, queries, opts)}.npz"
+        path = cache / f"{name}-{_feature_key(name, queries, opts, first_stage_identity(searcher))}.npz"
         if path.exists():
             z = np.load(path, allow_pickle=False)
             lens = z["lens"]
@@ -289,7 +591,7 @@ def run_homedepot_reranker(args: argparse.Namespace, hd: SearchBenchmark, eng: E
     early-stopping on a 20% slice of it, save it in the home, score the test half."""
     t0 = time.time()
     opts = replace(SearchOptions(), **tuned)
-    dev_idx, test_idx = query_split(hd.queries, test_fraction=0.5, seed=0)  # the protocol's split, exactly
+    dev_idx, test_idx = query_split(hd.queries, **SPLIT)  # the protocol's split, exactly
     dev, test = hd.subset(dev_idx), hd.subset(test_idx)
     if args.quick:
         dev, test = dev.subset(range(min(1000, len(dev.queries)))), test.subset(range(min(600, len(test.queries))))
@@ -312,7 +614,7 @@ def run_homedepot_reranker(args: argparse.Namespace, hd: SearchBenchmark, eng: E
     saved = model.save(svc.reranker_dir, extra={
         "trained_on": "Home Depot judgments, dev half of the queries (hash of the query string, seed 0), "
                       "early stopping on a 20% slice of it (seed 1)",
-        "first_stage": tuned})
+        "first_stage": tuned, "first_stage_encoder": first_stage_identity(s)})
     # check: the service's path (retrieve + LearnedReranker.rerank) orders as the feature rows do
     same = sum(np.array_equal(model.rank(s, q, k=RERANK_DEPTH, options=opts), r)
                for q, r in list(zip(test.queries, reranked_runs(model, t_rows, t_x)))[:50])
@@ -422,23 +724,28 @@ def run_homedepot_rerank_dense(args: argparse.Namespace, results: dict) -> dict:
 
 def run_crowdflower(args: argparse.Namespace, results: dict, meta: dict) -> dict:
     t_start = time.time()
-    tuned_values = meta.get("homedepot", {}).get("tuned")
+    label = args.encoder_label
+    tuned_values = meta.get(meta_key("homedepot", label), {}).get("tuned")
     if tuned_values is None:
         raise SystemExit("run the homedepot part first: Crowdflower uses the weights tuned on Home Depot dev")
     tuned = replace(SearchOptions(), **tuned_values)
     cf = load_crowdflower()
     cf_dense = not args.no_cf_dense
-    eng, svc = open_service(cf, dense=cf_dense, embed_text=args.cf_embed)
+    out: dict = {"command": "python " + " ".join(sys.argv)}
+    if label and not cf_dense:
+        raise SystemExit("--encoder-label with --no-cf-dense: nothing depends on the encoder")
+    eng, svc = open_service(cf, dense=cf_dense, embed_text=args.cf_embed, args=args, info=out)
+    keys = [k for k in ALL if k not in ("bm25", "bm25-qu")] if label else (ALL if cf_dense else LEXICAL)
     # every query is scored (test_fraction 1.0) with the weights tuned on Home Depot dev
-    run = run_protocol(svc, cf, ALL if cf_dense else LEXICAL, test_fraction=1.0, base=tuned, latency_queries=0)
-    results["crowdflower"] = run.results
-    out = {"command": "python " + " ".join(sys.argv), "queries": len(cf.queries), "products": len(cf.products),
-           "dense_systems": cf_dense, "embedded_text": args.cf_embed, "weights_from": "homedepot dev"}
-    hd_model = HERE / ".cache" / "homedepot_home" / "models" / "search_reranker"
+    run = run_protocol(svc, cf, keys, test_fraction=1.0, base=tuned, latency_queries=0)
+    out.update({"queries": len(cf.queries), "products": len(cf.products),
+                "dense_systems": cf_dense, "embedded_text": args.cf_embed, "weights_from": "homedepot dev"})
+    hd_model = home_for(args, "homedepot") / "models" / "search_reranker"
     if cf_dense and not args.no_reranker:
         if not (hd_model / "manifest.json").exists():
             raise SystemExit(f"no Home Depot re-ranker in {hd_model}: run the homedepot part first")
         out["reranker"] = run_crowdflower_reranker(args, cf, svc, tuned, run.results, run.per_unit, hd_model)
+    store_systems(results, "crowdflower", run.results, label)
     eng.close()
     out["seconds"] = round(time.time() - t_start, 1)
     return out

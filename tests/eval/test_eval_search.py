@@ -278,3 +278,48 @@ def test_cli_errors_name_file_line_and_column(tmp_path: Path) -> None:
     res = _run("--products", str(prods), "--judgments", str(good), "--systems", "peer", "--test-fraction", "0",
                "--out", str(tmp_path / "o.json"))
     assert res.exit_code == 2 and "test_fraction" in res.output
+
+
+class _BatchEncoder:
+    """A fake encoder whose vectors depend on the batch (as int8 ONNX's do): each vector
+    is scaled by the batch size, so a batched query differs from the one a search gets."""
+
+    def __init__(self, batch_dependent: bool) -> None:
+        self.batch_dependent = batch_dependent
+        self.query_cache_size = 0
+        self._qcache: dict[str, np.ndarray] = {}
+        self.query_encoder = None
+        self.calls: list[int] = []
+
+    def encode_documents(self, texts: list[str]) -> np.ndarray:
+        self.calls.append(len(texts))
+        return np.array([[len(t), len(texts)] for t in texts], dtype=np.float32)
+
+
+class _Searcher:
+    def __init__(self, encoder: _BatchEncoder) -> None:
+        self.encoder = encoder
+
+    def parse(self, q: str, understand: bool) -> object:
+        return type("P", (), {"text": q})()
+
+
+@pytest.mark.parametrize("batch_dependent", [False, True])
+def test_warm_queries_gives_the_vectors_a_search_gets(batch_dependent: bool) -> None:
+    from shopsense.eval import warm_queries
+
+    enc = _BatchEncoder(batch_dependent)
+    warm_queries(_Searcher(enc), ["drill", "deck screws", "paint"])
+    assert sorted(enc._qcache) == ["deck screws", "drill", "paint"]
+    # one text at a time when the vectors depend on the batch, else one batch
+    assert enc.calls == ([1, 1, 1] if batch_dependent else [3])
+    assert enc._qcache["drill"][1] == (1 if batch_dependent else 3)
+    # the query encoder, when set, encodes the queries (a search uses it, not the document encoder)
+    q = _BatchEncoder(True)
+    enc2 = _BatchEncoder(False)
+    enc2.query_encoder = q
+    warm_queries(_Searcher(enc2), ["drill", "paint"])
+    assert enc2.calls == [] and q.calls == [1, 1]
+    # a second call encodes only texts not cached yet
+    warm_queries(_Searcher(enc2), ["drill", "saw"])
+    assert q.calls == [1, 1, 1]

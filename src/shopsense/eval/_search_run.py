@@ -169,20 +169,28 @@ def _steps(phases: Phases | None, items: Sequence[Any], label: str) -> Iterator[
 def warm_queries(searcher: Any, queries: Sequence[str], understand: bool = True,
                  phases: Phases | None = None) -> None:
     """Encode every query text once in batches (the encoder's LRU cache then serves
-    them), so the quality runs do not pay one forward pass per query and system."""
+    them), so the quality runs do not pay one forward pass per query and system.
+
+    The vectors are the ones a search gets: made by the encoder that encodes queries
+    (``query_encoder`` when set, e.g. the int8 export beside a PyTorch model), and one
+    text at a time when that encoder's vectors depend on the batch (``batch_dependent``:
+    int8 ONNX, whose activation scales are taken over the whole padded batch; a batched
+    query vector had cosine 0.994-0.997 to the one a search computes)."""
     enc = searcher.encoder
     if enc is None or not hasattr(enc, "_qcache"):
         return
+    q_enc = getattr(enc, "query_encoder", None) or enc
+    single = bool(getattr(q_enc, "batch_dependent", False))
     enc.query_cache_size = max(enc.query_cache_size, 4 * len(queries) + 10)
     texts = set()
     for q in queries:
         texts.add(searcher.parse(q, False).text)
         if understand:
             texts.add(searcher.parse(q, True).text)
-    ordered = sorted(t for t in texts if t)
+    ordered = sorted(t for t in texts if t and t not in enc._qcache)  # a second call encodes only new texts
     chunks = [ordered[i:i + 512] for i in range(0, len(ordered), 512)]
     for chunk in _steps(phases, chunks, "encode queries"):
-        vecs = enc.encode_documents(chunk)
+        vecs = np.stack([q_enc.encode_documents([t])[0] for t in chunk]) if single else q_enc.encode_documents(chunk)
         for t, v in zip(chunk, vecs):
             enc._qcache[t] = v
 
