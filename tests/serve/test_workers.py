@@ -220,6 +220,27 @@ def test_precomputed_answers_are_shared_and_an_event_on_one_worker_retires_them_
     assert server.proc.returncode == 0, server.log.read_text()
 
 
+@needs("recommend")
+def test_one_worker_renders_its_answers_in_a_child_and_serves_them(built_home, tmp_path, office_data):
+    """``serve --workers 1`` has no supervisor: the worker forks a child to render them (so
+    its own heap keeps nothing of the rendering), and serves what the engine computes."""
+    from collections import Counter
+
+    home = _home(built_home, tmp_path)
+    user = Counter(e.user_id for e in office_data[1]).most_common(1)[0][0]
+    server = start_server(home, workers=1, warm=True)
+    try:
+        (pid, c), = server.pin(1)
+        r = server.answered(c.get(f"/users/{user}/recommendations"), pid)
+        assert r.status_code == 200 and r.headers["X-Cache"] == "precomputed", r.text
+        assert [h["id"] for h in r.json()["hits"]] == _fresh_recommendations(home, user, 10)
+    finally:
+        server.stop()
+    # a single uvicorn process re-raises the SIGTERM it shut down gracefully on
+    assert server.proc.returncode in (0, -signal.SIGTERM), server.log.read_text()
+    assert "Application shutdown complete" in server.log.read_text()
+
+
 def test_connections_opened_at_once_are_spread_over_the_workers(built_home, tmp_path):
     """A burst of keep-alive connections (a load generator's, a proxy's pool) used to land on
     whichever worker woke first, all of it; each worker now has its own socket on the port."""

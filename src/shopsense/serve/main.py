@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import threading
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -136,6 +137,10 @@ def create_app(
         if own and preloaded is None:
             from shopsense.engine import Engine
 
+            # forked before any thread of this process's own starts (native pools such as
+            # OpenBLAS's re-create themselves in a child)
+            if warm and precomputes(settings) and threading.active_count() == 1:
+                state.answers = _render_in_child(settings, feed.position)
             state.engine = Engine(settings=settings)
         elif not own:
             state.engine = engine
@@ -328,17 +333,11 @@ def preload_engine(settings: Settings) -> bool:
         shared.close()
     threads_before = _native_threads()
     engine = Engine(settings=settings)
-    answers = None
     try:
         warm_up(engine, encode=False)  # a part that will not load is reported by each worker's own
-        if precomputes(settings):
-            # each worker's response cache starts at `position` (ResponseCache.reset): the
-            # stamp every user has there until a change names them
-            version = (rules_version(Path(settings.home)), build_versions(engine))
-            answers = render_for(engine, settings.precomputed_answers,
-                                 lambda _user: (position, position, version, 0), render_answer)
     finally:
         engine.store.close()
+    answers = _render_in_child(settings, position, engine) if precomputes(settings) else None
     if _native_threads() > threads_before:  # e.g. an encoder loaded after all: not fork-safe
         logging.getLogger(__name__).warning("serve: the engine started threads while preloading; "
                                             "each worker loads its own")
@@ -346,6 +345,53 @@ def preload_engine(settings: Settings) -> bool:
     _PRELOADED[:] = [(settings, engine, position, answers)]
     _freeze_heap()
     return True
+
+
+def _render_in_child(settings: Settings, position: int, engine: Any = None) -> Any:
+    """The known users' answers, rendered in a forked child that sends them back whole
+    (``None`` if it failed: the workers then compute every answer, as without them).
+
+    Rendered in the serving process itself, its heap kept what 22,363 renderings left behind
+    (histories read, result objects freed into half-empty arenas): Beauty, one worker 421 ->
+    554 MB of PSS; and a supervisor's such heap, inherited by its workers, was copied page by
+    page as they allocated into it (2 workers over 1: 1.39 -> 1.54). The child's heap goes
+    with it; the answers arrive as one block. ``engine``: the supervisor's preloaded one (its
+    store closed), else the child loads its own, as the supervisor would. Each worker's
+    response cache starts at ``position`` (ResponseCache.reset), the stamp every user has
+    there until a change names them."""
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("fork")
+    receive, send = ctx.Pipe(duplex=False)
+    child = ctx.Process(target=_render_child, args=(send, engine, settings, position), daemon=True)
+    child.start()
+    send.close()
+    try:
+        answers = receive.recv()
+    except EOFError:  # the child failed; its error is in the log
+        answers = None
+    finally:
+        receive.close()
+        child.join()
+    return answers
+
+
+def _render_child(send: Any, engine: Any, settings: Settings, position: int) -> None:
+    try:
+        if engine is None:
+            from shopsense.engine import Engine
+
+            engine = Engine(settings=settings)
+            warm_up(engine, encode=False)  # what the serving engine will load: the same versions
+        else:
+            from shopsense.store import open_store
+
+            engine.store = open_store(settings, engine.paths.sqlite)  # its own, never the parent's
+        version = (rules_version(Path(settings.home)), build_versions(engine))
+        send.send(render_for(engine, settings.precomputed_answers, lambda _user: (position, position, version, 0),
+                             render_answer))
+    finally:
+        send.close()
 
 
 def preloaded_answers() -> tuple[int, float] | None:
