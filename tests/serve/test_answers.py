@@ -54,8 +54,10 @@ def test_served_ahead_exactly_as_computed_until_the_user_changes(home, office_da
         assert after.headers["X-Cache"] == "miss" and bought not in _ids(after)
         assert c.get(PATH.format(bob)).headers["X-Cache"] == "precomputed"
         # a deleted user is dropped from the table, not only left unserved
+        assert bob.encode() in state.answers.blob
         assert c.delete(f"/users/{bob}", headers={"X-API-Key": write}).status_code == 200
         assert bob not in state.answers.rows
+        assert bob.encode() not in state.answers.blob  # overwritten, not only unserved
         assert c.get(PATH.format(bob)).headers["X-Cache"] == "miss"
         # a catalogue change makes every answer stale
         r = c.post("/products", headers={"X-API-Key": write},

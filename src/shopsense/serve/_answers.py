@@ -52,14 +52,15 @@ _ROUTE = _PREFIX + "{user_id}" + _SUFFIX
 class PrecomputedAnswers:
     """The rendered answers of one run of :func:`precompute_answers`.
 
-    One ``bytes`` blob and a numpy array of offsets, not a dict of ``bytes`` objects: a
-    forked worker that reads an answer then touches no page of the blob's (a Python object's
-    reference count is written on every use, which would copy its page into the worker)."""
+    One block of bytes and a numpy array of offsets, not a dict of ``bytes`` objects: a
+    forked worker that reads an answer then touches no page of the block's (a Python object's
+    reference count is written on every use, which would copy its page into the worker). A
+    ``bytearray``, so that a deleted user's answer is overwritten, not only left unserved."""
 
     k: int
     rows: dict[str, int]  # user id -> row
     offsets: np.ndarray  # (n + 1,) int64 into blob
-    blob: bytes
+    blob: bytearray
     #: the stamp each answer was computed at: the common part (catalogue, versions,
     #: generation) and each user's part
     common: tuple[Any, Any, Any]
@@ -80,10 +81,15 @@ class PrecomputedAnswers:
         if (products, version, generation) != self.common or user != int(self.user_stamps[row]):
             self.rows.pop(user_id, None)  # never valid again: the stamp only moves forward
             return None
-        return self.blob[int(self.offsets[row]):int(self.offsets[row + 1])]
+        return memoryview(self.blob)[int(self.offsets[row]):int(self.offsets[row + 1])].tobytes()
 
     def forget(self, user_id: str) -> None:
-        self.rows.pop(user_id, None)
+        """Drop ``user_id``'s answer and overwrite its bytes (a deletion: nothing of it stays
+        readable in this process; other processes hold their copy until they render again)."""
+        row = self.rows.pop(user_id, None)
+        if row is not None:
+            a, b = int(self.offsets[row]), int(self.offsets[row + 1])
+            self.blob[a:b] = bytes(b - a)
 
 
 def precompute_answers(users: Sequence[str], compute: Callable[[str], bytes | None],
@@ -111,7 +117,7 @@ def precompute_answers(users: Sequence[str], compute: Callable[[str], bytes | No
     offsets = np.zeros(len(parts) + 1, np.int64)
     if parts:
         np.cumsum([len(b) for b in parts], out=offsets[1:])
-    return PrecomputedAnswers(k=k, rows=rows, offsets=offsets, blob=b"".join(parts),
+    return PrecomputedAnswers(k=k, rows=rows, offsets=offsets, blob=bytearray(b"".join(parts)),
                               common=common or (None, None, None),
                               user_stamps=np.asarray(user_stamps, np.int64),
                               seconds=time.perf_counter() - t0)
