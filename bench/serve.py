@@ -116,6 +116,21 @@ against 496, recommend 6,797-7,277 against 11,966, and a thread wake-up cost ~70
   warm-up from the response cache (hit ratio 0.29 at c8 against 0.16 at c32): its own order now.
 - The event writer closes a group once it holds the store's write lock, so what arrived while
   the other worker committed goes into its commit (events 2w c32 1,765 -> 1,908-2,040 req/s).
+
+Fifth round (30 Nov, third session; runs of this script, 10 s a level, load stored per run):
+
+- A served recommendation cost ~1.1 ms of CPU against 0.46 ms for the engine call alone, and a
+  cached one still ~0.43 ms (1 worker, 200 users all cached: 2,356 req/s on one core): the rest
+  was FastAPI. Each known user's default answer is now rendered before the workers fork and
+  served by a plain-ASGI lane in front of FastAPI while nothing it was computed from changed
+  (serve/_answers.py): recommend cache on, 2w c32 1,968-2,018 -> 7,987-9,276 req/s, p99 24 ->
+  10.5 ms, ~0.17 ms of server CPU per answer. Cache-off runs turn these off too, so they still
+  measure a computed answer.
+- At 8,000 answers/s the load generator was the bottleneck of 2 workers: wrk's Lua matched the
+  event acknowledgement in every ~6 KB body (0.62 cores); anchored at the body's start, 0.43.
+- The rendering left the process that did it ~130 MB heavier (histories read, results freed
+  into half-empty arenas), and the supervisor's heap was copied page by page into its workers
+  (Beauty PSS 2w/1w 1.39 -> 1.54): it now runs in a forked child that hands the answers back.
 """
 
 from __future__ import annotations
