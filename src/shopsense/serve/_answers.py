@@ -38,7 +38,7 @@ from typing import Any
 import numpy as np
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-__all__ = ["PrecomputedAnswers", "PrecomputedLane", "Rerender", "precompute_answers", "render_for"]
+__all__ = ["DEFAULT_K", "PrecomputedAnswers", "PrecomputedLane", "Rerender", "precompute_answers", "render_for"]
 
 log = logging.getLogger(__name__)
 
@@ -148,13 +148,20 @@ def render_for(engine: Any, users_limit: int, stamp: Callable[[str], tuple[Any, 
 
 class Rerender:
     """Runs ``render`` in a daemon thread when asked, one run at a time; a request made while
-    one runs starts another after it (the first may have rendered under a stamp that moved)."""
+    one runs starts another after it (the first may have rendered under a stamp that moved).
+    ``busy``: a run is going on (a request that only asks for fresher answers need not queue
+    a second one)."""
 
     def __init__(self, render: Callable[[], None]) -> None:
         self._render = render
         self._lock = threading.Lock()
         self._running = False
         self._again = False
+
+    @property
+    def busy(self) -> bool:
+        with self._lock:
+            return self._running
 
     def request(self) -> None:
         with self._lock:
@@ -210,7 +217,7 @@ class PrecomputedLane:
     def _lookup(self, scope: Scope) -> tuple[bytes, Any, str] | None:
         """(the answer, who asks, the user) when there is one to serve, else ``None``."""
         from shopsense.serve._errors import ApiError
-        from shopsense.serve._state import principal_of, shared_call
+        from shopsense.serve._state import feed_behind, principal_of
 
         state, answers = self.state, self.state.answers
         path: str = scope["path"]
@@ -229,9 +236,7 @@ class PrecomputedLane:
             p = principal_of(state, token, client[0] if client else "unknown")
             if state.require_read_key and p.role == "anonymous":
                 return None
-            feed = state.feed
-            if feed is not None and (state.shared is None or not state.shared.local_reads
-                                     or shared_call(state.shared, feed.behind)):
+            if state.feed is not None and feed_behind(state):
                 return None  # the app's path brings the engine up to date first
         except ApiError:
             return None  # the app answers the error
@@ -242,15 +247,10 @@ class PrecomputedLane:
     async def _allowed(self, p: Any) -> bool:
         """A token of the rate limit spent for ``p`` (the lease, else the shared bucket, as the
         app's path does); ``False``: the app answers, with the 429 if it is one."""
-        from starlette.concurrency import run_in_threadpool
-
         from shopsense.serve._errors import ApiError
-        from shopsense.serve._state import shared_call
+        from shopsense.serve._state import limit_wait
 
-        state = self.state
-        if state.limiter.take_local(p.bucket):
-            return True
         try:
-            return await run_in_threadpool(shared_call, state.shared, lambda: state.limiter.hit(p.bucket)) <= 0
-        except ApiError:
+            return await limit_wait(self.state, p) <= 0
+        except ApiError:  # the shared state is unreachable: the app's path answers the 503
             return False

@@ -47,8 +47,21 @@ if TYPE_CHECKING:
     from shopsense.engine import Engine
     from shopsense.serve._answers import PrecomputedAnswers
 
-__all__ = ["COMPUTE_THREADS", "Principal", "ServeState", "get_engine", "get_settings", "get_state", "principal_of",
-           "reader", "render_answer", "shared_call", "writer"]
+__all__ = [
+    "COMPUTE_THREADS",
+    "Principal",
+    "ServeState",
+    "feed_behind",
+    "get_engine",
+    "get_settings",
+    "get_state",
+    "limit_wait",
+    "principal_of",
+    "reader",
+    "render_answer",
+    "shared_call",
+    "writer",
+]
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -239,12 +252,17 @@ async def get_engine(state: ServeState = Depends(get_state)) -> Engine:
     """The engine, first brought up to date with the writes other workers acknowledged
     (a thread only when the feed has news, or cannot be read locally)."""
     feed = state.feed
-    if feed is not None:
-        behind = shared_call(state.shared, feed.behind) if state.shared is not None and state.shared.local_reads \
-            else True
-        if behind:
-            await run_in_threadpool(shared_call, state.shared, feed.sync)
+    if feed is not None and feed_behind(state):
+        await run_in_threadpool(shared_call, state.shared, feed.sync)
     return state.engine
+
+
+def feed_behind(state: ServeState) -> bool:
+    """Whether the change feed may hold writes this worker's engine has not applied: read
+    locally (SQLite's memory-mapped publish counter); ``True`` where that would take a
+    round trip (Redis), so the caller syncs in a thread. Only with a feed."""
+    shared = state.shared
+    return shared is None or not shared.local_reads or shared_call(shared, state.feed.behind)  # type: ignore[union-attr]
 
 
 async def get_settings(state: ServeState = Depends(get_state)) -> Settings:
@@ -272,10 +290,16 @@ def _principal(request: Request, state: ServeState, token: str | None) -> Princi
     return p
 
 
-async def _limit(state: ServeState, p: Principal) -> None:
+async def limit_wait(state: ServeState, p: Principal) -> float:
+    """Spend one of ``p``'s rate-limit tokens: this worker's lease, else the shared bucket (in
+    a thread: it may wait on SQLite or Redis). 0 when allowed, else seconds until a token is free."""
     if state.limiter.take_local(p.bucket):
-        return
-    wait = await run_in_threadpool(shared_call, state.shared, lambda: state.limiter.hit(p.bucket))
+        return 0.0
+    return await run_in_threadpool(shared_call, state.shared, lambda: state.limiter.hit(p.bucket))
+
+
+async def _limit(state: ServeState, p: Principal) -> None:
+    wait = await limit_wait(state, p)
     if wait > 0:
         state.metrics.rate_limited.inc()
         raise ApiError(429, "RateLimited",

@@ -173,7 +173,10 @@ def create_app(
 
         def tick() -> None:
             a = state.answers
-            if a is not None and time.time() - a.built_at > settings.precomputed_answers_max_age_s:
+            # not while one renders: the table it replaces stays old until it is done, and each
+            # tick would queue another whole rendering behind it
+            if a is not None and time.time() - a.built_at > settings.precomputed_answers_max_age_s \
+                    and not rerender.busy:
                 rerender.request()
 
         syncer = Syncer(feed, swapped=swapped, tick=tick)

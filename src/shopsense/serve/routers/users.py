@@ -8,6 +8,7 @@ from typing import Any
 from fastapi import APIRouter, Depends, Path, Query
 from pydantic import BaseModel
 
+from shopsense.serve._answers import DEFAULT_K
 from shopsense.serve._results import ResultsOut
 from shopsense.serve._state import Principal, ServeState, get_engine, get_state, reader, writer
 from shopsense.serve.routers.search import filters_from
@@ -27,7 +28,7 @@ class DeletedOut(BaseModel):
             summary="Recommendations for a user")
 async def recommendations(
     user_id: str = UserId,
-    k: int = Query(10, ge=1, le=200),
+    k: int = Query(DEFAULT_K, ge=1, le=200),  # the k answers are precomputed for
     category: str | None = Query(None, max_length=256),
     brand: str | None = Query(None, max_length=256),
     price_min: float | None = Query(None, ge=0, le=1e12),
