@@ -131,6 +131,11 @@ Fifth round (30 Nov, third session; runs of this script, 10 s a level, load stor
 - The rendering left the process that did it ~130 MB heavier (histories read, results freed
   into half-empty arenas), and the supervisor's heap was copied page by page into its workers
   (Beauty PSS 2w/1w 1.39 -> 1.54): it now runs in a forked child that hands the answers back.
+- The cyclic garbage collector took 14-18% of a worker's CPU posting events, more the more
+  requests were in flight (gc.callbacks: 4,700 gen-0 and 30 full collections in 10 s), which
+  was the fall of events 1w from 32 to 64 connections: thresholds (20000, 20, 20) in serve.
+  Note that a cache-off run replaces the Beauty memory entry with its own (no precomputed
+  answers: PSS 2w/1w 1.47 on 30 Nov, against 1.08 with them).
 """
 
 from __future__ import annotations
