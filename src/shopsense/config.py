@@ -119,6 +119,18 @@ class Settings(BaseSettings):
         "product features of the top 100 candidates) saved in models/search_reranker by `shopsense tune "
         "--reranker`; off: the fused first-stage order",
     )
+    search_cross_encoder: bool = Field(
+        default=False,
+        description="searches (hybrid mode) pass through the cross-encoder (a small transformer reading the query "
+        "and each product title together, ONNX int8) saved in models/search_cross_encoder by `shopsense tune "
+        "--cross-encoder`, after the learned re-ranker when that is on; it costs a forward pass over the top "
+        "candidates per query (bench/search.py reports how much); off: the previous stages' order",
+    )
+    search_cross_encoder_depth: int | None = Field(
+        default=None, ge=1,
+        description="candidates the cross-encoder re-scores per query; unset: the depth chosen on validation "
+        "queries and saved with the model (fewer: cheaper, usually a little less accurate)",
+    )
     spark_master: str = Field(
         default="local[*]", min_length=1,
         description="Spark master of the batch jobs (shopsense jobs ...; needs the spark extra and Java): "

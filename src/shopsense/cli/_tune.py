@@ -62,13 +62,28 @@ def tune(
                                 "texts and the shop's search queries (or --judgments queries); saved as a new "
                                 "encoder version with its ONNX fp32/int8 export (encoder_backend = \"onnx-int8\")"),
     layers: int = typer.Option(3, min=1, help="--distil: transformer layers the student keeps"),
+    cross_encoder: bool = typer.Option(False, "--cross-encoder", help="train the search cross-encoder (MiniLM's "
+                                       "first --cross-layers layers reading query and title together) on "
+                                       "--judgments, with hard negatives from the first stage's top 30; its depth "
+                                       "and blend weight chosen on --val-fraction of the queries; saved with its "
+                                       "ONNX int8 export in home/models/search_cross_encoder, used when "
+                                       "search_cross_encoder = true"),
+    cross_layers: int = typer.Option(3, min=1, max=6, help="--cross-encoder: transformer layers it keeps"),
     distil_lr: float = typer.Option(1e-4, help="--distil: learning rate"),
 ) -> None:
     """Fine-tune the sentence encoder on the shop's own (query, product) pairs; with
     ``--distil`` shrink it to fewer layers by distillation; with ``--reranker`` train the
-    learned search re-ranker on graded judgments."""
+    learned search re-ranker on graded judgments; with ``--cross-encoder`` the search
+    cross-encoder."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
+    if cross_encoder:
+        if judgments is None:
+            raise ValidationError("shopsense tune --cross-encoder needs --judgments FILE (query, product id, "
+                                  "relevance).", field="judgments")
+        _tune_cross_encoder(home, judgments, query_col, id_col, rel_col, val_fraction, cross_layers, epochs,
+                            max_minutes)
+        return
     if reranker:
         if judgments is None:
             raise ValidationError("shopsense tune --reranker needs --judgments FILE (query, product id, relevance).",
@@ -193,21 +208,17 @@ def _distil(home: Path, judgments: Path | None, query_col: str, layers: int, epo
                   f"{path / 'onnx'})" + (" — now active" if activate else ""))
 
 
-def _tune_reranker(home: Path, judgments: Path, query_col: str, id_col: str, rel_col: str, val_fraction: float) -> None:
-    """Fit the learned search re-ranker on graded judgments (gain = relevance minus the
-    file's lowest grade), early-stopping on ``val_fraction`` of the queries (by a hash of
-    the query string), and save it where the search service loads it."""
+def _graded_split(eng: Any, judgments: Path, query_col: str, id_col: str, rel_col: str, val_fraction: float,
+                  ) -> tuple[dict[str, dict[int, float]], float, list[str], list[str]]:
+    """Graded judgments per query (gain = relevance minus the file's lowest grade, keyed by
+    catalogue row) and the queries split into fit / validation by a hash of the query string."""
     import hashlib
 
     import pandas as pd
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-
-    from shopsense.search import LearnedReranker, judged_features
 
     if not 0.0 < val_fraction < 1.0:
         raise ValidationError(f"The 'val_fraction' parameter must be in (0, 1). Got {val_fraction!r} instead.",
                               field="val_fraction")
-    eng = open_engine(home)
     index = eng.catalog().index
     df = pd.read_csv(judgments, dtype={id_col: str})
     for c in (query_col, id_col, rel_col):
@@ -228,6 +239,67 @@ def _tune_reranker(home: Path, judgments: Path, query_col: str, id_col: str, rel
     if len(fit_q) < 2 or not val_q:
         raise ValidationError(f"Found {len(queries)} judged queries of catalogue products in {judgments.name}; "
                               "need at least 2 to train and 1 to validate.", field="judgments")
+    return grouped, lowest, fit_q, val_q
+
+
+def _tune_cross_encoder(home: Path, judgments: Path, query_col: str, id_col: str, rel_col: str, val_fraction: float,
+                        layers: int, epochs: int, max_minutes: float) -> None:
+    """Train the search cross-encoder on graded judgments (fit queries), choose its depth and
+    blend weight on the validation queries (after the learned re-ranker when the shop uses
+    it), and save it with its ONNX int8 export where the search service loads it."""
+    import numpy as np
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from shopsense.search import CrossEncoderReranker, choose_blend, cross_groups
+
+    eng = open_engine(home)
+    grouped, lowest, fit_q, val_q = _graded_split(eng, judgments, query_col, id_col, rel_col, val_fraction)
+    svc = eng.searcher
+    s = svc.searcher
+    groups = cross_groups(s, fit_q, [grouped[q] for q in fit_q])
+    depths = (10, 20, 30)
+    model = CrossEncoderReranker(layers=None if layers >= 6 else layers, epochs=epochs, depth=max(depths),
+                                 max_seconds=max_minutes * 60)
+    with Progress(TextColumn("[bold]cross-encoder"), BarColumn(), TextColumn("{task.completed}/{task.total} steps"),
+                  TextColumn("{task.fields[status]}"), TimeElapsedColumn(), console=console) as bar:
+        task = bar.add_task("train", total=None, status="")
+        model.fit(groups.queries, groups.texts, groups.gains,
+                  progress=lambda d: bar.update(task, completed=d["step"], total=d["total"],
+                                                status=f"loss {d['loss']:.3f}, {d['pairs_per_s']:.0f} pairs/s"))
+    path = model.save(svc.cross_encoder_dir, extra={"trained_on": f"judgments:{judgments.name}",
+                                                     "gain": f"{rel_col} - {lowest:g}", "groups": groups.stats})
+    ce = CrossEncoderReranker.load(path)  # choose on the served form (ONNX int8)
+    learned = svc.reranker  # the learned re-ranker when the shop uses it: the stage before this one
+    rows, prev, cross = [], [], []
+    for q in val_q:
+        r = s.retrieve(q, k=100)
+        if learned is not None:
+            r = learned.rerank(s, r)
+        rows.append(r.rows)
+        prev.append(np.asarray(r.scores, dtype=np.float64))
+        cross.append(ce.score_rows(s, r.parsed, r.rows[:max(depths)]))
+    sel = choose_blend(rows, prev, cross, [grouped[q] for q in val_q], depths)
+    ce.depth, ce.weight = int(sel["depth"]), float(sel["weight"])
+    ce.save_blend(path, blend_selection={"on": f"{len(val_q)} validation queries", "after_learned_reranker":
+                                         learned is not None, **sel})
+    on = getattr(eng.settings, "search_cross_encoder", False)
+    t = model.training_
+    console.print(f"saved {path} ({len(fit_q)} train queries, {t['pairs']} pairs, {t['steps']} steps, "
+                  f"{t['wall_seconds']:.0f} s; on {len(val_q)} validation queries depth {ce.depth}, weight "
+                  f"{ce.weight:g}: NDCG@10 {sel['previous_ndcg@10']:.4f} -> {sel['ndcg@10']:.4f})"
+                  + ("" if on else " — set search_cross_encoder = true in shopsense.toml to use it"))
+
+
+def _tune_reranker(home: Path, judgments: Path, query_col: str, id_col: str, rel_col: str, val_fraction: float) -> None:
+    """Fit the learned search re-ranker on graded judgments (gain = relevance minus the
+    file's lowest grade), early-stopping on ``val_fraction`` of the queries (by a hash of
+    the query string), and save it where the search service loads it."""
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from shopsense.search import LearnedReranker, judged_features
+
+    eng = open_engine(home)
+    grouped, lowest, fit_q, val_q = _graded_split(eng, judgments, query_col, id_col, rel_col, val_fraction)
     svc = eng.searcher
     s = svc.searcher
     with Progress(TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),

@@ -23,6 +23,7 @@ from shopsense.context import ShopContext, UserCache
 from shopsense.errors import ValidationError
 from shopsense.results import Hit, ResultList
 from shopsense.search._analysis import Analyzer
+from shopsense.search._cross import CrossEncoderReranker
 from shopsense.search._dense import DenseIndex
 from shopsense.search._facets import facet_counts, filter_mask
 from shopsense.search._hybrid import HybridSearcher, Retrieved, SearchOptions
@@ -98,7 +99,7 @@ class SearchService:
 
     def __init__(self, ctx: ShopContext, options: SearchOptions | None = None,
                  synonyms_path: str | Path | None = None, dense: bool = True, embed_text: str = "full",
-                 reranker: LearnedReranker | None = None) -> None:
+                 reranker: LearnedReranker | None = None, cross_encoder: CrossEncoderReranker | None = None) -> None:
         self.ctx = ctx
         self.embed_text = embed_text  # "full" (Product.text()) or "title"
         self.options = (options or SearchOptions()).validated()
@@ -115,6 +116,12 @@ class SearchService:
         self._reranker = reranker
         self._reranker_given = reranker is not None
         self._reranker_stamp: int | None = -1  # mtime of the loaded model's manifest; -1: not looked yet
+        # the cross-encoder stage, the same way (``search_cross_encoder``); a model that fails to
+        # load is reported once (log and ``info["cross_encoder"]["error"]``), searches go on without it
+        self._cross = cross_encoder
+        self._cross_given = cross_encoder is not None
+        self._cross_stamp: int | None = -1
+        self._cross_error: str | None = None
 
     # -- the learned re-ranking stage ----------------------------------------------
     @property
@@ -155,6 +162,54 @@ class SearchService:
             self._reranker = model
             self._reranker_given = model is not None
             self._reranker_stamp = -1
+
+    # -- the cross-encoder stage -----------------------------------------------------
+    @property
+    def cross_encoder_dir(self) -> Path:
+        """Where the shop's search cross-encoder is saved (``home/models/search_cross_encoder``)."""
+        return Path(self.ctx.paths.models) / "search_cross_encoder"
+
+    @property
+    def cross_encoder(self) -> CrossEncoderReranker | None:
+        """The cross-encoder searches in hybrid mode pass through after the learned re-ranker,
+        or None: the one given or assigned, else the one saved under
+        :attr:`cross_encoder_dir` (ONNX int8) when the ``search_cross_encoder`` setting is on
+        (off by default), reloaded when its manifest changes. With the setting on and no
+        model saved a warning is logged once; a damaged one is logged as an error once and
+        named in each search's ``info["cross_encoder"]["error"]``; either way searches keep
+        the previous stages' order."""
+        with self._lock:
+            if self._cross_given:
+                return self._cross
+            if not getattr(self.ctx.settings, "search_cross_encoder", False):
+                return None
+            try:
+                stamp: int | None = (self.cross_encoder_dir / "manifest.json").stat().st_mtime_ns
+            except FileNotFoundError:
+                stamp = None
+            if stamp != self._cross_stamp:
+                self._cross_stamp = stamp
+                self._cross = None
+                self._cross_error = None
+                if stamp is None:
+                    log.warning("search_cross_encoder is on but no model is saved in %s; train one with "
+                                "`shopsense tune --cross-encoder --judgments FILE`", self.cross_encoder_dir)
+                else:
+                    try:
+                        self._cross = CrossEncoderReranker.load(self.cross_encoder_dir)
+                    except (ValidationError, OSError) as exc:
+                        self._cross_error = str(exc)
+                        log.error("search cross-encoder not used: %s", exc)
+            return self._cross
+
+    @cross_encoder.setter
+    def cross_encoder(self, model: CrossEncoderReranker | None) -> None:
+        """Use ``model`` for every search of this service; None goes back to the setting."""
+        with self._lock:
+            self._cross = model
+            self._cross_given = model is not None
+            self._cross_stamp = -1
+            self._cross_error = None
 
     # -- building --------------------------------------------------------------
     def build(self, progress: bool = False) -> dict[str, Any]:
@@ -310,6 +365,15 @@ class SearchService:
             r = learned.rerank(s, r)
             rerank_info = {"model": "lambdamart", "reranked": int(r.extra.get("reranked", 0)),
                            "ms": round((time.perf_counter() - t_rr) * 1000.0, 2)}
+        cross = self.cross_encoder if opts.mode == "hybrid" else None
+        cross_info = None
+        if cross is not None:
+            t_ce = time.perf_counter()
+            r = cross.rerank(s, r, depth=getattr(self.ctx.settings, "search_cross_encoder_depth", None))
+            cross_info = {"model": "cross-encoder", "reranked": int(r.extra.get("cross_reranked", 0)),
+                          "weight": cross.weight, "ms": round((time.perf_counter() - t_ce) * 1000.0, 2)}
+        elif self._cross_error is not None and opts.mode == "hybrid" and not self._cross_given:
+            cross_info = {"model": "cross-encoder", "reranked": 0, "error": self._cross_error}
         hits = self._hits(s, r, k)
         parsed = r.parsed
         pool = r.relevant_pool if r.relevant_pool is not None else r.pool
@@ -331,6 +395,8 @@ class SearchService:
         }
         if rerank_info is not None:
             info["reranker"] = rerank_info
+        if cross_info is not None:
+            info["cross_encoder"] = cross_info
         if not hits:
             info["zero_results"] = True
             # spelling suggestions only when no product has the query's words at all; when
