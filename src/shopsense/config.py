@@ -86,6 +86,10 @@ class Settings(BaseSettings):
     precomputed_answers_max_age_s: float = Field(
         default=3600.0, gt=0, description="seconds after which the precomputed answers are rendered again "
         "(their reasons say what is trending now)")
+    balance_connections: bool = Field(
+        default=True, description="with several workers, a worker holding more than its share of the "
+        "open keep-alive connections closes one after an answer so the client reconnects, and the "
+        "kernel places the new connection again (shopsense.serve._balance)")
     user_cache_users: int = Field(
         default=100_000, ge=1, description="users whose history and profile each worker keeps in memory "
         "(least recently served dropped first; read again from the store when they return)")

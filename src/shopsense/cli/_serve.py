@@ -101,7 +101,8 @@ def run_server(
     else:
         console.print(f"listening on http://{config.host}:{sockets[0].getsockname()[1]} "
                       f"({workers} workers, a socket each)")
-        balanced_workers(config, sockets, preload=settings if warm else None).run()
+        balanced_workers(config, sockets, preload=settings if warm else None,
+                         balance=settings.balance_connections).run()
 
 
 def fill_embedding_cache(settings: Any) -> None:
@@ -180,25 +181,31 @@ def _supervisor_fits() -> bool:
                                           ("init_processes", "keep_subprocess_alive", "restart_all"))
 
 
-def balanced_workers(config: Any, sockets: list[Any], preload: Any = None) -> Any:
+def balanced_workers(config: Any, sockets: list[Any], preload: Any = None, balance: bool = True) -> Any:
     """uvicorn's worker supervisor (signals, health checks, restarts), each worker serving
     its own socket of :func:`worker_sockets`; a worker that dies is replaced on the same
-    socket, so no socket is left without a worker to accept what the kernel queues on it."""
+    socket, so no socket is left without a worker to accept what the kernel queues on it.
+    With ``balance`` (and fork), the workers even out their keep-alive connections
+    (:mod:`shopsense.serve._balance`) through one int per worker in shared memory."""
     import os
 
     from uvicorn.config import STARTUP_FAILURE
     from uvicorn.supervisors.multiprocess import Multiprocess, Process
 
     fork = _preload_for_fork(max(1, (os.cpu_count() or 1) // len(sockets)), preload)
+    slots = fork.RawArray("i", len(sockets)) if fork is not None and balance else None
 
     class BalancedWorkers(Multiprocess):  # type: ignore[misc]
         def _start(self, idx: int) -> Any:
             process = Process(self.config, [sockets[idx]])
             if fork is not None:  # the same start as uvicorn's, forked instead of spawned
+                from functools import partial
+
                 from uvicorn._subprocess import subprocess_started
 
+                target = process.target if slots is None else partial(_balanced_worker, process, slots, idx)
                 process.process = fork.Process(target=subprocess_started, kwargs={
-                    "config": self.config, "target": process.target, "sockets": [sockets[idx]],
+                    "config": self.config, "target": target, "sockets": [sockets[idx]],
                     "stdin_fileno": None})
             process.start()
             return process
@@ -235,6 +242,15 @@ def balanced_workers(config: Any, sockets: list[Any], preload: Any = None) -> An
                 self.processes[idx] = new
 
     return BalancedWorkers(config, sockets=sockets)
+
+
+def _balanced_worker(process: Any, slots: Any, idx: int, sockets: list[Any] | None = None) -> None:
+    """A forked worker's target: uvicorn's, with this worker's connection count (its
+    server's open HTTP connections) published in ``slots[idx]`` for the others."""
+    from shopsense.serve import balance_connections
+
+    balance_connections(slots, idx, lambda: len(process.server.server_state.connections))
+    process.target(sockets)
 
 
 #: what every worker imports before it serves: imported once by the supervisor, then the

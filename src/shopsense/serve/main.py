@@ -21,6 +21,7 @@ from shopsense.config import Settings
 from shopsense.rerank import rules_version
 from shopsense.serve._answers import PrecomputedLane, Rerender, render_for
 from shopsense.serve._auth import KeyStore
+from shopsense.serve._balance import ShedExcessConnections
 from shopsense.serve._cache import ResponseCache
 from shopsense.serve._errors import install_error_handlers, server_error
 from shopsense.serve._limits import BodySizeLimit, RateLimiter
@@ -220,6 +221,7 @@ def create_app(
         app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins,
                            allow_methods=["GET", "POST", "DELETE"],
                            allow_headers=["X-API-Key", "Content-Type"])
+    app.add_middleware(ShedExcessConnections)  # outermost: a no-op unless workers balance connections
 
     from shopsense.serve.routers import (  # the owner's console (insights)
         analytics,
