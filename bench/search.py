@@ -96,10 +96,14 @@ from shopsense.eval import plot_search as plot
 from shopsense.eval import run_search as run_protocol
 from shopsense.search import (
     RERANK_FEATURES,
+    CrossEncoderReranker,
     HybridSearcher,
     LearnedReranker,
     SearchOptions,
     SearchService,
+    blend_scores,
+    choose_blend,
+    cross_groups,
     normalise,
     rerank_features,
 )
@@ -130,6 +134,18 @@ RERANKED = "hybrid + QU + learned re-ranker"
 RERANK_DEPTH = 100
 RERANK_PARAMS = {"n_estimators": 1000, "learning_rate": 0.05, "num_leaves": 31, "min_child_samples": 50,
                  "early_stopping": 50}
+CROSSED = "hybrid + QU + learned re-ranker + cross-encoder"
+#: cross-encoder settings, fixed before any Home Depot quality figure was seen, from a
+#: measurement on 2 cores (2026-11-30 19:05, idle machine, pairs cut at 32 tokens: the median
+#: (query, title) pair has 25, 19% have more): training 64.6 pairs/s with all 6 layers, 140.5
+#: with the first 3; int8 scoring of one query's candidates, p50 / p95 ms, 6 layers: depth 5
+#: 9.0 / 10.5, 10: 16.4 / 20.2, 20: 30.3 / 35.0, 30: 45.5 / 53.8; 3 layers: 4.7 / 5.3,
+#: 8.6 / 10.2, 16.2 / 19.9, 23.7 / 30.1. Search with the learned re-ranker already took p95
+#: 44.5 ms, so the 60 ms bar leaves ~15 ms: the 3-layer student at depth <= 10-20, two passes
+#: (epochs) over the fit queries' judged products plus 16 unjudged ones of the first stage's
+#: top 30 each in ~20 minutes, where 6 layers would reach depth 5-10 and one pass
+CROSS = {"layers": 3, "minutes": 20.0, "negatives": 16, "pool": 30, "max_judged": 16, "depths": (5, 10, 20),
+         "max_length": 32, "batch_pairs": 64, "lr": 7e-5, "head_lr": 1e-3, "epochs": 2}
 
 
 def encoder_overrides(args: argparse.Namespace) -> dict[str, str]:
@@ -289,6 +305,17 @@ def main() -> None:
     ap.add_argument("--cf-embed", choices=["full", "title"], default="full",
                     help="what Crowdflower products are embedded from (titles are ~8x cheaper to encode)")
     ap.add_argument("--no-reranker", action="store_true", help="leave the learned re-ranker system out")
+    ap.add_argument("--no-cross-encoder", action="store_true", help="leave the cross-encoder system out")
+    ap.add_argument("--cross-retrain", action="store_true",
+                    help="train the cross-encoder again even when the home holds one trained on the same pairs")
+    ap.add_argument("--cross-layers", type=int, default=CROSS["layers"],
+                    help="transformer layers of the cross-encoder (the first N of MiniLM's 6)")
+    ap.add_argument("--cross-minutes", type=float, default=CROSS["minutes"],
+                    help="wall-clock budget of the cross-encoder's training")
+    ap.add_argument("--cross-negatives", type=int, default=CROSS["negatives"],
+                    help="hard negatives per fit query (unjudged among the first stage's top 30)")
+    ap.add_argument("--cross-depths", default=",".join(map(str, CROSS["depths"])),
+                    help="depths the validation slice chooses from (comma-separated)")
     ap.add_argument("--rerank-cache", type=Path, default=HERE / ".cache" / "rerank_features",
                     help="where the re-ranker's candidate features are cached (keyed by the split, the first "
                          "stage's options, its encoder and catalogue vectors, and the feature code)")
@@ -404,7 +431,11 @@ PROTOCOL = ("NDCG@10 with gains relevance-1; retrieval over all products (unjudg
             "figures on test; Crowdflower: all queries, weights and re-ranker from Home Depot dev. Latency: "
             "full search() incl. query encoding (query cache off), after 20 warm-up queries, over the 54,667 "
             "Home Depot products; wall ms and process CPU ms; with the re-ranker, search() without and with "
-            "it query by query in turn, and the re-ranking step alone.")
+            "it query by query in turn, and the re-ranking step alone. Cross-encoder: trained on the learned "
+            "re-ranker's fit queries only (dev minus its 20% validation slice), its depth and blend weight chosen "
+            "on that validation slice, applied after the learned re-ranker; latency: search() with the learned "
+            "re-ranker, without and with the cross-encoder, query by query in turn, and the cross-encoder step "
+            "alone.")
 
 
 #: the split of every Home Depot figure here: the one bench/tune.py tuned and distilled the
@@ -496,7 +527,10 @@ def run_homedepot(args: argparse.Namespace, results: dict) -> dict:
                                         "test_ndcg@10": res.get(HYBRID_QU, {}).get("ndcg@10")}
         out["engine_home"] = str(home_for(args, "homedepot"))
     if hd_dense and not args.no_reranker:
-        out["reranker"] = run_homedepot_reranker(args, hd, eng, svc, out["tuned"], res, run.per_unit)
+        state: dict = {}
+        out["reranker"] = run_homedepot_reranker(args, hd, eng, svc, out["tuned"], res, run.per_unit, state)
+        if not args.no_cross_encoder:
+            out["cross_encoder"] = run_homedepot_cross_encoder(args, svc, res, state)
     store_systems(results, "homedepot", res, label)
     eng.close()
     out["load_average_end"] = [round(x, 2) for x in os.getloadavg()]
@@ -620,9 +654,10 @@ def paired_latency(svc: SearchService, model: LearnedReranker, opts: SearchOptio
 
 
 def run_homedepot_reranker(args: argparse.Namespace, hd: SearchBenchmark, eng: Engine, svc: SearchService,
-                           tuned: dict, res: dict, per_unit: dict) -> dict:
+                           tuned: dict, res: dict, per_unit: dict, state: dict | None = None) -> dict:
     """Train the re-ranker on the dev half (the half the fusion weights were tuned on),
-    early-stopping on a 20% slice of it, save it in the home, score the test half."""
+    early-stopping on a 20% slice of it, save it in the home, score the test half.
+    ``state`` receives the model, the splits and the candidates (the cross-encoder's input)."""
     t0 = time.time()
     opts = replace(SearchOptions(), **tuned)
     dev_idx, test_idx = query_split(hd.queries, **SPLIT)  # the protocol's split, exactly
@@ -671,6 +706,9 @@ def run_homedepot_reranker(args: argparse.Namespace, hd: SearchBenchmark, eng: E
         m.update({f"rerank_added_{k}": v for k, v in lat["added"].items() if k != "n"})
         m.update({f"rerank_added_cold_{k}": v for k, v in lat["added_cold"].items() if k != "n"})
     res[RERANKED] = m
+    if state is not None:
+        state.update(model=model, opts=opts, fit=fit, val=val, test=test, f_rows=f_rows, v_rows=v_rows, v_x=v_x,
+                     t_rows=t_rows, t_x=t_x, per_query=per["ndcg@10"])
     imp = model.feature_importance()
     total = sum(imp.values()) or 1.0
     log.info("re-ranker on %d test queries: NDCG@10 %.4f (first stage %.4f)", len(test.queries), m["ndcg@10"],
@@ -696,6 +734,223 @@ def run_homedepot_reranker(args: argparse.Namespace, hd: SearchBenchmark, eng: E
                         "rank and scores among the top 100) are defined on the first stage's candidates, not "
                         "on an arbitrary judged set",
         "seconds": round(time.time() - t0, 1),
+    }
+
+
+def _digest(*parts: object) -> str:
+    h = hashlib.blake2b(digest_size=10)
+    for p in parts:
+        h.update(json.dumps(p, sort_keys=True, default=str).encode())
+        h.update(b"\x01")
+    return h.hexdigest()
+
+
+def lambdamart_runs(model: LearnedReranker, rows: list[np.ndarray],
+                    feats: list[np.ndarray]) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Each query's candidates in the learned re-ranker's order, with its scores (what
+    LearnedReranker.rerank hands the next stage)."""
+    out_r, out_s = [], []
+    for r, x in zip(rows, feats):
+        sc = model.score(x) if len(r) else np.zeros(0)
+        o = np.argsort(-sc, kind="stable")
+        out_r.append(r[o])
+        out_s.append(sc[o])
+    return out_r, out_s
+
+
+def cross_scores(searcher, ce: CrossEncoderReranker, queries: list[str], rows: list[np.ndarray], depth: int,
+                 opts: SearchOptions, label: str) -> list[np.ndarray]:
+    """The cross-encoder's scores of each query's first ``depth`` rows, one batch per query
+    as the service scores them (int8 activations are quantised per batch)."""
+    t0 = time.time()
+    out = []
+    for i, (q, r) in enumerate(zip(queries, rows)):
+        out.append(ce.score_rows(searcher, searcher.parse(q, opts.understand), r[:depth]) if len(r) else np.zeros(0))
+        if (i + 1) % 1000 == 0:
+            log.info("%s: cross-encoder scores of %d/%d queries (%.0fs)", label, i + 1, len(queries), time.time() - t0)
+    return out
+
+
+def crossed_runs(rows: list[np.ndarray], previous: list[np.ndarray], cross: list[np.ndarray], depth: int,
+                 weight: float) -> list[np.ndarray]:
+    """The head of each run re-ordered by the blend (stable), the rest below: the order
+    CrossEncoderReranker.rerank gives."""
+    out = []
+    for r, p, c in zip(rows, previous, cross):
+        n = min(depth, len(r), len(c))
+        if n < 2:
+            out.append(r)
+            continue
+        head = np.argsort(-blend_scores(p[:n], c[:n], weight), kind="stable")
+        out.append(np.concatenate([r[:n][head], r[n:]]))
+    return out
+
+
+def paired_latency_cross(svc: SearchService, lm: LearnedReranker, ce: CrossEncoderReranker, opts: SearchOptions,
+                         queries: list[str], depths: list[int], warmup: int = 20) -> dict[str, dict[str, float]]:
+    """Full search() with the learned re-ranker on, without and with the cross-encoder, query
+    by query in turn (both see the same load), the query cache off; plus the cross-encoder
+    step alone at the chosen depth, and at each depth of the validation grid on the first
+    200 queries."""
+    enc = svc.searcher.encoder
+    if enc is not None and hasattr(enc, "_qcache"):
+        enc.query_cache_size = 0
+        enc._qcache.clear()
+    kw = asdict(opts)
+    s = svc.searcher
+    svc.reranker = lm
+    for q in queries[:warmup]:
+        svc.cross_encoder = None
+        svc.search(q, k=20, **kw)
+        svc.cross_encoder = ce
+        svc.search(q, k=20, **kw)
+    keys = ["off", "on", "added", *[f"added_depth_{d}" for d in depths]]
+    wall: dict[str, list[float]] = {k: [] for k in keys}
+    cpu: dict[str, list[float]] = {k: [] for k in keys}
+    for q in queries:
+        for key, m in (("off", None), ("on", ce)):
+            svc.cross_encoder = m
+            c0, t0 = time.process_time(), time.perf_counter()
+            svc.search(q, k=20, **kw)
+            wall[key].append((time.perf_counter() - t0) * 1000.0)
+            cpu[key].append((time.process_time() - c0) * 1000.0)
+        r = lm.rerank(s, s.retrieve(q, k=20, options=opts))
+        grid = [(f"added_depth_{d}", d) for d in depths] if len(wall["added"]) < 200 else []
+        for key, d in (("added", ce.depth), *grid):
+            c0, t0 = time.process_time(), time.perf_counter()
+            ce.rerank(s, r, depth=d)
+            wall[key].append((time.perf_counter() - t0) * 1000.0)
+            cpu[key].append((time.process_time() - c0) * 1000.0)
+    svc.cross_encoder = None
+    svc.reranker = None
+    return {k: {**_percentiles(wall[k], ""), **_percentiles(cpu[k], "cpu_"), "n": len(wall[k])} for k in keys}
+
+
+def run_homedepot_cross_encoder(args: argparse.Namespace, svc: SearchService, res: dict, state: dict) -> dict:
+    """The cross-encoder after the learned re-ranker: trained on the learned re-ranker's fit
+    queries (dev, 80%) only, its blend weight and depth chosen on the validation slice of
+    dev (20%), scored on the test half; saved (ONNX int8) in the home, where the service
+    and the Crowdflower run load it."""
+    t_start = time.time()
+    s = svc.searcher
+    lm, opts = state["model"], state["opts"]
+    fit, val, test = state["fit"], state["val"], state["test"]
+    depths = sorted({int(d) for d in str(args.cross_depths).split(",") if d.strip()})
+    params = {"layers": args.cross_layers if args.cross_layers < 6 else None, "max_length": CROSS["max_length"],
+              "batch_pairs": CROSS["batch_pairs"], "lr": CROSS["lr"], "head_lr": CROSS["head_lr"], "epochs": CROSS["epochs"],
+              "max_seconds": args.cross_minutes * 60, "threads": min(2, os.cpu_count() or 1), "depth": max(depths)}
+    t0 = time.time()
+    groups = cross_groups(s, fit.queries, fit.gains, candidates=state["f_rows"], options=opts,
+                          negatives=args.cross_negatives, pool=CROSS["pool"], max_judged=CROSS["max_judged"], seed=0)
+    t_groups = time.time() - t0
+    key = _digest(groups.queries, groups.texts, [g.tolist() for g in groups.gains], params,
+                  first_stage_identity(s))
+    ce_dir = svc.cross_encoder_dir
+    old = None
+    if (ce_dir / "manifest.json").exists():
+        try:
+            old = json.loads((ce_dir / "manifest.json").read_text())
+        except json.JSONDecodeError:
+            old = None
+    reused = bool(old and old.get("bench_key") == key and not args.cross_retrain)
+    if reused:
+        log.info("cross-encoder: reusing %s (trained on the same pairs)", ce_dir)
+    else:
+        log.info("cross-encoder: training on %d fit queries, %d pairs (%d judged, %d hard negatives)", len(groups),
+                 groups.pairs, groups.stats["judged_pairs"], groups.stats["hard_negatives"])
+        last = [0.0]
+
+        def progress(d: dict) -> None:
+            if time.time() - last[0] > 60:
+                last[0] = time.time()
+                log.info("cross-encoder: step %d/%d, loss %.4f, %.1f pairs/s", d["step"], d["total"], d["loss"],
+                         d["pairs_per_s"])
+
+        model = CrossEncoderReranker(**params).fit(groups.queries, groups.texts, groups.gains, progress=progress)
+        model.save(ce_dir, extra={
+            "trained_on": "Home Depot judgments: the learned re-ranker's fit queries (dev half, query_split seed 0, "
+                          "minus the 20% validation slice, seed 1); hard negatives from the first stage's top "
+                          f"{CROSS['pool']} (hybrid + QU with the dev-tuned weights)",
+            "bench_key": key, "groups": groups.stats, "first_stage": asdict(opts)})
+    ce = CrossEncoderReranker.load(ce_dir)  # the served form: ONNX int8
+    manifest = ce.manifest_
+    # validation slice: choose depth and weight on the learned re-ranker's order
+    t0 = time.time()
+    v_r, v_p = lambdamart_runs(lm, state["v_rows"], state["v_x"])
+    v_c = cross_scores(s, ce, val.queries, v_r, max(depths), opts, "hd-val")
+    sel = choose_blend(v_r, v_p, v_c, val.gains, depths)
+    t_val = time.time() - t0
+    ce.depth, ce.weight = int(sel["depth"]), float(sel["weight"])
+    ce.save_blend(ce_dir, blend_selection={
+        "on": f"the validation slice of dev ({len(val.queries)} queries), never the test half",
+        "depth": ce.depth, "weight": ce.weight, "validation_ndcg@10": sel["ndcg@10"],
+        "validation_ndcg@10_before": sel["previous_ndcg@10"], "grid": sel["grid"]})
+    log.info("cross-encoder: depth %d, weight %.1f on validation (NDCG@10 %.4f, learned re-ranker %.4f)", ce.depth,
+             ce.weight, sel["ndcg@10"], sel["previous_ndcg@10"])
+    # test half
+    t0 = time.time()
+    t_r, t_p = lambdamart_runs(lm, state["t_rows"], state["t_x"])
+    t_c = cross_scores(s, ce, test.queries, t_r, ce.depth, opts, "hd-test")
+    runs = crossed_runs(t_r, t_p, t_c, ce.depth, ce.weight)
+    per = retrieval_scores(runs, test.gains)
+    # every depth of the grid, each with the weight the validation slice picks for it: what a
+    # cheaper depth costs in NDCG (scored from one batch of the largest depth per query, so
+    # int8 scores differ slightly from a batch of that depth; the chosen depth above is exact)
+    per_depth: dict = {}
+    t_wide = t_c if ce.depth == max(depths) else cross_scores(s, ce, test.queries, t_r, max(depths), opts,
+                                                              "hd-test-grid")
+    for d in depths:
+        at = [e for e in sel["grid"] if e["depth"] == d]
+        best = max(at, key=lambda e: (round(e["ndcg@10"], 6), -e["weight"]))
+        nd = retrieval_scores(crossed_runs(t_r, t_p, t_wide, d, best["weight"]), test.gains)["ndcg@10"]
+        per_depth[str(d)] = {"weight_chosen_on_validation": best["weight"], "validation_ndcg@10": best["ndcg@10"],
+                             "test_ndcg@10": float(nd.mean())}
+    t_test = time.time() - t0
+    m = {"ndcg@10": float(per["ndcg@10"].mean()), "recall@100": float(per["recall@100"].mean()),
+         "mrr": float(per["mrr"].mean()), "queries": len(test.queries)}
+    if PEER in res:
+        m["ndcg@10_vs_peer"] = m["ndcg@10"] / res[PEER]["ndcg@10"]
+    diff = bootstrap_diff(state["per_query"], per["ndcg@10"])
+    # check: the service's path (retrieve, LearnedReranker.rerank, CrossEncoderReranker.rerank) orders the same
+    n_check = min(30, len(test.queries))
+    same = 0
+    for q, want in zip(test.queries[:n_check], runs[:n_check]):
+        got = ce.rerank(s, lm.rerank(s, s.retrieve(q, k=RERANK_DEPTH, options=opts))).rows
+        same += int(np.array_equal(got[:ce.depth], want[:ce.depth]))
+    if same < n_check:
+        log.warning("cross-encoder: the service's order differs from the benchmark's on %d of %d queries",
+                    n_check - same, n_check)
+    rng = np.random.default_rng(0)  # the protocol's latency queries
+    lat_q = [test.queries[i] for i in rng.permutation(len(test.queries))[:args.latency_queries]]
+    lat = paired_latency_cross(svc, lm, ce, opts, lat_q, depths) if lat_q else {}
+    if lat:
+        m.update({f"latency_{k}": v for k, v in lat["on"].items()})
+        m.update({f"cross_added_{k}": v for k, v in lat["added"].items() if k != "n"})
+        for d in depths:
+            per_depth[str(d)]["added_ms"] = {k: round(v, 2) for k, v in lat[f"added_depth_{d}"].items()
+                                             if k in ("p50_ms", "p95_ms", "cpu_p50_ms", "cpu_p95_ms", "n")}
+    res[CROSSED] = m
+    log.info("cross-encoder on %d test queries: NDCG@10 %.4f (learned re-ranker %.4f)", len(test.queries),
+             m["ndcg@10"], float(state["per_query"].mean()))
+    return {
+        "system": CROSSED, "model": str(ce_dir), "reused_trained_model": reused, "params": ce.params(),
+        "loss": "listwise: per query, softmax cross-entropy against gain / sum(gain) (ListNet top-one)",
+        "pair_text": manifest.get("pair_text"), "blend": manifest.get("blend"),
+        "split": {"fit_queries": len(fit.queries), "validation_queries": len(val.queries),
+                  "test_queries": len(test.queries),
+                  "train": "the learned re-ranker's fit queries: dev half (query_split(test_fraction=0.5, seed=0)) "
+                           "minus its validation slice (query_split(dev, test_fraction=0.2, seed=1))",
+                  "validation": "that slice: depth and blend weight only", "test": "the test half: reported only"},
+        "groups": groups.stats, "training": manifest.get("training"),
+        "selection_on_validation": {k: v for k, v in sel.items()},
+        "per_depth_on_test": per_depth,
+        "ndcg@10_minus_learned_reranker": {"mean": diff[0], "ci95": [diff[1], diff[2]],
+                                           "paired_queries": len(test.queries)},
+        "learned_reranker_on_test": float(state["per_query"].mean()),
+        "service_order_check": {"queries": n_check, "same_order_as_bench": same},
+        "latency_paired": lat,
+        "seconds": {"groups": round(t_groups, 1), "validation": round(t_val, 1), "test_scoring": round(t_test, 1),
+                    "total": round(time.time() - t_start, 1)},
     }
 
 
@@ -803,11 +1058,32 @@ def run_crowdflower_reranker(args: argparse.Namespace, cf: SearchBenchmark, svc:
     res[RERANKED] = m
     base = per_unit.get(HYBRID_QU, {}).get("ndcg@10")
     diff = bootstrap_diff(np.array([base[q] for q in cf.queries]), per["ndcg@10"]) if base else None
-    return {"system": RERANKED, "model": str(hd_model), "trained_on": model.manifest_.get("trained_on"),
-            "first_stage_on_all": {k: float(v.mean()) for k, v in first.items()},
-            "ndcg@10_minus_hybrid_qu": None if diff is None else
-            {"mean": diff[0], "ci95": [diff[1], diff[2]], "paired_queries": len(cf.queries)},
-            "seconds": round(time.time() - t0, 1)}
+    out = {"system": RERANKED, "model": str(hd_model), "trained_on": model.manifest_.get("trained_on"),
+           "first_stage_on_all": {k: float(v.mean()) for k, v in first.items()},
+           "ndcg@10_minus_hybrid_qu": None if diff is None else
+           {"mean": diff[0], "ci95": [diff[1], diff[2]], "paired_queries": len(cf.queries)},
+           "seconds": round(time.time() - t0, 1)}
+    ce_dir = hd_model.parent / "search_cross_encoder"
+    if not args.no_cross_encoder and (ce_dir / "manifest.json").exists():
+        # the Home Depot cross-encoder (its depth and weight from Home Depot's validation slice)
+        # after the Home Depot learned re-ranker: nothing fitted or chosen on Crowdflower
+        t1 = time.time()
+        ce = CrossEncoderReranker.load(ce_dir)
+        lm_r, lm_p = lambdamart_runs(model, rows, feats)
+        c = cross_scores(s, ce, cf.queries, lm_r, ce.depth, tuned, "cf-all")
+        per_c = retrieval_scores(crossed_runs(lm_r, lm_p, c, ce.depth, ce.weight), cf.gains)
+        mc = {"ndcg@10": float(per_c["ndcg@10"].mean()), "recall@100": float(per_c["recall@100"].mean()),
+              "mrr": float(per_c["mrr"].mean()), "queries": len(cf.queries)}
+        if PEER in res:
+            mc["ndcg@10_vs_peer"] = mc["ndcg@10"] / res[PEER]["ndcg@10"]
+        res[CROSSED] = mc
+        d2 = bootstrap_diff(per["ndcg@10"], per_c["ndcg@10"])
+        out["cross_encoder"] = {
+            "system": CROSSED, "model": str(ce_dir), "trained_on": ce.manifest_.get("trained_on"),
+            "depth": ce.depth, "weight": ce.weight, "blend_chosen_on": "Home Depot's validation slice",
+            "ndcg@10_minus_learned_reranker": {"mean": d2[0], "ci95": [d2[1], d2[2]], "paired_queries": len(cf.queries)},
+            "seconds": round(time.time() - t1, 1)}
+    return out
 
 
 if __name__ == "__main__":

@@ -41,6 +41,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import resource
 import time
 from collections.abc import Callable, Sequence
@@ -89,8 +90,10 @@ def query_text(parsed: Any) -> str:
     corrections query understanding made ("toliet" -> "toilet") but nothing removed
     (a brand or a size the parser turned into a constraint still matters to the model)."""
     fixes = getattr(parsed, "corrections", None) or {}
-    words = str(parsed.original).lower().split()
-    return " ".join(fixes.get(w, w) for w in words) or str(parsed.original)
+    text = " ".join(str(parsed.original).lower().split())
+    if fixes:  # as the parser applies them: to each run of letters
+        text = re.sub(r"[a-z]+", lambda m: fixes.get(m.group(0), m.group(0)), text)
+    return text or str(parsed.original)
 
 
 @dataclass
@@ -242,7 +245,7 @@ class CrossEncoderReranker:
     >>> ce.rerank(searcher, searcher.retrieve("cordless drill"))              # doctest: +SKIP
     """
 
-    def __init__(self, base_model: str = DEFAULT_MODEL, layers: int | None = None, max_length: int = 48,
+    def __init__(self, base_model: str = DEFAULT_MODEL, layers: int | None = None, max_length: int = 32,
                  depth: int = 30, weight: float = 0.5, epochs: int = 1, batch_pairs: int = 64, lr: float = 5e-5,
                  head_lr: float = 1e-3, warmup: float = 0.1, max_seconds: float | None = None, threads: int = 2,
                  seed: int = 0) -> None:
