@@ -282,7 +282,7 @@ def test_tune_cross_encoder_command_trains_chooses_the_blend_and_saves_where_sea
     assert r.exit_code == 0, r.output
     assert "search_cross_encoder = true" in " ".join(r.output.split())
     meta = json.loads((home / "models" / "search_cross_encoder" / "manifest.json").read_text())
-    assert meta["params"]["layers"] == 1 and meta["blend_selection"]["depth"] in (10, 20, 30)
+    assert meta["params"]["layers"] == 1 and meta["blend_selection"]["depth"] in (5, 10, 20)
     assert meta["params"]["depth"] == meta["blend_selection"]["depth"]
     with Engine(home, search_cross_encoder=True) as eng:
         assert "cross_encoder" in eng.search("patio sofa", k=3).info

@@ -246,8 +246,8 @@ class CrossEncoderReranker:
     """
 
     def __init__(self, base_model: str = DEFAULT_MODEL, layers: int | None = None, max_length: int = 32,
-                 depth: int = 30, weight: float = 0.5, epochs: int = 1, batch_pairs: int = 64, lr: float = 5e-5,
-                 head_lr: float = 1e-3, warmup: float = 0.1, max_seconds: float | None = None, threads: int = 2,
+                 depth: int = 20, weight: float = 0.5, epochs: int = 1, batch_pairs: int = 64, lr: float = 2e-4,
+                 head_lr: float = 3e-3, warmup: float = 0.1, max_seconds: float | None = None, threads: int = 2,
                  seed: int = 0) -> None:
         self.base_model = base_model
         self.layers = layers
