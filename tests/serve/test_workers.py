@@ -301,7 +301,8 @@ def test_a_worker_holding_more_than_its_share_of_connections_sheds_them(built_ho
             if sorted(rounds[-1].values()) == [4, 4]:
                 break
             time.sleep(0.05)
-        assert rounds[0] == {target: 8} or rounds[0].get(target, 0) >= 7, rounds[:3]
+        # (not asserted: how many of the 8 are still on the target at the first round: it may
+        # already have shed one or two while they were being opened)
         assert sorted(rounds[-1].values()) == [4, 4], (rounds, server.log.read_text())
     finally:
         for c in held:
