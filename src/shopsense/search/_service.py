@@ -11,7 +11,7 @@ import os
 import shutil
 import threading
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -82,6 +82,48 @@ def user_profile(events: Any, catalog: Any, vectors: np.ndarray, now: float | No
     return (acc / norm).astype(np.float32)
 
 
+class _SavedStage:
+    """An optional search stage saved under ``models/<setting>`` in the home: the model
+    given or assigned, else the saved one while ``setting`` is on, loaded again when its
+    manifest changes on disk (``shopsense tune <flag>`` saved a new one). With the setting
+    on and nothing saved, a warning is logged once. A load failure of a type in ``catch``
+    is logged once and kept in :attr:`error`; any other propagates. Not thread-safe on its
+    own: the service calls it under its lock."""
+
+    def __init__(self, model: Any, setting: str, models_dir: str | Path, load: Callable[[Path], Any],
+                 flag: str, catch: tuple[type[BaseException], ...] = ()) -> None:
+        self.setting, self.dir, self.load, self.flag, self.catch = setting, Path(models_dir) / setting, load, flag, catch
+        self.model = model
+        self.given = model is not None
+        self.stamp: int | None = -1  # mtime of the loaded model's manifest; -1: not looked yet
+        self.error: str | None = None  # why the saved model is not used (only without a given one)
+
+    def current(self, settings: Any) -> Any:
+        if self.given:
+            return self.model
+        if not getattr(settings, self.setting, False):
+            return None
+        try:
+            stamp: int | None = (self.dir / "manifest.json").stat().st_mtime_ns
+        except FileNotFoundError:
+            stamp = None
+        if stamp != self.stamp:
+            self.stamp, self.model, self.error = stamp, None, None
+            if stamp is None:
+                log.warning("%s is on but no model is saved in %s; train one with "
+                            "`shopsense tune %s --judgments FILE`", self.setting, self.dir, self.flag)
+            else:
+                try:
+                    self.model = self.load(self.dir)
+                except self.catch as exc:
+                    self.error = str(exc)
+                    log.error("%s not used: %s", self.setting, exc)
+        return self.model
+
+    def assign(self, model: Any) -> None:
+        self.model, self.given, self.stamp, self.error = model, model is not None, -1, None
+
+
 class SearchService:
     """Hybrid product search over a shop's catalogue.
 
@@ -111,23 +153,23 @@ class SearchService:
         self._searcher: HybridSearcher | None = None
         self._stale = False
         self._profiles: UserCache[str, np.ndarray | None] = UserCache(ctx.settings.user_cache_users)
-        # the learned re-ranking stage: given here (or assigned), else the saved one when the
-        # ``search_reranker`` setting is on, reloaded when its manifest changes on disk
-        self._reranker = reranker
-        self._reranker_given = reranker is not None
-        self._reranker_stamp: int | None = -1  # mtime of the loaded model's manifest; -1: not looked yet
-        # the cross-encoder stage, the same way (``search_cross_encoder``); a model that fails to
-        # load is reported once (log and ``info["cross_encoder"]["error"]``), searches go on without it
-        self._cross = cross_encoder
-        self._cross_given = cross_encoder is not None
-        self._cross_stamp: int | None = -1
-        self._cross_error: str | None = None
+        # the optional re-ranking stages: given here (or assigned), else the saved one when
+        # its setting is on, reloaded when its manifest changes on disk
+        self._stages = {
+            "reranker": _SavedStage(reranker, "search_reranker", ctx.paths.models, LearnedReranker.load,
+                                    "--reranker"),
+            # a cross-encoder that fails to load is reported once (log and
+            # ``info["cross_encoder"]["error"]``); searches go on without it
+            "cross_encoder": _SavedStage(cross_encoder, "search_cross_encoder", ctx.paths.models,
+                                         CrossEncoderReranker.load, "--cross-encoder",
+                                         catch=(ValidationError, OSError)),
+        }
 
     # -- the learned re-ranking stage ----------------------------------------------
     @property
     def reranker_dir(self) -> Path:
         """Where the shop's learned search re-ranker is saved (``home/models/search_reranker``)."""
-        return Path(self.ctx.paths.models) / "search_reranker"
+        return self._stages["reranker"].dir
 
     @property
     def reranker(self) -> LearnedReranker | None:
@@ -137,37 +179,19 @@ class SearchService:
         tune --reranker``) is picked up by the next search; with the setting on and no
         model saved, searches keep the first-stage order and a warning is logged once."""
         with self._lock:
-            if self._reranker_given:
-                return self._reranker
-            if not getattr(self.ctx.settings, "search_reranker", False):
-                return None
-            try:
-                stamp: int | None = (self.reranker_dir / "manifest.json").stat().st_mtime_ns
-            except FileNotFoundError:
-                stamp = None
-            if stamp != self._reranker_stamp:
-                self._reranker_stamp = stamp
-                self._reranker = None
-                if stamp is None:
-                    log.warning("search_reranker is on but no model is saved in %s; train one with "
-                                "`shopsense tune --reranker --judgments FILE`", self.reranker_dir)
-                else:
-                    self._reranker = LearnedReranker.load(self.reranker_dir)
-            return self._reranker
+            return self._stages["reranker"].current(self.ctx.settings)
 
     @reranker.setter
     def reranker(self, model: LearnedReranker | None) -> None:
         """Use ``model`` for every search of this service; None goes back to the setting."""
         with self._lock:
-            self._reranker = model
-            self._reranker_given = model is not None
-            self._reranker_stamp = -1
+            self._stages["reranker"].assign(model)
 
     # -- the cross-encoder stage -----------------------------------------------------
     @property
     def cross_encoder_dir(self) -> Path:
         """Where the shop's search cross-encoder is saved (``home/models/search_cross_encoder``)."""
-        return Path(self.ctx.paths.models) / "search_cross_encoder"
+        return self._stages["cross_encoder"].dir
 
     @property
     def cross_encoder(self) -> CrossEncoderReranker | None:
@@ -179,37 +203,13 @@ class SearchService:
         named in each search's ``info["cross_encoder"]["error"]``; either way searches keep
         the previous stages' order."""
         with self._lock:
-            if self._cross_given:
-                return self._cross
-            if not getattr(self.ctx.settings, "search_cross_encoder", False):
-                return None
-            try:
-                stamp: int | None = (self.cross_encoder_dir / "manifest.json").stat().st_mtime_ns
-            except FileNotFoundError:
-                stamp = None
-            if stamp != self._cross_stamp:
-                self._cross_stamp = stamp
-                self._cross = None
-                self._cross_error = None
-                if stamp is None:
-                    log.warning("search_cross_encoder is on but no model is saved in %s; train one with "
-                                "`shopsense tune --cross-encoder --judgments FILE`", self.cross_encoder_dir)
-                else:
-                    try:
-                        self._cross = CrossEncoderReranker.load(self.cross_encoder_dir)
-                    except (ValidationError, OSError) as exc:
-                        self._cross_error = str(exc)
-                        log.error("search cross-encoder not used: %s", exc)
-            return self._cross
+            return self._stages["cross_encoder"].current(self.ctx.settings)
 
     @cross_encoder.setter
     def cross_encoder(self, model: CrossEncoderReranker | None) -> None:
         """Use ``model`` for every search of this service; None goes back to the setting."""
         with self._lock:
-            self._cross = model
-            self._cross_given = model is not None
-            self._cross_stamp = -1
-            self._cross_error = None
+            self._stages["cross_encoder"].assign(model)
 
     # -- building --------------------------------------------------------------
     def build(self, progress: bool = False) -> dict[str, Any]:
@@ -372,8 +372,8 @@ class SearchService:
             r = cross.rerank(s, r, depth=getattr(self.ctx.settings, "search_cross_encoder_depth", None))
             cross_info = {"model": "cross-encoder", "reranked": int(r.extra.get("cross_reranked", 0)),
                           "weight": cross.weight, "ms": round((time.perf_counter() - t_ce) * 1000.0, 2)}
-        elif self._cross_error is not None and opts.mode == "hybrid" and not self._cross_given:
-            cross_info = {"model": "cross-encoder", "reranked": 0, "error": self._cross_error}
+        elif (error := self._stages["cross_encoder"].error) is not None and opts.mode == "hybrid":
+            cross_info = {"model": "cross-encoder", "reranked": 0, "error": error}
         hits = self._hits(s, r, k)
         parsed = r.parsed
         pool = r.relevant_pool if r.relevant_pool is not None else r.pool
