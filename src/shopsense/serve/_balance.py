@@ -26,12 +26,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, MutableSequence
-from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-__all__ = ["ConnectionBalance", "ShedExcessConnections", "balance_connections", "current_balance"]
+__all__ = ["ConnectionBalance", "ShedExcessConnections", "balance_connections"]
 
+#: this worker's balance; None in a single-worker server, a test app or spawned workers
 _CURRENT: ConnectionBalance | None = None
 
 
@@ -72,16 +72,11 @@ def balance_connections(slots: MutableSequence[int], index: int, count: Callable
     return _CURRENT
 
 
-def current_balance() -> ConnectionBalance | None:
-    """This worker's balance; None in a single-worker server, a test app or spawned workers."""
-    return _CURRENT
-
-
 class ShedExcessConnections:
     """ASGI middleware: adds ``Connection: close`` to a response when
     :meth:`ConnectionBalance.shed` says so (outermost, so every answer can carry it)."""
 
-    def __init__(self, app: ASGIApp, **_: Any) -> None:
+    def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
