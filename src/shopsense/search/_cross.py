@@ -472,26 +472,11 @@ class CrossEncoderReranker:
             return replace(r, extra={**r.extra, "first_stage": first.copy(), "cross_reranked": n})
         prev = np.asarray(r.scores, dtype=np.float64)
         cross = self.score_rows(searcher, r.parsed, r.rows[:n])
-        blended = blend_scores(prev[:n], cross, w)
-        head = np.argsort(-blended, kind="stable")
-        order = np.concatenate([head, np.arange(n, len(r.rows))])
-        scores = np.empty(len(r.rows), dtype=np.float64)
-        scores[:n] = blended[head]
-        if len(r.rows) > n:  # the tail keeps its order strictly below the head
-            tail = prev[n:]
-            scores[n:] = float(blended.min()) - 1.0 - (tail.max() - tail)
+        out, order = r.head_ordered(blend_scores(prev[:n], cross, w))
         cross_all = np.full(len(r.rows), np.nan)
-        cross_all[:n] = cross[head]
-
-        def take(a: np.ndarray | None) -> np.ndarray | None:
-            return None if a is None else np.asarray(a)[order]
-
-        return replace(r, rows=r.rows[order], scores=scores, lexical=r.lexical[order], dense=r.dense[order],
-                       in_dense_top=r.in_dense_top[order], personal=take(r.personal),
-                       satisfied=[r.satisfied[i] for i in order], relevant=take(r.relevant),
-                       low_confidence=take(r.low_confidence),
-                       extra={**r.extra, "first_stage": first[order], "before_cross": prev[order],
-                              "cross": cross_all, "cross_reranked": n})
+        cross_all[:n] = cross[order[:n]]
+        return replace(out, extra={**r.extra, "first_stage": first[order], "before_cross": prev[order],
+                                   "cross": cross_all, "cross_reranked": n})
 
     # -- persistence -------------------------------------------------------------------------
     def save(self, path: str | Path, extra: dict[str, Any] | None = None, quantize: bool = True) -> Path:

@@ -106,6 +106,29 @@ class Retrieved:
         """Whether any query word matched any product (after filters)."""
         return bool(len(self.lexical) and float(np.max(self.lexical)) > 0)
 
+    def head_ordered(self, head_scores: np.ndarray) -> tuple[Retrieved, np.ndarray]:
+        """A re-ranking stage's result: the first ``len(head_scores)`` rows ordered by
+        ``head_scores`` (best first, ties keep the current order) and scored by them, the rest
+        after them in their order, scored strictly below the head; every per-row field travels
+        with its row. Returns it and the permutation applied (for the stage's ``extra``)."""
+        n = len(head_scores)
+        head = np.argsort(-head_scores, kind="stable")
+        order = np.concatenate([head, np.arange(n, len(self.rows))])
+        scores = np.empty(len(self.rows), dtype=np.float64)
+        scores[:n] = head_scores[head]
+        if len(self.rows) > n:  # the tail keeps its order strictly below the head
+            tail = np.asarray(self.scores[n:], dtype=np.float64)
+            scores[n:] = float(head_scores.min()) - 1.0 - (tail.max() - tail)
+
+        def take(a: np.ndarray | None) -> np.ndarray | None:
+            return None if a is None else np.asarray(a)[order]
+
+        out = replace(self, rows=self.rows[order], scores=scores, lexical=self.lexical[order],
+                      dense=self.dense[order], in_dense_top=self.in_dense_top[order], personal=take(self.personal),
+                      satisfied=[self.satisfied[i] for i in order], relevant=take(self.relevant),
+                      low_confidence=take(self.low_confidence))
+        return out, order
+
 
 class HybridSearcher:
     """Lexical + dense retrieval with fusion over one catalogue snapshot."""

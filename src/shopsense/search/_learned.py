@@ -446,24 +446,8 @@ class LearnedReranker:
         n = len(X)
         if n < 2:
             return replace(r, extra={**r.extra, "first_stage": np.asarray(r.scores).copy(), "reranked": n})
-        learned = self.score(X)
-        head = np.argsort(-learned, kind="stable")
-        order = np.concatenate([head, np.arange(n, len(r.rows))])
-        scores = np.empty(len(r.rows), dtype=np.float64)
-        scores[:n] = learned[head]
-        if len(r.rows) > n:
-            # the tail keeps its order strictly below the head
-            tail = np.asarray(r.scores[n:], dtype=np.float64)
-            scores[n:] = float(learned.min()) - 1.0 - (tail.max() - tail)
-
-        def take(a: np.ndarray | None) -> np.ndarray | None:
-            return None if a is None else np.asarray(a)[order]
-
-        return replace(r, rows=r.rows[order], scores=scores, lexical=r.lexical[order], dense=r.dense[order],
-                       in_dense_top=r.in_dense_top[order], personal=take(r.personal),
-                       satisfied=[r.satisfied[i] for i in order], relevant=take(r.relevant),
-                       low_confidence=take(r.low_confidence),
-                       extra={**r.extra, "first_stage": np.asarray(r.scores)[order], "reranked": n})
+        out, order = r.head_ordered(self.score(X))
+        return replace(out, extra={**r.extra, "first_stage": np.asarray(r.scores)[order], "reranked": n})
 
     def rank(self, searcher: HybridSearcher, query: str, k: int = 100,
              options: SearchOptions | None = None) -> np.ndarray:
