@@ -642,15 +642,28 @@ def _percentiles(ms: list[float], prefix: str) -> dict[str, float]:
             f"{prefix}p99_ms": float(np.percentile(a, 99)), f"{prefix}mean_ms": float(a.mean())}
 
 
+def _query_cache_off(svc: SearchService) -> None:
+    """Every query encoded: the service's query-vector cache emptied and sized 0."""
+    enc = svc.searcher.encoder
+    if enc is not None and hasattr(enc, "_qcache"):
+        enc.query_cache_size = 0
+        enc._qcache.clear()
+
+
+def _timed(wall: dict[str, list[float]], cpu: dict[str, list[float]], key: str, call, *args, **kwargs) -> None:
+    """``call(*args, **kwargs)`` once; its wall and process-CPU milliseconds appended under ``key``."""
+    c0, t0 = time.process_time(), time.perf_counter()
+    call(*args, **kwargs)
+    wall[key].append((time.perf_counter() - t0) * 1000.0)
+    cpu[key].append((time.process_time() - c0) * 1000.0)
+
+
 def paired_latency(svc: SearchService, model: LearnedReranker, opts: SearchOptions, queries: list[str],
                    warmup: int = 20) -> dict[str, dict[str, float]]:
     """Full search() without and with the re-ranker, query by query in turn (so both see
     the same machine load), plus the re-ranking step alone; wall and process-CPU ms, the
     query cache off so every query is encoded."""
-    enc = svc.searcher.encoder
-    if enc is not None and hasattr(enc, "_qcache"):
-        enc.query_cache_size = 0
-        enc._qcache.clear()
+    _query_cache_off(svc)
     kw = asdict(opts)
     s = svc.searcher
     for q in queries[:warmup]:
@@ -663,19 +676,13 @@ def paired_latency(svc: SearchService, model: LearnedReranker, opts: SearchOptio
     for q in queries:
         for key, m in (("off", None), ("on", model)):
             svc.reranker = m
-            c0, t0 = time.process_time(), time.perf_counter()
-            svc.search(q, k=20, **kw)
-            wall[key].append((time.perf_counter() - t0) * 1000.0)
-            cpu[key].append((time.process_time() - c0) * 1000.0)
+            _timed(wall, cpu, key, svc.search, q, k=20, **kw)
         r = s.retrieve(q, k=20, options=opts)
         # a searcher over the same indexes, new to the re-ranker: none of its candidates' titles
         # analysed yet (a server's first queries; the warm figure is its steady state)
         fresh = HybridSearcher(s.catalog, s.lexical, s.dense, s.parser, s.encoder, s.options)
         for key, searcher in (("added", s), ("added_cold", fresh)):
-            c0, t0 = time.process_time(), time.perf_counter()
-            model.rerank(searcher, r)
-            wall[key].append((time.perf_counter() - t0) * 1000.0)
-            cpu[key].append((time.process_time() - c0) * 1000.0)
+            _timed(wall, cpu, key, model.rerank, searcher, r)
     svc.reranker = None
     return {k: {**_percentiles(wall[k], ""), **_percentiles(cpu[k], "cpu_"), "n": len(queries)} for k in wall}
 
@@ -819,10 +826,7 @@ def paired_latency_cross(svc: SearchService, lm: LearnedReranker, ce: CrossEncod
     by query in turn (both see the same load), the query cache off; plus the cross-encoder
     step alone at the chosen depth, and at each depth of the validation grid on the first
     200 queries."""
-    enc = svc.searcher.encoder
-    if enc is not None and hasattr(enc, "_qcache"):
-        enc.query_cache_size = 0
-        enc._qcache.clear()
+    _query_cache_off(svc)
     kw = asdict(opts)
     s = svc.searcher
     svc.reranker = lm
@@ -837,17 +841,11 @@ def paired_latency_cross(svc: SearchService, lm: LearnedReranker, ce: CrossEncod
     for q in queries:
         for key, m in (("off", None), ("on", ce)):
             svc.cross_encoder = m
-            c0, t0 = time.process_time(), time.perf_counter()
-            svc.search(q, k=20, **kw)
-            wall[key].append((time.perf_counter() - t0) * 1000.0)
-            cpu[key].append((time.process_time() - c0) * 1000.0)
+            _timed(wall, cpu, key, svc.search, q, k=20, **kw)
         r = lm.rerank(s, s.retrieve(q, k=20, options=opts))
         grid = [(f"added_depth_{d}", d) for d in depths] if len(wall["added"]) < 200 else []
         for key, d in (("added", ce.depth), *grid):
-            c0, t0 = time.process_time(), time.perf_counter()
-            ce.rerank(s, r, depth=d)
-            wall[key].append((time.perf_counter() - t0) * 1000.0)
-            cpu[key].append((time.process_time() - c0) * 1000.0)
+            _timed(wall, cpu, key, ce.rerank, s, r, depth=d)
     svc.cross_encoder = None
     svc.reranker = None
     return {k: {**_percentiles(wall[k], ""), **_percentiles(cpu[k], "cpu_"), "n": len(wall[k])} for k in keys}
