@@ -57,7 +57,7 @@ from shopsense.errors import NotFittedError, ValidationError, check_param, requi
 from shopsense.home import replaced_folder
 from shopsense.metrics import ndcg_at_k
 from shopsense.search._hybrid import HybridSearcher, Retrieved, SearchOptions
-from shopsense.text import resolve_model, session_options
+from shopsense.text import load_tokenizer, resolve_model, session_options
 
 __all__ = ["CrossEncoderReranker", "PairGroups", "blend_scores", "choose_blend", "cross_groups", "pair_text",
            "query_text"]
@@ -440,9 +440,8 @@ class CrossEncoderReranker:
                                   padding=True, return_tensors="pt")
             with torch.inference_mode():
                 return self.model_(**enc).double().numpy()
-        enc = self.tokenizer_(list(queries), list(texts), truncation=True, max_length=self.max_length,
-                              padding=True, return_tensors="np")
-        feed = {n: np.asarray(enc[n], dtype=np.int64) for n in self.inputs_}
+        enc = self.tokenizer_(list(queries), list(texts))
+        feed = {n: enc[n] for n in self.inputs_}
         return np.asarray(self.session_.run(None, feed)[0], dtype=np.float64).reshape(-1)
 
     def score(self, query: str, texts: Sequence[str]) -> np.ndarray:
@@ -536,9 +535,6 @@ class CrossEncoderReranker:
         if not (weights / "tokenizer.json").is_file() and not (weights / "vocab.txt").is_file():
             raise ValidationError(f"The search cross-encoder in {str(path)!r} has no tokenizer in {WEIGHTS}/; "
                                   f"{_HINT} again.", field="search_cross_encoder")
-        from transformers import AutoTokenizer
-
-        self.tokenizer_ = AutoTokenizer.from_pretrained(str(weights))
         self.manifest_ = meta
         self.training_ = meta.get("training")
         self.backend_ = backend
@@ -547,7 +543,9 @@ class CrossEncoderReranker:
         if backend == "torch":
             require("torch", "embed")
             from safetensors.torch import load_file
-            from transformers import AutoModel
+            from transformers import AutoModel, AutoTokenizer
+
+            self.tokenizer_ = AutoTokenizer.from_pretrained(str(weights))
 
             try:
                 model = _module_class()(AutoModel.from_pretrained(str(weights), add_pooling_layer=False))
@@ -559,6 +557,8 @@ class CrossEncoderReranker:
                                       field="search_cross_encoder") from exc
             return self
         ort = require("onnxruntime", "tune")
+        # the tokenizers library alone: no transformers (nor PyTorch) in a serving worker
+        self.tokenizer_ = load_tokenizer(weights, self.max_length)
         graph = path / ONNX / (INT8 if backend == "onnx-int8" else FP32)
         if not graph.is_file():
             raise ValidationError(f"The search cross-encoder in {str(path)!r} has no {ONNX}/{graph.name}; "

@@ -22,9 +22,10 @@ from shopsense.text._registry import (
     encoder_model_for,
     onnx_dir_for,
 )
+from shopsense.text._tokenize import FastTokenizer, load_tokenizer
 
 __all__ = [
-    "ENCODER_MANIFEST", "SPIN_ENV", "EmbeddingCache", "OnnxTextEncoder", "TextEncoder", "activate_encoder",
+    "ENCODER_MANIFEST", "SPIN_ENV", "EmbeddingCache", "FastTokenizer", "OnnxTextEncoder", "TextEncoder", "activate_encoder",
     "active_encoder_path", "encode_cached", "encoder_dir", "encoder_for", "encoder_model_for", "export_onnx",
-    "item_embeddings", "item_texts", "onnx_dir_for", "ort_threads", "resolve_model", "session_options", "text_hash",
+    "item_embeddings", "item_texts", "load_tokenizer", "onnx_dir_for", "ort_threads", "resolve_model", "session_options", "text_hash",
 ]

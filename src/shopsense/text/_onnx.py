@@ -23,6 +23,7 @@ import numpy as np
 from shopsense.errors import require
 from shopsense.home import replaced_folder
 from shopsense.text._encoder import TextEncoder, resolve_model
+from shopsense.text._tokenize import load_tokenizer
 
 __all__ = ["OnnxTextEncoder", "export_onnx"]
 
@@ -171,10 +172,10 @@ class OnnxTextEncoder(TextEncoder):
             if not graph.exists():
                 log.info("no ONNX export at %s; exporting %s now", self.onnx_dir, self.base_model_name)
                 export_onnx(self.base_model_name, self.onnx_dir, quantize=True)
-            from transformers import AutoTokenizer
-
             self._meta = json.loads((self.onnx_dir / "manifest.json").read_text())
-            self._tok = AutoTokenizer.from_pretrained(str(self.onnx_dir / "tokenizer"))
+            # the tokenizers library alone: transformers' AutoTokenizer would import PyTorch
+            # into every serving worker (text/_tokenize.py says what that costs)
+            self._tok = load_tokenizer(self.onnx_dir / "tokenizer", int(self._meta["max_seq_length"]))
             so = session_options(self.threads)
             self._session = ort.InferenceSession(str(graph), so, providers=["CPUExecutionProvider"])
             self._dim = int(self._meta["dim"])
@@ -202,15 +203,13 @@ class OnnxTextEncoder(TextEncoder):
         if len(texts) == 0:
             return np.zeros((0, self.dim), dtype=np.float32)
         names = self._meta["inputs"]
-        max_len = int(self._meta["max_seq_length"])
         # sort by length so each batch pads little (sentence-transformers does the same)
         order = np.argsort([-len(t) for t in texts], kind="stable")
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
         for start in range(0, len(texts), self.batch_size):
             idx = order[start : start + self.batch_size]
-            enc = self._tok([texts[i] for i in idx], padding=True, truncation=True, max_length=max_len,
-                            return_tensors="np")
-            feed = {n: enc[n].astype(np.int64) for n in names}
+            enc = self._tok([texts[i] for i in idx])
+            feed = {n: enc[n] for n in names}
             hidden = self._session.run(None, feed)[0]
             mask = feed["attention_mask"][..., None].astype(np.float32)
             # sentence-transformers Pooling(mean): sum over unmasked tokens / clamp(count, 1e-9)
