@@ -47,6 +47,10 @@ class Settings(BaseSettings):
         "has written one (several times faster per query on a CPU); 'same': the encoder_backend for queries too",
     )
     encoder_batch_size: int = Field(default=64, ge=1, description="texts per encoder batch when embedding products")
+    query_vector_cache: int = Field(
+        default=1024, ge=0,
+        description="recent query vectors each process keeps (LRU); `shopsense serve`'s workers also share every "
+        "vector they encode (SQLite or Redis). 0: every query is encoded, nothing kept or shared")
     ingest_batch_size: int = Field(default=2000, ge=1, description="products per ingest transaction")
     ingest_event_batch_size: int = Field(
         # events are small rows and each commit costs a WAL write: 20k per transaction

@@ -210,6 +210,18 @@ def test_response_cache_can_be_turned_off(home, make_client):
             assert again.json()["hits"] == first.json()["hits"]
 
 
+def test_query_vector_cache_can_be_turned_off(home, make_client):
+    """Settings.query_vector_cache = 0: every query is encoded, no vector kept in the
+    worker nor shared with the others (bench/serve.py's --no-cache, like its limit)."""
+    for size in (1024, 0):
+        with make_client(home, warm=False, settings={"query_vector_cache": size}) as c:
+            assert c.get("/search", params={"q": "stapler", "k": 5}).status_code == 200
+            enc = c.app.state.shopsense.engine.encoder
+            assert enc.query_cache_size == size
+            assert len(enc._qcache) == (1 if size else 0)
+            assert (enc.shared_queries is None) == (size == 0)
+
+
 def test_a_user_pushed_out_of_the_feed_is_dropped_from_the_engine_too(shared):
     """The feed maps pseudonyms back only for the users it holds; a worker serving more
     users than that must not keep a cached history it could no longer hear changed."""

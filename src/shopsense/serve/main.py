@@ -158,7 +158,8 @@ def create_app(
             state.engine = engine
         feed.engine = state.engine
         state.feed = feed
-        _share_query_vectors(state.engine, shared)
+        if settings.query_vector_cache > 0:
+            _share_query_vectors(state.engine, shared)
         def precompute() -> None:
             state.answers = render_for(state.engine, settings.precomputed_answers, state.cache.stamp,
                                        render_answer)

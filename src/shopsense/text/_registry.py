@@ -118,12 +118,14 @@ def encoder_for(settings: Settings, paths: Home | str | os.PathLike[str]) -> Tex
                          f"Got {backend!r} instead.")
     name = encoder_model_for(settings, paths)
     if backend == "torch":
-        enc = TextEncoder(model_name=name, batch_size=settings.encoder_batch_size)
+        enc: TextEncoder = TextEncoder(model_name=name, batch_size=settings.encoder_batch_size)
         int8 = onnx_dir_for(name, paths) / INT8
         if getattr(settings, "query_backend", "auto") == "auto" and int8.exists():
             # exported by `shopsense export-onnx`: queries are one short text each, where int8
             # ONNX Runtime is several times faster than PyTorch on a CPU (bench/tune.py)
             enc.query_encoder = OnnxTextEncoder(name, int8.parent, int8=True, batch_size=settings.encoder_batch_size)
-        return enc
-    return OnnxTextEncoder(name, onnx_dir_for(name, paths), int8=backend == "onnx-int8",
-                           batch_size=settings.encoder_batch_size)
+    else:
+        enc = OnnxTextEncoder(name, onnx_dir_for(name, paths), int8=backend == "onnx-int8",
+                              batch_size=settings.encoder_batch_size)
+    enc.query_cache_size = int(getattr(settings, "query_vector_cache", enc.query_cache_size))
+    return enc
