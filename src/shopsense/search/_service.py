@@ -25,7 +25,7 @@ from shopsense.results import Hit, ResultList
 from shopsense.search._analysis import Analyzer
 from shopsense.search._cross import CrossEncoderReranker
 from shopsense.search._dense import DenseIndex
-from shopsense.search._facets import facet_counts, filter_mask
+from shopsense.search._facets import facet_codes, facet_counts, filter_mask
 from shopsense.search._hybrid import HybridSearcher, Retrieved, SearchOptions
 from shopsense.search._learned import LearnedReranker
 from shopsense.search._lexical import LexicalIndex, product_fields
@@ -298,8 +298,9 @@ class SearchService:
         """Build now what the first query would otherwise build while a shopper waits: the
         spelling dictionary of the catalogue's words (SymSpell's delete index: 3.3 s for
         Home Depot's 17,832 words, paid by the first misspelt query in every worker and
-        again after every index swap until this existed)."""
+        again after every index swap until this existed), and the catalogue's facet codes."""
         _ = self.searcher.parser.symspell
+        facet_codes(self.searcher.catalog)
 
     @property
     def searcher(self) -> HybridSearcher:
