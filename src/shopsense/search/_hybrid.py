@@ -142,6 +142,7 @@ class HybridSearcher:
         self.encoder = encoder
         self.options = (options or SearchOptions()).validated()
         self._words_cache: dict[int, str] = {}
+        self._terms_cache: dict[int, frozenset[str]] = {}
         self.has_attributes = any(p.attributes for p in catalog.products)
         self._centroids: tuple[np.ndarray, np.ndarray, list[str]] | None = None
 
@@ -394,9 +395,26 @@ class HybridSearcher:
         fused, _, _ = self.score_rows(parsed, rows, lex_all, qvec, opts)
         return fused
 
-    def matched_terms(self, row: int, parsed: ParsedQuery) -> list[str]:
-        """Query words (after correction) whose stems occur in the product's text."""
+    def query_terms(self, parsed: ParsedQuery) -> tuple[list[str], list[str]]:
+        """The query's words (after correction) and their stems, for :meth:`matched_terms`."""
         an = self.lexical.analyzer
         words = an.words(parsed.text)
-        prod_terms = set(an.terms(self._product_words(row).split()))
-        return [w for w, t in zip(words, an.terms(words)) if t in prod_terms]
+        return words, an.terms(words)
+
+    def matched_terms(self, row: int, parsed: ParsedQuery,
+                      query: tuple[list[str], list[str]] | None = None) -> list[str]:
+        """Query words (after correction) whose stems occur in the product's text.
+        ``query``: :meth:`query_terms` of ``parsed``, computed once for all of a page's hits."""
+        words, terms = query if query is not None else self.query_terms(parsed)
+        prod_terms = self._product_terms(row)
+        return [w for w, t in zip(words, terms) if t in prod_terms]
+
+    def _product_terms(self, row: int) -> frozenset[str]:
+        """The stems of :meth:`_product_words`, kept beside them: stemming every hit's words
+        again took a tenth of a Home Depot search (cProfile, 30 Nov: 0.46 of 4.5 ms)."""
+        t = self._terms_cache.get(row)
+        if t is None:
+            t = frozenset(self.lexical.analyzer.terms(self._product_words(row).split()))
+            if len(self._terms_cache) < 200_000:
+                self._terms_cache[row] = t
+        return t

@@ -456,6 +456,7 @@ class SearchService:
 
     def _hits(self, s: HybridSearcher, r: Retrieved, k: int) -> list[Hit]:
         hits: list[Hit] = []
+        query = s.query_terms(r.parsed)
         for j in range(len(r.rows)):
             if len(hits) >= k:
                 break
@@ -475,7 +476,7 @@ class SearchService:
             sources = {"bm25": lex}
             if not np.isnan(dense):
                 sources["dense"] = dense
-            evidence: dict[str, Any] = {"matched_terms": s.matched_terms(row, r.parsed),
+            evidence: dict[str, Any] = {"matched_terms": s.matched_terms(row, r.parsed, query),
                                         "constraints": r.satisfied[j]}
             if r.personal is not None:
                 sources["personal"] = float(r.personal[j])
