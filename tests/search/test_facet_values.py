@@ -37,7 +37,7 @@ def _reference(catalog: Catalog, rows: np.ndarray, max_values: int = 20, max_att
     """Facet counts product by product, as facet_counts did before its codes (30 Nov)."""
     from collections import Counter
 
-    from shopsense.search._facets import IDENTIFIER_ATTRIBUTES
+    from shopsense.search import IDENTIFIER_ATTRIBUTES
 
     out: dict = {}
     cats = Counter(c for c in catalog.category_leaf[rows] if c)

@@ -10,7 +10,7 @@ import numpy as np
 
 from shopsense.catalog import FILTER_KEYS, match_mask
 
-__all__ = ["FILTER_KEYS", "PRICE_BUCKETS", "facet_codes", "facet_counts", "filter_mask"]
+__all__ = ["FILTER_KEYS", "IDENTIFIER_ATTRIBUTES", "PRICE_BUCKETS", "facet_codes", "facet_counts", "filter_mask"]
 
 #: upper bounds of the price facet buckets
 PRICE_BUCKETS = (10.0, 25.0, 50.0, 100.0, 250.0, 500.0, 1000.0, float("inf"))
