@@ -151,6 +151,22 @@ Sixth round (30 Nov, fourth session, on a fresh machine whose install took bm25s
   count, cache outcomes from the warm-up that does) and the GET requests are formatted once:
   wrk's CPU per request 40-44 -> 28-30 us (27 us serving 1 worker, 38 us serving 2 at 12,000
   answers/s: at 2w c32 wrk still took 0.46 of the 2 cores, the workers 1.53).
+
+Seventh round (30 Nov, fifth session; runs of this script with --repeats 3, smaps of forked
+workers, cProfile of engine.search in-process):
+
+- Each level three times showed cache-off search on 1 worker at c32 at 229, 277, 395 req/s
+  in a row: the workers' shared query vectors filled as the run went and the encoder was
+  skipped, while the limit encoded 88% of its queries. ``--no-cache`` servers and the limit
+  now both encode every query (setting ``query_vector_cache`` 0): search 2w c32 read 343
+  req/s = 0.44x its limit with that (0.66x with the vectors shared, stop 31).
+- The ONNX query encoder loaded its tokenizer through transformers, which imported PyTorch
+  into every worker: 230 MB private each on Home Depot. The tokenizers library alone now
+  (text/_tokenize.py): one worker's PSS 957 -> 668 MB, 2 workers 1,439 -> 898.
+- engine.search was 4.5 ms against the limit's 2.5 (cProfile, one thread): matched terms
+  re-stemmed the query and each hit's text per hit (0.56 -> 0.18 ms); facet counts walked
+  the pool's Product objects (now integer codes; no change on Home Depot, which has no
+  attributes, 5-15x on Icecat's). Search 2w c32 cache off 343 -> 411 req/s.
 """
 
 from __future__ import annotations
