@@ -133,6 +133,9 @@ class Retrieved:
 class HybridSearcher:
     """Lexical + dense retrieval with fusion over one catalogue snapshot."""
 
+    #: how many products' words (and their stems) each per-row cache keeps at most
+    ROW_CACHE_ROWS = 200_000
+
     def __init__(self, catalog: Any, lexical: LexicalIndex, dense: DenseIndex | None, parser: QueryParser,
                  encoder: Any = None, options: SearchOptions | None = None) -> None:
         self.catalog = catalog
@@ -219,7 +222,7 @@ class HybridSearcher:
             p = self.catalog.products[row]
             w = " " + " ".join(self.lexical.analyzer.words(
                 " ".join([p.title, p.brand, " ".join(p.category), " ".join(p.attributes.values())]))) + " "
-            if len(self._words_cache) < 200_000:
+            if len(self._words_cache) < self.ROW_CACHE_ROWS:
                 self._words_cache[row] = w
         return w
 
@@ -415,6 +418,6 @@ class HybridSearcher:
         t = self._terms_cache.get(row)
         if t is None:
             t = frozenset(self.lexical.analyzer.terms(self._product_words(row).split()))
-            if len(self._terms_cache) < 200_000:
+            if len(self._terms_cache) < self.ROW_CACHE_ROWS:
                 self._terms_cache[row] = t
         return t
