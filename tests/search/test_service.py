@@ -48,6 +48,22 @@ def test_brand_and_size_boost(built_engine) -> None:  # type: ignore[no-untyped-
         assert h.evidence["constraints"]["brand"] == "Samsung"
 
 
+def test_warm_analyses_every_product_ahead_without_changing_answers(built_engine) -> None:  # type: ignore[no-untyped-def]
+    svc = built_engine.searcher
+    s = svc.searcher
+    s._words_cache.clear()
+    before = built_engine.search("samsung tv 55 inch", k=5)
+    lazy = dict(s._words_cache)
+    assert lazy
+    s._words_cache.clear()
+    svc.warm()
+    assert len(s._words_cache) == len(s.catalog)
+    assert all(s._words_cache[r] == w for r, w in lazy.items())
+    after = built_engine.search("samsung tv 55 inch", k=5)
+    assert [h.product.id for h in after.hits] == [h.product.id for h in before.hits]
+    assert [h.evidence for h in after.hits] == [h.evidence for h in before.hits]
+
+
 def test_filters_are_honoured_and_facets_count_the_matches(built_engine) -> None:  # type: ignore[no-untyped-def]
     res = built_engine.search("tv", filters={"brand": ["Samsung", "LG"], "price": {"max": 300}}, k=50)
     assert len(res) > 0

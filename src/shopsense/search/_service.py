@@ -298,9 +298,11 @@ class SearchService:
         """Build now what the first query would otherwise build while a shopper waits: the
         spelling dictionary of the catalogue's words (SymSpell's delete index: 3.3 s for
         Home Depot's 17,832 words, paid by the first misspelt query in every worker and
-        again after every index swap until this existed), and the catalogue's facet codes."""
+        again after every index swap until this existed), the catalogue's facet codes and
+        each product's analysed words."""
         _ = self.searcher.parser.symspell
         facet_codes(self.searcher.catalog)
+        self.searcher.warm_rows()
 
     @property
     def searcher(self) -> HybridSearcher:
