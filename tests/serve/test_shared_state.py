@@ -238,3 +238,27 @@ def test_a_user_pushed_out_of_the_feed_is_dropped_from_the_engine_too(shared):
     shared.publish("events", "another-worker", (("p-ann", "view"), ("p-bob", "view")))
     feed.sync()
     assert dropped == ["bob", "ann", "p-bob"]  # ann by name; bob only as the pseudonym no cache holds
+
+
+def test_cached_answers_expire_spread_over_the_second_half_of_their_ttl(monkeypatch):
+    """Entries stored together do not all expire together (a wave of recomputation a TTL
+    after a fresh worker filled its cache): each lives between half and all of the TTL."""
+    import time
+
+    from shopsense.serve import ResponseCache
+
+    now = [1000.0]
+    monkeypatch.setattr(time, "monotonic", lambda: now[0])
+    cache = ResponseCache(maxsize=1000, ttl_s=10.0)
+    for i in range(400):
+        cache.put(("q", i), i)
+
+    def alive() -> int:
+        return sum(cache.get(("q", i)) is not None for i in range(400))
+
+    now[0] += 4.99
+    assert alive() == 400
+    now[0] += 2.5  # 7.49 s: some expired, most not
+    assert 100 < alive() < 300
+    now[0] += 2.52  # past the TTL
+    assert alive() == 0
