@@ -586,23 +586,28 @@ def _ratio(r: dict[str, Any], key: str, warm_key: str) -> str:
 
 
 def warm_up(server: Server, reqs: Path, key: str, kind: str, most_s: float) -> dict[str, Any]:
-    """Load before the measured levels, not timed, until the caches stop filling: 5-s chunks at
-    32 connections until the response cache's hit ratio rises by less than 0.02 from one chunk
-    to the next (at least 2 chunks, at most ``most_s`` seconds). With a 3-s warm-up the caches
-    filled during the measured levels, so a level measured later read faster than an earlier
-    one for that reason alone (mixed, 1 worker, c1: 255, 771, 839 req/s in three repeats; search
-    with the cache on, c32: 476, 669, 838). Each chunk its own order of requests (none of them
-    the measured levels' orders), so no level replays the warm-up's sequence."""
+    """Load before the measured levels, not timed, until the server stops getting faster:
+    5-s chunks at 32 connections until a chunk's throughput is within 5% of the one before
+    and the response cache's hit ratio rises by less than 0.02 (at least 3 chunks, at most
+    ``most_s`` seconds). With a 3-s warm-up the caches (responses, and the query vectors the
+    workers share, which grow until every search term has been encoded once) filled during
+    the measured levels, so a level measured later read faster for that reason alone (mixed,
+    1 worker, c1: 255, 771, 839 req/s in three repeats; search with the cache on, c32: 476,
+    669, 838). Each chunk its own order of requests (none of them a measured level's order),
+    so no level replays the warm-up's sequence."""
     hits: list[float] = []
+    rates: list[float] = []
     spent = 0.0
     while True:
         w = wrk(server.base, reqs, key, 32, 5, f"warm-{kind}-{len(hits)}", seed=1000 + len(hits))
         spent += 5
         ok = max(1, w["ok"])
         hits.append(round(w["cache_hits"] / ok, 3))
-        if (len(hits) >= 2 and hits[-1] - hits[-2] < 0.02) or spent >= most_s:
+        rates.append(round(w["requests"] / (w["duration_us"] / 1e6), 1))
+        steady = len(hits) >= 3 and hits[-1] - hits[-2] < 0.02 and rates[-1] < 1.05 * rates[-2]
+        if steady or spent >= most_s:
             return {"hit": hits[-1], "precomputed": w["precomputed"] / ok, "requests": w["ok"], "seconds": spent,
-                    "hits": hits}
+                    "hits": hits, "rates": rates}
 
 
 def serve_runs(args: argparse.Namespace, home: Path, kinds: list[str], workers: int, files: dict[str, Path],
@@ -622,7 +627,8 @@ def serve_runs(args: argparse.Namespace, home: Path, kinds: list[str], workers: 
             # the measured levels of a read run do not read responses (wrk(count=False)): what
             # the cache answered is known from the warm-up's last chunk, which does
             warm_cache = {"hit": warm["hit"], "precomputed": warm["precomputed"], "requests": warm["requests"],
-                          "warmup_s": warm["seconds"], "warmup_hit_ratios": warm["hits"]}
+                          "warmup_s": warm["seconds"], "warmup_hit_ratios": warm["hits"],
+                          "warmup_rps": warm["rates"]}
             if kind in ("search", "recommend"):  # an answer as served, for the HTTP floor
                 save_body(server.base, files[kind], key, work / f"body-{kind}.json")
             # each level --repeats times, the levels interleaved (1, 8, 32, 64, 1, 8, ...): two
@@ -811,7 +817,7 @@ def main() -> None:
                          "'<kind> (cache off)'")
     ap.add_argument("--warmup", type=float, default=120.0,
                     help="most seconds of untimed load before a server's measured levels (it stops earlier once "
-                         "the response cache's hit ratio stops rising)")
+                         "throughput and the response cache's hit ratio stop rising)")
     ap.add_argument("--limit-seconds", type=float, default=20.0)
     ap.add_argument("--out", type=Path, default=RESULTS / "serve.json")
     ap.add_argument("--merge", action="store_true",
@@ -901,7 +907,7 @@ def main() -> None:
     write_json(out, args.out, meta(
         "wrk (bench/serve_wrk.lua) against `shopsense serve --workers W` on loopback, a fresh copy of each "
         "home per server; levels run in order 1, 8, 32, 64 connections for --seconds each after a warm-up "
-        "(5-s chunks at 32 connections until the cache hit ratio rises < 0.02 a chunk, at most --warmup s), the sequence --repeats times (the median-throughput run of each level reported); search: Home Depot's 8,219 real search terms uniformly; recommend: Beauty's 22,363 users "
+        "(5-s chunks at 32 connections until a chunk's throughput is within 5% of the last and the cache hit ratio rises < 0.02, at most --warmup s), the sequence --repeats times (the median-throughput run of each level reported); search: Home Depot's 8,219 real search terms uniformly; recommend: Beauty's 22,363 users "
         "uniformly; events: 3 new view events per POST; mixed: 50/25/25 on one shop home (Home Depot + "
         "Beauty). Limit: the libraries in-process (query encoder with no query vector cache + bm25s "
         "scores and top 100 + HNSW; the primary "

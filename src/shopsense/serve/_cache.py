@@ -46,11 +46,11 @@ __all__ = ["ResponseCache"]
 _RAW = "__raw_json__"  # a pre-rendered JSON body kept in the shared cache as a string
 
 
-#: an entry lives a random share of the TTL, from this fraction of it to all of it. With one
-#: fixed TTL, the entries a fresh (or just invalidated) worker filled in its first seconds all
-#: expired together a TTL later, and again after that: served search on Home Depot with the
-#: cache on swung between 583 and 948 req/s from one 10-s window to the next (1 worker, 64
-#: connections, 1 Dec). Spread lifetimes turn the waves of misses into a steady trickle.
+#: an entry lives a random share of the TTL, from this fraction of it to all of it: with one
+#: fixed TTL, the entries a worker fills together (just started, or just emptied by an
+#: invalidation) all expire together a TTL later, and again after that, each time a burst of
+#: recomputation. (Not what made bench/serve.py's cache-on search uneven between 10-s windows
+#: on 1 Dec: at those rates the 4,096-entry LRU turns over in ~20 s, before any TTL.)
 TTL_SPREAD = 0.5
 
 
