@@ -587,9 +587,10 @@ def _ratio(r: dict[str, Any], key: str, warm_key: str) -> str:
 
 def warm_up(server: Server, reqs: Path, key: str, kind: str, most_s: float) -> dict[str, Any]:
     """Load before the measured levels, not timed, until the server stops getting faster:
-    5-s chunks at 32 connections until a chunk's throughput is within 5% of the one before
-    and the response cache's hit ratio rises by less than 0.02 (at least 3 chunks, at most
-    ``most_s`` seconds). With a 3-s warm-up the caches (responses, and the query vectors the
+    5-s chunks at 32 connections until as many requests as the file holds have been sent
+    (every distinct request seen once: the caches hold what they ever will), a chunk's
+    throughput is within 5% of the one before and the response cache's hit ratio rises by
+    less than 0.02 (at least 3 chunks, at most ``most_s`` seconds). With a 3-s warm-up the caches (responses, and the query vectors the
     workers share, which grow until every search term has been encoded once) filled during
     the measured levels, so a level measured later read faster for that reason alone (mixed,
     1 worker, c1: 255, 771, 839 req/s in three repeats; search with the cache on, c32: 476,
@@ -597,17 +598,19 @@ def warm_up(server: Server, reqs: Path, key: str, kind: str, most_s: float) -> d
     so no level replays the warm-up's sequence."""
     hits: list[float] = []
     rates: list[float] = []
-    spent = 0.0
+    spent, sent = 0.0, 0
+    lines = sum(1 for _ in reqs.open())
     while True:
         w = wrk(server.base, reqs, key, 32, 5, f"warm-{kind}-{len(hits)}", seed=1000 + len(hits))
         spent += 5
         ok = max(1, w["ok"])
         hits.append(round(w["cache_hits"] / ok, 3))
         rates.append(round(w["requests"] / (w["duration_us"] / 1e6), 1))
-        steady = len(hits) >= 3 and hits[-1] - hits[-2] < 0.02 and rates[-1] < 1.05 * rates[-2]
+        sent += w["requests"]
+        steady = len(hits) >= 3 and sent >= lines and hits[-1] - hits[-2] < 0.02 and rates[-1] < 1.05 * rates[-2]
         if steady or spent >= most_s:
             return {"hit": hits[-1], "precomputed": w["precomputed"] / ok, "requests": w["ok"], "seconds": spent,
-                    "hits": hits, "rates": rates}
+                    "hits": hits, "rates": rates, "sent": sent}
 
 
 def serve_runs(args: argparse.Namespace, home: Path, kinds: list[str], workers: int, files: dict[str, Path],
@@ -628,7 +631,7 @@ def serve_runs(args: argparse.Namespace, home: Path, kinds: list[str], workers: 
             # the cache answered is known from the warm-up's last chunk, which does
             warm_cache = {"hit": warm["hit"], "precomputed": warm["precomputed"], "requests": warm["requests"],
                           "warmup_s": warm["seconds"], "warmup_hit_ratios": warm["hits"],
-                          "warmup_rps": warm["rates"]}
+                          "warmup_rps": warm["rates"], "warmup_requests": warm["sent"]}
             if kind in ("search", "recommend"):  # an answer as served, for the HTTP floor
                 save_body(server.base, files[kind], key, work / f"body-{kind}.json")
             # each level --repeats times, the levels interleaved (1, 8, 32, 64, 1, 8, ...): two
@@ -907,7 +910,7 @@ def main() -> None:
     write_json(out, args.out, meta(
         "wrk (bench/serve_wrk.lua) against `shopsense serve --workers W` on loopback, a fresh copy of each "
         "home per server; levels run in order 1, 8, 32, 64 connections for --seconds each after a warm-up "
-        "(5-s chunks at 32 connections until a chunk's throughput is within 5% of the last and the cache hit ratio rises < 0.02, at most --warmup s), the sequence --repeats times (the median-throughput run of each level reported); search: Home Depot's 8,219 real search terms uniformly; recommend: Beauty's 22,363 users "
+        "(5-s chunks at 32 connections until the request file's length has been sent, a chunk's throughput is within 5% of the last and the cache hit ratio rises < 0.02, at most --warmup s), the sequence --repeats times (the median-throughput run of each level reported); search: Home Depot's 8,219 real search terms uniformly; recommend: Beauty's 22,363 users "
         "uniformly; events: 3 new view events per POST; mixed: 50/25/25 on one shop home (Home Depot + "
         "Beauty). Limit: the libraries in-process (query encoder with no query vector cache + bm25s "
         "scores and top 100 + HNSW; the primary "
