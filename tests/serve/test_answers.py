@@ -70,6 +70,25 @@ def test_served_ahead_exactly_as_computed_until_the_user_changes(home, office_da
 
 
 @needs("recommend")
+def test_the_route_serves_them_where_the_lane_steps_aside(home, office_data):  # type: ignore[no-untyped-def]
+    """A request the lane passes on (here a spelling of k it does not parse; in production a
+    worker behind the change feed) still gets the precomputed answer from the route, the
+    same bytes, until the user changes."""
+    ann, bob, _ = _users(office_data)
+    with TestClient(create_app(Settings.load(home), warm=True)) as c:
+        write = c.app.state.shopsense.keys.create("write", name="answers-test")
+        lane = c.get(PATH.format(ann))
+        routed = c.get(PATH.format(ann) + "?k=010")
+        assert lane.headers["X-Cache"] == routed.headers["X-Cache"] == "precomputed"
+        assert routed.content == lane.content
+        r = c.post("/events", json=[{"user_id": ann, "item_id": _ids(lane)[0], "type": "purchase"}],
+                   headers={"X-API-Key": write})
+        assert r.status_code == 200, r.text
+        assert c.get(PATH.format(ann) + "?k=010").headers["X-Cache"] == "miss"
+        assert c.get(PATH.format(bob) + "?k=010").headers["X-Cache"] == "precomputed"
+
+
+@needs("recommend")
 def test_the_lane_keeps_the_routes_keys_and_rate_limits(home, office_data):  # type: ignore[no-untyped-def]
     ann = _users(office_data, 1)[0]
     settings = Settings.load(home, rate_limit_per_minute=3)

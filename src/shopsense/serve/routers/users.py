@@ -6,6 +6,7 @@ import logging
 from typing import Any
 
 from fastapi import APIRouter, Depends, Path, Query
+from fastapi.responses import Response
 from pydantic import BaseModel
 
 from shopsense.serve._answers import DEFAULT_K
@@ -40,6 +41,15 @@ async def recommendations(
 ) -> Any:
     filters = filters_from(category, brand, price_min, price_max, in_stock, None, None)
     state.saw(user_id)
+    if not filters and state.answers is not None and k == state.answers.k:
+        # the precomputed lane steps aside while this worker is behind the change feed (other
+        # workers' events: 2 workers under the mixed load served 8% of recommendations
+        # ahead against 19% for one); get_engine has caught up by now, so a user the feed did
+        # not name still has a valid answer
+        body = state.answers.get(user_id, state.cache.stamp(user_id))
+        if body is not None:
+            state.metrics.cache.labels("precomputed").inc()
+            return Response(body, media_type="application/json", headers={"X-Cache": "precomputed"})
     key = ("recommend", user_id, k, tuple(sorted((a, str(b)) for a, b in filters.items())))
     return await state.answer(
         key, lambda: engine.recommend(user_id, k=k, filters=filters or None), user_id)
