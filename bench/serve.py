@@ -167,6 +167,24 @@ workers, cProfile of engine.search in-process):
   re-stemmed the query and each hit's text per hit (0.56 -> 0.18 ms); facet counts walked
   the pool's Product objects (now integer codes; no change on Home Depot, which has no
   attributes, 5-15x on Icecat's). Search 2w c32 cache off 343 -> 411 req/s.
+
+Eighth round (1 Dec, sixth session; py-spy of a served worker, repeats of each level):
+
+- Runs with caches on were not steady: the first repeat of a level read far lower than the
+  next (search cache on, 1 worker, c1: 346, 538, 577) because the caches (responses, the
+  query vectors the workers share, the precomputed answers a mixed run's events retire)
+  were still filling after the 3-s warm-up. The warm-up now runs until the file's worth of
+  requests has been sent and throughput and hit ratio stop rising (``warm_up``); with it
+  search cache on 2w read 851 / 1,720 / 1,635 / 1,684 (repeats within 8%) and mixed 1w met
+  "never falls". Search cache on 1w still rose across repeats (c32: 578, 830, 931).
+- A fresh server analysed product texts on the request path for constraint checks until
+  every row had been seen (py-spy: 3% of a served search's samples); ``SearchService.warm``
+  now analyses them ahead (0.9 s, 7 MB on Home Depot, before the fork).
+- Fewer compute threads per worker (4 -> 2 -> 1) did not change search 2w c32 (381-395,
+  355-360, 370-377 req/s at load 2.5-3.6: noise of that size).
+- Mixed, 2 workers: the precomputed lane steps aside while a worker is behind the change
+  feed, which 250 events/s keep it (precomputed share 0.19 -> 0.08 over a run); the route
+  now serves the precomputed answer after catching up when the user's stamp still matches.
 """
 
 from __future__ import annotations
