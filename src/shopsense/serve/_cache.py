@@ -55,6 +55,11 @@ TTL_SPREAD = 0.5
 
 
 class ResponseCache:
+    """Rendered read answers, each served only while the stamp it was computed at (the
+    catalogue's, its user's and the served versions, from the change feed) is current; kept
+    in Redis when the shared state is Redis, else in this worker's LRU of ``maxsize``
+    entries. Each entry lives a random 50-100% of ``ttl_s`` (0 turns the cache off)."""
+
     def __init__(self, maxsize: int = 4096, ttl_s: float = 60.0, version: Callable[[], Any] | None = None,
                  shared: SharedState | None = None, pseudo: Callable[[str], str] | None = None) -> None:
         self.maxsize = maxsize
