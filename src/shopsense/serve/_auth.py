@@ -44,7 +44,6 @@ class KeyStore:
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
-        self._spath = str(self.path)
         self._lock = threading.Lock()
         self._records: dict[str, dict] = {}
         self._mtime = -1.0
@@ -52,7 +51,7 @@ class KeyStore:
 
     def _reload(self) -> None:
         try:
-            mtime = os.stat(self._spath).st_mtime  # a str: pathlib's stat cost more, on every request
+            mtime = self.path.stat().st_mtime
         except FileNotFoundError:
             self._records, self._mtime = {}, -1.0
             return
