@@ -608,12 +608,14 @@ def warm_up(server: Server, reqs: Path, key: str, kind: str, most_s: float) -> d
     5-s chunks at 32 connections until as many requests as the file holds have been sent
     (every distinct request seen once: the caches hold what they ever will), a chunk's
     throughput is within 5% of the one before and the response cache's hit ratio rises by
-    less than 0.02 (at least 3 chunks, at most ``most_s`` seconds). With a 3-s warm-up the caches (responses, and the query vectors the
-    workers share, which grow until every search term has been encoded once) filled during
-    the measured levels, so a level measured later read faster for that reason alone (mixed,
-    1 worker, c1: 255, 771, 839 req/s in three repeats; search with the cache on, c32: 476,
-    669, 838). Each chunk its own order of requests (none of them a measured level's order),
-    so no level replays the warm-up's sequence."""
+    less than 0.02 (at least 3 chunks, at most ``most_s`` seconds). With a 3-s warm-up the
+    caches (responses, and the query vectors the workers share, which grow until every search
+    term has been encoded once) filled during the measured levels, so a level measured later
+    read faster for that reason alone (mixed, 1 worker, c1: 255, 771, 839 req/s in three
+    repeats; search with the cache on, c32: 476, 669, 838). Each chunk its own order of
+    requests (none of them a measured level's order), so no level replays the warm-up's
+    sequence. Returns the last chunk's cache ratios (the measured levels of a read run do not
+    read responses) and the warm-up's course, as serve.json stores them."""
     hits: list[float] = []
     rates: list[float] = []
     spent, sent = 0.0, 0
@@ -627,8 +629,8 @@ def warm_up(server: Server, reqs: Path, key: str, kind: str, most_s: float) -> d
         sent += w["requests"]
         steady = len(hits) >= 3 and sent >= lines and hits[-1] - hits[-2] < 0.02 and rates[-1] < 1.05 * rates[-2]
         if steady or spent >= most_s:
-            return {"hit": hits[-1], "precomputed": w["precomputed"] / ok, "requests": w["ok"], "seconds": spent,
-                    "hits": hits, "rates": rates, "sent": sent}
+            return {"hit": hits[-1], "precomputed": w["precomputed"] / ok, "requests": w["ok"], "warmup_s": spent,
+                    "warmup_hit_ratios": hits, "warmup_rps": rates, "warmup_requests": sent}
 
 
 def serve_runs(args: argparse.Namespace, home: Path, kinds: list[str], workers: int, files: dict[str, Path],
@@ -644,12 +646,9 @@ def serve_runs(args: argparse.Namespace, home: Path, kinds: list[str], workers: 
         ready_s = server.wait_ready()
         say(f"  {home.name}, {workers} worker(s): ready in {ready_s:.0f}s (load {load()})")
         for kind in kinds:
-            warm = warm_up(server, files[kind], key, kind, args.warmup)
             # the measured levels of a read run do not read responses (wrk(count=False)): what
             # the cache answered is known from the warm-up's last chunk, which does
-            warm_cache = {"hit": warm["hit"], "precomputed": warm["precomputed"], "requests": warm["requests"],
-                          "warmup_s": warm["seconds"], "warmup_hit_ratios": warm["hits"],
-                          "warmup_rps": warm["rates"], "warmup_requests": warm["sent"]}
+            warm_cache = warm_up(server, files[kind], key, kind, args.warmup)
             if kind in ("search", "recommend"):  # an answer as served, for the HTTP floor
                 save_body(server.base, files[kind], key, work / f"body-{kind}.json")
             # each level --repeats times, the levels interleaved (1, 8, 32, 64, 1, 8, ...): two
@@ -745,24 +744,23 @@ def must_show(results: dict[str, Any], limits: dict[str, float], memory: dict[st
             if len(xs) > 1:
                 mono[f"{kind} {w}w"] = all(b >= a * 0.95 for a, b in pairwise(xs))  # 5% noise allowance
     out["throughput_never_falls_1_to_64 (5% noise)"] = mono
-    scale = {}
+    scale, ceiling = {}, {}
+    cores = os.cpu_count() or 1
     for kind in series:
         for c in (32, 64):
             a, b = runs.get(f"{kind}/1w/c{c}"), runs.get(f"{kind}/2w/c{c}")
-            if a and b:
-                scale[f"{kind} c{c}"] = round(b["throughput_rps"] / a["throughput_rps"], 2)
+            if not (a and b):
+                continue
+            ratio = b["throughput_rps"] / a["throughput_rps"]
+            scale[f"{kind} c{c}"] = round(ratio, 2)
+            # what CPU allows 2 workers over 1 on this machine: the cores the load generator
+            # leaves the 2 workers, over the server cores 1 worker keeps busy (one search or
+            # mixed worker keeps more than one core busy: its ONNX and compute threads run
+            # beside the loop)
+            if a.get("server_cpu_cores") and b.get("client_cpu_cores") is not None:
+                top = (cores - b["client_cpu_cores"]) / a["server_cpu_cores"]
+                ceiling[f"{kind} c{c}"] = {"cpu_ceiling": round(top, 2), "measured_share_of_it": round(ratio / top, 2)}
     out["two_workers_over_one (>= 1.6)"] = scale
-    # what CPU allows 2 workers over 1 on this machine: the cores the load generator leaves
-    # the 2 workers, over the server cores 1 worker keeps busy (one search or mixed worker
-    # keeps more than one core busy: its ONNX and compute threads run beside the loop)
-    cores = os.cpu_count() or 1
-    ceiling = {}
-    for name, ratio in scale.items():
-        kind, c = name.rsplit(" c", 1)
-        a, b = runs[f"{kind}/1w/c{c}"], runs[f"{kind}/2w/c{c}"]
-        if a.get("server_cpu_cores") and b.get("client_cpu_cores") is not None:
-            top = (cores - b["client_cpu_cores"]) / a["server_cpu_cores"]
-            ceiling[name] = {"cpu_ceiling": round(top, 2), "measured_share_of_it": round(ratio / top, 2)}
     out["two_workers_over_one: CPU ceiling on this machine"] = ceiling
     for kind, p99 in (("search", 100.0), ("recommend", 50.0)):
         for label in ("", " (cache off)"):
