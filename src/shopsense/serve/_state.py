@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -51,6 +52,7 @@ __all__ = [
     "COMPUTE_THREADS",
     "Principal",
     "ServeState",
+    "compute_threads",
     "feed_behind",
     "get_engine",
     "get_settings",
@@ -66,9 +68,25 @@ __all__ = [
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-#: answers computed at once by one worker (its other requests queue for a thread). More
-#: threads than this only take turns at the GIL: each request waits for all of them.
+#: at most this many answers computed at once by one worker (its other requests queue for a
+#: thread). More threads than this only take turns at the GIL: each request waits for all of
+#: them. :func:`compute_threads` gives a worker fewer when it has fewer cores.
 COMPUTE_THREADS = 4
+
+
+def compute_threads() -> int:
+    """Answers one worker computes at once: its share of the cores (``OMP_NUM_THREADS``, set
+    per worker by ``shopsense serve --workers N``; else every core), at most
+    :data:`COMPUTE_THREADS`. A worker with one core computes one answer at a time, in the
+    order requests came: with 4 threads taking turns at the GIL, each search's latency grew
+    with the cost of the three beside it and a slow query's wait stretched 4x (Home Depot,
+    2 workers, 32 connections, cache off, 9 runs each: p99 median 121 ms with 4 threads, 106
+    with 1, same throughput). One worker on 2 cores keeps 2: a search's ONNX run releases the
+    GIL, and another's Python work fills the second core (1 thread: 195-214 req/s on 1.1
+    cores; 2 and 4 threads: 236-282 on 1.45)."""
+    share = os.environ.get("OMP_NUM_THREADS", "").strip()
+    cores = int(share) if share.isdigit() and int(share) > 0 else (os.cpu_count() or 1)
+    return max(1, min(COMPUTE_THREADS, cores))
 
 #: an answer whose computation costs less CPU than this (a running average per kind of
 #: answer) is computed on the event loop itself: the hop to a thread and back cost ~20% of
@@ -119,7 +137,7 @@ class ServeState:
     writer: EventWriter | None = None
     #: each known user's default recommendations, rendered ahead (serve/_answers.py)
     answers: PrecomputedAnswers | None = None
-    _compute: Any = None  # anyio.CapacityLimiter(COMPUTE_THREADS), made on the event loop
+    _compute: Any = None  # anyio.CapacityLimiter(compute_threads()), made on the event loop
     #: running average of each kind of answer's computation, CPU seconds (see INLINE_BELOW_S)
     _cost: dict[str, float] = field(default_factory=dict)
     #: the kinds computed on the loop now (see THREAD_ABOVE_S)
@@ -170,7 +188,7 @@ class ServeState:
     async def answer(self, key: Any, compute: Callable[[], Any], user_id: str | None = None) -> Response:
         """The JSON answer for ``key``: from the cache (no thread, no re-validation), else
         ``compute()`` (an engine ``ResultList``, or a JSON-safe dict) in one of
-        :data:`COMPUTE_THREADS` threads, rendered once and cached as bytes. ``user_id``: the
+        :func:`compute_threads` threads, rendered once and cached as bytes. ``user_id``: the
         answer is about that user, and only their writes make it stale. The ``X-Cache``
         header says which (``hit`` or ``miss``)."""
         import anyio
@@ -198,7 +216,7 @@ class ServeState:
             body, spent = timed()
         else:
             if self._compute is None:
-                self._compute = anyio.CapacityLimiter(COMPUTE_THREADS)
+                self._compute = anyio.CapacityLimiter(compute_threads())
             body, spent = await anyio.to_thread.run_sync(timed, limiter=self._compute)
         self.metrics.compute_cpu.labels(kind).observe(spent)
         # one slow computation (a first read of a user's history, a collection) counts at
