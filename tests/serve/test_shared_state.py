@@ -263,19 +263,3 @@ def test_cached_answers_expire_spread_over_the_second_half_of_their_ttl(monkeypa
     now[0] += 2.52  # past the TTL
     assert alive() == 0
 
-
-def test_a_worker_computes_as_many_answers_at_once_as_it_has_cores(monkeypatch, client):  # type: ignore[no-untyped-def]
-    """``serve --workers N`` gives each worker cores // N (OMP_NUM_THREADS): a one-core worker
-    computes answers one at a time, in arrival order (see compute_threads)."""
-    from shopsense.serve import compute_threads
-
-    monkeypatch.setenv("OMP_NUM_THREADS", "1")
-    assert compute_threads() == 1
-    monkeypatch.setenv("OMP_NUM_THREADS", "2")
-    assert compute_threads() == 2
-    monkeypatch.setenv("OMP_NUM_THREADS", "64")
-    assert compute_threads() == 4  # the cap: more threads only take turns at the GIL
-    monkeypatch.setenv("OMP_NUM_THREADS", "1")
-    r = client.get("/search", params={"q": "stapler"})  # the server's first computed answer
-    assert r.status_code == 200 and r.headers["X-Cache"] == "miss", r.text
-    assert client.app.state.shopsense._compute.total_tokens == 1

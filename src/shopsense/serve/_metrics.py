@@ -21,7 +21,8 @@ class Metrics:
         self.cache = Counter("shopsense_cache", "Response cache lookups", ["result"],
                              registry=self.registry)
         self.computed = Counter("shopsense_answers_computed", "Answers computed (cache misses), by kind "
-                                "and where: on the event loop or in a thread", ["kind", "where"],
+                                "and where: on the event loop (loop: cheap answers, queue: in arrival order on a one-core "
+                                "worker) or in a thread", ["kind", "where"],
                                 registry=self.registry)
         self.compute_cpu = Histogram(
             "shopsense_answer_cpu_seconds", "CPU time of each computed answer (its thread's own, "

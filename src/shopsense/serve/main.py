@@ -199,6 +199,7 @@ def create_app(
             # uvicorn runs this once the in-flight requests finished (or its graceful timeout
             # passed): the events still queued are committed and answered, then the engine closes
             state.ready = False
+            state.stop_queue()
             state.writer.close()
             syncer.stop()
             if own:
