@@ -570,29 +570,59 @@ def limit_worker(kind: str, home: Path, seconds: float, seed: int) -> dict[str, 
             model.recommend([hs[rng.randrange(len(hs))]], K)
     for _ in range(20):
         call()
-    n, t0 = 0, time.perf_counter()
-    while time.perf_counter() - t0 < seconds:
-        call()
-        n += 1
-    wall = time.perf_counter() - t0
+
+    def measure_for(secs: float) -> dict[str, float]:
+        n, t0 = 0, time.perf_counter()
+        while time.perf_counter() - t0 < secs:
+            call()
+            n += 1
+        return {"calls": n, "wall_s": time.perf_counter() - t0}
+
+    if seconds > 0:
+        out = measure_for(seconds)
+    else:  # a LimitPool's process: one measurement per line of seconds on stdin, until EOF
+        out = {}
+        print("ready", flush=True)
+        for line in sys.stdin:
+            print(json.dumps(measure_for(float(line))), flush=True)
     eng.close()
-    return {"calls": n, "wall_s": wall}
+    return out
 
 
-def limit(kind: str, home: Path, seconds: float, procs: int) -> dict[str, Any]:
-    cmd = [sys.executable, __file__, "--limit-worker", kind, "--limit-home", str(home), "--seconds", str(seconds)]
-    la = load()
-    # every query encoded: the limit keeps no query vectors (the engine's LRU of 1,024 answered
-    # ~12% of these uniform draws from 8,219 terms from memory before 30 Nov)
-    env = {**os.environ, "SHOPSENSE_QUERY_VECTOR_CACHE": "0"}
-    ps = [subprocess.Popen([*cmd, "--seed", str(i)], stdout=subprocess.PIPE, text=True, env=env)
-          for i in range(procs)]
-    rows = []
-    for p in ps:
-        out, _ = p.communicate()
-        rows.append(json.loads(out.strip().splitlines()[-1]))
-    return {"throughput_rps": sum(r["calls"] / r["wall_s"] for r in rows), "processes": procs,
-            "load_avg_1m": la[0]}
+class LimitPool:
+    """The limit's processes (one per core), loaded once and kept for the whole run, so that
+    the limit can be measured again beside each served level: this machine's speed drifts
+    by a fifth within a minute (a 2-worker warm-up's 5-s chunks read 387, 345, 271, 296,
+    339 searches/s at a steady load; the limit read 998, 892, 854 and 705 calls/s in four
+    runs an hour apart), so a ratio between a limit taken at the start and a level measured
+    20 minutes later carried that drift in full. Idle between measurements (blocked on a pipe)."""
+
+    def __init__(self, kind: str, home: Path, procs: int) -> None:
+        cmd = [sys.executable, __file__, "--limit-worker", kind, "--limit-home", str(home), "--seconds", "0"]
+        # every query encoded: the limit keeps no query vectors (the engine's LRU of 1,024
+        # answered ~12% of these uniform draws from 8,219 terms from memory before 30 Nov)
+        env = {**os.environ, "SHOPSENSE_QUERY_VECTOR_CACHE": "0"}
+        self.kind, self.procs = kind, procs
+        self.ps = [subprocess.Popen([*cmd, "--seed", str(i)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                    text=True, env=env) for i in range(procs)]
+        for p in self.ps:  # loaded: each says so once its warm-up calls are done
+            while (line := p.stdout.readline()) and line.strip() != "ready":  # type: ignore[union-attr]
+                pass
+
+    def measure(self, seconds: float) -> dict[str, Any]:
+        """All processes at once for ``seconds``: library calls/s summed over them."""
+        la = load()
+        for p in self.ps:
+            p.stdin.write(f"{seconds}\n")  # type: ignore[union-attr]
+            p.stdin.flush()  # type: ignore[union-attr]
+        rows = [json.loads(p.stdout.readline()) for p in self.ps]  # type: ignore[union-attr]
+        return {"throughput_rps": sum(r["calls"] / r["wall_s"] for r in rows), "processes": self.procs,
+                "load_avg_1m": la[0]}
+
+    def close(self) -> None:
+        for p in self.ps:
+            p.stdin.close()  # type: ignore[union-attr]
+            p.wait(timeout=120)
 
 
 # -- a whole run ----------------------------------------------------------------------------
@@ -634,7 +664,7 @@ def warm_up(server: Server, reqs: Path, key: str, kind: str, most_s: float) -> d
 
 
 def serve_runs(args: argparse.Namespace, home: Path, kinds: list[str], workers: int, files: dict[str, Path],
-               work: Path) -> tuple[dict[str, dict[str, Any]], dict[str, Any]]:
+               work: Path, pools: dict[str, LimitPool]) -> tuple[dict[str, dict[str, Any]], dict[str, Any]]:
     from shopsense.serve import KeyStore
 
     copy = server_copy(home, work / f"serve-{home.name}-{workers}w")
@@ -658,13 +688,22 @@ def serve_runs(args: argparse.Namespace, home: Path, kinds: list[str], workers: 
             reps: dict[int, list[dict[str, Any]]] = {c: [] for c in args.clients}
             for _ in range(args.repeats):
                 for c in args.clients:
+                    # the limit again just before the 32-connection level (the servers idle)
+                    beside = pools[kind].measure(args.beside_seconds) if c == 32 and kind in pools else None
                     reps[c].append(measure(server, files[kind], key, c, args.seconds,
                                            f"{kind}-{workers}w-{c}-{time.time():.0f}", events=kind in ("events", "mixed")))
+                    if beside is not None:
+                        reps[c][-1]["limit_beside_rps"] = beside["throughput_rps"]
             for c in args.clients:
                 runs = sorted(reps[c], key=lambda x: x["throughput_rps"])
                 r = dict(runs[(len(runs) - 1) // 2])
                 r["repeats"] = [{"throughput_rps": x["throughput_rps"], "p99_ms": x["p99_ms"], "errors_5xx": x["errors_5xx"],
-                                 "lost_events": x.get("lost_events", 0)} for x in reps[c]]
+                                 "lost_events": x.get("lost_events", 0),
+                                 **({"limit_beside_rps": x["limit_beside_rps"]} if "limit_beside_rps" in x else {})}
+                                for x in reps[c]]
+                if any("limit_beside_rps" in x for x in reps[c]):  # each repeat against its own limit
+                    beside_ratios = sorted(x["throughput_rps"] / x["limit_beside_rps"] for x in reps[c])
+                    r["ratio_to_limit_beside"] = beside_ratios[(len(beside_ratios) - 1) // 2]
                 r["workers"], r["clients"] = workers, c
                 if r["cache_hit_ratio"] is None:
                     r["warmup_cache_ratios"] = warm_cache
@@ -770,6 +809,9 @@ def must_show(results: dict[str, Any], limits: dict[str, float], memory: dict[st
                     ratio = r.get("ratio_to_limit", r["throughput_rps"] / limits[kind])
                     out[f"{kind}{label} {w}w c32: ratio to limit (>= 0.5), p99 ms (< {p99:.0f})"] = (
                         round(ratio, 3), round(r["p99_ms"], 1))
+                if r and r.get("ratio_to_limit_beside") is not None:  # the median repeat's own ratio
+                    out[f"{kind}{label} {w}w c32: ratio to the limit measured just before it (>= 0.5)"] = round(
+                        r["ratio_to_limit_beside"], 3)
     for kind in ("search", "recommend"):  # (each dataset has its floor under the same name)
         fl = next((v for d in results.values() for k, v in d.items()
                    if k.startswith("HTTP floor") and isinstance(v, dict) and v.get("kind") == kind), None)
@@ -798,10 +840,15 @@ def chart(results: dict[str, dict[str, Any]], path: Path) -> None:
         import matplotlib.pyplot as plt
     except ImportError:
         return
-    kinds = [k for k in HOME_OF if any(s.startswith(k + "/") for d in results.values() for s in d)]
+    def ran(kind: str, s: str) -> bool:  # a level of ``kind``, with its cache or without
+        return s.startswith((f"{kind}/", f"{kind} (cache off)/"))
+
+    kinds = [k for k in HOME_OF if any(ran(k, s) for d in results.values() for s in d)]
+    if not kinds:
+        return
     fig, axes = plt.subplots(2, len(kinds), figsize=(4 * len(kinds), 6.5), squeeze=False)
     for j, kind in enumerate(kinds):
-        data = next((d for d in results.values() if any(s.startswith(kind + "/") for s in d)), {})
+        data = next((d for d in results.values() if any(ran(kind, s) for s in d)), {})
         for label, w, style in (("", 1, "o--"), ("", 2, "s-"), (" (cache off)", 1, "x:"), (" (cache off)", 2, "D:")):
             pts = sorted((v["clients"], v) for s, v in data.items() if s.startswith(f"{kind}{label}/{w}w/"))
             if not pts:
@@ -850,6 +897,8 @@ def main() -> None:
                     help="most seconds of untimed load before a server's measured levels (it stops earlier once "
                          "throughput and the response cache's hit ratio stop rising)")
     ap.add_argument("--limit-seconds", type=float, default=20.0)
+    ap.add_argument("--beside-seconds", type=float, default=5.0,
+                    help="the limit measured again for this long just before each 32-connection level")
     ap.add_argument("--out", type=Path, default=RESULTS / "serve.json")
     ap.add_argument("--merge", action="store_true",
                     help="replace only the runs (and limits) measured now in --out; the must-show checks "
@@ -891,21 +940,25 @@ def main() -> None:
     results: dict[str, dict[str, Any]] = {}
     memory: dict[str, dict[str, Any]] = {}
     limits: dict[str, float] = {}
+    pools: dict[str, LimitPool] = {}
     for kind, label in (("search", "homedepot"), ("recommend", "beauty")):
         if kind in kinds:
-            lim = limit(kind, homes[label], args.limit_seconds, cores)
+            pools[kind] = LimitPool(kind, homes[label], cores)
+            lim = pools[kind].measure(args.limit_seconds)
             limits[kind] = lim["throughput_rps"]
             results.setdefault(names[label], {})["limit (in-process, 2 processes)"] = lim
             say(f"  limit {kind}: {lim['throughput_rps']:.1f} calls/s in {cores} processes (load {lim['load_avg_1m']})")
     for name, home in homes.items():
         for w in workers:
-            runs, mem = serve_runs(args, home, [k for k in kinds if HOME_OF[k] == name], w, files, work)
+            runs, mem = serve_runs(args, home, [k for k in kinds if HOME_OF[k] == name], w, files, work, pools)
             results.setdefault(names[name], {}).update(runs)
             memory.setdefault(names[name], {})[f"{w}w"] = mem
             for kind, lim in limits.items():
                 for s, r in runs.items():
                     if s.split("/")[0].split(" (")[0] == kind:
                         r["ratio_to_limit"] = r["throughput_rps"] / lim
+    for pool in pools.values():
+        pool.close()
     for kind, label in (("search", "homedepot"), ("recommend", "beauty")):
         body = work / f"body-{kind}.json"
         if kind in kinds and body.exists():
@@ -955,7 +1008,9 @@ def main() -> None:
         "uniformly; events: 3 new view events per POST; mixed: 50/25/25 on one shop home (Home Depot + "
         "Beauty). Limit: the libraries in-process (query encoder with no query vector cache + bm25s "
         "scores and top 100 + HNSW; the primary "
-        "model's top-10), one process per core. Rate limit raised to 1e8/min (all load comes from one IP).",
+        "model's top-10), one process per core, loaded once: measured for --limit-seconds at the start and "
+        "for --beside-seconds just before each 32-connection level (ratio_to_limit_beside: each repeat over "
+        "its own limit, the median reported). Rate limit raised to 1e8/min (all load comes from one IP).",
         cores=cores, seconds_per_level=args.seconds, repeats_per_level=args.repeats, load_average_at_end=load(), limits=limits, commands=commands,
         must_show=checks, train_options=TRAIN,
         note="A shared 2-core machine: the load average is recorded with every run; figures taken under "
