@@ -60,6 +60,18 @@ def test_spelling_suggestions_name_queries_that_match(eng) -> None:  # type: ign
     assert eng.searcher.suggestions(s, "cordless drill") == []  # every word is known
 
 
+def test_close_words_are_remembered_per_word_until_the_parser_is_fitted_again(eng) -> None:  # type: ignore[no-untyped-def]
+    parser = eng.searcher.searcher.parser
+    first = parser.close_words("drlil", 3)
+    assert "drill" in first and ("drlil", 3) in parser._close  # difflib's ~20 ms pass, once
+    first.append("changed by the caller")
+    assert parser.close_words("drlil", 3) == first[:-1]  # the remembered answer is not shared
+    parser._close[("drlil", 3)] = ["stale"]
+    assert parser.close_words("drlil", 3) == ["stale"]  # served from memory...
+    parser.fit(eng.catalog().products)
+    assert "drill" in parser.close_words("drlil", 3)  # ...until a new catalogue is fitted
+
+
 def test_meaning_only_matches_are_labelled_low_confidence(eng) -> None:  # type: ignore[no-untyped-def]
     res = eng.search("screwdriver", k=10)  # no product has the word; drills are close in meaning
     assert res.hits and res.info["low_confidence"] is True

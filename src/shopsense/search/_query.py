@@ -111,6 +111,8 @@ class QueryParser:
         self.has_prices_: bool = False
         self.colour_attr_: str | None = None
         self._symspell: Any = None
+        self._close: dict[tuple[str, int], list[str]] = {}  # close_words' answers, per word
+        self._frequent: list[str] | None = None
         self._groups: list[set[str]] = []
         self._oneway: dict[str, set[str]] = {}
 
@@ -143,6 +145,7 @@ class QueryParser:
         self.compounds_ = self._mine_compounds() if self.mine_compounds else {}
         self._load_synonyms()
         self._symspell = None
+        self._close, self._frequent = {}, None
         return self
 
     def _mine_compounds(self) -> dict[str, str]:
@@ -176,6 +179,39 @@ class QueryParser:
                     sym.create_dictionary_entry(w, c)
             self._symspell = sym
         return self._symspell
+
+    #: words whose close_words answer is remembered (a shop's zero-result typos repeat)
+    CLOSE_CACHE_WORDS = 4096
+
+    def close_words(self, word: str, n: int = 3) -> list[str]:
+        """Up to ``n`` catalogue words close to ``word`` (spelling suggestions for a query
+        that matched nothing): SymSpell within ``max_edit``, else difflib over the 20,000
+        most frequent words. Each answer is remembered: difflib's pass cost ~20 ms a word
+        (Home Depot's 17,832 words), and "taladros" or "backbrace" typed again cost it again,
+        a 30-ms search in a served worker whose other requests waited behind it."""
+        hit = self._close.get((word, n))
+        if hit is not None:
+            return list(hit)
+        out: list[str] = []
+        try:
+            from symspellpy import Verbosity
+
+            for sug in self.symspell.lookup(word, Verbosity.CLOSEST, max_edit_distance=self.max_edit):
+                if sug.term != word and sug.term not in out:
+                    out.append(sug.term)
+        except ImportError:  # symspellpy is part of the search extra; difflib still answers
+            pass
+        if len(out) < n:
+            import difflib
+
+            if self._frequent is None:
+                wc = self.word_counts_
+                self._frequent = sorted(wc, key=lambda w: -wc[w])[:20_000]
+            out += [w for w in difflib.get_close_matches(word, self._frequent, n=n, cutoff=0.75) if w not in out]
+        out = out[:n]
+        if len(self._close) < self.CLOSE_CACHE_WORDS:
+            self._close[(word, n)] = out
+        return list(out)
 
     # -- parsing ---------------------------------------------------------------
     def correct_word(self, w: str) -> str | None:

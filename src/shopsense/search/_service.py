@@ -425,7 +425,7 @@ class SearchService:
         for i, w in enumerate(words):
             if w in known or not w.isalpha() or len(w) < 3:
                 continue
-            for alt in _close_words(s.parser, w, n):
+            for alt in s.parser.close_words(w, n):
                 cand = " ".join(words[:i] + [alt] + words[i + 1:])
                 if cand not in out and _matches(s, cand, filters):
                     out.append(cand)
@@ -511,26 +511,6 @@ def filter_mask_rows(catalog: Any, filters: Mapping[str, Any], rows: np.ndarray)
     from shopsense.catalog import match_mask
 
     return match_mask(catalog, filters, rows=rows)
-
-
-def _close_words(parser: Any, word: str, n: int) -> list[str]:
-    """Catalogue words close to ``word``: SymSpell within the parser's edit distance,
-    else difflib over the 20,000 most frequent words."""
-    out: list[str] = []
-    try:
-        from symspellpy import Verbosity
-
-        for sug in parser.symspell.lookup(word, Verbosity.CLOSEST, max_edit_distance=parser.max_edit):
-            if sug.term != word and sug.term not in out:
-                out.append(sug.term)
-    except ImportError:  # symspellpy is part of the search extra; difflib still answers
-        pass
-    if len(out) < n:
-        import difflib
-
-        vocab = sorted(parser.word_counts_, key=lambda w: -parser.word_counts_[w])[:20_000]
-        out += [w for w in difflib.get_close_matches(word, vocab, n=n, cutoff=0.75) if w not in out]
-    return out[:n]
 
 
 def _matches(s: HybridSearcher, query: str, filters: Mapping[str, Any] | None) -> bool:
