@@ -952,7 +952,8 @@ def main() -> None:
         for w in workers:
             runs, mem = serve_runs(args, home, [k for k in kinds if HOME_OF[k] == name], w, files, work, pools)
             results.setdefault(names[name], {}).update(runs)
-            memory.setdefault(names[name], {})[f"{w}w"] = mem
+            # servers with the cache off hold no precomputed answers: their memory is another figure
+            memory.setdefault(names[name] + (" (cache off)" if args.no_cache else ""), {})[f"{w}w"] = mem
             for kind, lim in limits.items():
                 for s, r in runs.items():
                     if s.split("/")[0].split(" (")[0] == kind:

@@ -17,7 +17,7 @@ def test_a_worker_computes_as_many_answers_at_once_as_it_has_cores(monkeypatch, 
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
     assert compute_threads() == 1
     monkeypatch.setenv("OMP_NUM_THREADS", "2")
-    assert compute_threads() == 2
+    assert compute_threads() == 4  # one search's ONNX run beside another's Python work
     monkeypatch.setenv("OMP_NUM_THREADS", "64")
     assert compute_threads() == 4  # the cap: more threads only take turns at the GIL
     r = client.get("/search", params={"q": "stapler"})  # the server's first computed answer
@@ -61,6 +61,7 @@ def test_a_one_core_worker_computes_searches_on_its_loop_with_the_same_answers(m
     # searches on this small shop cost less than the "cheap answer" bar: raise them above it
     monkeypatch.setattr("shopsense.serve._state.INLINE_BELOW_S", 0.0)
     monkeypatch.setattr("shopsense.serve._state.THREAD_ABOVE_S", 0.0)
+    monkeypatch.setattr("shopsense.serve._state.QUEUE_ABOVE_S", 0.0)
     with make_client(home, warm=True) as client:  # warm: the first search loads nothing
         engine = client.app.state.shopsense.engine
         for q in ("stapler", "black pens", "desk organizer"):
@@ -71,3 +72,17 @@ def test_a_one_core_worker_computes_searches_on_its_loop_with_the_same_answers(m
     # the first search of the server took a thread (its cost unknown), the next two the queue
     assert 'shopsense_answers_computed_total{kind="search",where="thread"} 1.0' in metrics
     assert 'shopsense_answers_computed_total{kind="search",where="queue"} 2.0' in metrics
+
+
+@needs("search")
+def test_answers_cheaper_than_a_search_keep_the_thread_on_a_one_core_worker(monkeypatch, make_client, home):  # type: ignore[no-untyped-def]
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    monkeypatch.setattr("shopsense.serve._state.INLINE_BELOW_S", 0.0)
+    monkeypatch.setattr("shopsense.serve._state.THREAD_ABOVE_S", 0.0)
+    monkeypatch.setattr("shopsense.serve._state.QUEUE_ABOVE_S", 10.0)  # every search is "cheaper"
+    with make_client(home, warm=True) as client:
+        for q in ("stapler", "black pens"):
+            assert client.get("/search", params={"q": q}).status_code == 200
+        metrics = client.get("/metrics").text
+    assert 'shopsense_answers_computed_total{kind="search",where="thread"} 2.0' in metrics
+    assert 'where="queue"' not in metrics

@@ -68,25 +68,28 @@ __all__ = [
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-#: at most this many answers computed at once by one worker (its other requests queue for a
-#: thread). More threads than this only take turns at the GIL: each request waits for all of
-#: them. :func:`compute_threads` gives a worker fewer when it has fewer cores.
+#: answers computed at once in threads by a worker with more than one core (its other
+#: requests queue for a thread). More threads than this only take turns at the GIL: each
+#: request waits for all of them. A one-core worker uses 1 (:func:`compute_threads`).
 COMPUTE_THREADS = 4
 
 
 def compute_threads() -> int:
-    """Answers one worker computes at once: its share of the cores (``OMP_NUM_THREADS``, set
-    per worker by ``shopsense serve --workers N``; else every core), at most
-    :data:`COMPUTE_THREADS`. A worker with one core computes one answer at a time, in the
-    order requests came: with 4 threads taking turns at the GIL, each search's latency grew
-    with the cost of the three beside it and a slow query's wait stretched 4x (Home Depot,
-    2 workers, 32 connections, cache off, 9 runs each: p99 median 121 ms with 4 threads, 106
-    with 1, same throughput). One worker on 2 cores keeps 2: a search's ONNX run releases the
-    GIL, and another's Python work fills the second core (1 thread: 195-214 req/s on 1.1
-    cores; 2 and 4 threads: 236-282 on 1.45)."""
+    """Answers one worker computes at once in threads: 1 on a worker with one core
+    (``OMP_NUM_THREADS``, set per worker by ``shopsense serve --workers N`` to cores // N;
+    else every core), :data:`COMPUTE_THREADS` on a worker with more. On one core, 4 threads
+    only took turns at the GIL: each search's latency grew with the cost of the three beside
+    it, and a slow query's wait stretched fourfold (Home Depot, 2 workers, 32 connections,
+    cache off, 9 runs each: p99 median 121 ms with 4 threads, 106 with 1, same throughput).
+    One worker on 2 cores keeps 4: a search's ONNX run releases the GIL and another's Python
+    work fills the second core (1 thread: 195-214 searches/s on 1.1 cores; 2 and 4 threads
+    236-282 on 1.45); with 2 threads, its p99 at 32 connections read 203 ms under the mixed
+    load and 161 for computed recommendations (bench/serve.py, 1 Dec) against 82 and 77 ms
+    in the previous day's runs with 4."""
     share = os.environ.get("OMP_NUM_THREADS", "").strip()
     cores = int(share) if share.isdigit() and int(share) > 0 else (os.cpu_count() or 1)
-    return max(1, min(COMPUTE_THREADS, cores))
+    return 1 if cores == 1 else COMPUTE_THREADS
+
 
 #: an answer whose computation costs less CPU than this (a running average per kind of
 #: answer) is computed on the event loop itself: the hop to a thread and back cost ~20% of
@@ -100,15 +103,20 @@ INLINE_BELOW_S = 0.002
 #: above 2 ms they took threads, where a busy worker's loop kept the GIL from them (1 worker,
 #: 64 connections: 1,656 of 5,412 answers in threads, 443 requests/s, p99 601 ms).
 THREAD_ABOVE_S = 0.004
-#: on a one-core worker (:func:`compute_threads` is 1), an answer costing up to this much CPU
-#: (a search's ~5 ms) is computed on the event loop too, one at a time in the order the
-#: requests came (:meth:`ServeState.queued`), instead of in the worker's one thread: each
-#: hop to the thread and back cost the loop and the thread a GIL handover (py-spy, 2 workers,
+#: on a one-core worker (:func:`compute_threads` is 1), an answer costing up to this much
+#: CPU (and at least :data:`QUEUE_ABOVE_S`: a search's ~4 ms) is computed on the event loop
+#: too, one at a time in the order the requests came (:meth:`ServeState.queued`), instead of
+#: in the worker's one thread: each hop to the thread and back cost the loop and the thread a GIL handover (py-spy, 2 workers,
 #: 32 connections: the self-pipe write waking the loop 9% of a worker's samples). Home Depot
 #: searches, 2 workers, 32 connections, cache off, 6 runs each: 419 req/s against 390, p99
 #: median 100 ms against 109. Costlier answers (a generative assistant's) keep the thread,
 #: so that the loop never stops answering probes and cache hits for long.
 QUEUE_BELOW_S = 0.05
+#: ...and from this much: answers cheaper than a search (computed recommendations, 1-3 ms)
+#: keep the thread. Queued too, they were slower and less steady (Beauty, cache off, 2
+#: workers, 32 connections, 4 runs each: 1,718-2,545 req/s queued, mean 2,072, against
+#: 2,281-2,383 in threads, mean 2,326).
+QUEUE_ABOVE_S = 0.003
 
 
 def shared_call(shared: SharedState | None, fn: Callable[[], T]) -> T:
@@ -237,8 +245,8 @@ class ServeState:
     async def answer(self, key: Any, compute: Callable[[], Any], user_id: str | None = None) -> Response:
         """The JSON answer for ``key``: from the cache (no thread, no re-validation), else
         ``compute()`` (an engine ``ResultList``, or a JSON-safe dict) on the event loop (cheap
-        answers, see :data:`INLINE_BELOW_S`; on a one-core worker, answers up to
-        :data:`QUEUE_BELOW_S`, in arrival order) or in one of :func:`compute_threads` threads,
+        answers, see :data:`INLINE_BELOW_S`; on a one-core worker, answers from
+        :data:`QUEUE_ABOVE_S` up to :data:`QUEUE_BELOW_S`, in arrival order) or in one of :func:`compute_threads` threads,
         rendered once and cached as bytes. ``user_id``: the
         answer is about that user, and only their writes make it stale. The ``X-Cache``
         header says which (``hit`` or ``miss``)."""
@@ -263,7 +271,8 @@ class ServeState:
         inline = cost is not None and cost < (THREAD_ABOVE_S if self._inline.get(kind) else INLINE_BELOW_S)
         self._inline[kind] = inline
         # the first answer of a kind (its cost unknown: it may load a model) takes a thread
-        queue = not inline and cost is not None and cost < QUEUE_BELOW_S and compute_threads() == 1
+        queue = (not inline and cost is not None and QUEUE_ABOVE_S <= cost < QUEUE_BELOW_S
+                 and compute_threads() == 1)
         self.metrics.computed.labels(kind, "loop" if inline else "queue" if queue else "thread").inc()
         if inline:
             body, spent = timed()
