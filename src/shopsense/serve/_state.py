@@ -83,9 +83,7 @@ def compute_threads() -> int:
     cache off, 9 runs each: p99 median 121 ms with 4 threads, 106 with 1, same throughput).
     One worker on 2 cores keeps 4: a search's ONNX run releases the GIL and another's Python
     work fills the second core (1 thread: 195-214 searches/s on 1.1 cores; 2 and 4 threads
-    236-282 on 1.45); with 2 threads, its p99 at 32 connections read 203 ms under the mixed
-    load and 161 for computed recommendations (bench/serve.py, 1 Dec) against 82 and 77 ms
-    in the previous day's runs with 4."""
+    236-282 on 1.45, alike with 2 and 4, so it keeps the 4 it had)."""
     share = os.environ.get("OMP_NUM_THREADS", "").strip()
     cores = int(share) if share.isdigit() and int(share) > 0 else (os.cpu_count() or 1)
     return 1 if cores == 1 else COMPUTE_THREADS
