@@ -262,4 +262,3 @@ def test_cached_answers_expire_spread_over_the_second_half_of_their_ttl(monkeypa
     assert 100 < alive() < 300
     now[0] += 2.52  # past the TTL
     assert alive() == 0
-
