@@ -104,10 +104,10 @@ THREAD_ABOVE_S = 0.004
 #: on a one-core worker (:func:`compute_threads` is 1), an answer costing up to this much
 #: CPU (and at least :data:`QUEUE_ABOVE_S`: a search's ~4 ms) is computed on the event loop
 #: too, one at a time in the order the requests came (:meth:`ServeState.queued`), instead of
-#: in the worker's one thread: each hop to the thread and back cost the loop and the thread a GIL handover (py-spy, 2 workers,
-#: 32 connections: the self-pipe write waking the loop 9% of a worker's samples). Home Depot
-#: searches, 2 workers, 32 connections, cache off, 6 runs each: 419 req/s against 390, p99
-#: median 100 ms against 109. Costlier answers (a generative assistant's) keep the thread,
+#: in the worker's one thread: each hop to the thread and back cost the loop and the thread
+#: a GIL handover (py-spy, 2 workers, 32 connections: the self-pipe write waking the loop 9%
+#: of a worker's samples). Home Depot searches, 2 workers, 32 connections, cache off, 6 runs
+#: each: 419 req/s against 390, p99 median 100 ms against 109. Costlier answers (a generative assistant's) keep the thread,
 #: so that the loop never stops answering probes and cache hits for long.
 QUEUE_BELOW_S = 0.05
 #: ...and from this much: answers cheaper than a search (computed recommendations, 1-3 ms)
