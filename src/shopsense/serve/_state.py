@@ -107,8 +107,9 @@ THREAD_ABOVE_S = 0.004
 #: in the worker's one thread: each hop to the thread and back cost the loop and the thread
 #: a GIL handover (py-spy, 2 workers, 32 connections: the self-pipe write waking the loop 9%
 #: of a worker's samples). Home Depot searches, 2 workers, 32 connections, cache off, 6 runs
-#: each: 419 req/s against 390, p99 median 100 ms against 109. Costlier answers (a generative assistant's) keep the thread,
-#: so that the loop never stops answering probes and cache hits for long.
+#: each: 419 req/s against 390, p99 median 100 ms against 109. Costlier answers (a
+#: generative assistant's) keep the thread, so that the loop never stops answering probes
+#: and cache hits for long.
 QUEUE_BELOW_S = 0.05
 #: ...and from this much: answers cheaper than a search (computed recommendations, 1-3 ms)
 #: keep the thread. Queued too, they were slower and less steady (Beauty, cache off, 2
@@ -198,6 +199,15 @@ class ServeState:
                            "workers could not be told; send it again (identical events are "
                            "not stored twice).", headers={"Retry-After": "1"}) from exc
 
+    def _threads(self) -> Any:
+        """The worker's compute threads (an anyio CapacityLimiter of :func:`compute_threads`
+        tokens), made once, on the event loop, by the first answer that needs it."""
+        if self._compute is None:
+            import anyio
+
+            self._compute = anyio.CapacityLimiter(compute_threads())
+        return self._compute
+
     async def queued(self, fn: Callable[[], T]) -> T:
         """``fn()`` run on the event loop once the computations queued before it have run,
         one per turn of the loop, so that requests that arrived meanwhile are read and queued
@@ -270,16 +280,14 @@ class ServeState:
         self._inline[kind] = inline
         # the first answer of a kind (its cost unknown: it may load a model) takes a thread
         queue = (not inline and cost is not None and QUEUE_ABOVE_S <= cost < QUEUE_BELOW_S
-                 and compute_threads() == 1)
+                 and self._threads().total_tokens == 1)
         self.metrics.computed.labels(kind, "loop" if inline else "queue" if queue else "thread").inc()
         if inline:
             body, spent = timed()
         elif queue:
             body, spent = await self.queued(timed)
         else:
-            if self._compute is None:
-                self._compute = anyio.CapacityLimiter(compute_threads())
-            body, spent = await anyio.to_thread.run_sync(timed, limiter=self._compute)
+            body, spent = await anyio.to_thread.run_sync(timed, limiter=self._threads())
         self.metrics.compute_cpu.labels(kind).observe(spent)
         # one slow computation (a first read of a user's history, a collection) counts at
         # most 4x the estimate: averaged in whole, it sent the next answers of its kind to
