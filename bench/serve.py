@@ -185,6 +185,29 @@ Eighth round (1 Dec, sixth session; py-spy of a served worker, repeats of each l
 - Mixed, 2 workers: the precomputed lane steps aside while a worker is behind the change
   feed, which 250 events/s keep it (precomputed share 0.19 -> 0.08 over a run); the route
   now serves the precomputed answer after catching up when the user's stamp still matches.
+
+Ninth round (1 Dec, seventh session; interleaved A/B of /tmp scripts driving this file's
+Server and measure on copies of the bench homes, Home Depot search, cache off, 2w c32):
+
+- A fresh wrk pool's 32 connections were split 18/14 or 19/13 by the kernel in 4 of 10
+  runs a second in, and the busier worker's queue was that run's p99: the balance now lets
+  a worker shed one connection every 0.02 s, not 0.1 s (10 of 10 even a second in; means
+  of 10 runs each, order alternated: 417 req/s and median p99 97 ms against 395 and 110,
+  the machine's drift as large as the difference).
+- uvloop, now that a one-core worker queues its searches itself: 432 req/s mean against
+  422 for asyncio's loop (6 runs each; p99 medians 96 and 102 ms), inside the drift; still
+  asyncio's loop.
+- In-process, the app's own path for a search answered from the cache (routing,
+  validation, key, rate limit, the cache, the JSON bytes) costs 213 us of CPU: FastAPI is
+  not where the served search's ~1 ms above engine.search goes. ONNX Runtime's profile of
+  one query: the quantised matmuls are 53% of its kernel time, the shape operators of the
+  dynamic axes most of the rest, yet a session with the axes fixed (free-dimension
+  overrides, 8 tokens padded) was no faster (1.06 against 1.09 ms); a query's cost grows
+  with its tokens (0.62 ms at 3, 1.0 at 7).
+- Beauty's PSS with the cache off (2w/1w 1.54 after a run, 1.43 after an 8-s load):
+  smaps_rollup shows the supervisor's Private_Dirty growing from 32 to 64 MB under load
+  (pages both workers have copied on write: reference counts of shared Python objects)
+  and 53 MB private in each worker. Not changed.
 """
 
 from __future__ import annotations
