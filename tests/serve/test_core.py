@@ -112,6 +112,37 @@ def test_keys_are_stored_hashed(client, write_key, home):
     assert (home / "api_keys.json").stat().st_mode & 0o077 == 0
 
 
+def test_keys_changed_by_another_process_without_a_stat_per_request(tmp_path, monkeypatch):
+    """verify() looks at the keys file at most every recheck_s (its stat per request cost
+    the event loop the GIL), yet a key another process just created works at once, and one
+    it revoked stops working within recheck_s."""
+    import pathlib
+    import time
+
+    from shopsense.errors import AuthError
+    from shopsense.serve import KeyStore
+
+    path = tmp_path / "api_keys.json"
+    server, cli = KeyStore(path, recheck_s=60.0), KeyStore(path)
+    old = cli.create("write", name="old")
+    assert server.verify(old).name == "old"
+    stats = []
+    real_stat = pathlib.Path.stat
+    monkeypatch.setattr(pathlib.Path, "stat", lambda self, *a, **k: stats.append(1) or real_stat(self, *a, **k))
+    for _ in range(50):
+        server.verify(old)
+    assert stats == []  # 50 requests, no look at the file
+    monkeypatch.undo()
+    new = cli.create("read", name="new")  # an unknown id: the file is read at once
+    assert server.verify(new).role == "read"
+    assert cli.revoke(old.split("_")[1])
+    assert server.verify(old).name == "old"  # within recheck_s: still the keys it read
+    server.recheck_s = 0.05
+    time.sleep(0.1)
+    with pytest.raises(AuthError):
+        server.verify(old)
+
+
 def test_private_reads_need_a_key(home, make_client):
     with make_client(home, warm=False, require_read_key=True) as c:
         key = c.app.state.shopsense.keys.create("read")
