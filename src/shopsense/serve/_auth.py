@@ -39,6 +39,13 @@ def _digest(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
+def _signature(st: os.stat_result) -> tuple[int, int, int]:
+    """What tells one version of the keys file from the next: its modification time, and
+    its inode (each write replaces the file) and size, since the time alone may not (coarse
+    file timestamps on some kernels and file systems: two writes a few ms apart)."""
+    return st.st_mtime_ns, st.st_ino, st.st_size
+
+
 class KeyStore:
     """The API keys of one engine home, in a JSON file (mode 0600).
 
@@ -59,7 +66,7 @@ class KeyStore:
         self.recheck_s = recheck_s
         self._lock = threading.Lock()
         self._records: dict[str, dict] = {}
-        self._mtime = -1.0
+        self._seen: tuple[int, int, int] | None = None  # the file as last read: _signature()
         self._checked = 0.0  # time.monotonic() of the last look at the file
         self._reload()
 
@@ -71,14 +78,14 @@ class KeyStore:
             return
         self._checked = now
         try:
-            mtime = self.path.stat().st_mtime
+            seen = _signature(self.path.stat())
         except FileNotFoundError:
-            self._records, self._mtime = {}, -1.0
+            self._records, self._seen = {}, None
             return
-        if mtime != self._mtime:
+        if seen != self._seen:
             data = json.loads(self.path.read_text() or "{}")
             self._records = {r["id"]: r for r in data.get("keys", [])}
-            self._mtime = mtime
+            self._seen = seen
 
     def _write(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -86,7 +93,7 @@ class KeyStore:
         tmp.write_text(json.dumps({"keys": list(self._records.values())}, indent=1))
         os.chmod(tmp, 0o600)
         tmp.replace(self.path)
-        self._mtime = self.path.stat().st_mtime
+        self._seen = _signature(self.path.stat())
 
     def create(self, role: str, name: str = "") -> str:
         """Create a key and return its plaintext (shown once, never stored)."""
