@@ -57,7 +57,7 @@ class KeyStore:
 
     #: how long :meth:`verify` trusts the keys it read. Not 0: the file's stat on every
     #: request released the GIL to the worker's other threads (the event writer, the change
-    #: feed) and the request waited to get it back (py-spy: 5% of a worker's event loop on
+    #: feed) and the request waited to get it back (py-spy: 6% of a worker's event loop on
     #: Beauty event posts, 2 workers, 32 connections; 2,742 -> 2,942 posts/s without it)
     RECHECK_S = 0.05
 
