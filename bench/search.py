@@ -39,7 +39,7 @@ What the Home Depot figure measures (1 Dec, the saved re-ranker on the cached te
 candidates): a test query has 6.38 judged products, 6.20 of them with gain > 0, out of
 54,667; unjudged products count 0. The first stage's top 10 hold 2.69 judged products on
 average, the learned re-ranker's 2.81, and the rest are products nobody judged (for "white
-table" Lifetime's white folding tables, for "mosaic tile backsplash" eight Smart Tiles
+table" Lifetime's white folding tables, for "mosaic tile backsplash" seven Smart Tiles
 mosaics, while the judged MS International mosaics are outside the top 100). Scored on the
 judged products alone (condensed lists, unjudged ones dropped before the cut at 10) both
 read 0.771 / 0.772: the learned stage's +0.018 is judged products moved into the top 10,
